@@ -1,0 +1,89 @@
+import Foundation
+
+/// Everything the server keeps durably. SQLite and PostgreSQL both implement it and both pass the one
+/// storage contract suite (`Tests/SwitchyardStorageTests`). Every team-owned read takes the team id, so a
+/// row of another team is indistinguishable from a missing one.
+public protocol SwitchyardStorage: IdentityRepository, CredentialRepository, SettingsRepository {
+    /// `sqlite` or `postgres`, for logs and `/readyz`.
+    var backendName: String { get }
+    /// Applies pending schema migrations (idempotent; safe when several servers start at once).
+    func migrate() async throws
+    /// Succeeds when the database answers a trivial query.
+    func ping() async throws
+    /// Releases connections. The storage must not be used afterwards.
+    func close() async throws
+}
+
+/// Users, teams and memberships.
+public protocol IdentityRepository: Sendable {
+    /// Creates a user; `.conflict` when the email address is taken.
+    func insertUser(_ user: User) async throws
+    func user(id: UUID) async throws -> User?
+    /// Looks a user up by (case-insensitive) email address.
+    func user(emailAddress: String) async throws -> User?
+    /// Creates a team together with its owner's membership, atomically.
+    func insertTeam(_ team: Team, owner: Membership) async throws
+    func team(id: UUID) async throws -> Team?
+    /// The teams `userId` belongs to, oldest first, with the user's role in each.
+    func teamMemberships(userId: UUID) async throws -> [TeamMembership]
+    /// The user's role in the team, or nil when not a member.
+    func role(userId: UUID, teamId: UUID) async throws -> TeamRole?
+    /// Creates the first owner, team, keys and settings in one transaction, unless the database was
+    /// already bootstrapped; returns whether it did.
+    func bootstrap(_ plan: BootstrapPlan) async throws -> Bool
+}
+
+/// A team as seen by one of its members.
+public struct TeamMembership: Sendable, Equatable {
+    public var team: Team
+    public var role: TeamRole
+
+    public init(team: Team, role: TeamRole) {
+        self.team = team
+        self.role = role
+    }
+}
+
+/// What a fresh deployment starts with (see `IdentityRepository.bootstrap`).
+public struct BootstrapPlan: Sendable {
+    public var user: User
+    public var team: Team
+    public var credentials: [Credential]
+    public var settings: [String: String]
+
+    public init(user: User, team: Team, credentials: [Credential], settings: [String: String]) {
+        self.user = user
+        self.team = team
+        self.credentials = credentials
+        self.settings = settings
+    }
+}
+
+/// Stored API keys.
+public protocol CredentialRepository: Sendable {
+    /// Stores a new credential; `.conflict` on a duplicate id or hash.
+    func insertCredential(_ credential: Credential) async throws
+    /// The credential whose secret hashes to `keyHash`, whatever its status (the caller checks it).
+    func credential(keyHash: String) async throws -> Credential?
+    func credential(id: UUID, teamId: UUID) async throws -> Credential?
+    /// The team's credentials, newest first, optionally of one kind.
+    func credentials(teamId: UUID, kind: CredentialKind?, page: PageRequest) async throws -> Page<Credential>
+    /// Revokes a credential of the team. Returns false when no such credential exists in the team; revoking
+    /// an already revoked one keeps its first revocation time and returns true.
+    func revokeCredential(id: UUID, teamId: UUID, at date: Date) async throws -> Bool
+    /// Records use of a credential (the caller throttles how often).
+    func markCredentialUsed(id: UUID, at date: Date) async throws
+}
+
+/// Small deployment-wide values (signing secrets, bootstrap marker).
+public protocol SettingsRepository: Sendable {
+    func setting(_ key: String) async throws -> String?
+    /// Returns the stored value, inserting `value` first when the key is absent (first writer wins).
+    func settingInsertingIfAbsent(_ key: String, value: String) async throws -> String
+}
+
+/// Names of the settings rows the server uses.
+public enum SettingKey {
+    public static let bootstrappedAt = "bootstrapped_at"
+    public static let sessionSigningSecret = "session_signing_secret"
+}

@@ -1,0 +1,8 @@
+import SwitchyardCore
+
+/// The PostgreSQL schema, in order. Append only: a released migration is never edited.
+enum PostgresMigrations {
+    static let all: [SchemaMigration] = [
+        m0001CreateIdentity
+    ]
+}

@@ -1,0 +1,8 @@
+import SwitchyardCore
+
+/// The SQLite schema, in order. Append only: a released migration is never edited.
+enum SQLiteMigrations {
+    static let all: [SchemaMigration] = [
+        m0001CreateIdentity
+    ]
+}

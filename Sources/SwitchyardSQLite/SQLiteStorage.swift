@@ -1,0 +1,119 @@
+import Foundation
+import Logging
+import SQLiteNIO
+import SwitchyardCore
+import Synchronization
+
+/// `SwitchyardStorage` on one SQLite file in WAL mode: a single writer connection whose transactions are
+/// serialised by an async lock (SQLite allows one writer anyway; queueing here avoids busy retries), and a
+/// small pool of read-only connections that read concurrently with it.
+///
+/// ```swift
+/// let storage = try await SQLiteStorage.open(path: "switchyard-data/switchyard.sqlite", logger: logger)
+/// try await storage.migrate()
+/// ```
+public final class SQLiteStorage: SwitchyardStorage {
+    public let backendName = "sqlite"
+    let writer: SQLiteConnection
+    let readers: [SQLiteConnection]
+    let writeLock = AsyncLock()
+    private let nextReader = Mutex(0)
+    let logger: Logger
+
+    private init(writer: SQLiteConnection, readers: [SQLiteConnection], logger: Logger) {
+        self.writer = writer
+        self.readers = readers
+        self.logger = logger
+    }
+
+    /// Opens (creating if needed) the database at `path`.
+    public static func open(path: String, readerCount: Int = 2, logger: Logger) async throws -> SQLiteStorage {
+        let writer: SQLiteConnection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
+            _ = try await writer.query(pragma, [])
+        }
+        var readers: [SQLiteConnection] = []
+        for _ in 0..<max(1, readerCount) {
+            let reader: SQLiteConnection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            for pragma in ["PRAGMA query_only = ON", "PRAGMA busy_timeout = 5000"] {
+                _ = try await reader.query(pragma, [])
+            }
+            readers.append(reader)
+        }
+        return SQLiteStorage(writer: writer, readers: readers, logger: logger)
+    }
+
+    public func migrate() async throws {
+        try await write { connection in
+            _ = try await connection.query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+                []
+            )
+        }
+        let applied = Set(try await writer.query("SELECT version FROM schema_migrations", []).map { try $0.int("version") })
+        for migration in SQLiteMigrations.all where !applied.contains(migration.version) {
+            try await transaction { connection in
+                for statement in migration.statements {
+                    _ = try await connection.query(statement, [])
+                }
+                _ = try await connection.query(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    [.integer(migration.version), .text(migration.name), .date(Date())]
+                )
+            }
+            logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+        }
+    }
+
+    public func ping() async throws {
+        _ = try await read("SELECT 1 AS one", [])
+    }
+
+    public func close() async throws {
+        for reader in readers { try await reader.close() }
+        try await writer.close()
+    }
+
+    // MARK: Plumbing shared by the repository extensions
+
+    /// Runs a read-only query on the next reader connection.
+    func read(_ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteRow] {
+        let index = nextReader.withLock { value in
+            value = (value + 1) % readers.count
+            return value
+        }
+        return try await readers[index].query(sql, binds)
+    }
+
+    /// Runs `body` on the writer connection, exclusively, outside a transaction.
+    func write<T: Sendable>(_ body: @Sendable @escaping (SQLiteConnection) async throws -> T) async throws -> T {
+        let writer = self.writer
+        return try await writeLock.withLock { try await body(writer) }
+    }
+
+    /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT` on the writer, rolling back if it throws.
+    func transaction<T: Sendable>(_ body: @Sendable @escaping (SQLiteConnection) async throws -> T) async throws -> T {
+        try await write { connection in
+            _ = try await connection.query("BEGIN IMMEDIATE", [])
+            do {
+                let result = try await body(connection)
+                _ = try await connection.query("COMMIT", [])
+                return result
+            } catch {
+                _ = try? await connection.query("ROLLBACK", [])
+                throw error
+            }
+        }
+    }
+
+    /// Translates a uniqueness violation into the domain's conflict error.
+    func mapConstraint<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as SQLiteError where error.reason == .constraint || error.reason == .constraintUniqueFailed
+            || error.reason == .constraintPrimaryKeyFailed
+        {
+            throw SwitchyardError.conflict("\(what) already exists")
+        }
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import SwitchyardCore
+import SwitchyardPostgres
+import SwitchyardSQLite
+
+/// A built server: the Hummingbird application plus what callers (the CLI, tests) need to see of it.
+public struct SwitchyardApplication: Sendable {
+    public let application: Application<RouterResponder<SwitchyardRequestContext>>
+    public let storage: any SwitchyardStorage
+    /// The secrets created by this start, or nil when the database was bootstrapped before.
+    public let bootstrap: BootstrapResult?
+    /// Every registered route, for the 405 check and the OpenAPI completeness test.
+    public let routes: RouteTable
+}
+
+/// Opens the storage a configuration names, keeps it running (PostgreSQL's pool is a service) while `body`
+/// runs, and closes it afterwards. The data directory is created (0700) if missing.
+public func withStorage<T: Sendable>(
+    configuration: ServerConfiguration, logger: Logger, _ body: @Sendable (any SwitchyardStorage) async throws -> T
+) async throws -> T {
+    try FileManager.default.createDirectory(
+        atPath: configuration.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]
+    )
+    if let url = configuration.databaseURL {
+        let storage = try PostgresStorage(url: url, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await storage.run() }
+            defer { group.cancelAll() }
+            return try await body(storage)
+        }
+    }
+    let storage = try await SQLiteStorage.open(path: configuration.sqlitePath, logger: logger)
+    do {
+        let result = try await body(storage)
+        try await storage.close()
+        return result
+    } catch {
+        try? await storage.close()
+        throw error
+    }
+}
+
+/// The one place that wires the server: migrations, first-start bootstrap, signing keys, middleware, routes.
+/// `switchyard serve` and the tests both call it.
+public func buildApplication(
+    configuration: ServerConfiguration,
+    storage: any SwitchyardStorage,
+    logger: Logger,
+    clock: any WallClock = SystemWallClock(),
+    onBootstrap: @Sendable (BootstrapResult) -> Void = { _ in }
+) async throws -> SwitchyardApplication {
+    if configuration.migrateOnStart {
+        try await storage.migrate()
+    }
+    let bootstrap = try await Bootstrapper(storage: storage, configuration: configuration, clock: clock, logger: logger).run()
+    if let bootstrap { onBootstrap(bootstrap) }
+
+    var random = SystemRandomNumberGenerator()
+    let freshSecret = Data((0..<64).map { _ in UInt8.random(in: 0...255, using: &random) }).base64EncodedString()
+    let storedSecret = try await storage.settingInsertingIfAbsent(SettingKey.sessionSigningSecret, value: freshSecret)
+    guard let secret = Data(base64Encoded: storedSecret), secret.count >= 32 else {
+        throw ServerConfiguration.Invalid(description: "the stored session signing secret is shorter than 32 bytes")
+    }
+    let sessions = await SessionTokens(secret: secret, lifetime: configuration.sessionLifetime, clock: clock)
+    let authenticator = Authenticator(storage: storage, sessions: sessions, clock: clock, logger: logger)
+    let decoyHash = try await SecretHasher.hashPassword(CredentialSecret.randomString(length: 24, using: &random), cost: configuration.bcryptCost)
+
+    let router = Router(context: SwitchyardRequestContext.self)
+    let routeTable = RouteTableBox()
+    router.add(middleware: ErrorMiddleware(routes: { routeTable.value }))
+
+    HealthController(storage: storage).addRoutes(to: router)
+    let api = router.group("api/v1")
+    OpenAPIController().addRoutes(to: api)
+    AuthController(storage: storage, sessions: sessions, maxBodySize: configuration.maxBodySize, decoyPasswordHash: decoyHash)
+        .addRoutes(to: api.group("auth"))
+    UsersController(storage: storage)
+        .addRoutes(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
+    CredentialsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize)
+        .addRoutes(to: api.group("credentials").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
+
+    let routes = RouteTable(router.routes)
+    routeTable.value = routes
+    var serverLogger = logger
+    serverLogger[metadataKey: "component"] = "http"
+    let application = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Switchyard"),
+        logger: serverLogger
+    )
+    return SwitchyardApplication(application: application, storage: storage, bootstrap: bootstrap, routes: routes)
+}
+
+/// Lets the error middleware, which must be added before any route, read the finished route table.
+final class RouteTableBox: @unchecked Sendable {
+    // Safe: written once in `buildApplication` before the application serves its first request, read-only after.
+    var value = RouteTable([])
+}

@@ -1,0 +1,80 @@
+import Foundation
+import Logging
+import SwitchyardCore
+
+/// Turns a bearer token into a `Caller` for one access surface, applying api.md §1.2: the credential kind
+/// must be accepted there; sessions name their team with `X-Team-ID` (400 without it, 403 outside it);
+/// `sk-`/`dk-` carry their team and any `X-Team-ID` is ignored; `ak-` is refused on every REST route.
+struct Authenticator: Sendable {
+    let storage: any SwitchyardStorage
+    let sessions: SessionTokens
+    let clock: any WallClock
+    let logger: Logger
+    /// `last_used_at` is written at most this often per key, to keep the hot path read-only.
+    var lastUsedGranularity: TimeInterval = 60
+
+    func authenticate(authorization: String?, teamHeader: String?, surface: AccessSurface) async throws -> Caller {
+        guard let authorization, authorization.lowercased().hasPrefix("bearer ") else {
+            throw SwitchyardError.unauthenticated("missing credentials: send Authorization: Bearer <token>")
+        }
+        let token = authorization.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty else { throw SwitchyardError.unauthenticated("missing credentials: the bearer token is empty") }
+
+        if let kind = CredentialKind(secret: token) {
+            return try await authenticateKey(token, kind: kind, surface: surface)
+        }
+        return try await authenticateSession(token, teamHeader: teamHeader, surface: surface)
+    }
+
+    private func authenticateKey(_ secret: String, kind: CredentialKind, surface: AccessSurface) async throws -> Caller {
+        guard kind != .agent else {
+            throw SwitchyardError.unauthenticated("agent keys (ak-) are accepted only by the agent gateway, not by the REST API")
+        }
+        let now = clock.now()
+        guard let credential = try await storage.credential(keyHash: SecretHasher.keyHash(secret)), credential.kind == kind,
+            credential.status(at: now) == .active
+        else {
+            throw SwitchyardError.unauthenticated("invalid, expired or revoked credential")
+        }
+        let callerKind: Caller.Kind = kind == .device ? .device : .integration
+        guard surface.accepts(callerKind) else {
+            throw SwitchyardError.unauthenticated("this endpoint accepts \(surface.acceptedDescription); \(kind.secretPrefix) keys are not accepted")
+        }
+        var caller = Caller(kind: callerKind, userId: credential.userId, credentialId: credential.id, teamId: credential.teamId, role: nil)
+        if kind == .device {
+            // A device key acts as its user: removal from the team ends it at once (api.md §3.9).
+            guard let userId = credential.userId, let role = try await storage.role(userId: userId, teamId: credential.teamId) else {
+                throw SwitchyardError.unauthenticated("invalid, expired or revoked credential")
+            }
+            caller.role = role
+        }
+        if credential.lastUsedAt.map({ now.timeIntervalSince($0) >= lastUsedGranularity }) ?? true {
+            do {
+                try await storage.markCredentialUsed(id: credential.id, at: now)
+            } catch {
+                logger.warning("could not record credential use", metadata: ["credential_id": "\(credential.id)", "error": "\(error)"])
+            }
+        }
+        return caller
+    }
+
+    private func authenticateSession(_ token: String, teamHeader: String?, surface: AccessSurface) async throws -> Caller {
+        guard let userId = await sessions.verify(token), try await storage.user(id: userId) != nil else {
+            throw SwitchyardError.unauthenticated("invalid or expired session token; sign in again with POST /api/v1/auth/login")
+        }
+        var caller = Caller(kind: .session, userId: userId, credentialId: nil, teamId: nil, role: nil)
+        guard surface.sessionNeedsTeam else { return caller }
+        guard let teamHeader, !teamHeader.isEmpty else {
+            throw SwitchyardError.invalid("X-Team-ID header is required with a session token on this endpoint")
+        }
+        guard let teamId = UUID(uuidString: teamHeader) else {
+            throw SwitchyardError.invalid("X-Team-ID header: \"\(teamHeader)\" is not a UUID")
+        }
+        guard let role = try await storage.role(userId: userId, teamId: teamId) else {
+            throw SwitchyardError.forbidden("you are not a member of team \(teamId.lowercased)")
+        }
+        caller.teamId = teamId
+        caller.role = role
+        return caller
+    }
+}

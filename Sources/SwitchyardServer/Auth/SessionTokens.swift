@@ -1,0 +1,48 @@
+import Foundation
+import JWTKit
+import SwitchyardCore
+
+/// Issues and checks user-session JWTs (HS256 with a ≥32-byte secret persisted in the database, so every
+/// replica accepts every other's tokens).
+struct SessionTokens: Sendable {
+    struct Claims: JWTPayload {
+        var sub: SubjectClaim
+        var iat: IssuedAtClaim
+        var exp: ExpirationClaim
+        var typ: String
+
+        // Expiry is checked against the injected clock in `verify(_:)`, not the system clock here.
+        func verify(using algorithm: some JWTAlgorithm) async throws {}
+    }
+
+    private let keys: JWTKeyCollection
+    private let clock: any WallClock
+    let lifetime: TimeInterval
+
+    init(secret: Data, lifetime: TimeInterval, clock: any WallClock) async {
+        precondition(secret.count >= 32, "session signing secret must be at least 32 bytes")
+        self.keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+        self.lifetime = lifetime
+        self.clock = clock
+    }
+
+    /// A token for `userId` and the instant it expires.
+    func issue(userId: UUID) async throws -> (token: String, expiresAt: Date) {
+        let now = clock.now()
+        let expiresAt = now.addingTimeInterval(lifetime)
+        let claims = Claims(
+            sub: SubjectClaim(value: userId.lowercased), iat: IssuedAtClaim(value: now), exp: ExpirationClaim(value: expiresAt),
+            typ: "session"
+        )
+        return (try await keys.sign(claims), expiresAt)
+    }
+
+    /// The user id of a valid, unexpired session token, or nil.
+    func verify(_ token: String) async -> UUID? {
+        guard let claims = try? await keys.verify(token, as: Claims.self), claims.typ == "session",
+            claims.exp.value > clock.now()
+        else { return nil }
+        return UUID(uuidString: claims.sub.value)
+    }
+}

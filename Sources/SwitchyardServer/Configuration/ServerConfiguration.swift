@@ -1,0 +1,95 @@
+import Configuration
+import Foundation
+
+/// Everything `switchyard serve` reads at start, typed and validated once (flags → environment → config
+/// file → defaults; docs/configuration.md lists every key).
+public struct ServerConfiguration: Sendable {
+    /// Interface to bind (`http.host`).
+    public var host = "127.0.0.1"
+    /// TCP port; 0 picks a free one (`http.port`).
+    public var port = 8080
+    /// Largest request body accepted, in bytes (`http.maxBodySize`).
+    public var maxBodySize = 8 * 1024 * 1024
+    /// Where SQLite, the embedded object store and `bootstrap.json` live (`data.dir`).
+    public var dataDirectory = "./switchyard-data"
+    /// `postgres://…` to use PostgreSQL; nil for the embedded SQLite database (`database.url`).
+    public var databaseURL: String?
+    /// Apply pending migrations when serving starts (`database.migrate`).
+    public var migrateOnStart = true
+    /// Email address of the owner created on first start (`bootstrap.adminEmail`).
+    public var adminEmail = "admin@localhost"
+    /// How long a session token from `POST /auth/login` stays valid, in seconds (`auth.sessionTtl`).
+    public var sessionLifetime: TimeInterval = 12 * 3600
+    /// bcrypt work factor for passwords (`auth.bcryptCost`, 4–31).
+    public var bcryptCost = 12
+    /// Minimum log level (`log.level`).
+    public var logLevel = "info"
+
+    public init() {}
+
+    /// Reads and validates every key; throws a message naming the key and the rule on a bad value.
+    public init(reader: ConfigReader) throws {
+        let defaults = ServerConfiguration()
+        host = reader.string(forKey: "http.host", default: defaults.host)
+        port = try Self.int(reader, "http.port", default: defaults.port)
+        maxBodySize = try Self.int(reader, "http.maxBodySize", default: defaults.maxBodySize)
+        dataDirectory = reader.string(forKey: "data.dir", default: defaults.dataDirectory)
+        databaseURL = reader.string(forKey: "database.url").flatMap { $0.isEmpty ? nil : $0 }
+        migrateOnStart = try Self.bool(reader, "database.migrate", default: defaults.migrateOnStart)
+        adminEmail = reader.string(forKey: "bootstrap.adminEmail", default: defaults.adminEmail)
+        sessionLifetime = TimeInterval(try Self.int(reader, "auth.sessionTtl", default: Int(defaults.sessionLifetime)))
+        bcryptCost = try Self.int(reader, "auth.bcryptCost", default: defaults.bcryptCost)
+        logLevel = reader.string(forKey: "log.level", default: defaults.logLevel)
+        try validate()
+    }
+
+    /// An integer key; a value that is present but not an integer fails the start instead of falling back.
+    private static func int(_ reader: ConfigReader, _ key: ConfigKey, default value: Int) throws -> Int {
+        if let number = reader.int(forKey: key) { return number }
+        if let text = reader.string(forKey: key) {
+            guard let number = Int(text.trimmingCharacters(in: .whitespaces)) else {
+                throw Invalid(description: "\(key): \"\(text)\" is not an integer")
+            }
+            return number
+        }
+        return value
+    }
+
+    /// A boolean key (`true`/`false`, `1`/`0`, `yes`/`no`); anything else fails the start.
+    private static func bool(_ reader: ConfigReader, _ key: ConfigKey, default value: Bool) throws -> Bool {
+        if let flag = reader.bool(forKey: key) { return flag }
+        if let text = reader.string(forKey: key) {
+            switch text.lowercased() {
+            case "true", "1", "yes": return true
+            case "false", "0", "no": return false
+            default: throw Invalid(description: "\(key): \"\(text)\" is not true or false")
+            }
+        }
+        return value
+    }
+
+    /// A configuration problem found at start.
+    public struct Invalid: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public func validate() throws {
+        guard (0...65535).contains(port) else { throw Invalid(description: "http.port: \(port) is outside 0–65535") }
+        guard maxBodySize >= 1024 else { throw Invalid(description: "http.maxBodySize: \(maxBodySize) is below 1024 bytes") }
+        guard !dataDirectory.isEmpty else { throw Invalid(description: "data.dir must not be empty") }
+        if let databaseURL, !(databaseURL.hasPrefix("postgres://") || databaseURL.hasPrefix("postgresql://")) {
+            throw Invalid(description: "database.url must start with postgres:// (omit it for the embedded SQLite database)")
+        }
+        guard adminEmail.contains("@") else { throw Invalid(description: "bootstrap.adminEmail: \"\(adminEmail)\" is not an email address") }
+        guard sessionLifetime >= 60 else { throw Invalid(description: "auth.sessionTtl: \(Int(sessionLifetime)) is below 60 seconds") }
+        guard (4...31).contains(bcryptCost) else { throw Invalid(description: "auth.bcryptCost: \(bcryptCost) is outside 4–31") }
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
+            throw Invalid(description: "log.level: \"\(logLevel)\" is not one of trace, debug, info, notice, warning, error, critical")
+        }
+    }
+
+    /// Path of the SQLite database file.
+    public var sqlitePath: String { (dataDirectory as NSString).appendingPathComponent("switchyard.sqlite") }
+    /// Path of the file the first start writes its secrets to.
+    public var bootstrapFilePath: String { (dataDirectory as NSString).appendingPathComponent("bootstrap.json") }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Hummingbird
+import SwitchyardCore
+
+/// `POST /auth/login`: email and password for a session token.
+struct AuthController {
+    let storage: any SwitchyardStorage
+    let sessions: SessionTokens
+    let maxBodySize: Int
+    /// A bcrypt hash of a random password at the configured cost, checked when the email is unknown so that
+    /// both failure paths take the same time.
+    let decoyPasswordHash: String
+
+    struct LoginRequest: Decodable {
+        let emailAddress: String?
+        let password: String?
+
+        enum CodingKeys: String, CodingKey {
+            case emailAddress = "email_address"
+            case password
+        }
+    }
+
+    struct LoginResponse: Encodable {
+        let accessToken: String
+        let tokenType = "Bearer"
+        let expiresAt: Date
+
+        enum CodingKeys: String, CodingKey {
+            case accessToken = "access_token"
+            case tokenType = "token_type"
+            case expiresAt = "expires_at"
+        }
+    }
+
+    func addRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
+        group.post("login", use: login)
+    }
+
+    @Sendable func login(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let body = try await APIJSON.decodeBody(LoginRequest.self, from: request, limit: maxBodySize)
+        guard let email = body.emailAddress?.trimmingCharacters(in: .whitespaces), !email.isEmpty else {
+            throw SwitchyardError.invalid("field \"email_address\" is required")
+        }
+        guard let password = body.password, !password.isEmpty else {
+            throw SwitchyardError.invalid("field \"password\" is required")
+        }
+        let user = try await storage.user(emailAddress: email)
+        let matches = try await SecretHasher.verifyPassword(password, hash: user?.passwordHash ?? decoyPasswordHash)
+        guard let user, matches else {
+            throw SwitchyardError.unauthenticated("email address or password is wrong")
+        }
+        let session = try await sessions.issue(userId: user.id)
+        return try APIJSON.response(LoginResponse(accessToken: session.token, expiresAt: session.expiresAt))
+    }
+}

@@ -1,0 +1,24 @@
+import Hummingbird
+import SwitchyardCore
+
+/// `/healthz` (the process answers) and `/readyz` (and its database does).
+struct HealthController {
+    let storage: any SwitchyardStorage
+
+    func addRoutes(to router: Router<SwitchyardRequestContext>) {
+        router.get("healthz") { _, _ in
+            try APIJSON.response(["status": "ok"])
+        }
+        router.get("readyz") { _, context in
+            do {
+                try await storage.ping()
+                return try APIJSON.response(["status": "ready", "database": storage.backendName])
+            } catch {
+                context.logger.warning("readiness check failed", metadata: ["error": "\(error)"])
+                return try APIJSON.response(
+                    ["error_message": "not ready: the \(storage.backendName) database does not answer"], status: .serviceUnavailable
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import SwitchyardCore
+
+/// The outermost middleware: gives each request an id (echoed as `X-Request-ID`, put in every log line), and
+/// maps every error to the API's body `{"error_message": "..."}` — domain errors, the router's 404/405, body
+/// limits, and unknown errors as an opaque 500 that carries only the request id.
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = SwitchyardRequestContext
+    let routes: @Sendable () -> RouteTable
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let requestID = Self.requestID(from: request)
+        context.requestID = requestID
+        context.logger[metadataKey: "request_id"] = "\(requestID)"
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            response = errorResponse(for: error, request: request, context: context)
+        }
+        response.headers[.requestID] = requestID
+        return response
+    }
+
+    /// Accepts a caller's id when it is short and plain, so traces can be joined across services.
+    static func requestID(from request: Request) -> String {
+        if let sent = request.headers[.requestID], (1...64).contains(sent.count),
+            sent.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+        {
+            return sent
+        }
+        return UUIDv7.make(at: Date()).lowercased
+    }
+
+    private func errorResponse(for error: any Error, request: Request, context: Context) -> Response {
+        var headers = HTTPFields()
+        let status: HTTPResponse.Status
+        let message: String
+        switch error {
+        case let error as SwitchyardError:
+            (status, message) = Self.statusAndMessage(error)
+            if case .unauthenticated = error { headers[.wwwAuthenticate] = "Bearer" }
+        case is NIOTooManyBytesError:
+            status = .contentTooLarge
+            message = "request body is too large"
+        case let error as HTTPError where error.status == .notFound && error.body == nil:
+            let allowed = routes().methods(matching: request.uri.path)
+            if allowed.isEmpty {
+                status = .notFound
+                message = "no route for \(request.method.rawValue) \(request.uri.path)"
+            } else {
+                status = .methodNotAllowed
+                message = "method \(request.method.rawValue) is not allowed on \(request.uri.path); allowed: \(allowed.joined(separator: ", "))"
+                headers[.allow] = allowed.joined(separator: ", ")
+            }
+        case let error as any HTTPResponseError where error.status.code < 500:
+            status = error.status
+            message = (error as? HTTPError)?.body ?? error.status.reasonPhrase.lowercased()
+        default:
+            context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
+            let body = ["error_message": "internal server error (request id \(context.requestID))", "request_id": context.requestID]
+            return (try? APIJSON.response(body, status: .internalServerError, headers: headers))
+                ?? Response(status: .internalServerError)
+        }
+        return (try? APIJSON.response(["error_message": message], status: status, headers: headers)) ?? Response(status: status)
+    }
+
+    static func statusAndMessage(_ error: SwitchyardError) -> (HTTPResponse.Status, String) {
+        switch error {
+        case .invalid(let message): (.badRequest, message)
+        case .unauthenticated(let message): (.unauthorized, message)
+        case .forbidden(let message): (.forbidden, message)
+        case .notFound(let message): (.notFound, message)
+        case .conflict(let message): (.conflict, message)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import SwitchyardCore
+
+/// The API's JSON: snake_case keys come from each DTO's `CodingKeys`; dates are RFC 3339 in UTC.
+enum APIJSON {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static let decoder = JSONDecoder()
+
+    /// A JSON response with `status`.
+    static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+        let data = try encoder.encode(value)
+        var headers = headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Decodes a request body, turning every failure into a 400 that names the field and the rule.
+    /// An empty body decodes as `{}`, so "nothing sent" and "required field missing" read the same.
+    static func decodeBody<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+        var request = request
+        let buffer = try await request.collectBody(upTo: limit)
+        let bytes = buffer.readableBytes == 0 ? Data("{}".utf8) : Data(buffer.readableBytesView)
+        guard let object = try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed]) else {
+            throw SwitchyardError.invalid("request body is not valid JSON")
+        }
+        guard object is [String: Any] else {
+            throw SwitchyardError.invalid("request body must be a JSON object")
+        }
+        do {
+            return try decoder.decode(T.self, from: bytes)
+        } catch let error as DecodingError {
+            throw SwitchyardError.invalid(describe(error))
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ codingPath: [any CodingKey], _ last: (any CodingKey)? = nil) -> String {
+            let keys = (codingPath + (last.map { [$0] } ?? [])).map { key in key.intValue.map { "[\($0)]" } ?? key.stringValue }
+            return keys.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "field \"\(path(context.codingPath, key))\" is required"
+        case .typeMismatch(let type, let context):
+            return "field \"\(path(context.codingPath))\" must be \(typeName(type))"
+        case .valueNotFound(let type, let context):
+            return "field \"\(path(context.codingPath))\" must be \(typeName(type)), not null"
+        case .dataCorrupted(let context):
+            return "field \"\(path(context.codingPath))\": \(context.debugDescription)"
+        @unknown default:
+            return "request body does not match the expected shape"
+        }
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type, is Int64.Type: "an integer"
+        case is Double.Type: "a number"
+        case is Bool.Type: "a boolean"
+        case is [Any].Type: "an array"
+        default: "an object"
+        }
+    }
+}
+
+/// `{"id": "..."}`, the API's create/update envelope.
+struct IDResponse: Encodable {
+    let id: UUID
+}
+
+/// `page_meta` of every list response (api.md §1.3).
+struct PageMeta: Encodable {
+    let currentPage: Int
+    let perPage: Int
+    let totalCount: Int
+
+    init(_ request: PageRequest, totalCount: Int) {
+        self.currentPage = request.currentPage
+        self.perPage = request.perPage
+        self.totalCount = totalCount
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case currentPage = "current_page"
+        case perPage = "per_page"
+        case totalCount = "total_count"
+    }
+}
+
+extension Request {
+    /// The validated `current_page` / `per_page` of this request.
+    var pageRequest: PageRequest {
+        get throws { try PageRequest(currentPage: uri.queryParameters["current_page"].map(String.init), perPage: uri.queryParameters["per_page"].map(String.init)) }
+    }
+}
+
+// api.md §1.5 ids are lowercase (`019abc12-…`), but Foundation writes UUIDs uppercase. These overloads are more
+// specific than the generic `encode`, so every synthesised `Encodable` in this module picks them.
+extension KeyedEncodingContainer {
+    mutating func encode(_ value: UUID, forKey key: Key) throws {
+        try encode(value.lowercased, forKey: key)
+    }
+
+    mutating func encode(_ value: UUID?, forKey key: Key) throws {
+        try encode(value?.lowercased, forKey: key)
+    }
+
+    mutating func encodeIfPresent(_ value: UUID?, forKey key: Key) throws {
+        try encodeIfPresent(value?.lowercased, forKey: key)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// An optional integer field that rejects fractions and strings with a message naming the field.
+    func decodeIntegerIfPresent(forKey key: Key) throws -> Int? {
+        guard contains(key), try !decodeNil(forKey: key) else { return nil }
+        guard let number = try? decode(Double.self, forKey: key) else {
+            throw SwitchyardError.invalid("field \"\(key.stringValue)\" must be an integer")
+        }
+        guard number.rounded() == number, let integer = Int(exactly: number) else {
+            throw SwitchyardError.invalid("field \"\(key.stringValue)\" must be an integer, not \(number)")
+        }
+        return integer
+    }
+}

@@ -1,0 +1,21 @@
+import Hummingbird
+import Logging
+
+/// Per-request state: the request id every log line and 500 body carries, and the authenticated caller.
+public struct SwitchyardRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// Set by `ErrorMiddleware` before anything else runs.
+    public var requestID = ""
+    /// Set by `AuthMiddleware` on authenticated routes.
+    public var caller: Caller?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+    }
+
+    /// The caller on a route behind `AuthMiddleware` (which refuses the request before the handler otherwise).
+    func requireCaller() throws -> Caller {
+        guard let caller else { throw HTTPError(.unauthorized) }
+        return caller
+    }
+}

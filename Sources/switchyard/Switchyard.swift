@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Switchyard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchyard",
+        abstract: "Self-hosted control plane and GPU agent for ComfyUI workflows.",
+        subcommands: [ServeCommand.self, MigrateCommand.self, VersionCommand.self]
+    )
+}
