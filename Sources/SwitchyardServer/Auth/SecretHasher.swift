@@ -4,9 +4,9 @@ import HummingbirdBcrypt
 import NIOPosix
 
 /// Hashes stored secrets: SHA-256 (hex) for high-entropy API keys, bcrypt for passwords.
-enum SecretHasher {
+public enum SecretHasher {
     /// SHA-256 of an API key, lowercase hex. Keys carry ≥256 random bits, so a fast hash is safe.
-    static func keyHash(_ secret: String) -> String {
+    public static func keyHash(_ secret: String) -> String {
         SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 

@@ -1,0 +1,86 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import SwitchyardCore
+import SwitchyardServer
+
+/// A built application on a fresh environment, with the first start's secrets at hand.
+public struct TestApp: Sendable {
+    public let environment: TestEnvironment
+    public let built: SwitchyardApplication
+    public let clock: ManualWallClock
+
+    public var storage: any SwitchyardStorage { built.storage }
+    /// The bootstrap secrets (every test app starts on an empty database, so they exist).
+    public var bootstrap: BootstrapResult { built.bootstrap! }
+
+    /// Builds the application on a fresh environment and runs `body` with an in-process HTTP client.
+    public static func with(
+        _ backend: TestBackend, clock: ManualWallClock = ManualWallClock(Date()),
+        _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
+    ) async throws {
+        try await TestEnvironment.with(backend) { environment in
+            try await environment.withStorage { storage in
+                let built = try await buildApplication(configuration: environment.configuration, storage: storage, logger: testLogger, clock: clock)
+                let app = TestApp(environment: environment, built: built, clock: clock)
+                try await built.application.test(.router) { client in
+                    try await body(app, client)
+                }
+            }
+        }
+    }
+
+    /// Signs the bootstrap owner in and returns the session token.
+    public func ownerSession(_ client: any TestClientProtocol) async throws -> String {
+        let body = #"{"email_address":"\#(bootstrap.emailAddress)","password":"\#(bootstrap.password)"}"#
+        let response = try await client.execute(uri: "/api/v1/auth/login", method: .post, body: ByteBuffer(string: body))
+        guard response.status == .ok, let token = try response.json()["access_token"] as? String else {
+            throw TestSupportError("login failed: \(response.status) \(String(buffer: response.body))")
+        }
+        return token
+    }
+
+    /// Stores a credential of `kind` directly (e.g. `dk-`, which only device pairing issues) and returns its secret.
+    public func insertKey(
+        _ kind: CredentialKind, teamId: UUID? = nil, userId: UUID? = nil, expiresAt: Date? = nil
+    ) async throws -> (secret: String, id: UUID) {
+        let secret = CredentialSecret.generate(kind: kind)
+        let id = UUIDv7.make(at: clock.now())
+        try await storage.insertCredential(
+            Credential(
+                id: id, teamId: teamId ?? bootstrap.teamId, userId: userId, kind: kind, displayName: "test \(kind.rawValue) key",
+                keyPrefix: CredentialSecret.displayPrefix(of: secret), keyHash: SecretHasher.keyHash(secret), createdAt: clock.now(), expiresAt: expiresAt
+            )
+        )
+        return (secret, id)
+    }
+}
+
+extension TestResponse {
+    /// The body as a JSON object (empty when it is not one).
+    public func json() throws -> [String: Any] {
+        let data = Data(buffer: body)
+        return (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+    }
+
+    /// The `error_message` of an error body.
+    public var errorMessage: String? {
+        (try? json())?["error_message"] as? String
+    }
+}
+
+extension Data {
+    init(buffer: ByteBuffer) {
+        self = Data(buffer.readableBytesView)
+    }
+}
+
+/// Request headers for a bearer token and, optionally, a team.
+public func authHeaders(_ token: String?, team: UUID? = nil) -> HTTPFields {
+    var headers = HTTPFields()
+    if let token { headers[.authorization] = "Bearer \(token)" }
+    if let team { headers[HTTPField.Name("X-Team-ID")!] = team.uuidString.lowercased() }
+    return headers
+}

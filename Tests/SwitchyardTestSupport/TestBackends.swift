@@ -1,0 +1,147 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SwitchyardCore
+import SwitchyardPostgres
+import SwitchyardServer
+
+/// The storage backends a test run covers: SQLite always, PostgreSQL when `SWITCHYARD_TEST_POSTGRES_URL` is
+/// set (`.ci/run` sets it; `TestBackendsTests` fails in CI when it is missing, so it is never skipped silently).
+public enum TestBackend: String, Sendable, CaseIterable, CustomTestStringConvertible {
+    case sqlite
+    case postgres
+
+    public static var postgresURL: String? {
+        ProcessInfo.processInfo.environment["SWITCHYARD_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    /// The backends available to this run.
+    public static var available: [TestBackend] {
+        postgresURL == nil ? [.sqlite] : [.sqlite, .postgres]
+    }
+
+    public var testDescription: String { rawValue }
+}
+
+/// Protocol from Swift Testing, restated so the support target need not import Testing.
+public protocol CustomTestStringConvertible {
+    var testDescription: String { get }
+}
+
+/// A fresh, empty data directory and database for one test, removed afterwards. PostgreSQL tests each get
+/// their own database cloned from a migrated template (`CREATE DATABASE … TEMPLATE`), so they are isolated
+/// and start in milliseconds.
+public struct TestEnvironment: Sendable {
+    public let backend: TestBackend
+    public let dataDirectory: String
+    public let databaseURL: String?
+
+    /// A configuration pointing at this environment, with test-speed bcrypt.
+    public var configuration: ServerConfiguration {
+        var configuration = ServerConfiguration()
+        configuration.port = 0
+        configuration.dataDirectory = dataDirectory
+        configuration.databaseURL = databaseURL
+        configuration.bcryptCost = 4
+        return configuration
+    }
+
+    public static func with<T: Sendable>(_ backend: TestBackend, _ body: @Sendable (TestEnvironment) async throws -> T) async throws -> T {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-test-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        switch backend {
+        case .sqlite:
+            return try await body(TestEnvironment(backend: backend, dataDirectory: directory, databaseURL: nil))
+        case .postgres:
+            guard let baseURL = TestBackend.postgresURL else { throw TestSupportError("SWITCHYARD_TEST_POSTGRES_URL is not set") }
+            let name = try await PostgresTemplate.shared.cloneDatabase(baseURL: baseURL)
+            do {
+                let result = try await body(TestEnvironment(backend: backend, dataDirectory: directory, databaseURL: replacingDatabase(in: baseURL, with: name)))
+                try await PostgresTemplate.shared.dropDatabase(name, baseURL: baseURL)
+                return result
+            } catch {
+                try? await PostgresTemplate.shared.dropDatabase(name, baseURL: baseURL)
+                throw error
+            }
+        }
+    }
+
+    /// Opens this environment's storage (migrated) for the duration of `body`.
+    public func withStorage<T: Sendable>(_ body: @Sendable (any SwitchyardStorage) async throws -> T) async throws -> T {
+        try await SwitchyardServer.withStorage(configuration: configuration, logger: testLogger) { storage in
+            try await storage.migrate()
+            return try await body(storage)
+        }
+    }
+
+    static func replacingDatabase(in url: String, with name: String) -> String {
+        var components = URLComponents(string: url)!
+        components.path = "/" + name
+        return components.string!
+    }
+}
+
+public let testLogger: Logger = {
+    var logger = Logger(label: "switchyard-test")
+    logger.logLevel = ProcessInfo.processInfo.environment["SWITCHYARD_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+    return logger
+}()
+
+public struct TestSupportError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Creates the migrated template database once per test process and clones it per test.
+actor PostgresTemplate {
+    static let shared = PostgresTemplate()
+    private var templateName: String?
+    /// PostgreSQL refuses to clone a template while another session uses it, so clones happen one at a time.
+    private let lock = AsyncLock()
+
+    func cloneDatabase(baseURL: String) async throws -> String {
+        try await lock.withLock { try await self.cloneDatabaseLocked(baseURL: baseURL) }
+    }
+
+    private func cloneDatabaseLocked(baseURL: String) async throws -> String {
+        let template = try await ensureTemplate(baseURL: baseURL)
+        let name = "sy_test_\(UUID().uuidString.prefix(8).lowercased())_\(Int.random(in: 0..<1_000_000))"
+        try await admin(baseURL) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template)"))
+        }
+        return name
+    }
+
+    func dropDatabase(_ name: String, baseURL: String) async throws {
+        try await admin(baseURL) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+        }
+    }
+
+    private func ensureTemplate(baseURL: String) async throws -> String {
+        if let templateName { return templateName }
+        let name = "sy_template_\(getpid())"
+        try await admin(baseURL) { client in
+            try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+        }
+        let storage = try PostgresStorage(url: TestEnvironment.replacingDatabase(in: baseURL, with: name), logger: testLogger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await storage.run() }
+            try await storage.migrate()
+            group.cancelAll()
+        }
+        templateName = name
+        return name
+    }
+
+    /// Runs statements on the base database with a short-lived client.
+    private func admin(_ baseURL: String, _ body: @Sendable (PostgresClient) async throws -> Void) async throws {
+        let client = PostgresClient(configuration: try PostgresURL.configuration(from: baseURL), backgroundLogger: testLogger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            try await body(client)
+        }
+    }
+}
