@@ -41,6 +41,14 @@ extension PostgresStorage {
         }
     }
 
+    public func insertMembership(_ membership: Membership) async throws {
+        try await mapConstraint("the membership") {
+            try await client.withConnection { connection in
+                try await Self.insertMembership(membership, on: connection, logger: logger)
+            }
+        }
+    }
+
     public func teamMemberships(userId: UUID) async throws -> [TeamMembership] {
         try await rows(
             """
@@ -109,10 +117,14 @@ extension PostgresStorage {
             "INSERT INTO teams (id, display_name, created_at, updated_at) VALUES (\(team.id), \(team.displayName), \(team.createdAt), \(team.updatedAt))",
             logger: logger
         )
+        try await insertMembership(owner, on: connection, logger: logger)
+    }
+
+    static func insertMembership(_ membership: Membership, on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query(
             """
             INSERT INTO team_members (team_id, user_id, member_role, created_at)
-            VALUES (\(owner.teamId), \(owner.userId), \(owner.role.rawValue), \(owner.createdAt))
+            VALUES (\(membership.teamId), \(membership.userId), \(membership.role.rawValue), \(membership.createdAt))
             """,
             logger: logger
         )

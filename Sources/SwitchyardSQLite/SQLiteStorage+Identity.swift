@@ -35,6 +35,14 @@ extension SQLiteStorage {
             .first.map(Self.decodeTeam)
     }
 
+    public func insertMembership(_ membership: Membership) async throws {
+        try await mapConstraint("the membership") {
+            try await write { connection in
+                try await Self.insertMembership(membership, on: connection)
+            }
+        }
+    }
+
     public func teamMemberships(userId: UUID) async throws -> [TeamMembership] {
         try await read(
             """
@@ -99,9 +107,13 @@ extension SQLiteStorage {
             "INSERT INTO teams (id, display_name, created_at, updated_at) VALUES (?, ?, ?, ?)",
             [.uuid(team.id), .text(team.displayName), .date(team.createdAt), .date(team.updatedAt)]
         )
+        try await insertMembership(owner, on: connection)
+    }
+
+    static func insertMembership(_ membership: Membership, on connection: SQLiteConnection) async throws {
         _ = try await connection.query(
             "INSERT INTO team_members (team_id, user_id, member_role, created_at) VALUES (?, ?, ?, ?)",
-            [.uuid(owner.teamId), .uuid(owner.userId), .text(owner.role.rawValue), .date(owner.createdAt)]
+            [.uuid(membership.teamId), .uuid(membership.userId), .text(membership.role.rawValue), .date(membership.createdAt)]
         )
     }
 

@@ -14,6 +14,8 @@ public struct SwitchyardApplication: Sendable {
     public let bootstrap: BootstrapResult?
     /// Every registered route, for the 405 check and the OpenAPI completeness test.
     public let routes: RouteTable
+    /// The authenticator behind every protected route (tests drive it directly for surfaces without routes yet).
+    let authenticator: Authenticator
 }
 
 /// Opens the storage a configuration names, keeps it running (PostgreSQL's pool is a service) while `body`
@@ -91,7 +93,7 @@ public func buildApplication(
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Switchyard"),
         logger: serverLogger
     )
-    return SwitchyardApplication(application: application, storage: storage, bootstrap: bootstrap, routes: routes)
+    return SwitchyardApplication(application: application, storage: storage, bootstrap: bootstrap, routes: routes, authenticator: authenticator)
 }
 
 /// Lets the error middleware, which must be added before any route, read the finished route table.

@@ -72,6 +72,14 @@ struct StorageContractTests {
                 #expect(memberships.map(\.role) == [.owner, .admin])
                 #expect(try await storage.role(userId: ada.id, teamId: second.id) == .admin)
                 #expect(try await storage.role(userId: UUID(), teamId: second.id) == nil)
+                let bob = user("bob@example.com")
+                try await storage.insertUser(bob)
+                try await storage.insertMembership(Membership(teamId: first.id, userId: bob.id, role: .viewer, createdAt: now))
+                #expect(try await storage.role(userId: bob.id, teamId: first.id) == .viewer)
+                #expect(try await storage.role(userId: bob.id, teamId: second.id) == nil)
+                await #expect(throws: SwitchyardError.conflict("the membership already exists")) {
+                    try await storage.insertMembership(Membership(teamId: first.id, userId: bob.id, role: .admin, createdAt: now))
+                }
                 #expect(try await storage.team(id: first.id)?.displayName == "First")
                 #expect(try await storage.team(id: UUID()) == nil)
             }

@@ -18,7 +18,7 @@ public struct TestApp: Sendable {
 
     /// Builds the application on a fresh environment and runs `body` with an in-process HTTP client.
     public static func with(
-        _ backend: TestBackend, clock: ManualWallClock = ManualWallClock(Date()),
+        _ backend: TestBackend, clock: ManualWallClock = ManualWallClock(Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded())),
         _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
     ) async throws {
         try await TestEnvironment.with(backend) { environment in

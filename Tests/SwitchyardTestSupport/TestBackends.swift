@@ -7,7 +7,7 @@ import SwitchyardServer
 
 /// The storage backends a test run covers: SQLite always, PostgreSQL when `SWITCHYARD_TEST_POSTGRES_URL` is
 /// set (`.ci/run` sets it; `TestBackendsTests` fails in CI when it is missing, so it is never skipped silently).
-public enum TestBackend: String, Sendable, CaseIterable, CustomTestStringConvertible {
+public enum TestBackend: String, Sendable, CaseIterable {
     case sqlite
     case postgres
 
@@ -19,13 +19,6 @@ public enum TestBackend: String, Sendable, CaseIterable, CustomTestStringConvert
     public static var available: [TestBackend] {
         postgresURL == nil ? [.sqlite] : [.sqlite, .postgres]
     }
-
-    public var testDescription: String { rawValue }
-}
-
-/// Protocol from Swift Testing, restated so the support target need not import Testing.
-public protocol CustomTestStringConvertible {
-    var testDescription: String { get }
 }
 
 /// A fresh, empty data directory and database for one test, removed afterwards. PostgreSQL tests each get

@@ -24,6 +24,8 @@ public protocol IdentityRepository: Sendable {
     /// Creates a team together with its owner's membership, atomically.
     func insertTeam(_ team: Team, owner: Membership) async throws
     func team(id: UUID) async throws -> Team?
+    /// Adds a user to a team; `.conflict` when already a member.
+    func insertMembership(_ membership: Membership) async throws
     /// The teams `userId` belongs to, oldest first, with the user's role in each.
     func teamMemberships(userId: UUID) async throws -> [TeamMembership]
     /// The user's role in the team, or nil when not a member.

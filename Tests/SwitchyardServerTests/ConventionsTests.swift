@@ -1,0 +1,207 @@
+import Configuration
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import SwitchyardCore
+import SwitchyardTestSupport
+import Testing
+
+@testable import SwitchyardServer
+
+@Suite("API conventions")
+struct ConventionsTests {
+    @Test("unknown routes are 404 and known paths with another method are 405 with Allow, both as JSON")
+    func notFoundAndMethodNotAllowed() async throws {
+        try await TestApp.with(.sqlite) { _, client in
+            let missing = try await client.execute(uri: "/api/v1/nothing-here", method: .get)
+            #expect(missing.status == .notFound)
+            #expect(missing.errorMessage == "no route for GET /api/v1/nothing-here")
+            #expect(missing.headers[.contentType]?.hasPrefix("application/json") == true)
+
+            let wrongMethod = try await client.execute(uri: "/api/v1/credentials/\(UUID().uuidString)", method: .get)
+            #expect(wrongMethod.status == .methodNotAllowed)
+            #expect(wrongMethod.headers[.allow] == "DELETE")
+            #expect(wrongMethod.errorMessage?.contains("allowed: DELETE") == true)
+        }
+    }
+
+    @Test("an oversized body is 413 with an error body")
+    func oversizedBody() async throws {
+        try await TestApp.with(.sqlite) { app, client in
+            let body = ByteBuffer(repeating: UInt8(ascii: " "), count: app.environment.configuration.maxBodySize + 1)
+            let response = try await client.execute(uri: "/api/v1/auth/login", method: .post, body: body)
+            #expect(response.status == .contentTooLarge)
+            #expect(response.errorMessage == "request body is too large")
+        }
+    }
+
+    @Test("every response carries a request id; a caller's plain id is echoed, an odd one replaced")
+    func requestIDs() async throws {
+        try await TestApp.with(.sqlite) { _, client in
+            let generated = try await client.execute(uri: "/healthz", method: .get)
+            #expect(generated.headers[HTTPField.Name("X-Request-ID")!]?.count == 36)
+            let echoed = try await client.execute(uri: "/healthz", method: .get, headers: [HTTPField.Name("X-Request-ID")!: "trace-42"])
+            #expect(echoed.headers[HTTPField.Name("X-Request-ID")!] == "trace-42")
+            let replaced = try await client.execute(uri: "/healthz", method: .get, headers: [HTTPField.Name("X-Request-ID")!: "bad id\n"])
+            #expect(replaced.headers[HTTPField.Name("X-Request-ID")!] != "bad id\n")
+        }
+    }
+
+    @Test("an unexpected failure is an opaque 500 naming only the request id; /readyz reports the database")
+    func internalErrors() async throws {
+        try await TestApp.with(.sqlite) { app, client in
+            let session = try await app.ownerSession(client)
+            #expect(try await client.execute(uri: "/readyz", method: .get).status == .ok)
+            try await app.storage.close()
+            let response = try await client.execute(uri: "/api/v1/users/me", method: .get, headers: authHeaders(session))
+            #expect(response.status == .internalServerError)
+            let body = try response.json()
+            let requestID = try #require(body["request_id"] as? String)
+            #expect(body["error_message"] as? String == "internal server error (request id \(requestID))")
+            #expect(response.headers[HTTPField.Name("X-Request-ID")!] == requestID)
+            let ready = try await client.execute(uri: "/readyz", method: .get)
+            #expect(ready.status == .serviceUnavailable)
+            #expect(ready.errorMessage?.contains("sqlite") == true)
+        }
+    }
+
+    @Test(
+        "pagination: out-of-range values are 400, a page past the end is empty with the total",
+        arguments: [
+            ("current_page=0", 400), ("current_page=-3", 400), ("current_page=abc", 400), ("per_page=0", 400), ("per_page=101", 400),
+            ("per_page=1", 200), ("per_page=100", 200), ("current_page=50&per_page=1", 200),
+        ]
+    )
+    func pagination(query: String, status: Int) async throws {
+        try await TestApp.with(.sqlite) { app, client in
+            let session = try await app.ownerSession(client)
+            let response = try await client.execute(
+                uri: "/api/v1/credentials?\(query)", method: .get, headers: authHeaders(session, team: app.bootstrap.teamId))
+            #expect(Int(response.status.code) == status)
+            if status == 200 {
+                let meta = try #require(try response.json()["page_meta"] as? [String: Int])
+                #expect(meta["total_count"] == 2)
+                let items = try #require(try response.json()["credentials"] as? [[String: Any]])
+                #expect(items.count == max(0, min(meta["per_page"]!, 2 - (meta["current_page"]! - 1) * meta["per_page"]!)))
+            } else {
+                #expect(response.errorMessage?.contains(query.split(separator: "=")[0]) == true)
+            }
+        }
+    }
+
+    @Test("docs/openapi.yaml describes every route, and is served")
+    func openAPIComplete() async throws {
+        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let document = try String(contentsOf: repository.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
+        var documented = Set<String>()
+        var currentPath: String?
+        for line in document.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("  /"), line.hasSuffix(":") {
+                currentPath = String(line.dropFirst(2).dropLast())
+            } else if let currentPath, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
+                documented.insert("\(line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()) \(currentPath)")
+            } else if !line.hasPrefix(" "), !line.isEmpty {
+                currentPath = nil
+            }
+        }
+        let documentedRoutes = documented
+        try await TestApp.with(.sqlite) { app, client in
+            let documented = documentedRoutes
+            let registered = Set(app.built.routes.entries.map { "\($0.method) \($0.path)" })
+            #expect(registered.count > 5)
+            let undocumented = registered.subtracting(documented)
+            #expect(undocumented.isEmpty, "routes missing from docs/openapi.yaml: \(undocumented.sorted())")
+            let stale = documented.subtracting(registered)
+            #expect(stale.isEmpty, "docs/openapi.yaml lists routes that do not exist: \(stale.sorted())")
+            let served = try await client.execute(uri: "/api/v1/openapi.yaml", method: .get)
+            #expect(served.status == .ok)
+            #expect(String(buffer: served.body) == document)
+        }
+    }
+}
+
+@Suite("Start-up and configuration")
+struct StartupTests {
+    @Test("first start bootstraps once and writes bootstrap.json (0600); a restart keeps everything", arguments: TestBackend.available)
+    func restartPersistence(backend: TestBackend) async throws {
+        try await TestEnvironment.with(backend) { environment in
+            let first: BootstrapResult = try await environment.withStorage { storage in
+                let printed = PrintedSecrets()
+                let built = try await buildApplication(configuration: environment.configuration, storage: storage, logger: testLogger) {
+                    printed.record($0)
+                }
+                let result = try #require(built.bootstrap)
+                #expect(printed.results == [result])
+                return result
+            }
+            let path = environment.configuration.bootstrapFilePath
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+            let file = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: String])
+            #expect(Set(file.keys) == ["email_address", "password", "team_id", "integration_key", "agent_key"])
+            #expect(file["integration_key"] == first.integrationKey)
+            #expect(file["team_id"] == first.teamId.lowercased)
+
+            try await environment.withStorage { storage in
+                let printed = PrintedSecrets()
+                let built = try await buildApplication(configuration: environment.configuration, storage: storage, logger: testLogger) {
+                    printed.record($0)
+                }
+                #expect(built.bootstrap == nil)
+                #expect(printed.results.isEmpty)
+                let caller = try await built.authenticator.authenticate(
+                    authorization: "Bearer \(first.integrationKey)", teamHeader: nil, surface: .runtime)
+                #expect(caller.teamId == first.teamId)
+                try await built.application.test(.router) { client in
+                    let login = try await client.execute(
+                        uri: "/api/v1/auth/login", method: .post,
+                        body: ByteBuffer(string: #"{"email_address":"\#(first.emailAddress)","password":"\#(first.password)"}"#))
+                    #expect(login.status == .ok)
+                }
+            }
+        }
+    }
+
+    @Test("configuration: flags beat environment beat file beat defaults; bad values fail with the key named")
+    func configurationPrecedence() throws {
+        let env = EnvironmentVariablesProvider(
+            environmentVariables: ["SWITCHYARD_HTTP_PORT": "9000", "SWITCHYARD_DATABASE_URL": "postgres://u:p@db/x", "SWITCHYARD_LOG_LEVEL": "debug"]
+        ).prefixKeys(with: "switchyard")
+        let file = InMemoryProvider(values: ["http.port": 7000, "http.host": "0.0.0.0", "data.dir": "/srv/sy"])
+        let flags = InMemoryProvider(values: ["log.level": "error"])
+        let configuration = try ServerConfiguration(reader: ConfigReader(providers: [flags, env, file]))
+        #expect(configuration.port == 9000)
+        #expect(configuration.host == "0.0.0.0")
+        #expect(configuration.dataDirectory == "/srv/sy")
+        #expect(configuration.databaseURL == "postgres://u:p@db/x")
+        #expect(configuration.logLevel == "error")
+        #expect(configuration.adminEmail == "admin@localhost")
+
+        let cases: [([String: String], String)] = [
+            (["SWITCHYARD_HTTP_PORT": "eighty"], "http.port: \"eighty\" is not an integer"),
+            (["SWITCHYARD_HTTP_PORT": "70000"], "http.port: 70000 is outside 0–65535"),
+            (["SWITCHYARD_DATABASE_URL": "mysql://x"], "database.url must start with postgres:// (omit it for the embedded SQLite database)"),
+            (["SWITCHYARD_DATABASE_MIGRATE": "maybe"], "database.migrate: \"maybe\" is not true or false"),
+            (["SWITCHYARD_AUTH_BCRYPT_COST": "3"], "auth.bcryptCost: 3 is outside 4–31"),
+        ]
+        for (variables, message) in cases {
+            let reader = ConfigReader(provider: EnvironmentVariablesProvider(environmentVariables: variables).prefixKeys(with: "switchyard"))
+            #expect(throws: ServerConfiguration.Invalid.self) { try ServerConfiguration(reader: reader) }
+            do {
+                _ = try ServerConfiguration(reader: reader)
+            } catch let error as ServerConfiguration.Invalid {
+                #expect(error.description == message)
+            }
+        }
+    }
+}
+
+/// Collects what the bootstrap callback was given.
+final class PrintedSecrets: @unchecked Sendable {
+    // Safe: only touched under `lock`.
+    private let lock = NSLock()
+    private var stored: [BootstrapResult] = []
+    func record(_ result: BootstrapResult) { lock.withLock { stored.append(result) } }
+    var results: [BootstrapResult] { lock.withLock { stored } }
+}
