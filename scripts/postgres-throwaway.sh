@@ -13,6 +13,8 @@ if [ "${1:-}" = "stop" ]; then
 fi
 
 port=${PGPORT:-55432}
+# Skip ports something else already listens on (a cluster left by an earlier run, say).
+while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
 user=switchyard
 password=switchyard-test
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

@@ -31,9 +31,10 @@ extension PostgresStorage {
 
     public func credentials(teamId: UUID, kind: CredentialKind?, page: PageRequest) async throws -> Page<Credential> {
         let kindName = kind?.rawValue
-        let total = try await rows(
-            "SELECT COUNT(*) FROM credentials WHERE team_id = \(teamId) AND (\(kindName)::text IS NULL OR kind = \(kindName))"
-        ).first?.decode(Int.self) ?? 0
+        let total =
+            try await rows(
+                "SELECT COUNT(*) FROM credentials WHERE team_id = \(teamId) AND (\(kindName)::text IS NULL OR kind = \(kindName))"
+            ).first?.decode(Int.self) ?? 0
         let items = try await rows(
             """
             SELECT id, team_id, user_id, kind, display_name, key_prefix, key_hash, created_at, last_used_at, expires_at, revoked_at

@@ -72,30 +72,30 @@ extension PostgresStorage {
     public func bootstrap(_ plan: BootstrapPlan) async throws -> Bool {
         let logger = self.logger
         return try await transaction { connection in
-                // Serialise concurrent first starts of several replicas.
-                try await connection.query("LOCK TABLE settings IN EXCLUSIVE MODE", logger: logger)
-                let counts = try await connection.query(
-                    "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM settings WHERE key = \(SettingKey.bootstrappedAt))",
-                    logger: logger
-                ).collect()
-                guard let row = counts.first else { return false }
-                let (users, markers) = try row.decode((Int, Int).self)
-                guard users == 0, markers == 0 else { return false }
-                try await Self.insertUser(plan.user, on: connection, logger: logger)
-                try await Self.insertTeam(
-                    plan.team,
-                    owner: Membership(teamId: plan.team.id, userId: plan.user.id, role: .owner, createdAt: plan.team.createdAt),
-                    on: connection, logger: logger
-                )
-                for credential in plan.credentials {
-                    try await Self.insertCredential(credential, on: connection, logger: logger)
-                }
-                var settings = plan.settings
-                settings[SettingKey.bootstrappedAt] = ISO8601DateFormatter().string(from: plan.user.createdAt)
-                for (key, value) in settings.sorted(by: { $0.key < $1.key }) {
-                    try await connection.query("INSERT INTO settings (key, value) VALUES (\(key), \(value))", logger: logger)
-                }
-                return true
+            // Serialise concurrent first starts of several replicas.
+            try await connection.query("LOCK TABLE settings IN EXCLUSIVE MODE", logger: logger)
+            let counts = try await connection.query(
+                "SELECT (SELECT COUNT(*) FROM users), (SELECT COUNT(*) FROM settings WHERE key = \(SettingKey.bootstrappedAt))",
+                logger: logger
+            ).collect()
+            guard let row = counts.first else { return false }
+            let (users, markers) = try row.decode((Int, Int).self)
+            guard users == 0, markers == 0 else { return false }
+            try await Self.insertUser(plan.user, on: connection, logger: logger)
+            try await Self.insertTeam(
+                plan.team,
+                owner: Membership(teamId: plan.team.id, userId: plan.user.id, role: .owner, createdAt: plan.team.createdAt),
+                on: connection, logger: logger
+            )
+            for credential in plan.credentials {
+                try await Self.insertCredential(credential, on: connection, logger: logger)
+            }
+            var settings = plan.settings
+            settings[SettingKey.bootstrappedAt] = ISO8601DateFormatter().string(from: plan.user.createdAt)
+            for (key, value) in settings.sorted(by: { $0.key < $1.key }) {
+                try await connection.query("INSERT INTO settings (key, value) VALUES (\(key), \(value))", logger: logger)
+            }
+            return true
         }
     }
 

@@ -60,7 +60,8 @@ extension SQLiteStorage {
     }
 
     public func role(userId: UUID, teamId: UUID) async throws -> TeamRole? {
-        guard let row = try await read("SELECT member_role FROM team_members WHERE team_id = ? AND user_id = ?", [.uuid(teamId), .uuid(userId)]).first
+        guard
+            let row = try await read("SELECT member_role FROM team_members WHERE team_id = ? AND user_id = ?", [.uuid(teamId), .uuid(userId)]).first
         else { return nil }
         return TeamRole(rawValue: try row.string("member_role"))
     }
@@ -126,6 +127,8 @@ extension SQLiteStorage {
     }
 
     static func decodeTeam(_ row: SQLiteRow) throws -> Team {
-        Team(id: try row.uuid("id"), displayName: try row.string("display_name"), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+        Team(
+            id: try row.uuid("id"), displayName: try row.string("display_name"), createdAt: try row.date("created_at"),
+            updatedAt: try row.date("updated_at"))
     }
 }

@@ -8,7 +8,8 @@ extension SQLiteStorage {
 
     public func settingInsertingIfAbsent(_ key: String, value: String) async throws -> String {
         try await write { connection in
-            _ = try await connection.query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", [.text(key), .text(value)])
+            _ = try await connection.query(
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", [.text(key), .text(value)])
             return try await connection.query("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.string("value") ?? value
         }
     }

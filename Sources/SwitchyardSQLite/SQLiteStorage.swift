@@ -110,7 +110,8 @@ public final class SQLiteStorage: SwitchyardStorage {
     func mapConstraint<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
         do {
             return try await body()
-        } catch let error as SQLiteError where error.reason == .constraint || error.reason == .constraintUniqueFailed
+        } catch let error as SQLiteError
+            where error.reason == .constraint || error.reason == .constraintUniqueFailed
             || error.reason == .constraintPrimaryKeyFailed
         {
             throw SwitchyardError.conflict("\(what) already exists")

@@ -18,7 +18,8 @@ struct CredentialsTests {
     func createStoresHashOnly(backend: TestBackend) async throws {
         try await TestApp.with(backend) { app, client in
             let session = try await app.ownerSession(client)
-            let response = try await create(client, session, team: app.bootstrap.teamId, #"{"kind":"integration","display_name":"  CI bot  ","expires_in_days":30}"#)
+            let response = try await create(
+                client, session, team: app.bootstrap.teamId, #"{"kind":"integration","display_name":"  CI bot  ","expires_in_days":30}"#)
             #expect(response.status == .created)
             let body = try response.json()
             let raw = try #require(body["raw_key"] as? String)
@@ -41,7 +42,9 @@ struct CredentialsTests {
                 let files = try FileManager.default.contentsOfDirectory(atPath: app.environment.dataDirectory)
                     .filter { $0.hasPrefix("switchyard.sqlite") }
                 var contents = Data()
-                for file in files { contents += try Data(contentsOf: URL(fileURLWithPath: app.environment.dataDirectory).appendingPathComponent(file)) }
+                for file in files {
+                    contents += try Data(contentsOf: URL(fileURLWithPath: app.environment.dataDirectory).appendingPathComponent(file))
+                }
                 #expect(contents.range(of: Data(raw.utf8)) == nil)
                 #expect(contents.range(of: Data(stored.keyHash.utf8)) != nil)
             }
@@ -56,9 +59,18 @@ struct CredentialsTests {
             (#"{"kind":"root","display_name":"x"}"#, "field \"kind\": \"root\" is not one of integration, agent"),
             (#"{"kind":"agent"}"#, "field \"display_name\" is required"),
             (#"{"kind":"agent","display_name":"   "}"#, "field \"display_name\" must not be empty"),
-            (#"{"kind":"agent","display_name":"\#(String(repeating: "x", count: 101))"}"#, "field \"display_name\" is 101 characters long; the maximum is 100"),
-            (#"{"kind":"agent","display_name":"x","expires_in_days":0}"#, "field \"expires_in_days\": 0 is outside 1–365 (omit it for a key that never expires)"),
-            (#"{"kind":"agent","display_name":"x","expires_in_days":366}"#, "field \"expires_in_days\": 366 is outside 1–365 (omit it for a key that never expires)"),
+            (
+                #"{"kind":"agent","display_name":"\#(String(repeating: "x", count: 101))"}"#,
+                "field \"display_name\" is 101 characters long; the maximum is 100"
+            ),
+            (
+                #"{"kind":"agent","display_name":"x","expires_in_days":0}"#,
+                "field \"expires_in_days\": 0 is outside 1–365 (omit it for a key that never expires)"
+            ),
+            (
+                #"{"kind":"agent","display_name":"x","expires_in_days":366}"#,
+                "field \"expires_in_days\": 366 is outside 1–365 (omit it for a key that never expires)"
+            ),
             (#"{"kind":"agent","display_name":"x","expires_in_days":1.5}"#, "field \"expires_in_days\" must be an integer, not 1.5"),
             (#"{"kind":"agent","display_name":"x","expires_in_days":"7"}"#, "field \"expires_in_days\" must be an integer"),
             (#"{"kind":7,"display_name":"x"}"#, "field \"kind\" must be a string"),
@@ -103,7 +115,8 @@ struct CredentialsTests {
             #expect(try await client.execute(uri: "/api/v1/users/me", method: .get, headers: authHeaders(device.secret)).status == .unauthorized)
 
             // Revoking twice is harmless; the list shows the key as revoked.
-            #expect(try await client.execute(uri: "/api/v1/credentials/\(device.id.lowercased)", method: .delete, headers: headers).status == .noContent)
+            #expect(
+                try await client.execute(uri: "/api/v1/credentials/\(device.id.lowercased)", method: .delete, headers: headers).status == .noContent)
             let list = try await client.execute(uri: "/api/v1/credentials?kind=device", method: .get, headers: headers)
             let items = try #require(try list.json()["credentials"] as? [[String: Any]])
             #expect(items.map { $0["key_status"] as? String } == ["revoked"])
@@ -149,14 +162,17 @@ struct CredentialsTests {
         try await TestApp.with(.sqlite) { app, client in
             let now = app.clock.now()
             let hash = try await SecretHasher.hashPassword("pw-\(role.rawValue)", cost: 4)
-            let user = User(id: UUIDv7.make(at: now), emailAddress: "\(role.rawValue)@example.com", displayName: "M", passwordHash: hash, createdAt: now, updatedAt: now)
+            let user = User(
+                id: UUIDv7.make(at: now), emailAddress: "\(role.rawValue)@example.com", displayName: "M", passwordHash: hash, createdAt: now,
+                updatedAt: now)
             try await app.storage.insertUser(user)
             let team = Team(id: UUIDv7.make(at: now), displayName: "Shared", createdAt: now, updatedAt: now)
             let owner = try #require(try await app.storage.user(emailAddress: "admin@localhost"))
             try await app.storage.insertTeam(team, owner: Membership(teamId: team.id, userId: owner.id, role: .owner, createdAt: now))
             try await app.storage.insertMembership(Membership(teamId: team.id, userId: user.id, role: role, createdAt: now))
             let login = try await client.execute(
-                uri: "/api/v1/auth/login", method: .post, body: ByteBuffer(string: #"{"email_address":"\#(user.emailAddress)","password":"pw-\#(role.rawValue)"}"#))
+                uri: "/api/v1/auth/login", method: .post,
+                body: ByteBuffer(string: #"{"email_address":"\#(user.emailAddress)","password":"pw-\#(role.rawValue)"}"#))
             let session = try #require(try login.json()["access_token"] as? String)
             let headers = authHeaders(session, team: team.id)
             #expect(try await client.execute(uri: "/api/v1/credentials", method: .get, headers: headers).status == .ok)

@@ -137,7 +137,8 @@ struct StorageContractTests {
                 try await storage.insertTeam(theirs, owner: Membership(teamId: theirs.id, userId: ada.id, role: .owner, createdAt: now))
                 var inserted: [Credential] = []
                 for index in 0..<5 {
-                    let key = credential(team: mine.id, kind: index % 2 == 0 ? .integration : .agent, createdAt: now.addingTimeInterval(Double(index)))
+                    let key = credential(
+                        team: mine.id, kind: index % 2 == 0 ? .integration : .agent, createdAt: now.addingTimeInterval(Double(index)))
                     try await storage.insertCredential(key)
                     inserted.append(key)
                 }

@@ -51,7 +51,8 @@ public struct TestApp: Sendable {
         try await storage.insertCredential(
             Credential(
                 id: id, teamId: teamId ?? bootstrap.teamId, userId: userId, kind: kind, displayName: "test \(kind.rawValue) key",
-                keyPrefix: CredentialSecret.displayPrefix(of: secret), keyHash: SecretHasher.keyHash(secret), createdAt: clock.now(), expiresAt: expiresAt
+                keyPrefix: CredentialSecret.displayPrefix(of: secret), keyHash: SecretHasher.keyHash(secret), createdAt: clock.now(),
+                expiresAt: expiresAt
             )
         )
         return (secret, id)

@@ -49,7 +49,8 @@ public struct TestEnvironment: Sendable {
             guard let baseURL = TestBackend.postgresURL else { throw TestSupportError("SWITCHYARD_TEST_POSTGRES_URL is not set") }
             let name = try await PostgresTemplate.shared.cloneDatabase(baseURL: baseURL)
             do {
-                let result = try await body(TestEnvironment(backend: backend, dataDirectory: directory, databaseURL: replacingDatabase(in: baseURL, with: name)))
+                let result = try await body(
+                    TestEnvironment(backend: backend, dataDirectory: directory, databaseURL: replacingDatabase(in: baseURL, with: name)))
                 try await PostgresTemplate.shared.dropDatabase(name, baseURL: baseURL)
                 return result
             } catch {

@@ -99,7 +99,10 @@ struct PageMeta: Encodable {
 extension Request {
     /// The validated `current_page` / `per_page` of this request.
     var pageRequest: PageRequest {
-        get throws { try PageRequest(currentPage: uri.queryParameters["current_page"].map(String.init), perPage: uri.queryParameters["per_page"].map(String.init)) }
+        get throws {
+            try PageRequest(
+                currentPage: uri.queryParameters["current_page"].map(String.init), perPage: uri.queryParameters["per_page"].map(String.init))
+        }
     }
 }
 
