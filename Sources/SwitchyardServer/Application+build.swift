@@ -68,7 +68,7 @@ public func buildApplication(
     }
     let sessions = await SessionTokens(secret: secret, lifetime: configuration.sessionLifetime, clock: clock)
     let authenticator = Authenticator(storage: storage, sessions: sessions, clock: clock, logger: logger)
-    let decoyHash = try await SecretHasher.hashPassword(CredentialSecret.randomString(length: 24, using: &random), cost: configuration.bcryptCost)
+    let decoyHash = try await loginDecoyHash(storage: storage, cost: configuration.bcryptCost)
 
     let router = Router(context: SwitchyardRequestContext.self)
     let routeTable = RouteTableBox()
@@ -94,6 +94,16 @@ public func buildApplication(
         logger: serverLogger
     )
     return SwitchyardApplication(application: application, storage: storage, bootstrap: bootstrap, routes: routes, authenticator: authenticator)
+}
+
+/// The bcrypt hash an unknown email's login attempt is checked against, so it costs what a wrong password
+/// costs. Made once per deployment (and again if the cost changes) and kept in settings, keeping restarts fast.
+func loginDecoyHash(storage: any SwitchyardStorage, cost: Int) async throws -> String {
+    let key = "\(SettingKey.loginDecoyHash).\(cost)"
+    if let stored = try await storage.setting(key) { return stored }
+    var random = SystemRandomNumberGenerator()
+    let fresh = try await SecretHasher.hashPassword(CredentialSecret.randomString(length: 24, using: &random), cost: cost)
+    return try await storage.settingInsertingIfAbsent(key, value: fresh)
 }
 
 /// Lets the error middleware, which must be added before any route, read the finished route table.

@@ -26,6 +26,15 @@ struct StorageContractTests {
         )
     }
 
+    /// A user who owns a fresh team.
+    func seedTeam(_ storage: any SwitchyardStorage) async throws -> Team {
+        let owner = user()
+        try await storage.insertUser(owner)
+        let mine = team()
+        try await storage.insertTeam(mine, owner: Membership(teamId: mine.id, userId: owner.id, role: .owner, createdAt: now))
+        return mine
+    }
+
     @Test("migrations are idempotent", arguments: TestBackend.available)
     func migrateTwice(backend: TestBackend) async throws {
         try await TestEnvironment.with(backend) { environment in
@@ -172,10 +181,7 @@ struct StorageContractTests {
     func revocation(backend: TestBackend) async throws {
         try await TestEnvironment.with(backend) { environment in
             try await environment.withStorage { storage async throws in
-                let ada = user()
-                try await storage.insertUser(ada)
-                let mine = team()
-                try await storage.insertTeam(mine, owner: Membership(teamId: mine.id, userId: ada.id, role: .owner, createdAt: now))
+                let mine = try await seedTeam(storage)
                 let key = credential(team: mine.id)
                 try await storage.insertCredential(key)
 
@@ -209,10 +215,7 @@ struct StorageContractTests {
     func concurrentWrites(backend: TestBackend) async throws {
         try await TestEnvironment.with(backend) { environment in
             try await environment.withStorage { storage async throws in
-                let ada = user()
-                try await storage.insertUser(ada)
-                let mine = team()
-                try await storage.insertTeam(mine, owner: Membership(teamId: mine.id, userId: ada.id, role: .owner, createdAt: now))
+                let mine = try await seedTeam(storage)
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     for _ in 0..<50 {
                         group.addTask { try await storage.insertCredential(credential(team: mine.id)) }

@@ -88,4 +88,6 @@ public protocol SettingsRepository: Sendable {
 public enum SettingKey {
     public static let bootstrappedAt = "bootstrapped_at"
     public static let sessionSigningSecret = "session_signing_secret"
+    /// Prefix of the decoy bcrypt hash per cost (`login_decoy_hash.12`).
+    public static let loginDecoyHash = "login_decoy_hash"
 }

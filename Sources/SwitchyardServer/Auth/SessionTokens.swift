@@ -29,8 +29,9 @@ struct SessionTokens: Sendable {
 
     /// A token for `userId` and the instant it expires.
     func issue(userId: UUID) async throws -> (token: String, expiresAt: Date) {
-        let now = clock.now()
-        let expiresAt = now.addingTimeInterval(lifetime)
+        // JWT NumericDate: whole seconds.
+        let now = Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down))
+        let expiresAt = now.addingTimeInterval(lifetime.rounded(.down))
         let claims = Claims(
             sub: SubjectClaim(value: userId.lowercased), iat: IssuedAtClaim(value: now), exp: ExpirationClaim(value: expiresAt),
             typ: "session"

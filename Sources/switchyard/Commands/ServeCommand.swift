@@ -37,7 +37,9 @@ struct ServeCommand: AsyncParsableCommand {
         try await withStorage(configuration: configuration, logger: logger) { storage in
             let baseURL = "http://\(configuration.host):\(configuration.port)"
             let built = try await buildApplication(configuration: configuration, storage: storage, logger: logger) { result in
-                print(BootstrapBanner.text(result, baseURL: baseURL, filePath: configuration.bootstrapFilePath))
+                // Unbuffered, so the secrets reach a redirected stdout even if the process is killed soon after.
+                let banner = BootstrapBanner.text(result, baseURL: baseURL, filePath: configuration.bootstrapFilePath)
+                FileHandle.standardOutput.write(Data(banner.utf8))
             }
             logger.info(
                 "starting Switchyard",
