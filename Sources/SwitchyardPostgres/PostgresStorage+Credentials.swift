@@ -3,6 +3,8 @@ import PostgresNIO
 import SwitchyardCore
 
 extension PostgresStorage {
+    static let credentialColumns = "id, team_id, user_id, kind, display_name, key_prefix, key_hash, created_at, last_used_at, expires_at, revoked_at"
+
     public func insertCredential(_ credential: Credential) async throws {
         try await mapConstraint("the credential") {
             try await client.withConnection { connection in
@@ -13,19 +15,13 @@ extension PostgresStorage {
 
     public func credential(keyHash: String) async throws -> Credential? {
         try await rows(
-            """
-            SELECT id, team_id, user_id, kind, display_name, key_prefix, key_hash, created_at, last_used_at, expires_at, revoked_at
-            FROM credentials WHERE key_hash = \(keyHash)
-            """
+            "SELECT \(unescaped: Self.credentialColumns) FROM credentials WHERE key_hash = \(keyHash)"
         ).first.map(Self.decodeCredential)
     }
 
     public func credential(id: UUID, teamId: UUID) async throws -> Credential? {
         try await rows(
-            """
-            SELECT id, team_id, user_id, kind, display_name, key_prefix, key_hash, created_at, last_used_at, expires_at, revoked_at
-            FROM credentials WHERE id = \(id) AND team_id = \(teamId)
-            """
+            "SELECT \(unescaped: Self.credentialColumns) FROM credentials WHERE id = \(id) AND team_id = \(teamId)"
         ).first.map(Self.decodeCredential)
     }
 
@@ -37,7 +33,7 @@ extension PostgresStorage {
             ).first?.decode(Int.self) ?? 0
         let items = try await rows(
             """
-            SELECT id, team_id, user_id, kind, display_name, key_prefix, key_hash, created_at, last_used_at, expires_at, revoked_at
+            SELECT \(unescaped: Self.credentialColumns)
             FROM credentials WHERE team_id = \(teamId) AND (\(kindName)::text IS NULL OR kind = \(kindName))
             ORDER BY created_at DESC, id DESC LIMIT \(page.perPage) OFFSET \(page.offset)
             """
@@ -58,7 +54,7 @@ extension PostgresStorage {
     static func insertCredential(_ credential: Credential, on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query(
             """
-            INSERT INTO credentials (id, team_id, user_id, kind, display_name, key_prefix, key_hash, created_at, last_used_at, expires_at, revoked_at)
+            INSERT INTO credentials (\(unescaped: credentialColumns))
             VALUES (\(credential.id), \(credential.teamId), \(credential.userId), \(credential.kind.rawValue), \(credential.displayName),
                     \(credential.keyPrefix), \(credential.keyHash), \(credential.createdAt), \(credential.lastUsedAt), \(credential.expiresAt),
                     \(credential.revokedAt))

@@ -3,6 +3,8 @@ import PostgresNIO
 import SwitchyardCore
 
 extension PostgresStorage {
+    static let userColumns = "id, email_address, first_name, last_name, display_name, password_hash, created_at, updated_at"
+
     public func insertUser(_ user: User) async throws {
         try await mapConstraint("a user with this email address") {
             try await client.withConnection { connection in
@@ -13,16 +15,13 @@ extension PostgresStorage {
 
     public func user(id: UUID) async throws -> User? {
         try await rows(
-            "SELECT id, email_address, first_name, last_name, display_name, password_hash, created_at, updated_at FROM users WHERE id = \(id)"
+            "SELECT \(unescaped: Self.userColumns) FROM users WHERE id = \(id)"
         ).first.map(Self.decodeUser)
     }
 
     public func user(emailAddress: String) async throws -> User? {
         try await rows(
-            """
-            SELECT id, email_address, first_name, last_name, display_name, password_hash, created_at, updated_at
-            FROM users WHERE email_address = \(emailAddress.lowercased())
-            """
+            "SELECT \(unescaped: Self.userColumns) FROM users WHERE email_address = \(emailAddress.lowercased())"
         ).first.map(Self.decodeUser)
     }
 
@@ -104,7 +103,7 @@ extension PostgresStorage {
     static func insertUser(_ user: User, on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query(
             """
-            INSERT INTO users (id, email_address, first_name, last_name, display_name, password_hash, created_at, updated_at)
+            INSERT INTO users (\(unescaped: userColumns))
             VALUES (\(user.id), \(user.emailAddress.lowercased()), \(user.firstName), \(user.lastName), \(user.displayName),
                     \(user.passwordHash), \(user.createdAt), \(user.updatedAt))
             """,
