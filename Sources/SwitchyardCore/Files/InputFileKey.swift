@@ -1,0 +1,37 @@
+import Foundation
+
+/// The object key of an uploaded workflow input: `inputs/{team}/{upload id}/…/{file name}` (DESIGN §5). The
+/// team segment makes ownership checkable from the key alone; whether the object exists is the object
+/// store's business.
+public struct InputFileKey: Sendable, Equatable {
+    public static let maximumLength = 1024
+
+    public var teamId: UUID
+    public var uploadId: UUID
+    public var rawValue: String
+
+    /// Parses a key; nil when it does not have the input-key shape.
+    public init?(_ raw: String) {
+        guard raw.utf8.count <= Self.maximumLength else { return nil }
+        let segments = raw.split(separator: "/", omittingEmptySubsequences: false)
+        guard segments.count >= 4, segments[0] == "inputs",
+            let team = UUID(uuidString: String(segments[1])), let upload = UUID(uuidString: String(segments[2])),
+            segments.dropFirst(3).allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." })
+        else { return nil }
+        self.teamId = team
+        self.uploadId = upload
+        self.rawValue = raw
+    }
+
+    /// The rule a `file` parameter's value breaks for a caller of `teamId`, or nil. Another team's key and a
+    /// missing one read the same.
+    public static func violation(_ raw: String, teamId: UUID) -> String? {
+        guard let key = InputFileKey(raw) else {
+            return "\"\(raw)\" is not a file_key from POST /r/files/presign (inputs/<team>/<upload>/…)"
+        }
+        guard key.teamId == teamId else {
+            return "file_key \"\(raw)\" was not uploaded by this team"
+        }
+        return nil
+    }
+}
