@@ -16,14 +16,21 @@ public final class SQLiteStorage: SwitchyardStorage {
     public let backendName = "sqlite"
     let writer: SQLiteConnection
     let readers: [SQLiteConnection]
-    let writeLock = AsyncLock()
+    let writeLock: AsyncLock
     private let nextReader = Mutex(0)
     let logger: Logger
+    /// Task submissions are group-committed: one transaction (and one fsync) per batch of concurrent inserts.
+    let taskInserts: GroupCommitQueue<PendingTaskInsert, TaskInsertOutcome>
 
     private init(writer: SQLiteConnection, readers: [SQLiteConnection], logger: Logger) {
+        let writeLock = AsyncLock()
         self.writer = writer
         self.readers = readers
         self.logger = logger
+        self.writeLock = writeLock
+        self.taskInserts = GroupCommitQueue(maxBatch: 512) { items in
+            await Self.flushTaskInserts(items, writer: writer, lock: writeLock)
+        }
     }
 
     /// Opens (creating if needed) the database at `path`.
@@ -93,7 +100,14 @@ public final class SQLiteStorage: SwitchyardStorage {
 
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT` on the writer, rolling back if it throws.
     func transaction<T: Sendable>(_ body: @Sendable @escaping (SQLiteConnection) async throws -> T) async throws -> T {
-        try await write { connection in
+        try await Self.transaction(writer: writer, lock: writeLock, body)
+    }
+
+    static func transaction<T: Sendable>(
+        writer: SQLiteConnection, lock: AsyncLock, _ body: @Sendable @escaping (SQLiteConnection) async throws -> T
+    ) async throws -> T {
+        try await lock.withLock {
+            let connection = writer
             _ = try await connection.query("BEGIN IMMEDIATE", [])
             do {
                 let result = try await body(connection)

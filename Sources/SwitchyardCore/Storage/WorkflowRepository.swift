@@ -31,7 +31,7 @@ public protocol WorkflowRepository: Sendable {
     /// Nil when no such workflow exists in the team; `.conflict` when the new slug is taken in the team.
     func updateWorkflow(
         id: UUID, teamId: UUID, at date: Date, note: String?,
-        _ change: @Sendable (Workflow) throws -> (definition: WorkflowDefinition, status: WorkflowStatus)
+        _ change: @escaping @Sendable (Workflow) throws -> (definition: WorkflowDefinition, status: WorkflowStatus)
     ) async throws -> Workflow?
 
     func workflow(id: UUID, teamId: UUID) async throws -> Workflow?

@@ -155,3 +155,21 @@ public struct TaskTransitionOutcome: Sendable, Equatable {
         self.task = task
     }
 }
+
+extension IdempotencyClaim {
+    /// The 409 text for a key reused with a different request.
+    public static let conflictMessage =
+        "Idempotency-Key was already used within the last 24 hours for a different request; use a new key for a new request"
+}
+
+extension TaskRecord {
+    /// Records a state change decided by `TaskStateMachine`: `started_at` is set when the task first runs,
+    /// `completed_at` when it reaches a terminal state.
+    public mutating func apply(status newStatus: TaskStatus, retryCount newRetryCount: Int, at date: Date) {
+        status = newStatus
+        retryCount = newRetryCount
+        updatedAt = date
+        if newStatus == .running && startedAt == nil { startedAt = date }
+        if newStatus.isTerminal { completedAt = date }
+    }
+}

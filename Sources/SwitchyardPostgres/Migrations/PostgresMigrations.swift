@@ -3,6 +3,7 @@ import SwitchyardCore
 /// The PostgreSQL schema, in order. Append only: a released migration is never edited.
 enum PostgresMigrations {
     static let all: [SchemaMigration] = [
-        m0001CreateIdentity
+        m0001CreateIdentity,
+        m0002CreateWorkflowsAndTasks,
     ]
 }
