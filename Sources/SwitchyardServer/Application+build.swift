@@ -83,6 +83,13 @@ public func buildApplication(
         .addRoutes(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     CredentialsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize)
         .addRoutes(to: api.group("credentials").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
+    WorkflowsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize)
+        .addRoutes(to: api.group("workflows").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
+    let runtime = api.group("r").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .runtime))
+    let submitter = RunSubmitter(storage: storage, snapshots: SnapshotCache(), clock: clock)
+    RuntimeWorkflowsController(storage: storage, submitter: submitter, maxBodySize: configuration.maxBodySize)
+        .addRoutes(to: runtime.group("workflows"))
+    TasksController(storage: storage, clock: clock).addRoutes(to: runtime.group("tasks"))
 
     let routes = RouteTable(router.routes)
     routeTable.value = routes

@@ -74,7 +74,10 @@ struct AuthenticationTests {
     func httpMatrix(backend: TestBackend) async throws {
         try await TestApp.with(backend) { app, client in
             let fixture = try await Self.fixture(app, client)
-            let routes: [(String, AccessSurface)] = [("/api/v1/users/me", .perUser), ("/api/v1/credentials", .sessionOnly)]
+            let routes: [(String, AccessSurface)] = [
+                ("/api/v1/users/me", .perUser), ("/api/v1/credentials", .sessionOnly), ("/api/v1/workflows", .management),
+                ("/api/v1/r/workflows", .runtime), ("/api/v1/r/tasks", .runtime),
+            ]
             for presented in Presented.allCases {
                 for (uri, surface) in routes {
                     let team = presented == .sessionWithoutTeam ? nil : app.bootstrap.teamId

@@ -9,6 +9,10 @@ public enum TeamRole: String, Sendable, CaseIterable, Codable {
     /// over the credentials page, so members cannot mint keys).
     public var canManageCredentials: Bool { self == .owner || self == .admin }
 
+    /// Owners and admins import, edit, restore and delete workflows (api.md §3.9: admins manage all resources;
+    /// members run workflows and view resources).
+    public var canManageWorkflows: Bool { self == .owner || self == .admin }
+
     /// Everyone but viewers may change team resources and run workflows.
     public var canWrite: Bool { self != .viewer }
 }

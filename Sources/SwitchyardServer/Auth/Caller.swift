@@ -34,6 +34,21 @@ public struct Caller: Sendable, Equatable {
         return userId
     }
 
+    /// Throws 403 unless the caller may run and cancel tasks: integration keys (team-level) and every role but viewer.
+    func requireRunner() throws {
+        if kind == .integration { return }
+        guard let role, role.canWrite else {
+            throw SwitchyardError.forbidden("role \(role?.rawValue ?? "none") is read-only; members, admins and owners can run and cancel tasks")
+        }
+    }
+
+    /// Throws 403 unless the caller's role may change workflows.
+    func requireWorkflowManager() throws {
+        guard let role, role.canManageWorkflows else {
+            throw SwitchyardError.forbidden("role \(role?.rawValue ?? "none") cannot change workflows; an owner or admin can")
+        }
+    }
+
     /// Throws 403 unless the caller's role may manage credentials.
     func requireCredentialManager() throws {
         guard let role, role.canManageCredentials else {

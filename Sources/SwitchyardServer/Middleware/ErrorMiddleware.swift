@@ -44,6 +44,12 @@ struct ErrorMiddleware: RouterMiddleware {
         case let error as SwitchyardError:
             (status, message) = Self.statusAndMessage(error)
             if case .unauthenticated = error { headers[.wwwAuthenticate] = "Bearer" }
+        case let refusal as TaskStateMachine.Refusal:
+            status = .conflict
+            switch refusal {
+            case .alreadyTerminal(let current): message = "the task is already \(current.rawValue)"
+            case .illegal(let current, _): message = "the task cannot make that change while \(current.rawValue)"
+            }
         case is NIOTooManyBytesError:
             status = .contentTooLarge
             message = "request body is too large"

@@ -1,0 +1,129 @@
+import Foundation
+import Hummingbird
+import SwitchyardCore
+
+/// `/workflows` (api.md §2.1, §3.8, management surface): import, update, read, list, delete, and the snapshot
+/// history with restore. Every member reads; owners and admins change (docs/decisions.md).
+struct WorkflowsController {
+    let storage: any SwitchyardStorage
+    let clock: any WallClock
+    let maxBodySize: Int
+
+    func addRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
+        group.post("import", use: importWorkflow)
+        group.get(use: list)
+        group.get("{workflowId}", use: detail)
+        group.put("{workflowId}", use: update)
+        group.delete("{workflowId}", use: delete)
+        group.get("{workflowId}/snapshots", use: snapshots)
+        group.get("{workflowId}/snapshots/{version}", use: snapshot)
+        group.post("{workflowId}/snapshots/{version}/restore", use: restore)
+    }
+
+    /// Creates the workflow, or overwrites the team's workflow with the same slug as version + 1 (same id).
+    /// 201 when created, 200 when overwritten.
+    @Sendable func importWorkflow(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        try caller.requireWorkflowManager()
+        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let definition = try WorkflowDefinition.parse(fields, base: nil)
+        let status = try fields.enumeration("workflow_status", WorkflowStatus.self)
+        let now = clock.now()
+        let (workflow, created) = try await storage.importWorkflow(
+            id: UUIDv7.make(at: now), teamId: try caller.requireTeam(), definition: definition, status: status, at: now)
+        context.logger.info(
+            "workflow imported", metadata: ["workflow_id": "\(workflow.id.lowercased)", "version": "\(workflow.version)", "created": "\(created)"])
+        return JSONBody.response(["id": .uuid(workflow.id), "version": .integer(workflow.version)], status: created ? .created : .ok)
+    }
+
+    /// Fields that are sent replace the current ones; the rest stay. The result is validated as a whole.
+    @Sendable func update(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        try caller.requireWorkflowManager()
+        let id = try context.parameters.requireUUID("workflowId")
+        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let status = try fields.enumeration("workflow_status", WorkflowStatus.self)
+        guard
+            let workflow = try await storage.updateWorkflow(
+                id: id, teamId: try caller.requireTeam(), at: clock.now(), note: nil,
+                { current in
+                    (try WorkflowDefinition.parse(fields, base: current.definition), status ?? current.status)
+                })
+        else { throw SwitchyardError.notFound("workflow not found") }
+        return JSONBody.response(["id": .uuid(workflow.id), "version": .integer(workflow.version)])
+    }
+
+    @Sendable func detail(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let id = try context.parameters.requireUUID("workflowId")
+        guard let workflow = try await storage.workflow(id: id, teamId: try context.requireCaller().requireTeam()) else {
+            throw SwitchyardError.notFound("workflow not found")
+        }
+        return JSONBody.response(Presenters.workflow(workflow, includeGraph: true))
+    }
+
+    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let page = try request.pageRequest
+        let result = try await storage.workflows(teamId: try context.requireCaller().requireTeam(), page: page)
+        return JSONBody.response([
+            "workflow_list": .array(result.items.map { Presenters.workflow($0, includeGraph: false) }),
+            "page_meta": JSONBody.pageMeta(page, totalCount: result.totalCount),
+        ])
+    }
+
+    @Sendable func delete(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        try caller.requireWorkflowManager()
+        let id = try context.parameters.requireUUID("workflowId")
+        guard try await storage.deleteWorkflow(id: id, teamId: try caller.requireTeam()) else {
+            throw SwitchyardError.notFound("workflow not found")
+        }
+        context.logger.info("workflow deleted", metadata: ["workflow_id": "\(id.lowercased)"])
+        return Response(status: .noContent)
+    }
+
+    /// Newest first, paginated (the dashboard shows the 50 most recent; older ones stay reachable by page).
+    @Sendable func snapshots(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let page = try request.pageRequest
+        let id = try context.parameters.requireUUID("workflowId")
+        guard let result = try await storage.workflowSnapshots(workflowId: id, teamId: try context.requireCaller().requireTeam(), page: page) else {
+            throw SwitchyardError.notFound("workflow not found")
+        }
+        return JSONBody.response([
+            "snapshot_list": .array(result.items.map { Presenters.snapshot($0, includeGraph: false) }),
+            "page_meta": JSONBody.pageMeta(page, totalCount: result.totalCount),
+        ])
+    }
+
+    @Sendable func snapshot(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let (id, version) = try Self.snapshotPath(context)
+        guard let snapshot = try await storage.workflowSnapshot(workflowId: id, teamId: try context.requireCaller().requireTeam(), version: version)
+        else { throw SwitchyardError.notFound("workflow snapshot not found") }
+        return JSONBody.response(Presenters.snapshot(snapshot, includeGraph: true))
+    }
+
+    /// Saves the snapshot's definition as a new version (the live status is kept). The version it replaces stays
+    /// in the history, so a restore is undone by restoring that version.
+    @Sendable func restore(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        try caller.requireWorkflowManager()
+        let teamId = try caller.requireTeam()
+        let (id, version) = try Self.snapshotPath(context)
+        guard let snapshot = try await storage.workflowSnapshot(workflowId: id, teamId: teamId, version: version) else {
+            throw SwitchyardError.notFound("workflow snapshot not found")
+        }
+        guard
+            let workflow = try await storage.updateWorkflow(
+                id: id, teamId: teamId, at: clock.now(), note: "restored from version \(version)",
+                { current in (snapshot.definition, current.status) })
+        else { throw SwitchyardError.notFound("workflow not found") }
+        context.logger.info("workflow restored", metadata: ["workflow_id": "\(id.lowercased)", "from_version": "\(version)"])
+        return JSONBody.response(["id": .uuid(workflow.id), "version": .integer(workflow.version), "restored_from": .integer(version)])
+    }
+
+    private static func snapshotPath(_ context: SwitchyardRequestContext) throws -> (UUID, Int) {
+        let id = try context.parameters.requireUUID("workflowId")
+        let raw = try context.parameters.require("version")
+        guard let version = Int(raw), version >= 1 else { throw SwitchyardError.invalid("version: \"\(raw)\" is not a positive integer") }
+        return (id, version)
+    }
+}

@@ -1,0 +1,99 @@
+import Crypto
+import Foundation
+import SwitchyardCore
+
+/// Turns a run request into a durable `pending` task (DESIGN §3 step 1): resolve the workflow (by id or
+/// `slug[@version]`), refuse disabled ones, validate and inject the parameters against the snapshot, then store
+/// the task and its first event in one transaction — honouring an `Idempotency-Key`.
+struct RunSubmitter: Sendable {
+    enum Target: Sendable {
+        case id(UUID)
+        case reference(WorkflowReference)
+    }
+
+    struct Submitted: Sendable, Equatable {
+        let taskId: UUID
+        /// True when an earlier submission with the same idempotency key created the task.
+        let replayed: Bool
+    }
+
+    let storage: any SwitchyardStorage
+    let snapshots: SnapshotCache
+    let clock: any WallClock
+
+    func submit(_ target: Target, body: JSONValue, caller: Caller, idempotencyKey: String?) async throws -> Submitted {
+        let teamId = try caller.requireTeam()
+        let claim = try idempotencyKey.map { key in
+            IdempotencyClaim(key: try Self.validateIdempotencyKey(key), fingerprint: Self.fingerprint(target, body: body))
+        }
+        let (head, version) = try await resolve(target, teamId: teamId)
+        guard head.status == .active else {
+            throw SwitchyardError.conflict(
+                "workflow \"\(head.slug)\" is disabled and refuses new runs; an owner or admin can set workflow_status to active")
+        }
+        guard
+            let definition = try await snapshots.definition(
+                workflowId: head.id, version: version,
+                load: { try await storage.workflowSnapshot(workflowId: head.id, teamId: teamId, version: version)?.definition })
+        else {
+            throw SwitchyardError.notFound("workflow \"\(head.slug)\" has no version \(version) (the latest is \(head.version))")
+        }
+        let run = try RunRequest.validate(body: body, definition: definition, fileKeyRule: { InputFileKey.violation($0, teamId: teamId) })
+        if run.dispatchTarget == .comfyCloud {
+            throw SwitchyardError.invalid(
+                "field \"dispatch_target\": comfy_cloud needs a ComfyUI Cloud API key, and this server has none configured for the team; use agent")
+        }
+
+        let now = clock.now()
+        let task = TaskRecord(
+            id: UUIDv7.make(at: now), teamId: teamId, workflowId: head.id, workflowVersion: version,
+            source: caller.kind == .session ? .jwt : .apiKey, userId: caller.userId, credentialId: caller.credentialId, parameters: run.parameters,
+            dispatchTarget: run.dispatchTarget, targetPool: run.targetPool, submitterRegion: run.submitterRegion, toolType: definition.toolType,
+            requiredLabels: definition.requiredLabels, taskTimeout: definition.taskTimeout, maxRetries: definition.maxRetries, createdAt: now
+        )
+        let outcome = try await storage.insertTask(
+            task, definition: run.injectedDefinition, firstEvent: .statusChange(taskId: task.id, sequence: 1, to: .pending, at: now),
+            idempotency: claim)
+        switch outcome {
+        case .created: return Submitted(taskId: task.id, replayed: false)
+        case .replayed(let taskId): return Submitted(taskId: taskId, replayed: true)
+        }
+    }
+
+    /// The workflow's head and the version to run: the pinned one, else the current one.
+    private func resolve(_ target: Target, teamId: UUID) async throws -> (WorkflowHead, Int) {
+        switch target {
+        case .id(let id):
+            guard let head = try await storage.workflowHead(id: id, teamId: teamId) else { throw SwitchyardError.notFound("workflow not found") }
+            return (head, head.version)
+        case .reference(let reference):
+            guard let head = try await storage.workflowHead(slug: reference.slug, teamId: teamId) else {
+                throw SwitchyardError.notFound("workflow \"\(reference.slug)\" not found")
+            }
+            if let pinned = reference.version, pinned > head.version {
+                throw SwitchyardError.notFound("workflow \"\(head.slug)\" has no version \(pinned) (the latest is \(head.version))")
+            }
+            return (head, reference.version ?? head.version)
+        }
+    }
+
+    /// 1–255 printable ASCII characters (UUIDs, order numbers, hashes…).
+    static func validateIdempotencyKey(_ key: String) throws -> String {
+        guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ $0 >= 0x21 && $0 <= 0x7E }) else {
+            throw SwitchyardError.invalid("Idempotency-Key header must be 1–255 printable ASCII characters without spaces")
+        }
+        return key
+    }
+
+    /// What a replay must match: the workflow addressed (as addressed) and the canonical body, so whitespace and
+    /// key order do not matter but any value does.
+    static func fingerprint(_ target: Target, body: JSONValue) -> String {
+        var bytes: [UInt8]
+        switch target {
+        case .id(let id): bytes = Array("id:\(id.lowercased)\n".utf8)
+        case .reference(let reference): bytes = Array("slug:\(reference.slug)@\(reference.version.map(String.init) ?? "latest")\n".utf8)
+        }
+        body.write(to: &bytes)
+        return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+    }
+}

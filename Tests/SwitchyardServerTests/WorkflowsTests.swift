@@ -1,0 +1,201 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import SwitchyardCore
+import SwitchyardTestSupport
+import Testing
+
+@testable import SwitchyardServer
+
+@Suite("Workflows API")
+struct WorkflowsTests {
+    @Test(
+        "import creates (201), re-import of the slug overwrites as version + 1 with the same id (200); reads show everything",
+        arguments: TestBackend.available)
+    func importAndRead(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let team = app.bootstrap.teamId
+            let created = try await app.call(client, .post, "/api/v1/workflows/import", token: session, team: team, body: try textToImageImport())
+            #expect(created.status == .created)
+            let id = try #require((try created.json()["id"] as? String).flatMap(UUID.init(uuidString:)))
+            #expect(try created.json()["version"] as? Int == 1)
+
+            let again = try await app.call(
+                client, .post, "/api/v1/workflows/import", token: session, team: team, body: try textToImageImport(description: "v2"))
+            #expect(again.status == .ok)
+            #expect(try again.json()["id"] as? String == id.lowercased)
+            #expect(try again.json()["version"] as? Int == 2)
+
+            let detail = try await app.call(client, .get, "/api/v1/workflows/\(id.lowercased)", token: session, team: team)
+            #expect(detail.status == .ok)
+            let body = try detail.json()
+            #expect(body["workflow_slug"] as? String == "text-to-image")
+            #expect(body["version"] as? Int == 2 && body["description"] as? String == "v2")
+            #expect(body["workflow_status"] as? String == "active" && body["tool_type"] as? String == "comfyui")
+            #expect(body["required_labels"] as? [String] == ["gpu", "sd15"] && body["task_timeout"] as? Int == 300)
+            #expect(body["max_retries"] as? Int == 2 && body["preferred_gpu"] as? String == "RTX_4090" && body["min_vram_gb"] as? Int == 8)
+            #expect(body["default_dispatch_target"] as? String == "agent")
+            #expect(body["required_models"] as? [String] == ["checkpoints/v1-5-pruned-emaonly.safetensors"])
+            let graph = try #require(body["workflow_json"] as? [String: Any])
+            #expect((graph["6"] as? [String: Any])?["class_type"] as? String == "CLIPTextEncode")
+            let parameters = try #require(body["parameters"] as? [[String: Any]])
+            #expect(parameters.map { $0["key"] as? String } == ["prompt", "width", "sampler", "steps", "input_image"])
+            #expect(parameters[1]["min"] as? Int == 64 && parameters[1]["default"] as? Int == 512 && parameters[1]["node_id"] as? String == "5")
+            #expect(parameters[0]["required"] as? Bool == true && parameters[0]["label"] as? String == "Positive Prompt")
+            #expect(body["created_at"] as? String != nil && body["updated_at"] as? String != nil)
+
+            let list = try await app.call(client, .get, "/api/v1/workflows", token: session, team: team)
+            let listed = try list.json()
+            #expect((listed["workflow_list"] as? [[String: Any]])?.count == 1)
+            #expect((listed["workflow_list"] as? [[String: Any]])?.first?["workflow_json"] == nil)
+            #expect(listed["page_meta"] as? [String: Int] == ["current_page": 1, "per_page": 20, "total_count": 1])
+        }
+    }
+
+    @Test(
+        "import refuses a broken definition with a 400 naming the parameter, and stores nothing",
+        arguments: TestBackend.available)
+    func importValidation(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let broken = try textToImageImport().replacingOccurrences(of: #""node_id":"5","field":"width""#, with: #""node_id":"5","field":"widht""#)
+            let response = try await app.call(client, .post, "/api/v1/workflows/import", token: session, team: app.bootstrap.teamId, body: broken)
+            #expect(response.status == .badRequest)
+            #expect(
+                response.errorMessage
+                    == #"parameter "width": node "5" (EmptyLatentImage) has no input "widht" (its inputs: batch_size, height, width)"#)
+            let notJSON = try await app.call(client, .post, "/api/v1/workflows/import", token: session, team: app.bootstrap.teamId, body: "{\"a\":")
+            #expect(notJSON.status == .badRequest)
+            #expect(notJSON.errorMessage?.hasPrefix("request body is not valid JSON") == true)
+            #expect(try await app.storage.workflows(teamId: app.bootstrap.teamId, page: PageRequest()).totalCount == 0)
+        }
+    }
+
+    @Test(
+        "update changes only what it names, bumps the version, and snapshots; restore is a new version and can be undone",
+        arguments: TestBackend.available)
+    func updateSnapshotsRestore(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let team = app.bootstrap.teamId
+            let id = try await app.importWorkflow(client, session: session, body: try textToImageImport())
+            let path = "/api/v1/workflows/\(id.lowercased)"
+
+            let update = try await app.call(client, .put, path, token: session, team: team, body: #"{"display_name":"Portraits","max_retries":0}"#)
+            #expect(update.status == .ok)
+            #expect(try update.json()["version"] as? Int == 2)
+            let disable = try await app.call(client, .put, path, token: session, team: team, body: #"{"workflow_status":"disabled"}"#)
+            #expect(try disable.json()["version"] as? Int == 3)
+            let badUpdate = try await app.call(client, .put, path, token: session, team: team, body: #"{"workflow_slug":"Not A Slug"}"#)
+            #expect(badUpdate.status == .badRequest)
+
+            let detail = try await app.call(client, .get, path, token: session, team: team).json()
+            #expect(detail["display_name"] as? String == "Portraits" && detail["max_retries"] as? Int == 0)
+            #expect(detail["workflow_status"] as? String == "disabled" && detail["version"] as? Int == 3)
+            #expect((detail["parameters"] as? [Any])?.count == 5, "parameters were kept")
+
+            let history = try await app.call(client, .get, "\(path)/snapshots", token: session, team: team).json()
+            let versions = (history["snapshot_list"] as? [[String: Any]])?.map { $0["version"] as? Int }
+            #expect(versions == [3, 2, 1])
+            let first = try await app.call(client, .get, "\(path)/snapshots/1", token: session, team: team)
+            #expect(first.status == .ok)
+            #expect(try first.json()["display_name"] as? String == "Text to image")
+            #expect(try first.json()["workflow_json"] as? [String: Any] != nil)
+            #expect(try await app.call(client, .get, "\(path)/snapshots/9", token: session, team: team).status == .notFound)
+            #expect(try await app.call(client, .get, "\(path)/snapshots/zero", token: session, team: team).status == .badRequest)
+
+            let restore = try await app.call(client, .post, "\(path)/snapshots/1/restore", token: session, team: team)
+            #expect(restore.status == .ok)
+            #expect(try restore.json()["version"] as? Int == 4)
+            let restored = try await app.call(client, .get, path, token: session, team: team).json()
+            #expect(restored["display_name"] as? String == "Text to image" && restored["max_retries"] as? Int == 2)
+            #expect(restored["workflow_status"] as? String == "disabled", "restore keeps the live status")
+            let note = try await app.call(client, .get, "\(path)/snapshots/4", token: session, team: team).json()["note"] as? String
+            #expect(note == "restored from version 1")
+
+            // Undo: restore the version the restore replaced.
+            _ = try await app.call(client, .post, "\(path)/snapshots/3/restore", token: session, team: team)
+            let undone = try await app.call(client, .get, path, token: session, team: team).json()
+            #expect(undone["display_name"] as? String == "Portraits" && undone["version"] as? Int == 5)
+        }
+    }
+
+    @Test("delete answers 204 and the workflow is gone; another team's workflow looks missing everywhere", arguments: TestBackend.available)
+    func deleteAndIsolation(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let team = app.bootstrap.teamId
+            let id = try await app.importWorkflow(client, session: session, body: try textToImageImport())
+            let other = try await app.otherTeam()
+            let foreign = [
+                (HTTPRequest.Method.get, "/api/v1/r/workflows/\(id.lowercased)"), (.get, "/api/v1/r/workflows/slug/text-to-image"),
+                (.get, "/api/v1/r/workflows/slug/text-to-image@1"), (.post, "/api/v1/r/workflows/\(id.lowercased)/run"),
+                (.post, "/api/v1/r/workflows/slug/text-to-image/run"),
+            ]
+            for (method, uri) in foreign {
+                let response = try await app.call(client, method, uri, token: other.integrationKey, body: method == .post ? "{}" : nil)
+                #expect(response.status == .notFound, "\(method) \(uri)")
+            }
+            let missing = try await app.call(client, .get, "/api/v1/r/workflows/\(UUID().uuidString.lowercased())", token: other.integrationKey)
+            let theirs = try await app.call(client, .get, "/api/v1/r/workflows/\(id.lowercased)", token: other.integrationKey)
+            #expect(missing.errorMessage == theirs.errorMessage)
+
+            #expect(try await app.call(client, .delete, "/api/v1/workflows/\(id.lowercased)", token: session, team: team).status == .noContent)
+            #expect(try await app.call(client, .get, "/api/v1/workflows/\(id.lowercased)", token: session, team: team).status == .notFound)
+            #expect(try await app.call(client, .delete, "/api/v1/workflows/\(id.lowercased)", token: session, team: team).status == .notFound)
+        }
+    }
+
+    @Test("members and viewers read; only owners and admins change workflows", arguments: TestBackend.available)
+    func roles(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let id = try await app.importWorkflow(client, session: session, body: try textToImageImport())
+            for role in TeamRole.allCases {
+                let key = try await app.member(role: role)
+                #expect(try await app.call(client, .get, "/api/v1/workflows/\(id.lowercased)", token: key).status == .ok)
+                let update = try await app.call(client, .put, "/api/v1/workflows/\(id.lowercased)", token: key, body: #"{"description":"x"}"#)
+                #expect(update.status == (role.canManageWorkflows ? .ok : .forbidden), "\(role)")
+            }
+        }
+    }
+
+    @Test(
+        "runtime reads: list, by id, by slug and slug@version show parameters, labels and version, never workflow_json",
+        arguments: TestBackend.available)
+    func runtimeReads(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let id = try await app.importWorkflow(client, session: session, body: try textToImageImport())
+            _ = try await app.importWorkflow(client, session: session, body: try textToImageImport(displayName: "Second"))
+            let key = app.bootstrap.integrationKey
+
+            let list = try await app.call(client, .get, "/api/v1/r/workflows", token: key)
+            #expect(list.status == .ok)
+            let items = try #require(try list.json()["workflow_list"] as? [[String: Any]])
+            #expect(items.count == 1 && items[0]["workflow_json"] == nil && items[0]["version"] as? Int == 2)
+
+            for uri in ["/api/v1/r/workflows/\(id.lowercased)", "/api/v1/r/workflows/slug/text-to-image", "/api/v1/r/workflows/slug/text-to-image@2"]
+            {
+                let detail = try await app.call(client, .get, uri, token: key)
+                #expect(detail.status == .ok, "\(uri)")
+                let body = try detail.json()
+                #expect(body["workflow_json"] == nil && body["version"] as? Int == 2 && body["display_name"] as? String == "Second", "\(uri)")
+                #expect((body["parameters"] as? [Any])?.count == 5 && body["required_labels"] as? [String] == ["gpu", "sd15"])
+            }
+            let pinned = try await app.call(client, .get, "/api/v1/r/workflows/slug/text-to-image@1", token: key).json()
+            #expect(
+                pinned["version"] as? Int == 1 && pinned["display_name"] as? String == "Text to image" && pinned["id"] as? String == id.lowercased)
+            let future = try await app.call(client, .get, "/api/v1/r/workflows/slug/text-to-image@3", token: key)
+            #expect(future.status == .notFound)
+            #expect(future.errorMessage == #"workflow "text-to-image" has no version 3 (the latest is 2)"#)
+            #expect(try await app.call(client, .get, "/api/v1/r/workflows/slug/text-to-image@0", token: key).status == .badRequest)
+            #expect(try await app.call(client, .get, "/api/v1/r/workflows/not-a-uuid", token: key).status == .badRequest)
+            // A session on the runtime surface does not see workflow_json either.
+            let bySession = try await app.call(client, .get, "/api/v1/r/workflows/\(id.lowercased)", token: session, team: app.bootstrap.teamId)
+            #expect(try bySession.json()["workflow_json"] == nil)
+        }
+    }
+}

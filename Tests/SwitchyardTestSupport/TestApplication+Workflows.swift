@@ -1,0 +1,82 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import SwitchyardCore
+
+/// A recorded ComfyUI API graph from Tests/Fixtures/comfyui, as JSON text.
+public func recordedGraphText(_ name: String) throws -> String {
+    let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/comfyui/\(name).json")
+    return try String(contentsOf: url, encoding: .utf8)
+}
+
+/// The import body of the docs' text-to-image workflow (api.md §2.1 example parameters) on the recorded
+/// txt2img graph, plus a LoadImage node for the file parameter.
+public func textToImageImport(
+    slug: String = "text-to-image", displayName: String = "Text to image", description: String = "SD 1.5 txt2img", extra: String = ""
+) throws -> String {
+    let graph = try recordedGraphText("c1_txt2img_missing_checkpoint").trimmingCharacters(in: .whitespacesAndNewlines)
+    let withLoader = String(graph.dropLast()) + #", "10": {"class_type": "LoadImage", "inputs": {"image": "placeholder.png"}}}"#
+    return """
+        {"workflow_slug":"\(slug)","display_name":"\(displayName)","description":"\(description)","tool_type":"comfyui",
+         "required_labels":["gpu","sd15"],"task_timeout":300,"max_retries":2,"preferred_gpu":"RTX_4090","min_vram_gb":8,
+         "required_models":["checkpoints/v1-5-pruned-emaonly.safetensors"],
+         "workflow_json":\(withLoader),
+         "parameters":[
+           {"key":"prompt","node_id":"6","field":"text","type":"string","label":"Positive Prompt","required":true},
+           {"key":"width","node_id":"5","field":"width","type":"number","label":"Width","min":64,"max":2048,"default":512},
+           {"key":"sampler","node_id":"3","field":"sampler_name","type":"select","label":"Sampler","options":["euler","euler_ancestral","dpmpp_2m"],"default":"euler"},
+           {"key":"steps","node_id":"3","field":"steps","type":"number","min":1,"max":150,"default":20},
+           {"key":"input_image","node_id":"10","field":"image","type":"file","label":"Input Image","accept":["image/*"]}
+         ]\(extra)}
+        """
+}
+
+extension TestApp {
+    /// Sends a request with a bearer token (and `X-Team-ID` when `team` is set).
+    public func call(
+        _ client: any TestClientProtocol, _ method: HTTPRequest.Method, _ uri: String, token: String?, team: UUID? = nil, body: String? = nil,
+        headers extra: HTTPFields = [:]
+    ) async throws -> TestResponse {
+        var headers = authHeaders(token, team: team)
+        headers.append(contentsOf: extra)
+        if body != nil { headers[.contentType] = "application/json" }
+        return try await client.execute(uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+    }
+
+    /// Imports a workflow as the bootstrap owner and returns its id.
+    public func importWorkflow(_ client: any TestClientProtocol, session: String, body: String) async throws -> UUID {
+        let response = try await call(client, .post, "/api/v1/workflows/import", token: session, team: bootstrap.teamId, body: body)
+        guard response.status == .created || response.status == .ok, let id = (try response.json()["id"] as? String).flatMap(UUID.init(uuidString:))
+        else {
+            throw TestSupportError("import failed: \(response.status) \(String(buffer: response.body))")
+        }
+        return id
+    }
+
+    /// A second team with its own owner and `sk-` key, for isolation tests.
+    public func otherTeam() async throws -> (teamId: UUID, integrationKey: String) {
+        let now = clock.now()
+        let user = User(
+            id: UUIDv7.make(at: now), emailAddress: "other-\(UUID().uuidString.prefix(8))@example.com", displayName: "Other", passwordHash: "x",
+            createdAt: now, updatedAt: now)
+        try await storage.insertUser(user)
+        let team = Team(id: UUIDv7.make(at: now), displayName: "Other team", createdAt: now, updatedAt: now)
+        try await storage.insertTeam(team, owner: Membership(teamId: team.id, userId: user.id, role: .owner, createdAt: now))
+        let key = try await insertKey(.integration, teamId: team.id)
+        return (team.id, key.secret)
+    }
+
+    /// A user of the bootstrap team with `role`, and their `dk-` key (which acts with that role).
+    public func member(role: TeamRole) async throws -> String {
+        let now = clock.now()
+        let user = User(
+            id: UUIDv7.make(at: now), emailAddress: "\(role.rawValue)-\(UUID().uuidString.prefix(8))@example.com", displayName: role.rawValue,
+            passwordHash: "x", createdAt: now, updatedAt: now)
+        try await storage.insertUser(user)
+        try await storage.insertMembership(Membership(teamId: bootstrap.teamId, userId: user.id, role: role, createdAt: now))
+        return try await insertKey(.device, userId: user.id).secret
+    }
+}
