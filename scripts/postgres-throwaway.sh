@@ -30,9 +30,12 @@ echo "$password" > "$pwfile"
 chown postgres "$pwfile"
 runuser -u postgres -- "$pgbin/initdb" -D "$pgdata" -U "$user" --pwfile="$pwfile" --auth=scram-sha-256 -E UTF8 --no-instructions >/dev/null
 rm -f "$pwfile"
-# Durability settings are relaxed: this cluster only ever holds test data.
+# Durability settings are relaxed (this cluster only ever holds test data) unless PG_DURABLE=1, which keeps
+# PostgreSQL's defaults (fsync, synchronous_commit) for benchmarks that must count real commits.
+relaxed="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ "${PG_DURABLE:-0}" = "1" ] && relaxed=""
 runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w \
-  -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdata -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+  -o "-c listen_addresses=127.0.0.1 -p $port -k $pgdata $relaxed -c max_connections=300" \
   start >/dev/null
 PGPASSWORD="$password" psql -h 127.0.0.1 -p "$port" -U "$user" -d postgres -Atc "CREATE DATABASE switchyard_test" >/dev/null
 echo "PGDATA=$pgdata"

@@ -9,55 +9,64 @@ extension PostgresStorage {
         gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at
         """
 
-    /// One transaction per submission: PostgreSQL itself groups the commits of concurrent transactions into
-    /// shared WAL flushes.
+    /// Without an idempotency key a submission is one statement (the task and its first event inserted by one
+    /// `WITH`), so it is atomic without BEGIN/COMMIT round trips; PostgreSQL groups the commits of concurrent
+    /// connections into shared WAL flushes. With a key, the claim and the inserts share a transaction.
     public func insertTask(
         _ task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord, idempotency: IdempotencyClaim?
     ) async throws -> TaskInsertOutcome {
         let logger = self.logger
+        guard let claim = idempotency else {
+            try await client.withConnection { connection in
+                try await connection.query(Self.insertQuery(task, definition: definition, firstEvent: firstEvent), logger: logger)
+            }
+            return .created
+        }
         return try await transaction { connection in
-            if let claim = idempotency {
-                if let outcome = try await Self.liveClaim(claim, teamId: task.teamId, at: task.createdAt, lock: true, on: connection, logger: logger)
+            if let outcome = try await Self.liveClaim(claim, teamId: task.teamId, at: task.createdAt, lock: true, on: connection, logger: logger) {
+                return outcome
+            }
+            // Absent or expired: take the key. A concurrent transaction holding it makes this wait for its
+            // commit; then the key is live and replays.
+            let taken = try await connection.query(
+                """
+                INSERT INTO idempotency_keys (team_id, idempotency_key, fingerprint, task_id, created_at)
+                VALUES (\(task.teamId), \(claim.key), \(claim.fingerprint), \(task.id), \(task.createdAt))
+                ON CONFLICT (team_id, idempotency_key) DO UPDATE
+                    SET fingerprint = EXCLUDED.fingerprint, task_id = EXCLUDED.task_id, created_at = EXCLUDED.created_at
+                    WHERE idempotency_keys.created_at <= \(task.createdAt.addingTimeInterval(-IdempotencyClaim.window))
+                RETURNING task_id
+                """,
+                logger: logger
+            ).collect()
+            if taken.isEmpty {
+                if let outcome = try await Self.liveClaim(claim, teamId: task.teamId, at: task.createdAt, lock: false, on: connection, logger: logger)
                 {
                     return outcome
                 }
-                // Absent or expired: take the key. A concurrent transaction holding it makes this wait for its
-                // commit; then the key is live and replays.
-                let taken = try await connection.query(
-                    """
-                    INSERT INTO idempotency_keys (team_id, idempotency_key, fingerprint, task_id, created_at)
-                    VALUES (\(task.teamId), \(claim.key), \(claim.fingerprint), \(task.id), \(task.createdAt))
-                    ON CONFLICT (team_id, idempotency_key) DO UPDATE
-                        SET fingerprint = EXCLUDED.fingerprint, task_id = EXCLUDED.task_id, created_at = EXCLUDED.created_at
-                        WHERE idempotency_keys.created_at <= \(task.createdAt.addingTimeInterval(-IdempotencyClaim.window))
-                    RETURNING task_id
-                    """,
-                    logger: logger
-                ).collect()
-                if taken.isEmpty {
-                    if let outcome = try await Self.liveClaim(
-                        claim, teamId: task.teamId, at: task.createdAt, lock: false, on: connection, logger: logger)
-                    {
-                        return outcome
-                    }
-                    throw SwitchyardError.conflict(IdempotencyClaim.conflictMessage)
-                }
+                throw SwitchyardError.conflict(IdempotencyClaim.conflictMessage)
             }
-            try await connection.query(
-                """
-                INSERT INTO tasks (\(unescaped: Self.taskColumns), definition)
-                VALUES (\(task.id), \(task.teamId), \(task.workflowId), \(task.workflowVersion), \(task.status.rawValue), \(task.source.rawValue),
-                        \(task.userId), \(task.credentialId), \(StoredJSON.text(task.parameters)), \(task.dispatchTarget.rawValue),
-                        \(task.targetPool.rawValue), \(task.submitterRegion), \(task.toolType.rawValue), \(StoredJSON.text(task.requiredLabels)),
-                        \(task.taskTimeout), \(task.maxRetries), \(task.retryCount), \(task.agentId), \(task.agentLabels.map(StoredJSON.text)),
-                        \(task.gatewayId), \(task.gpuType), \(task.error), \(task.output?.jsonString), \(task.createdAt), \(task.updatedAt),
-                        \(task.startedAt), \(task.completedAt), \(definition.jsonString))
-                """,
-                logger: logger
-            )
-            try await Self.insertEvent(firstEvent, on: connection, logger: logger)
+            try await connection.query(Self.insertQuery(task, definition: definition, firstEvent: firstEvent), logger: logger)
             return .created
         }
+    }
+
+    /// Inserts a task and its first event in one statement.
+    private static func insertQuery(_ task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord) -> PostgresQuery {
+        """
+        WITH inserted AS (
+            INSERT INTO tasks (\(unescaped: taskColumns), definition)
+            VALUES (\(task.id), \(task.teamId), \(task.workflowId), \(task.workflowVersion), \(task.status.rawValue), \(task.source.rawValue),
+                    \(task.userId), \(task.credentialId), \(StoredJSON.text(task.parameters)), \(task.dispatchTarget.rawValue),
+                    \(task.targetPool.rawValue), \(task.submitterRegion), \(task.toolType.rawValue), \(StoredJSON.text(task.requiredLabels)),
+                    \(task.taskTimeout), \(task.maxRetries), \(task.retryCount), \(task.agentId), \(task.agentLabels.map(StoredJSON.text)),
+                    \(task.gatewayId), \(task.gpuType), \(task.error), \(task.output?.jsonString), \(task.createdAt), \(task.updatedAt),
+                    \(task.startedAt), \(task.completedAt), \(definition.jsonString))
+            RETURNING id
+        )
+        INSERT INTO task_events (task_id, sequence, event_type, data, created_at)
+        SELECT id, \(firstEvent.sequence), \(firstEvent.kind.rawValue), \(firstEvent.data.jsonString), \(firstEvent.createdAt) FROM inserted
+        """
     }
 
     /// The outcome a live (unexpired) claim of the key dictates, or nil when there is none.

@@ -23,7 +23,9 @@ public final class PostgresStorage: SwitchyardStorage, Service {
 
     public init(configuration: PostgresClient.Configuration, logger: Logger) {
         var configuration = configuration
-        configuration.options.maximumConnections = max(configuration.options.maximumConnections, 8)
+        // Concurrent submissions are one statement each, and PostgreSQL groups their commits: enough connections
+        // keep that group large (measured: Benchmarks/submit-throughput.sh, docs/performance.md).
+        configuration.options.maximumConnections = max(configuration.options.maximumConnections, 32)
         self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.logger = logger
     }

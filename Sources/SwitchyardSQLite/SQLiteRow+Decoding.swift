@@ -25,13 +25,13 @@ extension SQLiteRow {
     }
 
     func uuid(_ name: String) throws -> UUID {
-        guard let value = UUID(uuidString: try string(name)) else { throw SQLiteDecodingError(column: name) }
+        guard let value = UUID(text: try string(name)) else { throw SQLiteDecodingError(column: name) }
         return value
     }
 
     func optionalUUID(_ name: String) throws -> UUID? {
         guard let text = optionalString(name) else { return nil }
-        guard let value = UUID(uuidString: text) else { throw SQLiteDecodingError(column: name) }
+        guard let value = UUID(text: text) else { throw SQLiteDecodingError(column: name) }
         return value
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOPosix
 import SQLiteNIO
 import SwitchyardCore
 import Synchronization
@@ -21,8 +22,13 @@ public final class SQLiteStorage: SwitchyardStorage {
     let logger: Logger
     /// Task submissions are group-committed: one transaction (and one fsync) per batch of concurrent inserts.
     let taskInserts: GroupCommitQueue<PendingTaskInsert, TaskInsertOutcome>
+    /// SQLite calls block their thread (the writer's fsync above all), so the storage has threads of its own: one
+    /// per connection. On NIO's shared pool (one thread per core) reads queued behind the writer's commits.
+    private let threadPool: NIOThreadPool
+    private let closed = Mutex(false)
 
-    private init(writer: SQLiteConnection, readers: [SQLiteConnection], logger: Logger) {
+    private init(writer: SQLiteConnection, readers: [SQLiteConnection], threadPool: NIOThreadPool, logger: Logger) {
+        self.threadPool = threadPool
         let writeLock = AsyncLock()
         self.writer = writer
         self.readers = readers
@@ -35,19 +41,31 @@ public final class SQLiteStorage: SwitchyardStorage {
 
     /// Opens (creating if needed) the database at `path`.
     public static func open(path: String, readerCount: Int = 2, logger: Logger) async throws -> SQLiteStorage {
-        let writer: SQLiteConnection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+        let threadPool = NIOThreadPool(numberOfThreads: max(1, readerCount) + 1)
+        threadPool.start()
+        do {
+            return try await open(path: path, readerCount: readerCount, threadPool: threadPool, logger: logger)
+        } catch {
+            try? await threadPool.shutdownGracefully()
+            throw error
+        }
+    }
+
+    private static func open(path: String, readerCount: Int, threadPool: NIOThreadPool, logger: Logger) async throws -> SQLiteStorage {
+        let eventLoops = MultiThreadedEventLoopGroup.singleton
+        let writer = try await SQLiteConnection.open(storage: .file(path: path), threadPool: threadPool, logger: logger, on: eventLoops.any())
         for pragma in ["PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON", "PRAGMA busy_timeout = 5000"] {
             _ = try await writer.query(pragma, [])
         }
         var readers: [SQLiteConnection] = []
         for _ in 0..<max(1, readerCount) {
-            let reader: SQLiteConnection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+            let reader = try await SQLiteConnection.open(storage: .file(path: path), threadPool: threadPool, logger: logger, on: eventLoops.any())
             for pragma in ["PRAGMA query_only = ON", "PRAGMA busy_timeout = 5000"] {
                 _ = try await reader.query(pragma, [])
             }
             readers.append(reader)
         }
-        return SQLiteStorage(writer: writer, readers: readers, logger: logger)
+        return SQLiteStorage(writer: writer, readers: readers, threadPool: threadPool, logger: logger)
     }
 
     public func migrate() async throws {
@@ -76,9 +94,16 @@ public final class SQLiteStorage: SwitchyardStorage {
         _ = try await read("SELECT 1 AS one", [])
     }
 
+    /// Closes the connections and stops the storage's threads; later calls do nothing.
     public func close() async throws {
+        guard
+            closed.withLock({ closed in
+                defer { closed = true }; return !closed
+            })
+        else { return }
         for reader in readers { try await reader.close() }
         try await writer.close()
+        try await threadPool.shutdownGracefully()
     }
 
     // MARK: Plumbing shared by the repository extensions

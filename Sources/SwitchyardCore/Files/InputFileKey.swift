@@ -15,7 +15,7 @@ public struct InputFileKey: Sendable, Equatable {
         guard raw.utf8.count <= Self.maximumLength else { return nil }
         let segments = raw.split(separator: "/", omittingEmptySubsequences: false)
         guard segments.count >= 4, segments[0] == "inputs",
-            let team = UUID(uuidString: String(segments[1])), let upload = UUID(uuidString: String(segments[2])),
+            let team = UUID(text: segments[1]), let upload = UUID(text: segments[2]),
             segments.dropFirst(3).allSatisfy({ !$0.isEmpty && $0 != "." && $0 != ".." })
         else { return nil }
         self.teamId = team

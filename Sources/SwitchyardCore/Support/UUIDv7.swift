@@ -34,8 +34,3 @@ public enum UUIDv7 {
             ))
     }
 }
-
-extension UUID {
-    /// The canonical lowercase form used on the wire and in SQLite (`019abc12-4567-7890-abcd-ef1234567891`).
-    public var lowercased: String { uuidString.lowercased() }
-}

@@ -10,6 +10,8 @@ struct Authenticator: Sendable {
     let sessions: SessionTokens
     let clock: any WallClock
     let logger: Logger
+    /// `sk-` keys seen recently (device keys are re-read: they also need their user's membership).
+    let keyCache: CredentialCache
     /// `last_used_at` is written at most this often per key, to keep the hot path read-only.
     var lastUsedGranularity: TimeInterval = 60
 
@@ -31,9 +33,13 @@ struct Authenticator: Sendable {
             throw SwitchyardError.unauthenticated("agent keys (ak-) are accepted only by the agent gateway, not by the REST API")
         }
         let now = clock.now()
-        guard let credential = try await storage.credential(keyHash: SecretHasher.keyHash(secret)), credential.kind == kind,
-            credential.status(at: now) == .active
-        else {
+        let keyHash = SecretHasher.keyHash(secret)
+        var found = kind == .integration ? keyCache.credential(keyHash: keyHash, now: now) : nil
+        if found == nil {
+            found = try await storage.credential(keyHash: keyHash)
+            if let found, kind == .integration, found.status(at: now) == .active { keyCache.store(found, now: now) }
+        }
+        guard let credential = found, credential.kind == kind, credential.status(at: now) == .active else {
             throw SwitchyardError.unauthenticated("invalid, expired or revoked credential")
         }
         let callerKind: Caller.Kind = kind == .device ? .device : .integration
@@ -51,6 +57,7 @@ struct Authenticator: Sendable {
         if credential.lastUsedAt.map({ now.timeIntervalSince($0) >= lastUsedGranularity }) ?? true {
             do {
                 try await storage.markCredentialUsed(id: credential.id, at: now)
+                keyCache.markUsed(keyHash: keyHash, at: now)
             } catch {
                 logger.warning("could not record credential use", metadata: ["credential_id": "\(credential.id)", "error": "\(error)"])
             }
@@ -67,7 +74,7 @@ struct Authenticator: Sendable {
         guard let teamHeader, !teamHeader.isEmpty else {
             throw SwitchyardError.invalid("X-Team-ID header is required with a session token on this endpoint")
         }
-        guard let teamId = UUID(uuidString: teamHeader) else {
+        guard let teamId = UUID(text: teamHeader) else {
             throw SwitchyardError.invalid("X-Team-ID header: \"\(teamHeader)\" is not a UUID")
         }
         guard let role = try await storage.role(userId: userId, teamId: teamId) else {

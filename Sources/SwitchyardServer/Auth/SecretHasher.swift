@@ -2,12 +2,13 @@ import Crypto
 import Foundation
 import HummingbirdBcrypt
 import NIOPosix
+import SwitchyardCore
 
 /// Hashes stored secrets: SHA-256 (hex) for high-entropy API keys, bcrypt for passwords.
 public enum SecretHasher {
     /// SHA-256 of an API key, lowercase hex. Keys carry ≥256 random bits, so a fast hash is safe.
     public static func keyHash(_ secret: String) -> String {
-        SHA256.hash(data: Data(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        Hex.encode(SHA256.hash(data: Array(secret.utf8)))
     }
 
     /// bcrypt, off the cooperative pool (it is deliberately slow).

@@ -22,6 +22,10 @@ public struct ServerConfiguration: Sendable {
     public var sessionLifetime: TimeInterval = 12 * 3600
     /// bcrypt work factor for passwords (`auth.bcryptCost`, 4–31).
     public var bcryptCost = 12
+    /// How long the runtime path may reuse what it read (an `sk-` key, a workflow's current version and status),
+    /// in seconds (`cache.ttl`; 0 disables it). Changes made through this server apply at once; changes made
+    /// through another replica (PostgreSQL deployments) within this time.
+    public var cacheTTL: TimeInterval = 1
     /// Minimum log level (`log.level`).
     public var logLevel = "info"
 
@@ -39,6 +43,7 @@ public struct ServerConfiguration: Sendable {
         adminEmail = reader.string(forKey: "bootstrap.adminEmail", default: defaults.adminEmail)
         sessionLifetime = TimeInterval(try Self.int(reader, "auth.sessionTtl", default: Int(defaults.sessionLifetime)))
         bcryptCost = try Self.int(reader, "auth.bcryptCost", default: defaults.bcryptCost)
+        cacheTTL = TimeInterval(try Self.int(reader, "cache.ttl", default: Int(defaults.cacheTTL)))
         logLevel = reader.string(forKey: "log.level", default: defaults.logLevel)
         try validate()
     }
@@ -83,6 +88,7 @@ public struct ServerConfiguration: Sendable {
         guard adminEmail.contains("@") else { throw Invalid(description: "bootstrap.adminEmail: \"\(adminEmail)\" is not an email address") }
         guard sessionLifetime >= 60 else { throw Invalid(description: "auth.sessionTtl: \(Int(sessionLifetime)) is below 60 seconds") }
         guard (4...31).contains(bcryptCost) else { throw Invalid(description: "auth.bcryptCost: \(bcryptCost) is outside 4–31") }
+        guard (0...300).contains(cacheTTL) else { throw Invalid(description: "cache.ttl: \(Int(cacheTTL)) is outside 0–300 seconds") }
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw Invalid(description: "log.level: \"\(logLevel)\" is not one of trace, debug, info, notice, warning, error, critical")
         }

@@ -8,6 +8,8 @@ struct CredentialsController {
     let storage: any SwitchyardStorage
     let clock: any WallClock
     let maxBodySize: Int
+    /// Revocation removes the key from the authentication cache, so it fails on the very next request here.
+    let keyCache: CredentialCache
 
     struct CreateRequest: Decodable {
         let kind: String?
@@ -173,6 +175,7 @@ struct CredentialsController {
         guard try await storage.revokeCredential(id: id, teamId: try caller.requireTeam(), at: clock.now()) else {
             throw SwitchyardError.notFound("credential not found")
         }
+        keyCache.invalidate(credentialId: id)
         context.logger.info("credential revoked", metadata: ["credential_id": "\(id)"])
         return Response(status: .noContent)
     }

@@ -8,6 +8,8 @@ struct WorkflowsController {
     let storage: any SwitchyardStorage
     let clock: any WallClock
     let maxBodySize: Int
+    /// Cleared on every change, so runs through this server see it on their next request.
+    let heads: WorkflowHeadCache
 
     func addRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
         group.post("import", use: importWorkflow)
@@ -29,8 +31,10 @@ struct WorkflowsController {
         let definition = try WorkflowDefinition.parse(fields, base: nil)
         let status = try fields.enumeration("workflow_status", WorkflowStatus.self)
         let now = clock.now()
+        let teamId = try caller.requireTeam()
         let (workflow, created) = try await storage.importWorkflow(
-            id: UUIDv7.make(at: now), teamId: try caller.requireTeam(), definition: definition, status: status, at: now)
+            id: UUIDv7.make(at: now), teamId: teamId, definition: definition, status: status, at: now)
+        heads.invalidate(teamId: teamId)
         context.logger.info(
             "workflow imported", metadata: ["workflow_id": "\(workflow.id.lowercased)", "version": "\(workflow.version)", "created": "\(created)"])
         return JSONBody.response(["id": .uuid(workflow.id), "version": .integer(workflow.version)], status: created ? .created : .ok)
@@ -74,9 +78,11 @@ struct WorkflowsController {
         let caller = try context.requireCaller()
         try caller.requireWorkflowManager()
         let id = try context.parameters.requireUUID("workflowId")
-        guard try await storage.deleteWorkflow(id: id, teamId: try caller.requireTeam()) else {
+        let teamId = try caller.requireTeam()
+        guard try await storage.deleteWorkflow(id: id, teamId: teamId) else {
             throw SwitchyardError.notFound("workflow not found")
         }
+        heads.invalidate(teamId: teamId)
         context.logger.info("workflow deleted", metadata: ["workflow_id": "\(id.lowercased)"])
         return Response(status: .noContent)
     }
@@ -116,6 +122,7 @@ struct WorkflowsController {
                 id: id, teamId: teamId, at: clock.now(), note: "restored from version \(version)",
                 { current in (snapshot.definition, current.status) })
         else { throw SwitchyardError.notFound("workflow not found") }
+        heads.invalidate(teamId: teamId)
         context.logger.info("workflow restored", metadata: ["workflow_id": "\(id.lowercased)", "from_version": "\(version)"])
         return JSONBody.response(["id": .uuid(workflow.id), "version": .integer(workflow.version), "restored_from": .integer(version)])
     }

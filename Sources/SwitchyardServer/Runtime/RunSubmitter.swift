@@ -19,6 +19,7 @@ struct RunSubmitter: Sendable {
 
     let storage: any SwitchyardStorage
     let snapshots: SnapshotCache
+    let heads: WorkflowHeadCache
     let clock: any WallClock
 
     func submit(_ target: Target, body: JSONValue, caller: Caller, idempotencyKey: String?) async throws -> Submitted {
@@ -64,10 +65,17 @@ struct RunSubmitter: Sendable {
     private func resolve(_ target: Target, teamId: UUID) async throws -> (WorkflowHead, Int) {
         switch target {
         case .id(let id):
-            guard let head = try await storage.workflowHead(id: id, teamId: teamId) else { throw SwitchyardError.notFound("workflow not found") }
+            guard
+                let head = try await heads.head(
+                    .id(id, team: teamId), now: clock.now(), load: { try await storage.workflowHead(id: id, teamId: teamId) })
+            else { throw SwitchyardError.notFound("workflow not found") }
             return (head, head.version)
         case .reference(let reference):
-            guard let head = try await storage.workflowHead(slug: reference.slug, teamId: teamId) else {
+            guard
+                let head = try await heads.head(
+                    .slug(reference.slug, team: teamId), now: clock.now(),
+                    load: { try await storage.workflowHead(slug: reference.slug, teamId: teamId) })
+            else {
                 throw SwitchyardError.notFound("workflow \"\(reference.slug)\" not found")
             }
             if let pinned = reference.version, pinned > head.version {
@@ -94,6 +102,6 @@ struct RunSubmitter: Sendable {
         case .reference(let reference): bytes = Array("slug:\(reference.slug)@\(reference.version.map(String.init) ?? "latest")\n".utf8)
         }
         body.write(to: &bytes)
-        return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(SHA256.hash(data: bytes))
     }
 }

@@ -56,7 +56,7 @@ extension Parameters {
     /// A UUID path parameter; a malformed one is a 400 naming the parameter.
     func requireUUID(_ name: String) throws -> UUID {
         let raw = try require(name)
-        guard let id = UUID(uuidString: raw) else { throw SwitchyardError.invalid("\(name): \"\(raw)\" is not a UUID") }
+        guard let id = UUID(text: raw) else { throw SwitchyardError.invalid("\(name): \"\(raw)\" is not a UUID") }
         return id
     }
 }

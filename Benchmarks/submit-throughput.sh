@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Run submissions per second of a release `serve`, load generator on the same machine: for SQLite and for
+# PostgreSQL (a throwaway cluster with durable defaults: fsync and synchronous_commit on), the no-op ceiling
+# (GET /healthz) next to POST /api/v1/r/workflows/slug/text-to-image/run with an sk- key (auth, workflow
+# lookup, parameter validation and injection into the recorded txt2img graph, durable insert of task + first
+# event). Afterwards it checks that every 202 left a task behind. Needs wrk (apt-get install wrk).
+#
+#   Benchmarks/submit-throughput.sh            # both backends
+#   BACKENDS=sqlite Benchmarks/submit-throughput.sh
+#   DURATION=10s CONNECTIONS=64 Benchmarks/submit-throughput.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+duration=${DURATION:-5s}
+connections=${CONNECTIONS:-32}
+backends=${BACKENDS:-sqlite postgres}
+swift build -c release --product switchyard >/dev/null 2>&1
+bin=$(swift build -c release --show-bin-path)/switchyard
+work=$(mktemp -d)
+pid=""
+pgdata=""
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  [ -n "$pgdata" ] && scripts/postgres-throwaway.sh stop "$pgdata" || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cat >"$work/run.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"parameters":{"prompt":"a sunset over mountains, 4k","steps":30}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("SWITCHYARD_KEY")
+LUA
+
+python3 - "$work/import.json" <<'PY'
+import json, sys
+graph = json.load(open("Tests/Fixtures/comfyui/c1_txt2img_missing_checkpoint.json"))
+body = {
+    "workflow_slug": "text-to-image", "display_name": "Text to image", "workflow_json": graph,
+    "required_labels": ["gpu"], "parameters": [
+        {"key": "prompt", "node_id": "6", "field": "text", "type": "string", "required": True},
+        {"key": "negative", "node_id": "7", "field": "text", "type": "string", "default": "blurry"},
+        {"key": "steps", "node_id": "3", "field": "steps", "type": "number", "min": 1, "max": 150, "default": 20},
+        {"key": "seed", "node_id": "3", "field": "seed", "type": "number"},
+        {"key": "width", "node_id": "5", "field": "width", "type": "number", "min": 64, "max": 2048, "default": 512},
+        {"key": "sampler", "node_id": "3", "field": "sampler_name", "type": "select", "options": ["euler", "dpmpp_2m"], "default": "euler"},
+    ]}
+json.dump(body, open(sys.argv[1], "w"))
+PY
+
+rate() { wrk -t1 -c"$connections" -d"$duration" "$@" >"$work/wrk.out"; awk '/Requests\/sec/ {print $2}' "$work/wrk.out"; }
+errors() { awk '/Non-2xx|Socket errors/ {print}' "$work/wrk.out"; }
+
+echo "machine: $(nproc) cores, $(git rev-parse --short HEAD); wrk -t1 -c$connections -d$duration on loopback"
+printf "%-10s %12s %14s %8s %10s\n" backend "no-op req/s" "submissions/s" "ratio" "tasks"
+for backend in $backends; do
+  port=$((18100 + RANDOM % 800))
+  args=(serve --data-dir "$work/data-$backend" --port "$port" --log-level warning)
+  if [ "$backend" = postgres ]; then
+    eval "$(PG_DURABLE=1 scripts/postgres-throwaway.sh | sed 's/^/export /')"
+    pgdata=$PGDATA
+    args+=(--database-url "$SWITCHYARD_TEST_POSTGRES_URL")
+  fi
+  "$bin" "${args[@]}" >"$work/serve-$backend.log" 2>&1 &
+  pid=$!
+  until curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do sleep 0.05; done
+  base="http://127.0.0.1:$port"
+  read -r email password key <<<"$(python3 -c "import json;b=json.load(open('$work/data-$backend/bootstrap.json'));print(b['email_address'],b['password'],b['integration_key'])")"
+  login=$(curl -fsS -X POST "$base/api/v1/auth/login" -d "{\"email_address\":\"$email\",\"password\":\"$password\"}")
+  token=$(python3 -c "import sys,json;print(json.loads(sys.argv[1])['access_token'])" "$login")
+  team=$(python3 -c "import json;print(json.load(open('$work/data-$backend/bootstrap.json'))['team_id'])")
+  curl -fsS -X POST "$base/api/v1/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" \
+    -H "Content-Type: application/json" --data-binary "@$work/import.json" >/dev/null
+
+  ceiling=$(rate "$base/healthz")
+  export SWITCHYARD_KEY=$key
+  submissions=$(rate -s "$work/run.lua" "$base/api/v1/r/workflows/slug/text-to-image/run")
+  problems=$(errors)
+  tasks=$(curl -fsS "$base/api/v1/r/tasks?per_page=1" -H "Authorization: Bearer $key" |
+    python3 -c "import sys,json;print(json.load(sys.stdin)['page_meta']['total_count'])")
+  ratio=$(python3 -c "print(f'{100*$submissions/$ceiling:.0f}%')")
+  printf "%-10s %12s %14s %8s %10s\n" "$backend" "$ceiling" "$submissions" "$ratio" "$tasks"
+  [ -n "$problems" ] && echo "  wrk reported: $problems"
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  if [ -n "$pgdata" ]; then scripts/postgres-throwaway.sh stop "$pgdata"; pgdata=""; fi
+done

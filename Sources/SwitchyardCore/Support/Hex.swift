@@ -1,0 +1,61 @@
+import Foundation
+
+/// Lowercase hexadecimal without `String(format:)`, which goes through Foundation's formatter and dominated
+/// the cost of hashing an API key (Benchmarks/submit-throughput.sh, perf).
+public enum Hex {
+    private static let digits = Array("0123456789abcdef".utf8)
+
+    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.underestimatedCount * 2)
+        for byte in bytes {
+            output.append(digits[Int(byte >> 4)])
+            output.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+}
+
+extension UUID {
+    /// The canonical lowercase form used on the wire and in SQLite (`019abc12-4567-7890-abcd-ef1234567891`).
+    public var lowercased: String {
+        withUnsafeBytes(of: uuid) { raw in
+            let hex = Array(Hex.encode(raw).utf8)
+            var text: [UInt8] = []
+            text.reserveCapacity(36)
+            for (index, character) in hex.enumerated() {
+                if index == 8 || index == 12 || index == 16 || index == 20 { text.append(UInt8(ascii: "-")) }
+                text.append(character)
+            }
+            return String(decoding: text, as: UTF8.self)
+        }
+    }
+
+    /// Parses the 36-character hyphenated form (either case) without Foundation's scanner; nil otherwise.
+    public init?(text: some StringProtocol) {
+        let utf8 = Array(text.utf8)
+        guard utf8.count == 36 else { return nil }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        var nibble = 0
+        for (index, character) in utf8.enumerated() {
+            if index == 8 || index == 13 || index == 18 || index == 23 {
+                guard character == UInt8(ascii: "-") else { return nil }
+                continue
+            }
+            let value: UInt8
+            switch character {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = character - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = character - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = character - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            bytes[nibble / 2] |= nibble % 2 == 0 ? value << 4 : value
+            nibble += 1
+        }
+        self.init(
+            uuid: (
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
+            ))
+    }
+}
