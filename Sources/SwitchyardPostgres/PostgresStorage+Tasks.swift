@@ -9,18 +9,16 @@ extension PostgresStorage {
         gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at
         """
 
-    /// Without an idempotency key a submission is one statement (the task and its first event inserted by one
-    /// `WITH`), so it is atomic without BEGIN/COMMIT round trips; PostgreSQL groups the commits of concurrent
-    /// connections into shared WAL flushes. With a key, the claim and the inserts share a transaction.
+    /// Without an idempotency key, concurrent submissions are group-committed: one statement (tasks and first
+    /// events inserted by one `WITH`, atomic without BEGIN/COMMIT round trips) per batch, so PostgreSQL parses,
+    /// plans and commits once for many tasks. With a key, the claim and the inserts share a transaction.
     public func insertTask(
         _ task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord, idempotency: IdempotencyClaim?
     ) async throws -> TaskInsertOutcome {
         let logger = self.logger
         guard let claim = idempotency else {
-            try await client.withConnection { connection in
-                try await connection.query(Self.insertQuery(task, definition: definition, firstEvent: firstEvent), logger: logger)
-            }
-            return .created
+            let shard = nextInsertShard.add(1, ordering: .relaxed).oldValue % taskInserts.count
+            return try await taskInserts[shard].submit(PendingPostgresInsert(task: task, definition: definition, firstEvent: firstEvent))
         }
         return try await transaction { connection in
             if let outcome = try await Self.liveClaim(claim, teamId: task.teamId, at: task.createdAt, lock: true, on: connection, logger: logger) {
@@ -46,27 +44,116 @@ extension PostgresStorage {
                 }
                 throw SwitchyardError.conflict(IdempotencyClaim.conflictMessage)
             }
-            try await connection.query(Self.insertQuery(task, definition: definition, firstEvent: firstEvent), logger: logger)
+            try await connection.query(
+                Self.insertQuery([PendingPostgresInsert(task: task, definition: definition, firstEvent: firstEvent)]), logger: logger)
             return .created
         }
     }
 
-    /// Inserts a task and its first event in one statement.
-    private static func insertQuery(_ task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord) -> PostgresQuery {
-        """
-        WITH inserted AS (
-            INSERT INTO tasks (\(unescaped: taskColumns), definition)
-            VALUES (\(task.id), \(task.teamId), \(task.workflowId), \(task.workflowVersion), \(task.status.rawValue), \(task.source.rawValue),
-                    \(task.userId), \(task.credentialId), \(StoredJSON.text(task.parameters)), \(task.dispatchTarget.rawValue),
-                    \(task.targetPool.rawValue), \(task.submitterRegion), \(task.toolType.rawValue), \(StoredJSON.text(task.requiredLabels)),
-                    \(task.taskTimeout), \(task.maxRetries), \(task.retryCount), \(task.agentId), \(task.agentLabels.map(StoredJSON.text)),
-                    \(task.gatewayId), \(task.gpuType), \(task.error), \(task.output?.jsonString), \(task.createdAt), \(task.updatedAt),
-                    \(task.startedAt), \(task.completedAt), \(definition.jsonString))
-            RETURNING id
-        )
-        INSERT INTO task_events (task_id, sequence, event_type, data, created_at)
-        SELECT id, \(firstEvent.sequence), \(firstEvent.kind.rawValue), \(firstEvent.data.jsonString), \(firstEvent.createdAt) FROM inserted
-        """
+    /// Writes one batch in one statement. Should it fail as a whole, each item is retried alone, so one bad
+    /// submission cannot fail its neighbours.
+    static func flushTaskInserts(_ items: [PendingPostgresInsert], client: PostgresClient, logger: Logger) async -> [Result<
+        TaskInsertOutcome, any Error
+    >] {
+        do {
+            try await client.query(insertQuery(items), logger: logger)
+            return Array(repeating: .success(.created), count: items.count)
+        } catch {
+            guard items.count > 1 else { return [.failure(error)] }
+            var results: [Result<TaskInsertOutcome, any Error>] = []
+            for item in items {
+                do {
+                    try await client.query(insertQuery([item]), logger: logger)
+                    results.append(.success(.created))
+                } catch {
+                    results.append(.failure(error))
+                }
+            }
+            return results
+        }
+    }
+
+    /// Inserts tasks and their first events in one statement: the `WITH` makes both inserts one atomic unit.
+    static func insertQuery(_ items: [PendingPostgresInsert]) -> PostgresQuery {
+        var sql = PostgresQuery.StringInterpolation(literalCapacity: 64 * items.count + 512, interpolationCount: 33 * items.count)
+        sql.appendLiteral("WITH inserted AS (INSERT INTO tasks (\(taskColumns), definition) VALUES ")
+        for (index, item) in items.enumerated() {
+            let task = item.task
+            sql.appendLiteral(index == 0 ? "(" : ", (")
+            sql.appendInterpolation(task.id)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.teamId)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.workflowId)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.workflowVersion)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.status.rawValue)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.source.rawValue)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.userId)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.credentialId)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(item.parameters)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.dispatchTarget.rawValue)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.targetPool.rawValue)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.submitterRegion)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.toolType.rawValue)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(item.requiredLabels)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.taskTimeout)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.maxRetries)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.retryCount)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.agentId)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.agentLabels.map(StoredJSON.text))
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.gatewayId)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.gpuType)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.error)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.output?.jsonString)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.createdAt)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.updatedAt)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.startedAt)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(task.completedAt)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(item.definition)
+            sql.appendLiteral(")")
+        }
+        // The events' foreign key is checked at the end of the statement, after the tasks are in.
+        sql.appendLiteral(" RETURNING id) INSERT INTO task_events (task_id, sequence, event_type, data, created_at) VALUES ")
+        for (index, item) in items.enumerated() {
+            let event = item.firstEvent
+            sql.appendLiteral(index == 0 ? "(" : ", (")
+            sql.appendInterpolation(event.taskId)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(event.sequence)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(event.kind.rawValue)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(item.eventData)
+            sql.appendLiteral(", ")
+            sql.appendInterpolation(event.createdAt)
+            sql.appendLiteral(")")
+        }
+        return PostgresQuery(stringInterpolation: sql)
     }
 
     /// The outcome a live (unexpired) claim of the key dictates, or nil when there is none.
@@ -190,5 +277,24 @@ extension PostgresStorage {
             createdAt: try value("created_at", Date.self), updatedAt: try value("updated_at", Date.self),
             startedAt: try value("started_at", Date?.self), completedAt: try value("completed_at", Date?.self)
         )
+    }
+}
+
+/// One submission waiting for its group commit, its JSON already serialised on the submitting request's task.
+struct PendingPostgresInsert: Sendable {
+    let task: TaskRecord
+    let firstEvent: TaskEventRecord
+    let parameters: String
+    let requiredLabels: String
+    let definition: String
+    let eventData: String
+
+    init(task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord) {
+        self.task = task
+        self.firstEvent = firstEvent
+        self.parameters = StoredJSON.text(task.parameters)
+        self.requiredLabels = StoredJSON.text(task.requiredLabels)
+        self.definition = definition.jsonString
+        self.eventData = firstEvent.data.jsonString
     }
 }

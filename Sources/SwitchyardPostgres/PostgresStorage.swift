@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import ServiceLifecycle
 import SwitchyardCore
+import Synchronization
 
 /// `SwitchyardStorage` on PostgreSQL through a PostgresNIO connection pool, which reconnects by itself after
 /// the database restarts. The storage is a `Service`: its `run()` drives the pool and must be running (in
@@ -20,15 +21,23 @@ public final class PostgresStorage: SwitchyardStorage, Service {
     public let backendName = "postgres"
     let client: PostgresClient
     let logger: Logger
+    /// Task submissions without idempotency keys are group-committed, on a few queues so that several batches
+    /// are in flight on separate connections while one waits for its commit.
+    let taskInserts: [GroupCommitQueue<PendingPostgresInsert, TaskInsertOutcome>]
+    let nextInsertShard = Atomic<Int>(0)
 
     public init(configuration: PostgresClient.Configuration, logger: Logger) {
         var configuration = configuration
-        // Concurrent submissions are one statement each, and PostgreSQL groups their commits: enough connections
-        // keep that group large (measured: Benchmarks/submit-throughput.sh, docs/performance.md).
-        configuration.options.maximumConnections = max(configuration.options.maximumConnections, 32)
-        self.client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        configuration.options.maximumConnections = max(configuration.options.maximumConnections, 16)
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
         self.logger = logger
+        self.taskInserts = (0..<Self.insertQueues).map { _ in
+            GroupCommitQueue(maxBatch: 256) { items in await Self.flushTaskInserts(items, client: client, logger: logger) }
+        }
     }
+
+    static let insertQueues = 4
 
     public convenience init(url: String, logger: Logger) throws {
         self.init(configuration: try PostgresURL.configuration(from: url), logger: logger)
