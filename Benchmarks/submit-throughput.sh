@@ -3,16 +3,17 @@
 # PostgreSQL (a throwaway cluster with durable defaults: fsync and synchronous_commit on), the no-op ceiling
 # (GET /healthz) next to POST /api/v1/r/workflows/slug/text-to-image/run with an sk- key (auth, workflow
 # lookup, parameter validation and injection into the recorded txt2img graph, durable insert of task + first
-# event). Afterwards it checks that every 202 left a task behind. Needs wrk (apt-get install wrk).
+# event). After each run it checks that every 202 left a task behind (the tasks column counts all so far).
+# Needs wrk (apt-get install wrk).
 #
 #   Benchmarks/submit-throughput.sh            # both backends
 #   BACKENDS=sqlite Benchmarks/submit-throughput.sh
-#   DURATION=10s CONNECTIONS=64 Benchmarks/submit-throughput.sh
+#   DURATION=10s CONNECTIONS="64 256" Benchmarks/submit-throughput.sh   # one row per backend and concurrency
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 duration=${DURATION:-5s}
-connections=${CONNECTIONS:-32}
+concurrencies=${CONNECTIONS:-32 128}
 backends=${BACKENDS:-sqlite postgres}
 swift build -c release --product switchyard >/dev/null 2>&1
 bin=$(swift build -c release --show-bin-path)/switchyard
@@ -49,11 +50,11 @@ body = {
 json.dump(body, open(sys.argv[1], "w"))
 PY
 
-rate() { wrk -t1 -c"$connections" -d"$duration" "$@" >"$work/wrk.out"; awk '/Requests\/sec/ {print $2}' "$work/wrk.out"; }
+rate() { wrk -t1 -c"$1" -d"$duration" "${@:2}" >"$work/wrk.out"; awk '/Requests\/sec/ {print $2}' "$work/wrk.out"; }
 errors() { awk '/Non-2xx|Socket errors/ {print}' "$work/wrk.out"; }
 
-echo "machine: $(nproc) cores, $(git rev-parse --short HEAD); wrk -t1 -c$connections -d$duration on loopback"
-printf "%-10s %12s %14s %8s %10s\n" backend "no-op req/s" "submissions/s" "ratio" "tasks"
+echo "machine: $(nproc) cores, $(git rev-parse --short HEAD); wrk -t1 -d$duration on loopback"
+printf "%-10s %12s %12s %14s %8s %10s\n" backend connections "no-op req/s" "submissions/s" "ratio" "tasks"
 for backend in $backends; do
   port=$((18100 + RANDOM % 800))
   args=(serve --data-dir "$work/data-$backend" --port "$port" --log-level warning)
@@ -73,15 +74,21 @@ for backend in $backends; do
   curl -fsS -X POST "$base/api/v1/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" \
     -H "Content-Type: application/json" --data-binary "@$work/import.json" >/dev/null
 
-  ceiling=$(rate "$base/healthz")
   export SWITCHYARD_KEY=$key
-  submissions=$(rate -s "$work/run.lua" "$base/api/v1/r/workflows/slug/text-to-image/run")
-  problems=$(errors)
-  tasks=$(curl -fsS "$base/api/v1/r/tasks?per_page=1" -H "Authorization: Bearer $key" |
-    python3 -c "import sys,json;print(json.load(sys.stdin)['page_meta']['total_count'])")
-  ratio=$(python3 -c "print(f'{100*$submissions/$ceiling:.0f}%')")
-  printf "%-10s %12s %14s %8s %10s\n" "$backend" "$ceiling" "$submissions" "$ratio" "$tasks"
-  [ -n "$problems" ] && echo "  wrk reported: $problems"
+  accepted=0
+  for connections in $concurrencies; do
+    ceiling=$(rate "$connections" "$base/healthz")
+    submissions=$(rate "$connections" -s "$work/run.lua" "$base/api/v1/r/workflows/slug/text-to-image/run")
+    problems=$(errors)
+    accepted=$((accepted + $(awk '/requests in/ {print $1}' "$work/wrk.out") - $(awk '/Non-2xx/ {print $NF}' "$work/wrk.out" | grep . || echo 0)))
+    tasks=$(curl -fsS "$base/api/v1/r/tasks?per_page=1" -H "Authorization: Bearer $key" |
+      python3 -c "import sys,json;print(json.load(sys.stdin)['page_meta']['total_count'])")
+    ratio=$(python3 -c "print(f'{100*$submissions/$ceiling:.0f}%')")
+    printf "%-10s %12s %12s %14s %8s %10s\n" "$backend" "$connections" "$ceiling" "$submissions" "$ratio" "$tasks"
+    [ -n "$problems" ] && echo "  wrk reported: $problems"
+    # wrk stops counting with requests still in flight, so the server may hold a few more tasks, never fewer.
+    [ "$tasks" -ge "$accepted" ] || echo "  LOST: wrk saw $accepted accepted submissions, the server holds $tasks tasks"
+  done
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
   if [ -n "$pgdata" ]; then scripts/postgres-throwaway.sh stop "$pgdata"; pgdata=""; fi
 done
