@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts `switchyard serve` on an empty data directory, walks the README's first steps with curl, and stops it.
+# Starts `switchyard serve` on an empty data directory, walks the README's tour with curl, runs the seeds'
+# submission and polling calls (curl and Python requests, unchanged but for base URL and key), and stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --product switchyard >/dev/null
@@ -14,7 +15,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 base="http://127.0.0.1:$port/api/v1"
-read -r email password team <<<"$(python3 -c "import json;b=json.load(open('$dir/data/bootstrap.json'));print(b['email_address'],b['password'],b['team_id'])")"
+read -r email password team key <<<"$(python3 -c "import json;b=json.load(open('$dir/data/bootstrap.json'));print(b['email_address'],b['password'],b['team_id'],b['integration_key'])")"
 token=$(curl -fsS -X POST "$base/auth/login" -d "{\"email_address\":\"$email\",\"password\":\"$password\"}" | python3 -c "import sys,json;print(json.load(sys.stdin)['access_token'])")
 curl -fsS "$base/users/me" -H "Authorization: Bearer $token" >/dev/null
 created=$(curl -fsS -X POST "$base/credentials" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" -d '{"kind":"integration","display_name":"smoke"}')
@@ -22,3 +23,63 @@ id=$(echo "$created" | python3 -c "import sys,json;print(json.load(sys.stdin)['i
 curl -fsS -X DELETE "$base/credentials/$id" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" -o /dev/null -w '%{http_code}\n' | grep -q 204
 grep -q "first start" "$dir/serve.log"
 echo "smoke: serve, bootstrap, login, users/me, create and revoke a key: ok"
+
+# The README's workflow import: the recorded txt2img graph with typed parameters.
+python3 - "$dir/import.json" <<'PY'
+import json, sys
+graph = json.load(open("Tests/Fixtures/comfyui/c1_txt2img_missing_checkpoint.json"))
+json.dump({"workflow_slug": "text-to-image", "display_name": "Text to image", "workflow_json": graph, "parameters": [
+    {"key": "prompt", "node_id": "6", "field": "text", "type": "string", "required": True},
+    {"key": "steps", "node_id": "3", "field": "steps", "type": "number", "min": 1, "max": 150, "default": 20},
+    {"key": "width", "node_id": "5", "field": "width", "type": "number", "min": 64, "max": 2048, "default": 512},
+]}, open(sys.argv[1], "w"))
+PY
+workflow=$(curl -fsS -X POST "$base/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" \
+  -H "Content-Type: application/json" --data-binary "@$dir/import.json" | python3 -c "import sys,json;print(json.load(sys.stdin)['id'])")
+
+# Seed quickstart, "Discover a workflow": the list, by slug, and pinned with slug@version.
+curl -fsS -H "Authorization: Bearer $key" "$base/r/workflows" | python3 -c "import sys,json;assert json.load(sys.stdin)['workflow_list'][0]['workflow_slug']=='text-to-image'"
+curl -fsS -H "Authorization: Bearer $key" "$base/r/workflows/slug/text-to-image" | python3 -c "import sys,json;d=json.load(sys.stdin);assert 'workflow_json' not in d and len(d['parameters'])==3"
+curl -fsS -H "Authorization: Bearer $key" "$base/r/workflows/slug/text-to-image@1" >/dev/null
+
+# Seed "Execute a workflow by ID" (curl), minus the example's input_image, which names a file of another team.
+code=$(curl -sS -o "$dir/run.json" -w '%{http_code}' --request POST \
+  --url "$base/r/workflows/$workflow/run" \
+  --header "Authorization: Bearer $key" \
+  --header 'Content-Type: application/json' \
+  --data '
+{
+  "parameters": {
+    "prompt": "sunset over ocean",
+    "width": 1024
+  },
+  "dispatch_target": "agent",
+  "target_pool": "team",
+  "submitter_region": "us-east",
+  "tool_type": "comfyui"
+}
+')
+[ "$code" = 202 ] || { echo "run by id answered $code: $(cat "$dir/run.json")"; exit 1; }
+
+# Seed quickstart, "End-to-end: polling", with BASE and API_KEY changed; the loop stops after the first poll
+# because no agent runs the task yet.
+API_KEY=$key BASE="$base/r" python3 - <<'PY'
+import os, time, requests
+API_KEY = os.environ["API_KEY"]
+BASE = os.environ["BASE"]
+HEADERS = { "Authorization" : f"Bearer {API_KEY}" , "Content-Type" : "application/json" }
+run = requests.post(
+f"{BASE}/workflows/slug/text-to-image/run" ,
+headers = HEADERS ,
+json = { "parameters" : { "prompt" : "hello" }},
+).json()
+task_id = run[ "task_id" ]
+task = requests.get( f"{BASE}/tasks/{task_id}" , headers = HEADERS ).json()
+print (task[ "task_status" ])
+assert task["task_status"] == "pending", task
+result = requests.get( f"{BASE}/tasks/{task_id}/result" , headers = HEADERS ).json()
+assert result["task_status"] == "pending" and result["download_url"] is None, result
+assert requests.post(f"{BASE}/tasks/{task_id}/cancel", headers = HEADERS).json() == {"is_success": True}
+assert requests.get( f"{BASE}/tasks/{task_id}" , headers = HEADERS ).json()["task_status"] == "cancelled"
+PY
+echo "smoke: import a workflow, run it by id (curl) and by slug (Python requests), poll, cancel: ok"

@@ -177,6 +177,8 @@ struct StartupTests {
         #expect(configuration.databaseURL == "postgres://u:p@db/x")
         #expect(configuration.logLevel == "error")
         #expect(configuration.adminEmail == "admin@localhost")
+        #expect(configuration.cacheTTL == 1)
+        #expect(try ServerConfiguration(reader: ConfigReader(provider: InMemoryProvider(values: ["cache.ttl": 0]))).cacheTTL == 0)
 
         let cases: [([String: String], String)] = [
             (["SWITCHYARD_HTTP_PORT": "eighty"], "http.port: \"eighty\" is not an integer"),
@@ -184,6 +186,8 @@ struct StartupTests {
             (["SWITCHYARD_DATABASE_URL": "mysql://x"], "database.url must start with postgres:// (omit it for the embedded SQLite database)"),
             (["SWITCHYARD_DATABASE_MIGRATE": "maybe"], "database.migrate: \"maybe\" is not true or false"),
             (["SWITCHYARD_AUTH_BCRYPT_COST": "3"], "auth.bcryptCost: 3 is outside 4–31"),
+            (["SWITCHYARD_CACHE_TTL": "301"], "cache.ttl: 301 is outside 0–300 seconds"),
+            (["SWITCHYARD_CACHE_TTL": "-1"], "cache.ttl: -1 is outside 0–300 seconds"),
         ]
         for (variables, message) in cases {
             let reader = ConfigReader(provider: EnvironmentVariablesProvider(environmentVariables: variables).prefixKeys(with: "switchyard"))
