@@ -79,81 +79,34 @@ extension PostgresStorage {
         sql.appendLiteral("WITH inserted AS (INSERT INTO tasks (\(taskColumns), definition) VALUES ")
         for (index, item) in items.enumerated() {
             let task = item.task
-            sql.appendLiteral(index == 0 ? "(" : ", (")
-            sql.appendInterpolation(task.id)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.teamId)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.workflowId)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.workflowVersion)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.status.rawValue)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.source.rawValue)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.userId)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.credentialId)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(item.parameters)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.dispatchTarget.rawValue)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.targetPool.rawValue)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.submitterRegion)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.toolType.rawValue)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(item.requiredLabels)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.taskTimeout)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.maxRetries)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.retryCount)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.agentId)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.agentLabels.map(StoredJSON.text))
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.gatewayId)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.gpuType)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.error)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.output?.jsonString)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.createdAt)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.updatedAt)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.startedAt)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(task.completedAt)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(item.definition)
-            sql.appendLiteral(")")
+            appendRow(
+                [
+                    task.id, task.teamId, task.workflowId, task.workflowVersion, task.status.rawValue, task.source.rawValue, task.userId,
+                    task.credentialId, item.parameters, task.dispatchTarget.rawValue, task.targetPool.rawValue, task.submitterRegion,
+                    task.toolType.rawValue, item.requiredLabels, task.taskTimeout, task.maxRetries, task.retryCount, task.agentId,
+                    task.agentLabels.map(StoredJSON.text), task.gatewayId, task.gpuType, task.error, task.output?.jsonString, task.createdAt,
+                    task.updatedAt, task.startedAt, task.completedAt, item.definition,
+                ], to: &sql, first: index == 0)
         }
         // The events' foreign key is checked at the end of the statement, after the tasks are in.
         sql.appendLiteral(" RETURNING id) INSERT INTO task_events (task_id, sequence, event_type, data, created_at) VALUES ")
         for (index, item) in items.enumerated() {
             let event = item.firstEvent
-            sql.appendLiteral(index == 0 ? "(" : ", (")
-            sql.appendInterpolation(event.taskId)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(event.sequence)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(event.kind.rawValue)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(item.eventData)
-            sql.appendLiteral(", ")
-            sql.appendInterpolation(event.createdAt)
-            sql.appendLiteral(")")
+            appendRow([event.taskId, event.sequence, event.kind.rawValue, item.eventData, event.createdAt], to: &sql, first: index == 0)
         }
         return PostgresQuery(stringInterpolation: sql)
+    }
+
+    /// Appends `(…)` with each value bound (nil as NULL), preceded by a comma unless it is the first row.
+    private static func appendRow(
+        _ values: [(any PostgresDynamicTypeEncodable)?], to sql: inout PostgresQuery.StringInterpolation, first: Bool
+    ) {
+        sql.appendLiteral(first ? "(" : ", (")
+        for (index, value) in values.enumerated() {
+            if index > 0 { sql.appendLiteral(", ") }
+            if let value { sql.appendInterpolation(value) } else { sql.appendInterpolation(String?.none) }
+        }
+        sql.appendLiteral(")")
     }
 
     /// The outcome a live (unexpired) claim of the key dictates, or nil when there is none.
@@ -218,10 +171,8 @@ extension PostgresStorage {
                 ).collect().first
             else { return nil }
             var task = try Self.decodeTask(row)
-            let action = try TaskStateMachine.decide(status: task.status, retryCount: task.retryCount, maxRetries: task.maxRetries, event: event)
-                .get()
+            let action = try task.take(event, at: date)
             guard case .transition(let status, let retryCount) = action else { return TaskTransitionOutcome(action: action, task: task) }
-            task.apply(status: status, retryCount: retryCount, at: date)
             try await connection.query(
                 """
                 UPDATE tasks SET task_status = \(status.rawValue), retry_count = \(retryCount), updated_at = \(date),

@@ -200,10 +200,8 @@ extension SQLiteStorage {
                 .first
             else { return nil }
             var task = try Self.decodeTask(row)
-            let action = try TaskStateMachine.decide(status: task.status, retryCount: task.retryCount, maxRetries: task.maxRetries, event: event)
-                .get()
+            let action = try task.take(event, at: date)
             guard case .transition(let status, let retryCount) = action else { return TaskTransitionOutcome(action: action, task: task) }
-            task.apply(status: status, retryCount: retryCount, at: date)
             _ = try await connection.query(
                 "UPDATE tasks SET task_status = ?, retry_count = ?, updated_at = ?, started_at = ?, completed_at = ? WHERE id = ?",
                 [.text(status.rawValue), .integer(retryCount), .date(date), .date(task.startedAt), .date(task.completedAt), .uuid(id)]

@@ -172,4 +172,14 @@ extension TaskRecord {
         if newStatus == .running && startedAt == nil { startedAt = date }
         if newStatus.isTerminal { completedAt = date }
     }
+
+    /// What `event` does to this task per `TaskStateMachine`; a transition is applied to the record before it is
+    /// returned, a refusal is thrown.
+    public mutating func take(_ event: TaskStateMachine.Event, at date: Date) throws -> TaskStateMachine.Action {
+        let action = try TaskStateMachine.decide(status: status, retryCount: retryCount, maxRetries: maxRetries, event: event).get()
+        if case .transition(let newStatus, let newRetryCount) = action {
+            apply(status: newStatus, retryCount: newRetryCount, at: date)
+        }
+        return action
+    }
 }

@@ -19,12 +19,7 @@ struct RuntimeWorkflowsController {
     }
 
     @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        let page = try request.pageRequest
-        let result = try await storage.workflows(teamId: try context.requireCaller().requireTeam(), page: page)
-        return JSONBody.response([
-            "workflow_list": .array(result.items.map { Presenters.workflow($0, includeGraph: false) }),
-            "page_meta": JSONBody.pageMeta(page, totalCount: result.totalCount),
-        ])
+        try await WorkflowsController.list(request, context: context, storage: storage)
     }
 
     @Sendable func detailById(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {

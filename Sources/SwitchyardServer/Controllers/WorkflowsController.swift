@@ -66,6 +66,11 @@ struct WorkflowsController {
     }
 
     @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        try await Self.list(request, context: context, storage: storage)
+    }
+
+    /// `workflow_list` + `page_meta`, without graphs; the runtime surface lists the same way.
+    static func list(_ request: Request, context: SwitchyardRequestContext, storage: any SwitchyardStorage) async throws -> Response {
         let page = try request.pageRequest
         let result = try await storage.workflows(teamId: try context.requireCaller().requireTeam(), page: page)
         return JSONBody.response([
