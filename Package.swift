@@ -133,6 +133,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "SwitchyardObjectStoreTests",
+            dependencies: ["SwitchyardObjectStore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "SwitchyardStorageTests",
             dependencies: ["SwitchyardCore", "SwitchyardSQLite", "SwitchyardPostgres", "SwitchyardTestSupport"],
             swiftSettings: swiftSettings

@@ -1,0 +1,231 @@
+import Crypto
+import Foundation
+import SwitchyardCore
+
+/// An S3 access key pair.
+public struct S3Credentials: Sendable, Hashable {
+    public var accessKeyId: String
+    public var secretAccessKey: String
+
+    public init(accessKeyId: String, secretAccessKey: String) {
+        self.accessKeyId = accessKeyId
+        self.secretAccessKey = secretAccessKey
+    }
+}
+
+/// The pieces of AWS Signature Version 4 as S3 uses them, shared by the signer (client side) and the verifier
+/// (the embedded store). References: AWS "Signature Version 4 for S3" (header and query authentication);
+/// every function here is checked against AWS's published examples and botocore's output
+/// (Tests/Fixtures/sigv4).
+public enum SigV4 {
+    public static let algorithm = "AWS4-HMAC-SHA256"
+    /// The payload hash of a presigned request, and of header-signed requests that do not hash their body.
+    public static let unsignedPayload = "UNSIGNED-PAYLOAD"
+    /// SHA-256 of the empty string.
+    public static let emptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    /// The longest validity of a presigned URL S3 allows: seven days.
+    public static let maximumExpiry = 604_800
+
+    // MARK: Encoding
+
+    /// S3's URI encoding: every byte of the UTF-8 except `A-Z a-z 0-9 - _ . ~` becomes `%XX` (uppercase), and
+    /// `/` too unless `keepSlash` (object key paths keep theirs).
+    public static func percentEncode(_ text: some StringProtocol, keepSlash: Bool) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(text.utf8.count + 8)
+        for byte in text.utf8 {
+            if isUnreserved(byte) || (keepSlash && byte == UInt8(ascii: "/")) {
+                output.append(byte)
+            } else {
+                output.append(UInt8(ascii: "%"))
+                output.append(upperHex[Int(byte >> 4)])
+                output.append(upperHex[Int(byte & 0x0F)])
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Decodes `%XX` escapes (a `+` stays a `+`: S3 clients encode spaces as `%20`). Nil for a malformed escape
+    /// or bytes that are not UTF-8.
+    public static func percentDecode(_ text: some StringProtocol) -> String? {
+        let bytes = Array(text.utf8)
+        guard bytes.contains(UInt8(ascii: "%")) else { return String(text) }
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "%") {
+                guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2]) else { return nil }
+                output.append(high << 4 | low)
+                index += 3
+            } else {
+                output.append(bytes[index])
+                index += 1
+            }
+        }
+        return String(validating: output, as: UTF8.self)
+    }
+
+    // MARK: Canonical request
+
+    /// `key=value` pairs (decoded) encoded and sorted by key, then value, joined with `&`.
+    public static func canonicalQuery(_ items: [(name: String, value: String)]) -> String {
+        let encoded: [(name: String, value: String)] = items.map { item in
+            (percentEncode(item.name, keepSlash: false), percentEncode(item.value, keepSlash: false))
+        }
+        let sorted = encoded.sorted { left, right in left.name == right.name ? left.value < right.value : left.name < right.name }
+        return sorted.map { item in item.name + "=" + item.value }.joined(separator: "&")
+    }
+
+    /// The canonical header block for `signedHeaders` (lowercase, sorted): `name:value\n` per header, values
+    /// of repeated headers joined with `,`, trimmed, inner runs of spaces collapsed. Nil when a signed header
+    /// is missing from `headers`.
+    public static func canonicalHeaders(_ headers: [(name: String, value: String)], signedHeaders: [String]) -> String? {
+        var values: [String: [String]] = [:]
+        for header in headers {
+            let name = header.name.lowercased()
+            values[name, default: []].append(normalizedHeaderValue(header.value))
+        }
+        var block = ""
+        for name in signedHeaders {
+            guard let found = values[name] else { return nil }
+            block += "\(name):\(found.joined(separator: ","))\n"
+        }
+        return block
+    }
+
+    public static func canonicalRequest(
+        method: String, canonicalURI: String, canonicalQuery: String, canonicalHeaders: String, signedHeaders: [String], payloadHash: String
+    ) -> String {
+        "\(method)\n\(canonicalURI)\n\(canonicalQuery)\n\(canonicalHeaders)\n\(signedHeaders.joined(separator: ";"))\n\(payloadHash)"
+    }
+
+    // MARK: Signature
+
+    /// `yyyymmdd/region/service/aws4_request`.
+    public static func scope(date: String, region: String, service: String) -> String {
+        "\(date)/\(region)/\(service)/aws4_request"
+    }
+
+    public static func stringToSign(timestamp: String, scope: String, canonicalRequest: String) -> String {
+        "\(algorithm)\n\(timestamp)\n\(scope)\n\(Hex.encode(SHA256.hash(data: Array(canonicalRequest.utf8))))"
+    }
+
+    /// The day's signing key: HMAC chain over date, region, service and `aws4_request`.
+    public static func signingKey(secretAccessKey: String, date: String, region: String, service: String) -> SymmetricKey {
+        var key = SymmetricKey(data: Array("AWS4\(secretAccessKey)".utf8))
+        for part in [date, region, service, "aws4_request"] {
+            key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
+        }
+        return key
+    }
+
+    /// Lowercase hex HMAC-SHA256 of the string to sign.
+    public static func signature(stringToSign: String, signingKey: SymmetricKey) -> String {
+        Hex.encode(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: signingKey))
+    }
+
+    // MARK: Helpers
+
+    private static let upperHex = Array("0123456789ABCDEF".utf8)
+
+    @inline(__always)
+    private static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    private static func normalizedHeaderValue(_ value: String) -> String {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        guard trimmed.contains("  ") else { return trimmed }
+        return trimmed.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+    }
+}
+
+/// SigV4's timestamps: `yyyyMMdd'T'HHmmss'Z'` in UTC, converted without a calendar or formatter (presigning is
+/// a hot path).
+public enum SigV4Timestamp {
+    /// `20240115T120000Z` for `date` (fractions of a second dropped).
+    public static func format(_ date: Date) -> String {
+        let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
+        let days = seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400
+        let secondOfDay = Int(seconds - days * 86_400)
+        let (year, month, day) = civil(fromDays: days)
+        var text = ""
+        text.reserveCapacity(16)
+        append(year, width: 4, to: &text)
+        append(month, width: 2, to: &text)
+        append(day, width: 2, to: &text)
+        text += "T"
+        append(secondOfDay / 3600, width: 2, to: &text)
+        append(secondOfDay / 60 % 60, width: 2, to: &text)
+        append(secondOfDay % 60, width: 2, to: &text)
+        text += "Z"
+        return text
+    }
+
+    /// The instant of a `yyyyMMdd'T'HHmmss'Z'` text, or nil when it is not one.
+    public static func parse(_ text: some StringProtocol) -> Date? {
+        let bytes = Array(text.utf8)
+        guard bytes.count == 16, bytes[8] == UInt8(ascii: "T"), bytes[15] == UInt8(ascii: "Z") else { return nil }
+        func number(_ range: Range<Int>) -> Int? {
+            var value = 0
+            for byte in bytes[range] {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return nil }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        guard let year = number(0..<4), let month = number(4..<6), let day = number(6..<8), let hour = number(9..<11),
+            let minute = number(11..<13), let second = number(13..<15), (1...12).contains(month), (1...31).contains(day), hour < 24,
+            minute < 60, second < 60
+        else { return nil }
+        let days = daysFromCivil(year: year, month: month, day: day)
+        guard civil(fromDays: days) == (year, month, day) else { return nil }
+        return Date(timeIntervalSince1970: TimeInterval(days * 86_400 + Int64(hour * 3600 + minute * 60 + second)))
+    }
+
+    // Howard Hinnant's days-from-civil algorithms (proleptic Gregorian calendar).
+    private static func civil(fromDays days: Int64) -> (Int, Int, Int) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shiftedMonth = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
+        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
+        return (Int(yearOfEra + era * 400 + (month <= 2 ? 1 : 0)), Int(month), Int(day))
+    }
+
+    private static func daysFromCivil(year: Int, month: Int, day: Int) -> Int64 {
+        let y = Int64(month <= 2 ? year - 1 : year)
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let m = Int64(month)
+        let dayOfYear = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    private static func append(_ value: Int, width: Int, to text: inout String) {
+        let digits = String(value)
+        if digits.count < width { text += String(repeating: "0", count: width - digits.count) }
+        text += digits
+    }
+}
