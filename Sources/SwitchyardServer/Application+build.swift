@@ -16,6 +16,8 @@ public struct SwitchyardApplication: Sendable {
     public let routes: RouteTable
     /// The authenticator behind every protected route (tests drive it directly for surfaces without routes yet).
     let authenticator: Authenticator
+    /// The embedded object store (its application runs as a service of `application`).
+    public let objectStore: EmbeddedS3
 }
 
 /// Opens the storage a configuration names, keeps it running (PostgreSQL's pool is a service) while `body`
@@ -57,7 +59,10 @@ public func buildApplication(
     if configuration.migrateOnStart {
         try await storage.migrate()
     }
-    let bootstrap = try await Bootstrapper(storage: storage, configuration: configuration, clock: clock, logger: logger).run()
+    let objectStore = try await EmbeddedS3.build(configuration: configuration, storage: storage, clock: clock, logger: logger)
+    let bootstrap = try await Bootstrapper(
+        storage: storage, configuration: configuration, clock: clock, logger: logger, objectStore: objectStore.access
+    ).run()
     if let bootstrap { onBootstrap(bootstrap) }
 
     var random = SystemRandomNumberGenerator()
@@ -100,9 +105,11 @@ public func buildApplication(
     let application = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Switchyard"),
+        services: [objectStore.application],
         logger: serverLogger
     )
-    return SwitchyardApplication(application: application, storage: storage, bootstrap: bootstrap, routes: routes, authenticator: authenticator)
+    return SwitchyardApplication(
+        application: application, storage: storage, bootstrap: bootstrap, routes: routes, authenticator: authenticator, objectStore: objectStore)
 }
 
 /// The bcrypt hash an unknown email's login attempt is checked against, so it costs what a wrong password

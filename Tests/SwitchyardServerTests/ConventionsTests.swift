@@ -139,8 +139,13 @@ struct StartupTests {
             let attributes = try FileManager.default.attributesOfItem(atPath: path)
             #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
             let file = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: String])
-            #expect(Set(file.keys) == ["email_address", "password", "team_id", "integration_key", "agent_key"])
+            #expect(
+                Set(file.keys) == [
+                    "email_address", "password", "team_id", "integration_key", "agent_key", "s3_endpoint", "s3_bucket", "s3_region",
+                    "s3_access_key_id", "s3_secret_access_key",
+                ])
             #expect(file["integration_key"] == first.integrationKey)
+            #expect(file["s3_secret_access_key"] == first.objectStore?.credentials.secretAccessKey && file["s3_bucket"] == "switchyard")
             #expect(file["team_id"] == first.teamId.lowercased)
 
             try await environment.withStorage { storage in
@@ -150,6 +155,7 @@ struct StartupTests {
                 }
                 #expect(built.bootstrap == nil)
                 #expect(printed.results.isEmpty)
+                #expect(built.objectStore.access == first.objectStore, "the store's key pair survives restarts")
                 let caller = try await built.authenticator.authenticate(
                     authorization: "Bearer \(first.integrationKey)", teamHeader: nil, surface: .runtime)
                 #expect(caller.teamId == first.teamId)

@@ -33,6 +33,7 @@ public struct TestEnvironment: Sendable {
     public var configuration: ServerConfiguration {
         var configuration = ServerConfiguration()
         configuration.port = 0
+        configuration.embeddedS3Port = 0
         configuration.dataDirectory = dataDirectory
         configuration.databaseURL = databaseURL
         configuration.bcryptCost = 4

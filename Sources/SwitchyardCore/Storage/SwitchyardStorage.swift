@@ -90,4 +90,7 @@ public enum SettingKey {
     public static let sessionSigningSecret = "session_signing_secret"
     /// Prefix of the decoy bcrypt hash per cost (`login_decoy_hash.12`).
     public static let loginDecoyHash = "login_decoy_hash"
+    /// The embedded object store's key pair (created on the first start that serves it).
+    public static let embeddedS3AccessKeyId = "embedded_s3_access_key_id"
+    public static let embeddedS3SecretAccessKey = "embedded_s3_secret_access_key"
 }

@@ -14,6 +14,21 @@ public enum Hex {
         }
         return String(decoding: output, as: UTF8.self)
     }
+
+    /// True for `0-9 a-f` (lowercase, as `encode` writes).
+    public static func isDigit(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
+    }
+
+    /// The value of a hex digit (either case); 0 for anything else.
+    public static func value(_ byte: UInt8) -> Int {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): Int(byte - UInt8(ascii: "A") + 10)
+        default: 0
+        }
+    }
 }
 
 extension UUID {

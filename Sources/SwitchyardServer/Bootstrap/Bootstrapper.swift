@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SwitchyardCore
+import SwitchyardObjectStore
 
 /// The secrets a first start created, shown exactly once (printed, and written to `bootstrap.json`, 0600).
 public struct BootstrapResult: Sendable, Codable, Equatable {
@@ -9,6 +10,8 @@ public struct BootstrapResult: Sendable, Codable, Equatable {
     public let teamId: UUID
     public let integrationKey: String
     public let agentKey: String
+    /// The embedded object store, for stock S3 tools (`aws s3`, boto3); nil when an external S3 is configured.
+    public var objectStore: ObjectStoreAccess?
 
     enum CodingKeys: String, CodingKey {
         case emailAddress = "email_address"
@@ -16,6 +19,11 @@ public struct BootstrapResult: Sendable, Codable, Equatable {
         case teamId = "team_id"
         case integrationKey = "integration_key"
         case agentKey = "agent_key"
+        case s3Endpoint = "s3_endpoint"
+        case s3Bucket = "s3_bucket"
+        case s3Region = "s3_region"
+        case s3AccessKeyId = "s3_access_key_id"
+        case s3SecretAccessKey = "s3_secret_access_key"
     }
 
     public init(emailAddress: String, password: String, teamId: UUID, integrationKey: String, agentKey: String) {
@@ -33,7 +41,38 @@ public struct BootstrapResult: Sendable, Codable, Equatable {
         try container.encode(teamId.lowercased, forKey: .teamId)
         try container.encode(integrationKey, forKey: .integrationKey)
         try container.encode(agentKey, forKey: .agentKey)
+        if let objectStore {
+            try container.encode(objectStore.endpoint, forKey: .s3Endpoint)
+            try container.encode(objectStore.bucket, forKey: .s3Bucket)
+            try container.encode(objectStore.region, forKey: .s3Region)
+            try container.encode(objectStore.credentials.accessKeyId, forKey: .s3AccessKeyId)
+            try container.encode(objectStore.credentials.secretAccessKey, forKey: .s3SecretAccessKey)
+        }
     }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            emailAddress: try container.decode(String.self, forKey: .emailAddress), password: try container.decode(String.self, forKey: .password),
+            teamId: try container.decode(UUID.self, forKey: .teamId), integrationKey: try container.decode(String.self, forKey: .integrationKey),
+            agentKey: try container.decode(String.self, forKey: .agentKey))
+        if let endpoint = try container.decodeIfPresent(String.self, forKey: .s3Endpoint) {
+            objectStore = ObjectStoreAccess(
+                endpoint: endpoint, bucket: try container.decode(String.self, forKey: .s3Bucket),
+                region: try container.decode(String.self, forKey: .s3Region),
+                credentials: S3Credentials(
+                    accessKeyId: try container.decode(String.self, forKey: .s3AccessKeyId),
+                    secretAccessKey: try container.decode(String.self, forKey: .s3SecretAccessKey)))
+        }
+    }
+}
+
+/// How to reach the object store with a stock S3 client.
+public struct ObjectStoreAccess: Sendable, Equatable {
+    public var endpoint: String
+    public var bucket: String
+    public var region: String
+    public var credentials: S3Credentials
 }
 
 /// First-start set-up: on an empty database, an owner with a random password, a team, one `sk-` and one
@@ -43,6 +82,8 @@ struct Bootstrapper {
     let configuration: ServerConfiguration
     let clock: any WallClock
     let logger: Logger
+    /// The embedded store's access, recorded in `bootstrap.json` when this start bootstraps.
+    var objectStore: ObjectStoreAccess?
 
     func run() async throws -> BootstrapResult? {
         if try await storage.setting(SettingKey.bootstrappedAt) != nil { return nil }
@@ -65,9 +106,10 @@ struct Bootstrapper {
         guard try await storage.bootstrap(BootstrapPlan(user: user, team: team, credentials: credentials, settings: [:])) else {
             return nil
         }
-        let result = BootstrapResult(
+        var result = BootstrapResult(
             emailAddress: user.emailAddress, password: password, teamId: team.id, integrationKey: integrationKey, agentKey: agentKey
         )
+        result.objectStore = objectStore
         try Self.writeSecretsFile(result, to: configuration.bootstrapFilePath)
         logger.notice("bootstrapped a new deployment", metadata: ["team_id": "\(team.id.lowercased)", "owner": "\(user.emailAddress)"])
         return result

@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import SwitchyardObjectStore
 
 /// Everything `switchyard serve` reads at start, typed and validated once (flags → environment → config
 /// file → defaults; docs/configuration.md lists every key).
@@ -26,6 +27,12 @@ public struct ServerConfiguration: Sendable {
     /// in seconds (`cache.ttl`; 0 disables it). Changes made through this server apply at once; changes made
     /// through another replica (PostgreSQL deployments) within this time.
     public var cacheTTL: TimeInterval = 1
+    /// Port of the embedded S3-compatible store, served on `http.host` (`s3.embeddedPort`; 0 picks a free one).
+    public var embeddedS3Port = 8081
+    /// Bucket the server keeps inputs, models and outputs in (`s3.bucket`).
+    public var s3Bucket = "switchyard"
+    /// Region the store's signatures are scoped to (`s3.region`).
+    public var s3Region = "us-east-1"
     /// Minimum log level (`log.level`).
     public var logLevel = "info"
 
@@ -44,6 +51,9 @@ public struct ServerConfiguration: Sendable {
         sessionLifetime = TimeInterval(try Self.int(reader, "auth.sessionTtl", default: Int(defaults.sessionLifetime)))
         bcryptCost = try Self.int(reader, "auth.bcryptCost", default: defaults.bcryptCost)
         cacheTTL = TimeInterval(try Self.int(reader, "cache.ttl", default: Int(defaults.cacheTTL)))
+        embeddedS3Port = try Self.int(reader, "s3.embeddedPort", default: defaults.embeddedS3Port)
+        s3Bucket = reader.string(forKey: "s3.bucket", default: defaults.s3Bucket)
+        s3Region = reader.string(forKey: "s3.region", default: defaults.s3Region)
         logLevel = reader.string(forKey: "log.level", default: defaults.logLevel)
         try validate()
     }
@@ -80,6 +90,15 @@ public struct ServerConfiguration: Sendable {
 
     public func validate() throws {
         guard (0...65535).contains(port) else { throw Invalid(description: "http.port: \(port) is outside 0–65535") }
+        guard (0...65535).contains(embeddedS3Port) else {
+            throw Invalid(description: "s3.embeddedPort: \(embeddedS3Port) is outside 0–65535")
+        }
+        guard EmbeddedObjectStore.isValidBucketName(s3Bucket) else {
+            throw Invalid(description: "s3.bucket: \"\(s3Bucket)\" is not a valid bucket name (3–63 of a-z 0-9 . -)")
+        }
+        guard !s3Region.isEmpty, s3Region.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else {
+            throw Invalid(description: "s3.region: \"\(s3Region)\" is not a region name")
+        }
         guard maxBodySize >= 1024 else { throw Invalid(description: "http.maxBodySize: \(maxBodySize) is below 1024 bytes") }
         guard !dataDirectory.isEmpty else { throw Invalid(description: "data.dir must not be empty") }
         if let databaseURL, !(databaseURL.hasPrefix("postgres://") || databaseURL.hasPrefix("postgresql://")) {
@@ -96,6 +115,8 @@ public struct ServerConfiguration: Sendable {
 
     /// Path of the SQLite database file.
     public var sqlitePath: String { (dataDirectory as NSString).appendingPathComponent("switchyard.sqlite") }
+    /// Where the embedded object store keeps its files.
+    public var objectsPath: String { (dataDirectory as NSString).appendingPathComponent("objects") }
     /// Path of the file the first start writes its secrets to.
     public var bootstrapFilePath: String { (dataDirectory as NSString).appendingPathComponent("bootstrap.json") }
 }

@@ -1,0 +1,40 @@
+import Foundation
+import Hummingbird
+import Logging
+import SwitchyardCore
+import SwitchyardObjectStore
+
+/// The embedded S3-compatible store as `serve` runs it: the disk engine under `data.dir/objects`, the bucket
+/// the server uses, the key pair (made once and kept in settings, so every start and replica agrees), and
+/// the Hummingbird application answering S3 requests on `s3.embeddedPort`.
+public struct EmbeddedS3: Sendable {
+    public let store: EmbeddedObjectStore
+    public let access: ObjectStoreAccess
+    public let application: Application<EmbeddedS3Responder>
+
+    /// Opens (creating if needed) the store and its bucket and reads or creates its key pair.
+    public static func build(
+        configuration: ServerConfiguration, storage: any SwitchyardStorage, clock: any WallClock = SystemWallClock(), logger: Logger
+    ) async throws -> EmbeddedS3 {
+        var random = SystemRandomNumberGenerator()
+        let accessKeyId = try await storage.settingInsertingIfAbsent(
+            SettingKey.embeddedS3AccessKeyId, value: "SY" + CredentialSecret.randomString(length: 18, using: &random).uppercased())
+        let secretAccessKey = try await storage.settingInsertingIfAbsent(
+            SettingKey.embeddedS3SecretAccessKey, value: CredentialSecret.randomString(length: 40, using: &random))
+        let credentials = S3Credentials(accessKeyId: accessKeyId, secretAccessKey: secretAccessKey)
+        let store = try EmbeddedObjectStore(root: URL(fileURLWithPath: configuration.objectsPath))
+        try store.createBucket(configuration.s3Bucket)
+        let verifier = SigV4Verifier(region: configuration.s3Region) { $0 == credentials.accessKeyId ? credentials.secretAccessKey : nil }
+        var serverLogger = logger
+        serverLogger[metadataKey: "component"] = "s3"
+        let application = Application(
+            responder: EmbeddedS3Responder(store: store, verifier: verifier, clock: clock),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.embeddedS3Port), serverName: "Switchyard S3"),
+            logger: serverLogger)
+        let host = configuration.host == "0.0.0.0" ? "127.0.0.1" : configuration.host
+        let access = ObjectStoreAccess(
+            endpoint: "http://\(host):\(configuration.embeddedS3Port)", bucket: configuration.s3Bucket, region: configuration.s3Region,
+            credentials: credentials)
+        return EmbeddedS3(store: store, access: access, application: application)
+    }
+}
