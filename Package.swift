@@ -43,6 +43,9 @@ let package = Package(
             dependencies: [
                 "SwitchyardCore",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -134,7 +137,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchyardObjectStoreTests",
-            dependencies: ["SwitchyardObjectStore"],
+            dependencies: [
+                "SwitchyardObjectStore", "SwitchyardServer", "SwitchyardTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

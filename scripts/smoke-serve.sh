@@ -7,7 +7,7 @@ swift build --product switchyard >/dev/null
 bin=$(swift build --show-bin-path)/switchyard
 dir=$(mktemp -d)
 port=${SMOKE_PORT:-18089}
-"$bin" serve --data-dir "$dir/data" --port "$port" >"$dir/serve.log" 2>&1 &
+SWITCHYARD_S3_EMBEDDED_PORT=$((port + 1)) "$bin" serve --data-dir "$dir/data" --port "$port" >"$dir/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do
@@ -83,3 +83,9 @@ assert requests.post(f"{BASE}/tasks/{task_id}/cancel", headers = HEADERS).json()
 assert requests.get( f"{BASE}/tasks/{task_id}" , headers = HEADERS ).json()["task_status"] == "cancelled"
 PY
 echo "smoke: import a workflow, run it by id (curl) and by slug (Python requests), poll, cancel: ok"
+
+# The embedded S3 store, with the keys bootstrap.json gives operators, through boto3 and requests.
+read -r s3_endpoint s3_key s3_secret <<<"$(python3 -c "import json;b=json.load(open('$dir/data/bootstrap.json'));print(b['s3_endpoint'],b['s3_access_key_id'],b['s3_secret_access_key'])")"
+python3 scripts/s3-conformance-check.py "$s3_endpoint" "$s3_key" "$s3_secret" >"$dir/s3check.out" 2>&1 || true
+grep -q "SUMMARY 24 pass, 0 fail" "$dir/s3check.out" || { cat "$dir/s3check.out"; exit 1; }
+echo "smoke: embedded S3 store passes scripts/s3-conformance-check.py (boto3): ok"
