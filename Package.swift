@@ -126,6 +126,7 @@ let package = Package(
                 "SwitchyardServer",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/SwitchyardTestSupport",
             swiftSettings: swiftSettings

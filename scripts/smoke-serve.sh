@@ -33,12 +33,20 @@ json.dump({"workflow_slug": "text-to-image", "display_name": "Text to image", "w
     {"key": "steps", "node_id": "3", "field": "steps", "type": "number", "min": 1, "max": 150, "default": 20},
     {"key": "width", "node_id": "5", "field": "width", "type": "number", "min": 64, "max": 2048, "default": 512},
 ]}, open(sys.argv[1], "w"))
+graph["10"] = {"class_type": "LoadImage", "inputs": {"image": "example.png"}}
+json.dump({"workflow_slug": "img2img", "display_name": "Image to image", "workflow_json": graph, "parameters": [
+    {"key": "prompt", "node_id": "6", "field": "text", "type": "string", "required": True},
+    {"key": "input_image", "node_id": "10", "field": "image", "type": "file", "required": True, "accept": ["image/*"]},
+]}, open(sys.argv[1].replace("import.json", "import-img2img.json"), "w"))
 PY
 workflow=$(curl -fsS -X POST "$base/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" \
   -H "Content-Type: application/json" --data-binary "@$dir/import.json" | python3 -c "import sys,json;print(json.load(sys.stdin)['id'])")
 
+curl -fsS -X POST "$base/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" \
+  -H "Content-Type: application/json" --data-binary "@$dir/import-img2img.json" >/dev/null
+
 # Seed quickstart, "Discover a workflow": the list, by slug, and pinned with slug@version.
-curl -fsS -H "Authorization: Bearer $key" "$base/r/workflows" | python3 -c "import sys,json;assert json.load(sys.stdin)['workflow_list'][0]['workflow_slug']=='text-to-image'"
+curl -fsS -H "Authorization: Bearer $key" "$base/r/workflows" | python3 -c "import sys,json;assert 'text-to-image' in [w['workflow_slug'] for w in json.load(sys.stdin)['workflow_list']]"
 curl -fsS -H "Authorization: Bearer $key" "$base/r/workflows/slug/text-to-image" | python3 -c "import sys,json;d=json.load(sys.stdin);assert 'workflow_json' not in d and len(d['parameters'])==3"
 curl -fsS -H "Authorization: Bearer $key" "$base/r/workflows/slug/text-to-image@1" >/dev/null
 
@@ -88,4 +96,53 @@ echo "smoke: import a workflow, run it by id (curl) and by slug (Python requests
 read -r s3_endpoint s3_key s3_secret <<<"$(python3 -c "import json;b=json.load(open('$dir/data/bootstrap.json'));print(b['s3_endpoint'],b['s3_access_key_id'],b['s3_secret_access_key'])")"
 python3 scripts/s3-conformance-check.py "$s3_endpoint" "$s3_key" "$s3_secret" >"$dir/s3check.out" 2>&1 || true
 grep -q "SUMMARY 24 pass, 0 fail" "$dir/s3check.out" || { cat "$dir/s3check.out"; exit 1; }
+# Seed "Upload input files": presign, PUT with upload_headers (Python requests with a file, then curl
+# --upload-file), run img2img with the file_key; a second PUT to the same URL is refused with 412.
+head -c 1048576 /dev/urandom >"$dir/photo.png"
+(cd "$dir" && API_KEY=$key BASE="$base/r" python3 - <<'PY'
+import os, requests
+API_KEY = os.environ["API_KEY"]
+BASE = os.environ["BASE"]
+HEADERS = {"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"}
+
+# 1. Presign
+presign = requests.post(
+    f"{BASE}/files/presign",
+    headers=HEADERS,
+    json={
+        "file_name": "photo.png",
+        "file_size": 1048576,
+        "content_type": "image/png",
+    },
+).json()
+
+# 2. PUT to S3 — pass back every header the presign returned
+with open("photo.png", "rb") as f:
+    put = requests.put(presign["upload_url"], data=f, headers=presign["upload_headers"])
+assert put.status_code == 200, (put.status_code, put.text)
+
+# 3. Run a workflow that takes a file parameter
+resp = requests.post(
+    f"{BASE}/workflows/slug/img2img/run",
+    headers=HEADERS,
+    json={"parameters": {"input_image": presign["file_key"], "prompt": "enhance"}},
+)
+print(resp.json()["task_id"])
+with open("photo.png", "rb") as f:
+    again = requests.put(presign["upload_url"], data=f, headers=presign["upload_headers"])
+assert again.status_code == 412, again.status_code
+PY
+) >/dev/null
+presign=$(curl -fsS -X POST "$base/r/files/presign" -H "Authorization: Bearer $key" -H "Content-Type: application/json" \
+  -d '{"file_name":"photo.png","file_size":1048576,"content_type":"image/png"}')
+upload_url=$(echo "$presign" | python3 -c "import sys,json;print(json.load(sys.stdin)['upload_url'])")
+file_key=$(echo "$presign" | python3 -c "import sys,json;print(json.load(sys.stdin)['file_key'])")
+curl -fsS -X PUT \
+  -H "Content-Length: 1048576" \
+  -H "If-None-Match: *" \
+  --upload-file "$dir/photo.png" \
+  "$upload_url"
+curl -fsS -o /dev/null -X POST "$base/r/workflows/slug/img2img/run" -H "Authorization: Bearer $key" -H "Content-Type: application/json" \
+  -d "{\"parameters\":{\"input_image\":\"$file_key\",\"prompt\":\"enhance\"}}"
+echo "smoke: the seeds' upload flow (presign, PUT with upload_headers via requests and curl, run with the file_key): ok"
 echo "smoke: embedded S3 store passes scripts/s3-conformance-check.py (boto3): ok"

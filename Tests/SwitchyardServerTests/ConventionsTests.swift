@@ -194,6 +194,11 @@ struct StartupTests {
             (["SWITCHYARD_AUTH_BCRYPT_COST": "3"], "auth.bcryptCost: 3 is outside 4–31"),
             (["SWITCHYARD_CACHE_TTL": "301"], "cache.ttl: 301 is outside 0–300 seconds"),
             (["SWITCHYARD_CACHE_TTL": "-1"], "cache.ttl: -1 is outside 0–300 seconds"),
+            (["SWITCHYARD_S3_BUCKET": "Bad_Bucket"], #"s3.bucket: "Bad_Bucket" is not a valid bucket name (3–63 of a-z 0-9 . -)"#),
+            (["SWITCHYARD_S3_PUBLIC_ENDPOINT": "ftp://x"], #"s3.publicEndpoint: "ftp://x" is not an http(s)://host[:port] origin"#),
+            (["SWITCHYARD_S3_EMBEDDED_PORT": "70000"], "s3.embeddedPort: 70000 is outside 0–65535"),
+            (["SWITCHYARD_UPLOADS_MAX_FILE_SIZE": "0"], "uploads.maxFileSize: 0 is outside 1–5368709120 bytes (S3's single-PUT limit)"),
+            (["SWITCHYARD_UPLOADS_PRESIGN_TTL": "30"], "uploads.presignTtl: 30 is outside 60–604800 seconds"),
         ]
         for (variables, message) in cases {
             let reader = ConfigReader(provider: EnvironmentVariablesProvider(environmentVariables: variables).prefixKeys(with: "switchyard"))

@@ -62,7 +62,7 @@ struct RunAndTasksTests {
     @Test("run by id with the docs' full example body (S4), a session with X-Team-ID, and a dk- key", arguments: TestBackend.available)
     func runById(backend: TestBackend) async throws {
         try await Self.withWorkflow(backend) { app, client, workflowId in
-            let fileKey = "inputs/\(app.bootstrap.teamId.lowercased)/\(UUIDv7.make(at: Date()).lowercased)/aW1hZ2UvcG5n/photo.png"
+            let fileKey = try await app.upload(client, token: app.bootstrap.integrationKey)
             let body = """
                 {"parameters":{"prompt":"sunset over ocean","width":1024,"input_image":"\(fileKey)"},
                  "dispatch_target":"agent","target_pool":"team","submitter_region":"US-East ","tool_type":"comfyui"}

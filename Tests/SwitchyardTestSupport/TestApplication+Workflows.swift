@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -78,5 +79,34 @@ extension TestApp {
         try await storage.insertUser(user)
         try await storage.insertMembership(Membership(teamId: bootstrap.teamId, userId: user.id, role: role, createdAt: now))
         return try await insertKey(.device, userId: user.id).secret
+    }
+}
+
+extension TestApp {
+    /// Uploads `bytes` the documented way (presign, then PUT with `upload_headers`) and returns the `file_key`.
+    public func upload(
+        _ client: any TestClientProtocol, token: String, team: UUID? = nil, fileName: String = "photo.png", contentType: String = "image/png",
+        bytes: [UInt8] = Array("not really a png".utf8)
+    ) async throws -> String {
+        let presign = try await call(
+            client, .post, "/api/v1/r/files/presign", token: token, team: team,
+            body: #"{"file_name":"\#(fileName)","file_size":\#(bytes.count),"content_type":"\#(contentType)"}"#)
+        guard presign.status == .ok, let answer = try presign.json() as [String: Any]?, let key = answer["file_key"] as? String,
+            let url = answer["upload_url"] as? String, let headers = answer["upload_headers"] as? [String: String]
+        else { throw TestSupportError("presign failed: \(presign.status) \(String(buffer: presign.body))") }
+        let status = try await put(url, headers: headers, body: bytes)
+        guard status == 200 else { throw TestSupportError("upload PUT answered \(status)") }
+        return key
+    }
+
+    /// A PUT to a presigned URL as a plain HTTP client sends it; returns the status.
+    public func put(_ url: String, headers: [String: String], body: [UInt8]) async throws -> Int {
+        var request = HTTPClientRequest(url: url)
+        request.method = .PUT
+        for (name, value) in headers where name.lowercased() != "content-length" { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        return Int(response.status.code)
     }
 }

@@ -25,8 +25,11 @@ public struct TestApp: Sendable {
             try await environment.withStorage { storage in
                 let built = try await buildApplication(configuration: environment.configuration, storage: storage, logger: testLogger, clock: clock)
                 let app = TestApp(environment: environment, built: built, clock: clock)
-                try await built.application.test(.router) { client in
-                    try await body(app, client)
+                // The embedded S3 store runs live on its port (presigned URLs point at it); the API in process.
+                try await built.objectStore.application.test(.live) { _ in
+                    try await built.application.test(.router) { client in
+                        try await body(app, client)
+                    }
                 }
             }
         }

@@ -28,12 +28,15 @@ public struct TestEnvironment: Sendable {
     public let backend: TestBackend
     public let dataDirectory: String
     public let databaseURL: String?
+    /// A port that was free when the environment was made, for the embedded S3 store (its address is part of
+    /// every presigned URL, so it must be known before the application is built).
+    public let s3Port: Int = freeTCPPort()
 
     /// A configuration pointing at this environment, with test-speed bcrypt.
     public var configuration: ServerConfiguration {
         var configuration = ServerConfiguration()
         configuration.port = 0
-        configuration.embeddedS3Port = 0
+        configuration.embeddedS3Port = s3Port
         configuration.dataDirectory = dataDirectory
         configuration.databaseURL = databaseURL
         configuration.bcryptCost = 4
@@ -139,4 +142,20 @@ actor PostgresTemplate {
             try await body(client)
         }
     }
+}
+
+/// A loopback TCP port nothing listens on right now (bound to port 0, read back, released).
+public func freeTCPPort() -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+    }
+    precondition(bound, "could not bind a loopback port")
+    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -23,6 +23,25 @@ public struct InputFileKey: Sendable, Equatable {
         self.rawValue = raw
     }
 
+    /// The MIME type recorded in the key's fourth segment (`inputs/{team}/{upload}/{base64(type)}/{name}`), or
+    /// nil for a key without one.
+    public var contentType: String? {
+        let segments = rawValue.split(separator: "/", omittingEmptySubsequences: false)
+        let base64 = segments.count >= 5 ? segments[3].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/") : ""
+        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8),
+            MIMEType.isValid(text)
+        else { return nil }
+        return text
+    }
+
+    /// `inputs/{team}/{upload}/{base64(content type)}/{file name}`. The base64 uses the URL-safe alphabet (`-`,
+    /// `_`), so no type can put a `/` into the segment; for common types it is plain base64 (`image/png` →
+    /// `aW1hZ2UvcG5n`).
+    public static func make(teamId: UUID, uploadId: UUID, contentType: String, fileName: String) -> String {
+        let encoded = Data(contentType.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+        return "inputs/\(teamId.lowercased)/\(uploadId.lowercased)/\(encoded)/\(fileName)"
+    }
+
     /// The rule a `file` parameter's value breaks for a caller of `teamId`, or nil. Another team's key and a
     /// missing one read the same.
     public static func violation(_ raw: String, teamId: UUID) -> String? {

@@ -33,6 +33,13 @@ public struct ServerConfiguration: Sendable {
     public var s3Bucket = "switchyard"
     /// Region the store's signatures are scoped to (`s3.region`).
     public var s3Region = "us-east-1"
+    /// The origin callers and agents reach the object store at, used in presigned URLs (`s3.publicEndpoint`);
+    /// nil for the store's own address.
+    public var s3PublicEndpoint: String?
+    /// Largest single upload `POST /r/files/presign` signs, in bytes (`uploads.maxFileSize`).
+    public var maxUploadSize = 500 * 1024 * 1024
+    /// How long presigned upload URLs stay valid, in seconds (`uploads.presignTtl`).
+    public var uploadURLLifetime = 3600
     /// Minimum log level (`log.level`).
     public var logLevel = "info"
 
@@ -54,6 +61,9 @@ public struct ServerConfiguration: Sendable {
         embeddedS3Port = try Self.int(reader, "s3.embeddedPort", default: defaults.embeddedS3Port)
         s3Bucket = reader.string(forKey: "s3.bucket", default: defaults.s3Bucket)
         s3Region = reader.string(forKey: "s3.region", default: defaults.s3Region)
+        s3PublicEndpoint = reader.string(forKey: "s3.publicEndpoint").flatMap { $0.isEmpty ? nil : $0 }
+        maxUploadSize = try Self.int(reader, "uploads.maxFileSize", default: defaults.maxUploadSize)
+        uploadURLLifetime = try Self.int(reader, "uploads.presignTtl", default: defaults.uploadURLLifetime)
         logLevel = reader.string(forKey: "log.level", default: defaults.logLevel)
         try validate()
     }
@@ -95,6 +105,15 @@ public struct ServerConfiguration: Sendable {
         }
         guard EmbeddedObjectStore.isValidBucketName(s3Bucket) else {
             throw Invalid(description: "s3.bucket: \"\(s3Bucket)\" is not a valid bucket name (3–63 of a-z 0-9 . -)")
+        }
+        if let s3PublicEndpoint, S3Origin(s3PublicEndpoint) == nil {
+            throw Invalid(description: "s3.publicEndpoint: \"\(s3PublicEndpoint)\" is not an http(s)://host[:port] origin")
+        }
+        guard (1...5 * 1024 * 1024 * 1024).contains(maxUploadSize) else {
+            throw Invalid(description: "uploads.maxFileSize: \(maxUploadSize) is outside 1–5368709120 bytes (S3's single-PUT limit)")
+        }
+        guard (60...SigV4.maximumExpiry).contains(uploadURLLifetime) else {
+            throw Invalid(description: "uploads.presignTtl: \(uploadURLLifetime) is outside 60–604800 seconds")
         }
         guard !s3Region.isEmpty, s3Region.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else {
             throw Invalid(description: "s3.region: \"\(s3Region)\" is not a region name")

@@ -37,4 +37,15 @@ public struct EmbeddedS3: Sendable {
             credentials: credentials)
         return EmbeddedS3(store: store, access: access, application: application)
     }
+
+    /// The API's view of this store: server-side requests to its own address, presigned URLs for
+    /// `s3.publicEndpoint` when set.
+    public func objectStorage(configuration: ServerConfiguration) -> ObjectStorage {
+        let own = S3Configuration(origin: S3Origin(access.endpoint)!, bucket: access.bucket, region: access.region, credentials: access.credentials)
+        var published = own
+        if let endpoint = configuration.s3PublicEndpoint, let origin = S3Origin(endpoint) { published.origin = origin }
+        return ObjectStorage(
+            client: S3Client(configuration: own), presigner: S3Client(configuration: published), maximumUploadSize: configuration.maxUploadSize,
+            presignLifetime: configuration.uploadURLLifetime)
+    }
 }

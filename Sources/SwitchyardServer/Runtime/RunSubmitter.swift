@@ -20,6 +20,7 @@ struct RunSubmitter: Sendable {
     let storage: any SwitchyardStorage
     let snapshots: SnapshotCache
     let heads: WorkflowHeadCache
+    let objects: ObjectStorage
     let clock: any WallClock
 
     func submit(_ target: Target, body: JSONValue, caller: Caller, idempotencyKey: String?) async throws -> Submitted {
@@ -40,6 +41,7 @@ struct RunSubmitter: Sendable {
             throw SwitchyardError.notFound("workflow \"\(head.slug)\" has no version \(version) (the latest is \(head.version))")
         }
         let run = try RunRequest.validate(body: body, definition: definition, fileKeyRule: { InputFileKey.violation($0, teamId: teamId) })
+        try await checkFiles(run, definition: definition)
         if run.dispatchTarget == .comfyCloud {
             throw SwitchyardError.invalid(
                 "field \"dispatch_target\": comfy_cloud needs a ComfyUI Cloud API key, and this server has none configured for the team; use agent")
@@ -58,6 +60,28 @@ struct RunSubmitter: Sendable {
         switch outcome {
         case .created: return Submitted(taskId: task.id, replayed: false)
         case .replayed(let taskId): return Submitted(taskId: taskId, replayed: true)
+        }
+    }
+
+    /// Every `file` value must name an uploaded object whose type the parameter accepts (HEAD on the store, in
+    /// parallel); all failures are reported together, like the other parameter rules.
+    private func checkFiles(_ run: RunRequest, definition: WorkflowDefinition) async throws {
+        let files: [(ParameterDefinition, InputFileKey)] = definition.parameters.compactMap { parameter in
+            guard parameter.kind == .file, case .string(let raw)? = run.parameters[parameter.key], let key = InputFileKey(raw) else { return nil }
+            return (parameter, key)
+        }
+        guard !files.isEmpty else { return }
+        let objects = self.objects
+        let problems = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
+            for (index, (parameter, key)) in files.enumerated() {
+                group.addTask { (index, try await objects.violation(of: key, for: parameter)) }
+            }
+            return try await group.reduce(into: [(Int, String)]()) { found, result in
+                if let problem = result.1 { found.append((result.0, problem)) }
+            }
+        }
+        guard problems.isEmpty else {
+            throw SwitchyardError.invalid(problems.sorted { $0.0 < $1.0 }.map(\.1).joined(separator: "; "))
         }
     }
 

@@ -1,0 +1,38 @@
+import Foundation
+import SwitchyardCore
+import SwitchyardObjectStore
+
+/// The object store as the API uses it: presigned URLs for callers (with the origin callers reach) and
+/// server-side checks (HEAD) through the same S3 client, embedded store or external.
+public struct ObjectStorage: Sendable {
+    /// Signs URLs handed to callers and agents.
+    public let presigner: S3Client
+    /// Makes the server's own requests.
+    public let client: S3Client
+    /// The largest single upload `POST /r/files/presign` signs (`uploads.maxFileSize`).
+    public let maximumUploadSize: Int
+    /// How long presigned upload URLs stay valid, in seconds (`uploads.presignTtl`).
+    public let presignLifetime: Int
+
+    public init(client: S3Client, presigner: S3Client, maximumUploadSize: Int, presignLifetime: Int) {
+        self.client = client
+        self.presigner = presigner
+        self.maximumUploadSize = maximumUploadSize
+        self.presignLifetime = presignLifetime
+    }
+
+    /// Why a `file` parameter's key cannot be used: never uploaded, or of a type outside `accept`; nil when
+    /// it can. The key's team has been checked already.
+    func violation(of key: InputFileKey, for parameter: ParameterDefinition) async throws -> String? {
+        guard try await client.headObject(key: key.rawValue) != nil else {
+            return "parameter \"\(parameter.key)\": file_key \"\(key.rawValue)\" was never uploaded (PUT the file to its upload_url first)"
+        }
+        if let accept = parameter.accept, !accept.isEmpty {
+            let type = key.contentType ?? "application/octet-stream"
+            guard parameter.accepts(mimeType: type) else {
+                return "parameter \"\(parameter.key)\": the file is \(type), which is not one of \(accept.joined(separator: ", "))"
+            }
+        }
+        return nil
+    }
+}
