@@ -16,8 +16,9 @@ public struct SwitchyardApplication: Sendable {
     public let routes: RouteTable
     /// The authenticator behind every protected route (tests drive it directly for surfaces without routes yet).
     let authenticator: Authenticator
-    /// The embedded object store (its application runs as a service of `application`).
-    public let objectStore: EmbeddedS3
+    /// The embedded object store (its application runs as a service of `application`); nil when an external
+    /// S3 store is configured.
+    public let objectStore: EmbeddedS3?
 }
 
 /// Opens the storage a configuration names, keeps it running (PostgreSQL's pool is a service) while `body`
@@ -59,9 +60,11 @@ public func buildApplication(
     if configuration.migrateOnStart {
         try await storage.migrate()
     }
-    let objectStore = try await EmbeddedS3.build(configuration: configuration, storage: storage, clock: clock, logger: logger)
+    let objectStore: EmbeddedS3? =
+        configuration.externalS3 == nil
+        ? try await EmbeddedS3.build(configuration: configuration, storage: storage, clock: clock, logger: logger) : nil
     let bootstrap = try await Bootstrapper(
-        storage: storage, configuration: configuration, clock: clock, logger: logger, objectStore: objectStore.access
+        storage: storage, configuration: configuration, clock: clock, logger: logger, objectStore: objectStore?.access
     ).run()
     if let bootstrap { onBootstrap(bootstrap) }
 
@@ -93,7 +96,7 @@ public func buildApplication(
     WorkflowsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, heads: heads)
         .addRoutes(to: api.group("workflows").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     let runtime = api.group("r").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .runtime))
-    let objects = objectStore.objectStorage(configuration: configuration)
+    let objects = objectStore?.objectStorage(configuration: configuration) ?? ObjectStorage(external: configuration)
     let submitter = RunSubmitter(storage: storage, snapshots: SnapshotCache(), heads: heads, objects: objects, clock: clock)
     FilesController(objects: objects, clock: clock, maxBodySize: configuration.maxBodySize).addRoutes(to: runtime.group("files"))
     RuntimeWorkflowsController(storage: storage, submitter: submitter, maxBodySize: configuration.maxBodySize)
@@ -107,7 +110,7 @@ public func buildApplication(
     let application = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Switchyard"),
-        services: [objectStore.application],
+        services: objectStore.map { [$0.application] } ?? [],
         logger: serverLogger
     )
     return SwitchyardApplication(

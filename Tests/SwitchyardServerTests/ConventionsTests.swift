@@ -155,7 +155,7 @@ struct StartupTests {
                 }
                 #expect(built.bootstrap == nil)
                 #expect(printed.results.isEmpty)
-                #expect(built.objectStore.access == first.objectStore, "the store's key pair survives restarts")
+                #expect(built.objectStore?.access == first.objectStore, "the store's key pair survives restarts")
                 let caller = try await built.authenticator.authenticate(
                     authorization: "Bearer \(first.integrationKey)", teamHeader: nil, surface: .runtime)
                 #expect(caller.teamId == first.teamId)
@@ -199,6 +199,8 @@ struct StartupTests {
             (["SWITCHYARD_S3_EMBEDDED_PORT": "70000"], "s3.embeddedPort: 70000 is outside 0–65535"),
             (["SWITCHYARD_UPLOADS_MAX_FILE_SIZE": "0"], "uploads.maxFileSize: 0 is outside 1–5368709120 bytes (S3's single-PUT limit)"),
             (["SWITCHYARD_UPLOADS_PRESIGN_TTL": "30"], "uploads.presignTtl: 30 is outside 60–604800 seconds"),
+            (["SWITCHYARD_S3_ENDPOINT": "s3.example.com"], #"s3.endpoint: "s3.example.com" is not an http(s)://host[:port] origin"#),
+            (["SWITCHYARD_S3_ENDPOINT": "https://s3.example.com"], "s3.endpoint is set, so s3.accessKey and s3.secretKey are required"),
         ]
         for (variables, message) in cases {
             let reader = ConfigReader(provider: EnvironmentVariablesProvider(environmentVariables: variables).prefixKeys(with: "switchyard"))

@@ -81,9 +81,10 @@ struct FilesTests {
 
     @Test(
         "file parameters on run: never uploaded, another team's, a type outside accept are 400s saying which; an upload runs",
-        arguments: TestBackend.available)
-    func fileParameters(backend: TestBackend) async throws {
-        try await TestApp.with(backend) { app, client in
+        arguments: TestBackend.available.map { ($0, TestObjectStore.embedded) }
+            + TestObjectStore.available.filter { $0 != .embedded }.map { (TestBackend.sqlite, $0) })
+    func fileParameters(backend: TestBackend, objectStore: TestObjectStore) async throws {
+        try await TestApp.with(backend, objectStore: objectStore) { app, client in
             let session = try await app.ownerSession(client)
             _ = try await app.importWorkflow(client, session: session, body: try textToImageImport())
             let key = app.bootstrap.integrationKey

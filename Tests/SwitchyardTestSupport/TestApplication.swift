@@ -19,17 +19,26 @@ public struct TestApp: Sendable {
     /// Builds the application on a fresh environment and runs `body` with an in-process HTTP client.
     public static func with(
         _ backend: TestBackend, clock: ManualWallClock = ManualWallClock(Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded())),
-        _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
+        objectStore: TestObjectStore = .embedded, _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
     ) async throws {
         try await TestEnvironment.with(backend) { environment in
             try await environment.withStorage { storage in
-                let built = try await buildApplication(configuration: environment.configuration, storage: storage, logger: testLogger, clock: clock)
+                var configuration = environment.configuration
+                if objectStore == .emulator {
+                    guard let external = TestObjectStore.emulatorConfiguration else {
+                        throw TestSupportError("SWITCHYARD_TEST_S3_* are not set: start scripts/s3-emulator.sh")
+                    }
+                    configuration.externalS3 = external
+                }
+                let built = try await buildApplication(configuration: configuration, storage: storage, logger: testLogger, clock: clock)
                 let app = TestApp(environment: environment, built: built, clock: clock)
                 // The embedded S3 store runs live on its port (presigned URLs point at it); the API in process.
-                try await built.objectStore.application.test(.live) { _ in
-                    try await built.application.test(.router) { client in
-                        try await body(app, client)
+                if let embedded = built.objectStore {
+                    try await embedded.application.test(.live) { _ in
+                        try await built.application.test(.router) { client in try await body(app, client) }
                     }
+                } else {
+                    try await built.application.test(.router) { client in try await body(app, client) }
                 }
             }
         }

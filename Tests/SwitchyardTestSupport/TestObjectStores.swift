@@ -20,7 +20,7 @@ public enum TestObjectStore: String, Sendable, CaseIterable, CustomStringConvert
         return [.embedded]
     }
 
-    static var emulatorConfiguration: S3Configuration? {
+    public static var emulatorConfiguration: S3Configuration? {
         let environment = ProcessInfo.processInfo.environment
         guard let endpoint = environment["SWITCHYARD_TEST_S3_ENDPOINT"], let origin = S3Origin(endpoint),
             let accessKey = environment["SWITCHYARD_TEST_S3_ACCESS_KEY_ID"], let secret = environment["SWITCHYARD_TEST_S3_SECRET_ACCESS_KEY"]

@@ -27,6 +27,9 @@ public struct ServerConfiguration: Sendable {
     /// in seconds (`cache.ttl`; 0 disables it). Changes made through this server apply at once; changes made
     /// through another replica (PostgreSQL deployments) within this time.
     public var cacheTTL: TimeInterval = 1
+    /// An external S3-compatible store (`s3.endpoint`, `s3.accessKey`, `s3.secretKey`, `s3.pathStyle`, with
+    /// `s3.bucket` and `s3.region`); nil serves the embedded store.
+    public var externalS3: S3Configuration?
     /// Port of the embedded S3-compatible store, served on `http.host` (`s3.embeddedPort`; 0 picks a free one).
     public var embeddedS3Port = 8081
     /// Bucket the server keeps inputs, models and outputs in (`s3.bucket`).
@@ -61,6 +64,17 @@ public struct ServerConfiguration: Sendable {
         embeddedS3Port = try Self.int(reader, "s3.embeddedPort", default: defaults.embeddedS3Port)
         s3Bucket = reader.string(forKey: "s3.bucket", default: defaults.s3Bucket)
         s3Region = reader.string(forKey: "s3.region", default: defaults.s3Region)
+        if let endpoint = reader.string(forKey: "s3.endpoint").flatMap({ $0.isEmpty ? nil : $0 }) {
+            guard let origin = S3Origin(endpoint) else {
+                throw Invalid(description: "s3.endpoint: \"\(endpoint)\" is not an http(s)://host[:port] origin")
+            }
+            guard let accessKey = reader.string(forKey: "s3.accessKey"), !accessKey.isEmpty,
+                let secretKey = reader.string(forKey: "s3.secretKey", isSecret: true), !secretKey.isEmpty
+            else { throw Invalid(description: "s3.endpoint is set, so s3.accessKey and s3.secretKey are required") }
+            externalS3 = S3Configuration(
+                origin: origin, bucket: s3Bucket, region: s3Region, credentials: S3Credentials(accessKeyId: accessKey, secretAccessKey: secretKey),
+                pathStyle: try Self.bool(reader, "s3.pathStyle", default: true))
+        }
         s3PublicEndpoint = reader.string(forKey: "s3.publicEndpoint").flatMap { $0.isEmpty ? nil : $0 }
         maxUploadSize = try Self.int(reader, "uploads.maxFileSize", default: defaults.maxUploadSize)
         uploadURLLifetime = try Self.int(reader, "uploads.presignTtl", default: defaults.uploadURLLifetime)

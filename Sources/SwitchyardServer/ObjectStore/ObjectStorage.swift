@@ -21,6 +21,19 @@ public struct ObjectStorage: Sendable {
         self.presignLifetime = presignLifetime
     }
 
+    /// An external store: the server and callers use the same endpoint.
+    init(external configuration: ServerConfiguration) {
+        let client = S3Client(configuration: configuration.externalS3!)
+        var presigner = client
+        if let endpoint = configuration.s3PublicEndpoint, let origin = S3Origin(endpoint) {
+            var published = configuration.externalS3!
+            published.origin = origin
+            presigner = S3Client(configuration: published)
+        }
+        self.init(
+            client: client, presigner: presigner, maximumUploadSize: configuration.maxUploadSize, presignLifetime: configuration.uploadURLLifetime)
+    }
+
     /// Why a `file` parameter's key cannot be used: never uploaded, or of a type outside `accept`; nil when
     /// it can. The key's team has been checked already.
     func violation(of key: InputFileKey, for parameter: ParameterDefinition) async throws -> String? {

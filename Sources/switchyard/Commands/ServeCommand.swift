@@ -25,12 +25,36 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not apply database migrations at start (run `switchyard migrate` yourself).")
     var noMigrate = false
 
+    @Option(name: .long, help: "External S3-compatible endpoint (https://s3.eu-central-1.amazonaws.com); without it the embedded store serves.")
+    var s3Endpoint: String?
+
+    @Option(name: .long, help: "Region of the S3 store (default us-east-1).")
+    var s3Region: String?
+
+    @Option(name: .long, help: "Bucket for inputs, models and outputs (default switchyard).")
+    var s3Bucket: String?
+
+    @Option(name: .long, help: "Access key id for the external S3 store.")
+    var s3AccessKey: String?
+
+    @Option(name: .long, help: "Secret access key for the external S3 store (prefer SWITCHYARD_S3_SECRET_KEY).")
+    var s3SecretKey: String?
+
+    @Option(name: .long, help: "Path-style addressing (true, the default for custom endpoints) or virtual-hosted (false).")
+    var s3PathStyle: Bool?
+
     func run() async throws {
         var flags: [AbsoluteConfigKey: ConfigValue] = [:]
         if let host { flags["http.host"] = ConfigValue(.string(host), isSecret: false) }
         if let port { flags["http.port"] = ConfigValue(.int(port), isSecret: false) }
         if let adminEmail { flags["bootstrap.adminEmail"] = ConfigValue(.string(adminEmail), isSecret: false) }
         if noMigrate { flags["database.migrate"] = ConfigValue(.bool(false), isSecret: false) }
+        if let s3Endpoint { flags["s3.endpoint"] = ConfigValue(.string(s3Endpoint), isSecret: false) }
+        if let s3Region { flags["s3.region"] = ConfigValue(.string(s3Region), isSecret: false) }
+        if let s3Bucket { flags["s3.bucket"] = ConfigValue(.string(s3Bucket), isSecret: false) }
+        if let s3AccessKey { flags["s3.accessKey"] = ConfigValue(.string(s3AccessKey), isSecret: false) }
+        if let s3SecretKey { flags["s3.secretKey"] = ConfigValue(.string(s3SecretKey), isSecret: true) }
+        if let s3PathStyle { flags["s3.pathStyle"] = ConfigValue(.bool(s3PathStyle), isSecret: false) }
         let configuration = try await options.loadConfiguration(extraFlags: flags)
         let logger = makeLogger(level: configuration.logLevel)
 
