@@ -4,6 +4,7 @@ import PostgresNIO
 import SwitchyardCore
 import SwitchyardPostgres
 import SwitchyardServer
+import Synchronization
 
 /// The storage backends a test run covers: SQLite always, PostgreSQL when `SWITCHYARD_TEST_POSTGRES_URL` is
 /// set (`.ci/run` sets it; `TestBackendsTests` fails in CI when it is missing, so it is never skipped silently).
@@ -144,18 +145,29 @@ actor PostgresTemplate {
     }
 }
 
-/// A loopback TCP port nothing listens on right now (bound to port 0, read back, released).
+/// A loopback TCP port nothing listens on right now, never handed out twice in this process (asking the
+/// kernel for port 0 can return a port another test was just given but has not bound yet). Ports come from
+/// 20000–32000, below Linux's ephemeral range, so outgoing connections do not take them either.
 public func freeTCPPort() -> Int {
+    while true {
+        let port = nextTestPort.withLock { next in
+            defer { next = next >= 32_000 ? 20_000 : next + 1 }
+            return next
+        }
+        if canBind(port) { return port }
+    }
+}
+
+private let nextTestPort = Mutex(20_000 + Int(getpid() % 1_000) * 10)
+
+private func canBind(_ port: Int) -> Bool {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(descriptor) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
     }
-    precondition(bound, "could not bind a loopback port")
-    return Int(UInt16(bigEndian: address.sin_port))
 }
