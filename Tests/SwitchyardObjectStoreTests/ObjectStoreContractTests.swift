@@ -202,3 +202,65 @@ struct EmbeddedStoreTests {
         #expect(info.size == 100 && info.etag.hasSuffix("-1"))
     }
 }
+
+@Suite("Embedded store: HTTP details")
+struct EmbeddedStoreHTTPTests {
+    @Test("Expect: 100-continue is answered before the body is sent (curl and botocore wait a second otherwise)")
+    func expectContinue() async throws {
+        try await TestObjectStore.embedded.with { configuration, _ in
+            let s3 = S3Client(configuration: configuration)
+            let (url, _) = s3.presignedPut(key: "continue.bin", contentLength: 4, expires: 60, now: Date())
+            let components = URLComponents(string: url)!
+            let head =
+                "PUT \(components.percentEncodedPath)?\(components.percentEncodedQuery!) HTTP/1.1\r\nHost: \(configuration.origin.hostHeader)\r\n"
+                + "Content-Length: 4\r\nIf-None-Match: *\r\nExpect: 100-continue\r\n\r\n"
+            let socket = try LineSocket(port: configuration.origin.port!)
+            defer { socket.close() }
+            try socket.send(Array(head.utf8))
+            #expect(try socket.receive(until: "\r\n\r\n").hasPrefix("HTTP/1.1 100 Continue"))
+            try socket.send(Array("data".utf8))
+            #expect(try socket.receive(until: "\r\n\r\n").hasPrefix("HTTP/1.1 200 OK"))
+        }
+    }
+}
+
+/// A blocking loopback TCP client with a receive timeout, for speaking raw HTTP.
+struct LineSocket {
+    let descriptor: Int32
+
+    init(port: Int) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else { throw S3ClientError(status: 0, code: "ConnectFailed", message: "could not connect to port \(port)") }
+    }
+
+    func send(_ bytes: [UInt8]) throws {
+        guard bytes.withUnsafeBytes({ write(descriptor, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw S3ClientError(status: 0, code: "WriteFailed", message: "short write")
+        }
+    }
+
+    /// Reads until `terminator` has arrived (or the timeout passes) and returns what came.
+    func receive(until terminator: String) throws -> String {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !String(decoding: received, as: UTF8.self).contains(terminator) {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            guard count > 0 else { break }
+            received += buffer[0..<count]
+        }
+        return String(decoding: received, as: UTF8.self)
+    }
+
+    func close() {
+        _ = Foundation.close(descriptor)
+    }
+}

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import SwitchyardCore
+import Synchronization
 
 /// An S3 access key pair.
 public struct S3Credentials: Sendable, Hashable {
@@ -120,6 +121,23 @@ public enum SigV4 {
         return key
     }
 
+    /// Signing keys change once a day per secret, region and service: this remembers the last few, saving four
+    /// of the six hash computations a signature costs.
+    final class SigningKeyCache: Sendable {
+        private let entries = Mutex<[String: SymmetricKey]>([:])
+
+        func key(secretAccessKey: String, date: String, region: String, service: String) -> SymmetricKey {
+            let name = "\(date)/\(region)/\(service)/\(secretAccessKey)"
+            if let key = entries.withLock({ $0[name] }) { return key }
+            let key = signingKey(secretAccessKey: secretAccessKey, date: date, region: region, service: service)
+            entries.withLock { entries in
+                if entries.count >= 64 { entries.removeAll() }
+                entries[name] = key
+            }
+            return key
+        }
+    }
+
     /// Lowercase hex HMAC-SHA256 of the string to sign.
     public static func signature(stringToSign: String, signingKey: SymmetricKey) -> String {
         Hex.encode(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: signingKey))
@@ -151,6 +169,15 @@ public enum SigV4 {
     }
 
     private static func normalizedHeaderValue(_ value: String) -> String {
+        // The common case (no surrounding or doubled spaces) without Foundation's string scanning.
+        var previousWasSpace = true
+        var clean = true
+        for byte in value.utf8 {
+            let isSpace = byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
+            if isSpace && previousWasSpace { clean = false }
+            previousWasSpace = isSpace
+        }
+        if clean && !previousWasSpace { return value }
         let trimmed = value.trimmingCharacters(in: .whitespaces)
         guard trimmed.contains("  ") else { return trimmed }
         return trimmed.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")

@@ -49,6 +49,7 @@ public struct SigV4Signer: Sendable {
     public let credentials: S3Credentials
     public let region: String
     public let service: String
+    private let keys = SigV4.SigningKeyCache()
 
     public init(credentials: S3Credentials, region: String, service: String = "s3") {
         self.credentials = credentials
@@ -114,7 +115,7 @@ public struct SigV4Signer: Sendable {
             signedHeaders: signedHeaders, payloadHash: payloadHash)
         let stringToSign = SigV4.stringToSign(
             timestamp: timestamp, scope: SigV4.scope(date: date, region: region, service: service), canonicalRequest: canonicalRequest)
-        let key = SigV4.signingKey(secretAccessKey: credentials.secretAccessKey, date: date, region: region, service: service)
+        let key = keys.key(secretAccessKey: credentials.secretAccessKey, date: date, region: region, service: service)
         return SigV4.signature(stringToSign: stringToSign, signingKey: key)
     }
 }

@@ -68,6 +68,7 @@ public struct SigV4Verifier: Sendable {
     /// How far a header-signed request's time may be from ours, and how early a presigned URL may be used.
     public let allowedSkew: TimeInterval
     private let secret: SecretLookup
+    private let keys = SigV4.SigningKeyCache()
 
     public init(region: String, service: String = "s3", allowedSkew: TimeInterval = 900, secret: @escaping SecretLookup) {
         self.region = region
@@ -235,7 +236,7 @@ public struct SigV4Verifier: Sendable {
             canonicalHeaders: canonicalHeaders, signedHeaders: signedHeaders, payloadHash: payloadHash)
         let stringToSign = SigV4.stringToSign(
             timestamp: timestamp, scope: SigV4.scope(date: credential.date, region: region, service: service), canonicalRequest: canonicalRequest)
-        let key = SigV4.signingKey(secretAccessKey: secretAccessKey, date: credential.date, region: region, service: service)
+        let key = keys.key(secretAccessKey: secretAccessKey, date: credential.date, region: region, service: service)
         let expected = SigV4.signature(stringToSign: stringToSign, signingKey: key)
         guard ConstantTime.equals(expected, signature.lowercased()) else {
             throw SigV4Failure(
