@@ -263,7 +263,11 @@ public final class EmbeddedObjectStore: Sendable {
 }
 
 /// An object (or part) being written to a temp file, hashed as it goes.
-public final class PendingWrite {
+///
+/// `@unchecked Sendable`: a write belongs to one request, which feeds it sequentially and then hands it to a
+/// blocking-I/O thread for the final fsync while awaiting that thread; it is never used from two threads at
+/// once.
+public final class PendingWrite: @unchecked Sendable {
     let path: String
     let key: String
     let contentType: String?

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOPosix
 import SwitchyardCore
 import SwitchyardObjectStore
 
@@ -83,7 +84,8 @@ public struct EmbeddedS3Responder: HTTPResponder {
             }
             let write = try store.beginPart(bucket: bucket, key: key, uploadId: uploadId, partNumber: number)
             try await receive(request, into: write, payloadHash: payloadHash)
-            let info = try store.publishPart(write, uploadId: uploadId, now: clock.now())
+            let now = clock.now()
+            let info = try await blocking { [store] in try store.publishPart(write, uploadId: uploadId, now: now) }
             return Response(status: .ok, headers: [.eTag: "\"\(info.etag)\""])
         case (.put, nil, _):
             let write = try store.beginPut(bucket: bucket, key: key, contentType: request.headers[.contentType])
@@ -92,7 +94,8 @@ public struct EmbeddedS3Responder: HTTPResponder {
             guard ifNoneMatch == nil || ifNoneMatch == "*" else {
                 throw S3Error("NotImplemented", "If-None-Match supports only *", status: .notImplemented)
             }
-            let info = try store.publish(write, bucket: bucket, ifNoneMatch: ifNoneMatch == "*", now: clock.now())
+            let now = clock.now()
+            let info = try await blocking { [store] in try store.publish(write, bucket: bucket, ifNoneMatch: ifNoneMatch == "*", now: now) }
             return Response(status: .ok, headers: [.eTag: "\"\(info.etag)\""])
         case (.get, let uploadId?, _):
             return Self.xml(
@@ -123,7 +126,7 @@ public struct EmbeddedS3Responder: HTTPResponder {
             try store.abortMultipartUpload(bucket: bucket, key: key, uploadId: uploadId)
             return Response(status: .noContent)
         case (.delete, nil, _):
-            try store.delete(bucket: bucket, key: key)
+            try await blocking { [store] in try store.delete(bucket: bucket, key: key) }
             return Response(status: .noContent)
         case (.post, nil, _?):
             let uploadId = try store.createMultipartUpload(bucket: bucket, key: key, contentType: request.headers[.contentType], now: clock.now())
@@ -133,13 +136,22 @@ public struct EmbeddedS3Responder: HTTPResponder {
         case (.post, let uploadId?, _):
             let body = try await request.body.collect(upTo: 1024 * 1024)
             let parts = try Self.completionParts(String(buffer: body))
-            let info = try store.completeMultipartUpload(bucket: bucket, key: key, uploadId: uploadId, parts: parts, now: clock.now())
+            let now = clock.now()
+            let info = try await blocking { [store] in
+                try store.completeMultipartUpload(bucket: bucket, key: key, uploadId: uploadId, parts: parts, now: now)
+            }
             return Self.xml(
                 "<CompleteMultipartUploadResult><Location>/\(Self.escape(bucket))/\(Self.escape(key))</Location><Bucket>\(Self.escape(bucket))</Bucket><Key>\(Self.escape(key))</Key><ETag>&quot;\(info.etag)&quot;</ETag></CompleteMultipartUploadResult>"
             )
         default:
             throw S3Error("NotImplemented", "this request is not supported by the embedded store", status: .notImplemented)
         }
+    }
+
+    /// Runs file-system work that fsyncs (publishing, joining parts, deleting) on NIO's blocking-I/O pool, so a
+    /// large fsync never holds a Swift concurrency thread the API needs.
+    private func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await NIOThreadPool.singleton.runIfActive(work)
     }
 
     /// Streams the body into `write`, enforcing the declared `Content-Length` and, when signed, the body's SHA-256.
