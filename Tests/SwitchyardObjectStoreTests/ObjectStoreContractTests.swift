@@ -224,6 +224,28 @@ struct EmbeddedStoreHTTPTests {
     }
 }
 
+extension EmbeddedStoreHTTPTests {
+    @Test(
+        "ranged GETs (as aws s3 cp downloads): 206 with Content-Range, suffix and open ranges, 416 past the end",
+        arguments: [
+            ("bytes=0-3", 206, "0123", "bytes 0-3/10"), ("bytes=6-", 206, "6789", "bytes 6-9/10"), ("bytes=-3", 206, "789", "bytes 7-9/10"),
+            ("bytes=8-100", 206, "89", "bytes 8-9/10"), ("bytes=10-12", 416, nil, "bytes */10"), ("bytes=0-1,4-5", 200, "0123456789", nil),
+        ] as [(String, Int, String?, String?)])
+    func ranges(range: String, status: Int, body: String?, contentRange: String?) async throws {
+        try await TestObjectStore.embedded.with { configuration, _ in
+            let s3 = S3Client(configuration: configuration)
+            try await s3.putObject(key: "digits.txt", body: Array("0123456789".utf8))
+            var request = HTTPClientRequest(url: s3.presignedGet(key: "digits.txt", expires: 60, now: Date()))
+            request.headers.add(name: "Range", value: range)
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            let received = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            #expect(Int(response.status.code) == status)
+            #expect(response.headers.first(name: "Content-Range") == contentRange)
+            if let body { #expect(received == body) }
+        }
+    }
+}
+
 /// A blocking loopback TCP client with a receive timeout, for speaking raw HTTP.
 struct LineSocket {
     let descriptor: Int32

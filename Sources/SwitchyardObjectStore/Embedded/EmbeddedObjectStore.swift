@@ -339,9 +339,9 @@ public final class ObjectReader: Sendable {
         return ObjectReader(descriptor: descriptor, info: try ObjectFile.readInfo(descriptor: descriptor))
     }
 
-    /// Reads up to `buffer.count` body bytes at `offset`; returns how many (0 at the end of the body).
-    public func read(into buffer: inout [UInt8], offset: Int) throws -> Int {
-        let wanted = min(buffer.count, info.size - offset)
+    /// Reads up to `buffer.count` (and `limit`) body bytes at `offset`; returns how many (0 at the end of the body).
+    public func read(into buffer: inout [UInt8], offset: Int, limit: Int = .max) throws -> Int {
+        let wanted = min(buffer.count, info.size - offset, limit)
         guard wanted > 0 else { return 0 }
         var done = 0
         while done < wanted {

@@ -104,19 +104,35 @@ public struct EmbeddedS3Responder: HTTPResponder {
             let reader = try store.open(bucket: bucket, key: key)
             let info = reader.info
             var headers = Self.objectHeaders(info)
+            var range = 0..<info.size
+            var status = HTTPResponse.Status.ok
+            if let header = request.headers[.range], let requested = Self.byteRange(header, size: info.size) {
+                guard let satisfiable = requested else {
+                    reader.close()
+                    var response = Self.errorResponse(
+                        code: "InvalidRange", message: "The requested range is not satisfiable", status: .rangeNotSatisfiable,
+                        resource: rawPathOf(request))
+                    response.headers[.contentRange] = "bytes */\(info.size)"
+                    return response
+                }
+                range = satisfiable
+                status = .partialContent
+                headers[.contentRange] = "bytes \(range.lowerBound)-\(range.upperBound - 1)/\(info.size)"
+            }
             guard request.method == .get else {
                 reader.close()
-                headers[.contentLength] = String(info.size)
-                return Response(status: .ok, headers: headers)
+                headers[.contentLength] = String(range.count)
+                return Response(status: status, headers: headers)
             }
+            let body = range
             return Response(
-                status: .ok, headers: headers,
-                body: ResponseBody(contentLength: info.size) { writer in
+                status: status, headers: headers,
+                body: ResponseBody(contentLength: body.count) { writer in
                     defer { reader.close() }
                     var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-                    var offset = 0
-                    while offset < info.size {
-                        let count = try reader.read(into: &buffer, offset: offset)
+                    var offset = body.lowerBound
+                    while offset < body.upperBound {
+                        let count = try reader.read(into: &buffer, offset: offset, limit: body.upperBound - offset)
                         try await writer.write(ByteBuffer(bytes: buffer[0..<count]))
                         offset += count
                     }
@@ -195,8 +211,30 @@ public struct EmbeddedS3Responder: HTTPResponder {
     static func objectHeaders(_ info: ObjectInfo) -> HTTPFields {
         [
             .contentType: info.contentType, .eTag: "\"\(info.etag)\"", .lastModified: httpDate(info.lastModified),
-            .acceptRanges: "none",
+            .acceptRanges: "bytes",
         ]
+    }
+
+    /// A single `bytes=` range: nil when the header is not one we serve (several ranges, other units: the whole
+    /// object is sent, as S3 does), `.some(nil)` when it cannot be satisfied, else the byte range.
+    static func byteRange(_ header: String, size: Int) -> Range<Int>?? {
+        guard header.hasPrefix("bytes="), !header.contains(",") else { return nil }
+        let spec = header.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard spec.count == 2 else { return nil }
+        if spec[0].isEmpty {
+            guard let suffix = Int(spec[1]) else { return nil }
+            guard suffix > 0, size > 0 else { return .some(nil) }
+            return .some(max(0, size - suffix)..<size)
+        }
+        guard let start = Int(spec[0]) else { return nil }
+        let end = spec[1].isEmpty ? size - 1 : Int(spec[1])
+        guard let end, end >= start else { return nil }
+        guard start < size else { return .some(nil) }
+        return .some(start..<min(end, size - 1) + 1)
+    }
+
+    private func rawPathOf(_ request: Request) -> String {
+        Self.split(request.head.path ?? "/").path
     }
 
     static func httpDate(_ date: Date) -> String {
