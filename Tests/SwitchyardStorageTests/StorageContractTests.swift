@@ -34,8 +34,8 @@ struct StorageContractTests {
     }
 
     /// A user who owns a fresh team.
-    func seedTeam(_ storage: any SwitchyardStorage) async throws -> Team {
-        let owner = user()
+    func seedTeam(_ storage: any SwitchyardStorage, owner email: String = "ada@example.com") async throws -> Team {
+        let owner = user(email)
         try await storage.insertUser(owner)
         let mine = team()
         try await storage.insertTeam(mine, owner: Membership(teamId: mine.id, userId: owner.id, role: .owner, createdAt: now))

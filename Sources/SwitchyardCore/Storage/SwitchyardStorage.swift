@@ -3,7 +3,9 @@ import Foundation
 /// Everything the server keeps durably. SQLite and PostgreSQL both implement it and both pass the one
 /// storage contract suite (`Tests/SwitchyardStorageTests`). Every team-owned read takes the team id, so a
 /// row of another team is indistinguishable from a missing one.
-public protocol SwitchyardStorage: IdentityRepository, CredentialRepository, SettingsRepository, WorkflowRepository, TaskRepository {
+public protocol SwitchyardStorage: IdentityRepository, CredentialRepository, SettingsRepository, WorkflowRepository, TaskRepository,
+    ModelRepository
+{
     /// `sqlite` or `postgres`, for logs and `/readyz`.
     var backendName: String { get }
     /// Applies pending schema migrations (idempotent; safe when several servers start at once).

@@ -5,5 +5,6 @@ enum SQLiteMigrations {
     static let all: [SchemaMigration] = [
         m0001CreateIdentity,
         m0002CreateWorkflowsAndTasks,
+        m0003CreateModels,
     ]
 }

@@ -1,0 +1,80 @@
+import Foundation
+
+/// A registered model file (api.md §2.4): metadata over an object at `storageKey` (`models/{team}/{uuid}`).
+public struct ModelRecord: Sendable, Equatable {
+    public enum Status: String, Sendable, CaseIterable {
+        case active
+        case disabled
+    }
+
+    public var id: UUID
+    public var teamId: UUID
+    public var displayName: String
+    /// The ComfyUI models subdirectory: `checkpoints`, `loras`, `vae`, …
+    public var modelType: String
+    public var storageKey: String
+    public var fileSize: Int
+    /// `sha256:<hex>`, verified against the stored bytes when given at registration.
+    public var fileHash: String?
+    /// Where agents place the file, relative (`models/checkpoints/sdxl.safetensors`).
+    public var modelPath: String?
+    public var status: Status
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(
+        id: UUID, teamId: UUID, displayName: String, modelType: String, storageKey: String, fileSize: Int, fileHash: String?, modelPath: String?,
+        status: Status = .active, createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.teamId = teamId
+        self.displayName = displayName
+        self.modelType = modelType
+        self.storageKey = storageKey
+        self.fileSize = fileSize
+        self.fileHash = fileHash
+        self.modelPath = modelPath
+        self.status = status
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// Registered models, always scoped by team.
+public protocol ModelRepository: Sendable {
+    /// Stores a model; a second model on the same `storageKey` is a conflict.
+    func insertModel(_ model: ModelRecord) async throws
+    func model(id: UUID, teamId: UUID) async throws -> ModelRecord?
+    /// Newest first.
+    func models(teamId: UUID, page: PageRequest) async throws -> Page<ModelRecord>
+    /// Writes the editable fields (display name, type, path, status, `updated_at`); false when there is no such model.
+    func updateModel(_ model: ModelRecord) async throws -> Bool
+    /// Deletes a model and returns what was deleted, or nil when there was none.
+    func deleteModel(id: UUID, teamId: UUID) async throws -> ModelRecord?
+}
+
+/// The rules of §2.4's model fields.
+public enum ModelFields {
+    /// `model_path`: `^(?!/)(?!.*\.\.)(?!.*\\)[\w./ -]+$` — relative, no `..`, no backslash; word characters, `.`,
+    /// `/`, space and `-`. Nil when valid, else the rule broken.
+    public static func pathViolation(_ path: String) -> String? {
+        if path.isEmpty { return "must not be empty" }
+        if path.hasPrefix("/") { return "must be relative (no leading /)" }
+        if path.contains("..") { return "must not contain .." }
+        if path.contains("\\") { return "must not contain a backslash" }
+        let allowed = path.unicodeScalars.allSatisfy { scalar in
+            scalar == "." || scalar == "/" || scalar == " " || scalar == "-" || scalar == "_" || scalar.properties.isAlphabetic
+                || scalar.properties.numericType == .decimal
+        }
+        return allowed ? nil : "may contain only letters, digits, _, ., /, space and -"
+    }
+
+    /// `sha256:` followed by 64 hex digits (lowercased on the way in).
+    public static func normalizedHash(_ hash: String) -> String? {
+        let lowered = hash.lowercased()
+        guard lowered.hasPrefix("sha256:") else { return nil }
+        let hex = lowered.dropFirst(7)
+        guard hex.utf8.count == 64, hex.utf8.allSatisfy(Hex.isDigit) else { return nil }
+        return lowered
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import SwitchyardCore
+import SwitchyardTestSupport
+import Testing
+
+extension StorageContractTests {
+    func modelRecord(team: UUID, at date: Date? = nil, key: String? = nil) -> ModelRecord {
+        let date = date ?? now
+        return ModelRecord(
+            id: UUIDv7.make(at: date), teamId: team, displayName: "SDXL base", modelType: "checkpoints",
+            storageKey: key ?? "models/\(team.lowercased)/\(UUID().uuidString.lowercased())", fileSize: 6_938_078_334,
+            fileHash: "sha256:" + String(repeating: "ab", count: 32), modelPath: "models/checkpoints/sdxl base.safetensors", createdAt: date,
+            updatedAt: date)
+    }
+
+    @Test("models: stored whole (sizes past 4 GiB included), team-scoped, one per storage key, listed newest first", arguments: TestBackend.available)
+    func modelsStoreAndList(backend: TestBackend) async throws {
+        try await withStorage(backend) { storage async throws in
+            let mine = try await seedTeam(storage)
+            let other = try await seedTeam(storage, owner: "grace@example.com")
+            let first = modelRecord(team: mine.id)
+            try await storage.insertModel(first)
+            #expect(try await storage.model(id: first.id, teamId: mine.id) == first)
+            #expect(try await storage.model(id: first.id, teamId: other.id) == nil)
+            await #expect(throws: SwitchyardError.self) {
+                var duplicate = modelRecord(team: mine.id, key: first.storageKey)
+                duplicate.fileHash = nil
+                try await storage.insertModel(duplicate)
+            }
+            var second = modelRecord(team: mine.id, at: now.addingTimeInterval(10))
+            second.fileHash = nil
+            second.modelPath = nil
+            try await storage.insertModel(second)
+            let page = try await storage.models(teamId: mine.id, page: PageRequest(currentPage: 1, perPage: 1))
+            #expect(page.totalCount == 2 && page.items == [second])
+            #expect(try await storage.models(teamId: other.id, page: PageRequest()).totalCount == 0)
+        }
+    }
+
+    @Test(
+        "models: update writes the editable fields only; delete returns the record once; another team's look missing",
+        arguments: TestBackend.available)
+    func modelsUpdateAndDelete(backend: TestBackend) async throws {
+        try await withStorage(backend) { storage async throws in
+            let mine = try await seedTeam(storage)
+            let other = try await seedTeam(storage, owner: "grace@example.com")
+            let model = modelRecord(team: mine.id)
+            try await storage.insertModel(model)
+            var changed = model
+            changed.displayName = "renamed"
+            changed.status = .disabled
+            changed.modelPath = nil
+            changed.fileSize = 1
+            changed.updatedAt = now.addingTimeInterval(60)
+            #expect(try await storage.updateModel(changed))
+            var expected = changed
+            expected.fileSize = model.fileSize
+            #expect(try await storage.model(id: model.id, teamId: mine.id) == expected)
+            var foreign = changed
+            foreign.teamId = other.id
+            #expect(try await storage.updateModel(foreign) == false)
+            #expect(try await storage.deleteModel(id: model.id, teamId: other.id) == nil)
+            #expect(try await storage.deleteModel(id: model.id, teamId: mine.id) == expected)
+            #expect(try await storage.deleteModel(id: model.id, teamId: mine.id) == nil)
+        }
+    }
+}
