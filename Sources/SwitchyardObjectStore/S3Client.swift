@@ -132,6 +132,25 @@ public struct S3Client: Sendable {
         return Array(buffer: response.body)
     }
 
+    /// Streams the object through SHA-256 without holding it: its lowercase hex digest and size.
+    public func sha256(key: String) async throws -> (hex: String, size: Int) {
+        let request = try signedRequest("GET", key: key)
+        let response = try await http.execute(request, timeout: .hours(6))
+        guard response.status == .ok else {
+            let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+            throw S3ClientError(
+                status: Int(response.status.code), code: Self.element("Code", in: text) ?? response.status.reasonPhrase,
+                message: Self.element("Message", in: text) ?? "")
+        }
+        var hasher = SHA256()
+        var size = 0
+        for try await buffer in response.body {
+            buffer.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+            size += buffer.readableBytes
+        }
+        return (Hex.encode(hasher.finalize()), size)
+    }
+
     public func deleteObject(key: String) async throws {
         _ = try await send("DELETE", key: key)
     }
@@ -199,6 +218,29 @@ public struct S3Client: Sendable {
         _ method: String, key: String, query: [(name: String, value: String)] = [], headers: [(name: String, value: String)] = [],
         body: [UInt8]? = nil, collect: Int = 1024 * 1024
     ) async throws -> Answer {
+        var request = try signedRequest(method, key: key, query: query, headers: headers, body: body)
+        if let body {
+            request.body = .bytes(ByteBuffer(bytes: body))
+        } else if method == "PUT" || method == "POST" {
+            request.body = .bytes(ByteBuffer())
+        }
+        let response = try await http.execute(request, timeout: .seconds(300))
+        let bytes = method == "HEAD" ? ByteBuffer() : try await response.body.collect(upTo: max(collect, 1024 * 1024))
+        guard (200..<300).contains(Int(response.status.code)) else {
+            let text = String(buffer: bytes)
+            throw S3ClientError(
+                status: Int(response.status.code), code: Self.element("Code", in: text) ?? response.status.reasonPhrase,
+                message: Self.element("Message", in: text) ?? "")
+        }
+        return Answer(headers: response.headers, body: bytes)
+    }
+
+    /// A request with its SigV4 headers (the body's hash signed when there is one; `Content-Length` is left
+    /// to the HTTP client, which sets it from the body).
+    private func signedRequest(
+        _ method: String, key: String, query: [(name: String, value: String)] = [], headers: [(name: String, value: String)] = [],
+        body: [UInt8]? = nil
+    ) throws -> HTTPClientRequest {
         let (origin, path) = configuration.location(of: key)
         let payloadHash = body.map { Hex.encode(SHA256.hash(data: $0)) } ?? SigV4.emptyPayloadHash
         let signed = signer.signedHeaders(
@@ -215,20 +257,7 @@ public struct S3Client: Sendable {
         for header in signed where header.name.lowercased() != "content-length" {
             request.headers.add(name: header.name, value: header.value)
         }
-        if let body {
-            request.body = .bytes(ByteBuffer(bytes: body))
-        } else if method == "PUT" || method == "POST" {
-            request.body = .bytes(ByteBuffer())
-        }
-        let response = try await http.execute(request, timeout: .seconds(300))
-        let bytes = method == "HEAD" ? ByteBuffer() : try await response.body.collect(upTo: max(collect, 1024 * 1024))
-        guard (200..<300).contains(Int(response.status.code)) else {
-            let text = String(buffer: bytes)
-            throw S3ClientError(
-                status: Int(response.status.code), code: Self.element("Code", in: text) ?? response.status.reasonPhrase,
-                message: Self.element("Message", in: text) ?? "")
-        }
-        return Answer(headers: response.headers, body: bytes)
+        return request
     }
 
     static func element(_ name: String, in text: String) -> String? {
