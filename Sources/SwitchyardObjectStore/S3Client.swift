@@ -155,6 +155,50 @@ public struct S3Client: Sendable {
         _ = try await send("DELETE", key: key)
     }
 
+    /// Every object under `prefix` (ListObjectsV2, all pages of up to `pageSize`): key, size and last modification.
+    public func listObjects(prefix: String, pageSize: Int = 1000) async throws -> [(key: String, size: Int, lastModified: Date)] {
+        var found: [(key: String, size: Int, lastModified: Date)] = []
+        var token: String?
+        repeat {
+            var query: [(name: String, value: String)] = [("list-type", "2"), ("prefix", prefix), ("max-keys", String(pageSize))]
+            if let token { query.append(("continuation-token", token)) }
+            let text = String(buffer: try await sendToBucket("GET", query: query).body)
+            for entry in text.components(separatedBy: "<Contents>").dropFirst() {
+                guard let key = Self.element("Key", in: entry).map(Self.unescape), let size = Self.element("Size", in: entry).flatMap(Int.init),
+                    let modified = Self.element("LastModified", in: entry).flatMap(RFC3339.parse)
+                else { continue }
+                found.append((key, size, modified))
+            }
+            token = Self.element("IsTruncated", in: text) == "true" ? Self.element("NextContinuationToken", in: text).map(Self.unescape) : nil
+        } while token != nil
+        return found
+    }
+
+    /// The multipart uploads left open under `prefix` (ListMultipartUploads, all pages).
+    public func listMultipartUploads(prefix: String) async throws -> [(key: String, uploadId: String, initiated: Date)] {
+        var found: [(key: String, uploadId: String, initiated: Date)] = []
+        var markers: (key: String, uploadId: String)?
+        repeat {
+            var query: [(name: String, value: String)] = [("uploads", ""), ("prefix", prefix)]
+            if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.uploadId)] }
+            let text = String(buffer: try await sendToBucket("GET", query: query).body)
+            for entry in text.components(separatedBy: "<Upload>").dropFirst() {
+                guard let key = Self.element("Key", in: entry).map(Self.unescape), let uploadId = Self.element("UploadId", in: entry),
+                    let initiated = Self.element("Initiated", in: entry).flatMap(RFC3339.parse)
+                else { continue }
+                found.append((key, uploadId, initiated))
+            }
+            if Self.element("IsTruncated", in: text) == "true", let key = Self.element("NextKeyMarker", in: text).map(Self.unescape),
+                let uploadId = Self.element("NextUploadIdMarker", in: text)
+            {
+                markers = (key, uploadId)
+            } else {
+                markers = nil
+            }
+        } while markers != nil
+        return found
+    }
+
     // MARK: Multipart
 
     public func createMultipartUpload(key: String, contentType: String? = nil) async throws -> String {
@@ -214,8 +258,13 @@ public struct S3Client: Sendable {
         var body: ByteBuffer
     }
 
+    /// A request to the bucket itself (listings): path-style `/{bucket}`, virtual-hosted `/`.
+    private func sendToBucket(_ method: String, query: [(name: String, value: String)]) async throws -> Answer {
+        try await send(method, key: nil, query: query, collect: 16 * 1024 * 1024)
+    }
+
     private func send(
-        _ method: String, key: String, query: [(name: String, value: String)] = [], headers: [(name: String, value: String)] = [],
+        _ method: String, key: String?, query: [(name: String, value: String)] = [], headers: [(name: String, value: String)] = [],
         body: [UInt8]? = nil, collect: Int = 1024 * 1024
     ) async throws -> Answer {
         var request = try signedRequest(method, key: key, query: query, headers: headers, body: body)
@@ -238,10 +287,11 @@ public struct S3Client: Sendable {
     /// A request with its SigV4 headers (the body's hash signed when there is one; `Content-Length` is left
     /// to the HTTP client, which sets it from the body).
     private func signedRequest(
-        _ method: String, key: String, query: [(name: String, value: String)] = [], headers: [(name: String, value: String)] = [],
+        _ method: String, key: String?, query: [(name: String, value: String)] = [], headers: [(name: String, value: String)] = [],
         body: [UInt8]? = nil
     ) throws -> HTTPClientRequest {
-        let (origin, path) = configuration.location(of: key)
+        var (origin, path) = configuration.location(of: key ?? "")
+        if key == nil, configuration.pathStyle { path.removeLast() }
         let payloadHash = body.map { Hex.encode(SHA256.hash(data: $0)) } ?? SigV4.emptyPayloadHash
         let signed = signer.signedHeaders(
             method: method, origin: origin, path: path, query: query, headers: headers, payloadHash: payloadHash, now: Date())
@@ -265,6 +315,15 @@ public struct S3Client: Sendable {
             return nil
         }
         return String(text[start.upperBound..<end.lowerBound])
+    }
+
+    /// XML's five entities back to characters (keys in listings are escaped).
+    static func unescape(_ text: String) -> String {
+        guard text.contains("&") else { return text }
+        return text.replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(
+            of: "&quot;", with: "\""
+        )
+        .replacingOccurrences(of: "&apos;", with: "'").replacingOccurrences(of: "&#13;", with: "\r").replacingOccurrences(of: "&amp;", with: "&")
     }
 
     static func unquote(_ etag: String) -> String {

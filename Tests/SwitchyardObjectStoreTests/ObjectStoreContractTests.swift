@@ -131,6 +131,30 @@ struct ObjectStoreContractTests {
     }
 }
 
+extension ObjectStoreContractTests {
+    @Test(
+        "listing: objects under a prefix across pages (keys with reserved characters), and open multipart uploads",
+        arguments: TestObjectStore.available)
+    func listing(store: TestObjectStore) async throws {
+        try await store.with { configuration, _ in
+            let s3 = S3Client(configuration: configuration)
+            let prefix = freshKey("listing") + "/"
+            let names = (0..<7).map { "\(prefix)file \($0) & <x>.txt" } + ["\(prefix)ü/deep.bin"]
+            for name in names { try await s3.putObject(key: name, body: Array(name.utf8)) }
+            try await s3.putObject(key: freshKey("elsewhere.txt"), body: [1])
+            let listed = try await s3.listObjects(prefix: prefix, pageSize: 3)
+            #expect(listed.map(\.key).sorted() == names.sorted())
+            #expect(listed.allSatisfy { abs($0.lastModified.timeIntervalSinceNow) < 300 && $0.size > 0 })
+
+            let uploadId = try await s3.createMultipartUpload(key: "\(prefix)open.bin")
+            let open = try await s3.listMultipartUploads(prefix: prefix)
+            #expect(open.map(\.uploadId) == [uploadId] && open.first?.key == "\(prefix)open.bin")
+            try await s3.abortMultipartUpload(key: "\(prefix)open.bin", uploadId: uploadId)
+            #expect(try await s3.listMultipartUploads(prefix: prefix).isEmpty)
+        }
+    }
+}
+
 @Suite("Embedded store")
 struct EmbeddedStoreTests {
     @Test("a wrong region or an unsigned request is refused")

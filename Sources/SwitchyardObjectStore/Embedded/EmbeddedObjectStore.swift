@@ -116,6 +116,24 @@ public final class EmbeddedObjectStore: Sendable {
         try? ObjectFile.syncDirectory(directory)
     }
 
+    /// Objects whose key starts with `prefix`, in key order, after `startAfter`, at most `limit` (and whether
+    /// more follow). Reads every object's metadata: fine for the embedded store's scale and the reaper's pace.
+    public func list(bucket: String, prefix: String, startAfter: String?, limit: Int) throws -> (objects: [ObjectInfo], truncated: Bool) {
+        guard bucketExists(bucket) else { throw ObjectStoreError.noSuchBucket(bucket) }
+        var found: [ObjectInfo] = []
+        let root = bucketPath(bucket)
+        for shard in (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [] {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: "\(root)/\(shard)")) ?? [] {
+                guard let reader = try? ObjectReader.open(path: "\(root)/\(shard)/\(name)") else { continue }
+                let info = reader.info
+                reader.close()
+                if info.key.hasPrefix(prefix), startAfter.map({ info.key > $0 }) ?? true { found.append(info) }
+            }
+        }
+        found.sort { $0.key < $1.key }
+        return (Array(found.prefix(limit)), found.count > limit)
+    }
+
     // MARK: Multipart uploads
 
     struct Upload: Codable {
@@ -218,12 +236,13 @@ public final class EmbeddedObjectStore: Sendable {
         try FileManager.default.removeItem(at: root.appendingPathComponent("multipart/\(uploadId)"))
     }
 
-    /// Open uploads started before `date` (for the reaper).
-    public func uploads(initiatedBefore date: Date) throws -> [(uploadId: String, bucket: String, key: String)] {
-        try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("multipart").path).compactMap { uploadId in
-            guard let upload = try? readUpload(uploadId), upload.initiated < date else { return nil }
-            return (uploadId, upload.bucket, upload.key)
-        }
+    /// The open uploads of `bucket` under `prefix`: id, key and when each started.
+    public func uploads(bucket: String, prefix: String) throws -> [(uploadId: String, key: String, initiated: Date)] {
+        guard bucketExists(bucket) else { throw ObjectStoreError.noSuchBucket(bucket) }
+        return try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("multipart").path).compactMap { uploadId in
+            guard let upload = try? readUpload(uploadId), upload.bucket == bucket, upload.key.hasPrefix(prefix) else { return nil }
+            return (uploadId, upload.key, upload.initiated)
+        }.sorted { ($0.key, $0.uploadId) < ($1.key, $1.uploadId) }
     }
 
     // MARK: Paths

@@ -41,7 +41,7 @@ public struct EmbeddedS3Responder: HTTPResponder {
                 throw S3Error("NotImplemented", "ListBuckets is not supported by the embedded store", status: .notImplemented)
             }
             if key.isEmpty {
-                return try bucketOperation(request.method, bucket: bucket)
+                return try bucketOperation(request.method, bucket: bucket, query: query)
             }
             return try await objectOperation(request, bucket: bucket, key: key, query: query, payloadHash: verified.payloadHash)
         } catch let failure as SigV4Failure {
@@ -58,8 +58,34 @@ public struct EmbeddedS3Responder: HTTPResponder {
 
     // MARK: Buckets
 
-    private func bucketOperation(_ method: HTTPRequest.Method, bucket: String) throws -> Response {
+    private func bucketOperation(_ method: HTTPRequest.Method, bucket: String, query: [String: String]) throws -> Response {
         switch method {
+        case .get where query["list-type"] == "2":
+            let prefix = query["prefix"] ?? ""
+            let limit = min(max(Int(query["max-keys"] ?? "") ?? 1000, 1), 1000)
+            let after =
+                query["continuation-token"].flatMap { Data(base64Encoded: $0) }.flatMap { String(data: $0, encoding: .utf8) } ?? query["start-after"]
+            let (objects, truncated) = try store.list(bucket: bucket, prefix: prefix, startAfter: after, limit: limit)
+            var xml =
+                "<ListBucketResult><Name>\(Self.escape(bucket))</Name><Prefix>\(Self.escape(prefix))</Prefix><KeyCount>\(objects.count)</KeyCount>"
+            xml += "<MaxKeys>\(limit)</MaxKeys><IsTruncated>\(truncated)</IsTruncated>"
+            if truncated, let last = objects.last {
+                xml += "<NextContinuationToken>\(Data(last.key.utf8).base64EncodedString())</NextContinuationToken>"
+            }
+            for object in objects {
+                xml += "<Contents><Key>\(Self.escape(object.key))</Key><LastModified>\(RFC3339.format(object.lastModified))</LastModified>"
+                xml += "<ETag>&quot;\(object.etag)&quot;</ETag><Size>\(object.size)</Size><StorageClass>STANDARD</StorageClass></Contents>"
+            }
+            return Self.xml(xml + "</ListBucketResult>")
+        case .get where query["uploads"] != nil:
+            let prefix = query["prefix"] ?? ""
+            var xml =
+                "<ListMultipartUploadsResult><Bucket>\(Self.escape(bucket))</Bucket><Prefix>\(Self.escape(prefix))</Prefix><IsTruncated>false</IsTruncated>"
+            for upload in try store.uploads(bucket: bucket, prefix: prefix) {
+                xml += "<Upload><Key>\(Self.escape(upload.key))</Key><UploadId>\(upload.uploadId)</UploadId>"
+                xml += "<Initiated>\(RFC3339.format(upload.initiated))</Initiated></Upload>"
+            }
+            return Self.xml(xml + "</ListMultipartUploadsResult>")
         case .put:
             try store.createBucket(bucket)
             return Response(status: .ok, headers: [.location: "/\(bucket)"])
