@@ -64,11 +64,14 @@ public struct S3Client: Sendable {
     public let configuration: S3Configuration
     let http: HTTPClient
     let signer: SigV4Signer
+    /// The time requests are signed at (the server's clock, so tests can move it).
+    let now: @Sendable () -> Date
 
-    public init(configuration: S3Configuration, http: HTTPClient = .shared) {
+    public init(configuration: S3Configuration, http: HTTPClient = .shared, now: @escaping @Sendable () -> Date = { Date() }) {
         self.configuration = configuration
         self.http = http
         self.signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region)
+        self.now = now
     }
 
     // MARK: Presigned URLs
@@ -294,7 +297,7 @@ public struct S3Client: Sendable {
         if key == nil, configuration.pathStyle { path.removeLast() }
         let payloadHash = body.map { Hex.encode(SHA256.hash(data: $0)) } ?? SigV4.emptyPayloadHash
         let signed = signer.signedHeaders(
-            method: method, origin: origin, path: path, query: query, headers: headers, payloadHash: payloadHash, now: Date())
+            method: method, origin: origin, path: path, query: query, headers: headers, payloadHash: payloadHash, now: now())
         var url = origin.base + SigV4.percentEncode(path, keepSlash: true)
         if !query.isEmpty {
             url +=

@@ -19,6 +19,8 @@ public struct SwitchyardApplication: Sendable {
     /// The embedded object store (its application runs as a service of `application`); nil when an external
     /// S3 store is configured.
     public let objectStore: EmbeddedS3?
+    /// The retention reaper (a service of `application`; tests call `sweep()` directly).
+    public let reaper: RetentionReaper
 }
 
 /// Opens the storage a configuration names, keeps it running (PostgreSQL's pool is a service) while `body`
@@ -96,7 +98,7 @@ public func buildApplication(
     WorkflowsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, heads: heads)
         .addRoutes(to: api.group("workflows").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     let runtime = api.group("r").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .runtime))
-    let objects = objectStore?.objectStorage(configuration: configuration) ?? ObjectStorage(external: configuration)
+    let objects = objectStore?.objectStorage(configuration: configuration) ?? ObjectStorage(external: configuration, clock: clock)
     let submitter = RunSubmitter(storage: storage, snapshots: SnapshotCache(), heads: heads, objects: objects, clock: clock)
     FilesController(objects: objects, clock: clock, maxBodySize: configuration.maxBodySize).addRoutes(to: runtime.group("files"))
     ModelsController(storage: storage, objects: objects, clock: clock, maxBodySize: configuration.maxBodySize)
@@ -105,8 +107,9 @@ public func buildApplication(
         .addRoutes(to: api.group("uploads/multipart").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
     RuntimeWorkflowsController(storage: storage, submitter: submitter, maxBodySize: configuration.maxBodySize)
         .addRoutes(to: runtime.group("workflows"))
-    TasksController(storage: storage, clock: clock).addRoutes(to: runtime.group("tasks"))
+    TasksController(storage: storage, clock: clock, outputRetention: configuration.retention.outputs).addRoutes(to: runtime.group("tasks"))
 
+    let reaper = RetentionReaper(storage: storage, client: objects.client, policy: configuration.retention, clock: clock, logger: logger)
     let routes = RouteTable(router.routes)
     routeTable.value = routes
     var serverLogger = logger
@@ -114,11 +117,12 @@ public func buildApplication(
     let application = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Switchyard"),
-        services: objectStore.map { [$0.application] } ?? [],
+        services: (objectStore.map { [$0.application] } ?? []) + [reaper],
         logger: serverLogger
     )
     return SwitchyardApplication(
-        application: application, storage: storage, bootstrap: bootstrap, routes: routes, authenticator: authenticator, objectStore: objectStore)
+        application: application, storage: storage, bootstrap: bootstrap, routes: routes, authenticator: authenticator, objectStore: objectStore,
+        reaper: reaper)
 }
 
 /// The bcrypt hash an unknown email's login attempt is checked against, so it costs what a wrong password

@@ -199,6 +199,8 @@ struct StartupTests {
             (["SWITCHYARD_S3_EMBEDDED_PORT": "70000"], "s3.embeddedPort: 70000 is outside 0–65535"),
             (["SWITCHYARD_UPLOADS_MAX_FILE_SIZE": "0"], "uploads.maxFileSize: 0 is outside 1–5368709120 bytes (S3's single-PUT limit)"),
             (["SWITCHYARD_UPLOADS_PRESIGN_TTL": "30"], "uploads.presignTtl: 30 is outside 60–604800 seconds"),
+            (["SWITCHYARD_RETENTION_INPUTS": "-1"], "retention.inputs: -1 is negative (0 keeps forever)"),
+            (["SWITCHYARD_RETENTION_INTERVAL": "5"], "retention.interval: 5 is outside 10–86400 seconds"),
             (["SWITCHYARD_S3_ENDPOINT": "s3.example.com"], #"s3.endpoint: "s3.example.com" is not an http(s)://host[:port] origin"#),
             (["SWITCHYARD_S3_ENDPOINT": "https://s3.example.com"], "s3.endpoint is set, so s3.accessKey and s3.secretKey are required"),
         ]

@@ -6,5 +6,6 @@ enum PostgresMigrations {
         m0001CreateIdentity,
         m0002CreateWorkflowsAndTasks,
         m0003CreateModels,
+        m0004CreateRetention,
     ]
 }

@@ -6,5 +6,6 @@ enum SQLiteMigrations {
         m0001CreateIdentity,
         m0002CreateWorkflowsAndTasks,
         m0003CreateModels,
+        m0004CreateRetention,
     ]
 }

@@ -43,6 +43,9 @@ public struct ServerConfiguration: Sendable {
     public var maxUploadSize = 500 * 1024 * 1024
     /// How long presigned upload URLs stay valid, in seconds (`uploads.presignTtl`).
     public var uploadURLLifetime = 3600
+    /// What the retention reaper deletes and how often it looks (`retention.inputs`, `retention.outputs`,
+    /// `retention.multipartUploads`, `retention.interval`, in seconds; 0 keeps that kind forever).
+    public var retention = RetentionReaper.Policy(inputs: 86_400, outputs: 7 * 86_400, multipartUploads: 86_400, interval: 600)
     /// Minimum log level (`log.level`).
     public var logLevel = "info"
 
@@ -78,6 +81,11 @@ public struct ServerConfiguration: Sendable {
         s3PublicEndpoint = reader.string(forKey: "s3.publicEndpoint").flatMap { $0.isEmpty ? nil : $0 }
         maxUploadSize = try Self.int(reader, "uploads.maxFileSize", default: defaults.maxUploadSize)
         uploadURLLifetime = try Self.int(reader, "uploads.presignTtl", default: defaults.uploadURLLifetime)
+        retention = RetentionReaper.Policy(
+            inputs: TimeInterval(try Self.int(reader, "retention.inputs", default: Int(defaults.retention.inputs))),
+            outputs: TimeInterval(try Self.int(reader, "retention.outputs", default: Int(defaults.retention.outputs))),
+            multipartUploads: TimeInterval(try Self.int(reader, "retention.multipartUploads", default: Int(defaults.retention.multipartUploads))),
+            interval: TimeInterval(try Self.int(reader, "retention.interval", default: Int(defaults.retention.interval))))
         logLevel = reader.string(forKey: "log.level", default: defaults.logLevel)
         try validate()
     }
@@ -128,6 +136,15 @@ public struct ServerConfiguration: Sendable {
         }
         guard (60...SigV4.maximumExpiry).contains(uploadURLLifetime) else {
             throw Invalid(description: "uploads.presignTtl: \(uploadURLLifetime) is outside 60–604800 seconds")
+        }
+        for (key, value) in [
+            ("retention.inputs", retention.inputs), ("retention.outputs", retention.outputs),
+            ("retention.multipartUploads", retention.multipartUploads),
+        ] where value < 0 {
+            throw Invalid(description: "\(key): \(Int(value)) is negative (0 keeps forever)")
+        }
+        guard (10...86_400).contains(retention.interval) else {
+            throw Invalid(description: "retention.interval: \(Int(retention.interval)) is outside 10–86400 seconds")
         }
         guard !s3Region.isEmpty, s3Region.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else {
             throw Invalid(description: "s3.region: \"\(s3Region)\" is not a region name")

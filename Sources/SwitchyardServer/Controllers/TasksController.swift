@@ -7,6 +7,9 @@ import SwitchyardCore
 struct TasksController {
     let storage: any SwitchyardStorage
     let clock: any WallClock
+    /// Seconds outputs live after completion (0: forever), so a result can say they expired even before the
+    /// reaper has deleted them.
+    let outputRetention: TimeInterval
 
     func addRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
         group.get(use: list)
@@ -27,8 +30,18 @@ struct TasksController {
         JSONBody.response(Presenters.task(try await load(context)))
     }
 
+    /// A completed task's outputs past retention are reported as expired (`outputs_expired_at`, no URLs)
+    /// rather than as URLs that would answer 404.
     @Sendable func result(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        JSONBody.response(Presenters.result(try await load(context)))
+        let task = try await load(context)
+        var expiredAt: Date?
+        if task.status == .completed, let completedAt = task.completedAt {
+            expiredAt = try await storage.outputsExpiredAt(taskId: task.id, teamId: task.teamId)
+            if expiredAt == nil, outputRetention > 0, completedAt.addingTimeInterval(outputRetention) <= clock.now() {
+                expiredAt = completedAt.addingTimeInterval(outputRetention)
+            }
+        }
+        return JSONBody.response(Presenters.result(task, outputsExpiredAt: expiredAt))
     }
 
     @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {

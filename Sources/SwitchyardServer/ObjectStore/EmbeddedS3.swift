@@ -11,6 +11,7 @@ public struct EmbeddedS3: Sendable {
     public let store: EmbeddedObjectStore
     public let access: ObjectStoreAccess
     public let application: Application<EmbeddedS3Responder>
+    let clock: any WallClock
 
     /// Opens (creating if needed) the store and its bucket and reads or creates its key pair.
     public static func build(
@@ -36,7 +37,7 @@ public struct EmbeddedS3: Sendable {
         let access = ObjectStoreAccess(
             endpoint: "http://\(host):\(configuration.embeddedS3Port)", bucket: configuration.s3Bucket, region: configuration.s3Region,
             credentials: credentials)
-        return EmbeddedS3(store: store, access: access, application: application)
+        return EmbeddedS3(store: store, access: access, application: application, clock: clock)
     }
 
     /// The API's view of this store: server-side requests to its own address, presigned URLs for
@@ -45,8 +46,9 @@ public struct EmbeddedS3: Sendable {
         let own = S3Configuration(origin: S3Origin(access.endpoint)!, bucket: access.bucket, region: access.region, credentials: access.credentials)
         var published = own
         if let endpoint = configuration.s3PublicEndpoint, let origin = S3Origin(endpoint) { published.origin = origin }
+        let clock = self.clock
         return ObjectStorage(
-            client: S3Client(configuration: own), presigner: S3Client(configuration: published), maximumUploadSize: configuration.maxUploadSize,
-            presignLifetime: configuration.uploadURLLifetime)
+            client: S3Client(configuration: own, now: { clock.now() }), presigner: S3Client(configuration: published, now: { clock.now() }),
+            maximumUploadSize: configuration.maxUploadSize, presignLifetime: configuration.uploadURLLifetime)
     }
 }

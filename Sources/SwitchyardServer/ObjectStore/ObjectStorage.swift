@@ -22,13 +22,13 @@ public struct ObjectStorage: Sendable {
     }
 
     /// An external store: the server and callers use the same endpoint.
-    init(external configuration: ServerConfiguration) {
-        let client = S3Client(configuration: configuration.externalS3!)
+    init(external configuration: ServerConfiguration, clock: any WallClock) {
+        let client = S3Client(configuration: configuration.externalS3!, now: { clock.now() })
         var presigner = client
         if let endpoint = configuration.s3PublicEndpoint, let origin = S3Origin(endpoint) {
             var published = configuration.externalS3!
             published.origin = origin
-            presigner = S3Client(configuration: published)
+            presigner = S3Client(configuration: published, now: { clock.now() })
         }
         self.init(
             client: client, presigner: presigner, maximumUploadSize: configuration.maxUploadSize, presignLifetime: configuration.uploadURLLifetime)

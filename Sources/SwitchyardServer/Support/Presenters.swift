@@ -46,11 +46,17 @@ enum Presenters {
     /// `GET /r/tasks/{id}/result` (api.md §2.2). Outputs and their download URLs arrive with the object-storage
     /// work; until then a completed task shows its recorded output and no URLs. `download_urls` is always an
     /// object, so the quickstart's `result.get("download_urls", {}).values()` never meets a null.
-    static func result(_ task: TaskRecord) -> JSONValue {
-        [
+    static func result(_ task: TaskRecord, outputsExpiredAt: Date? = nil) -> JSONValue {
+        var result: JSONValue = [
             "id": .uuid(task.id), "task_status": .string(task.status.rawValue),
             "task_output": task.status == .completed ? (task.output ?? .null) : .null, "download_url": .null, "download_urls": .object([:]),
             "expires_at": .null, "task_error": .string(task.status == .failed ? task.error : ""), "completed_at": .date(task.completedAt),
         ]
+        if let outputsExpiredAt, case .object(var members) = result {
+            members["outputs_expired_at"] = .date(outputsExpiredAt)
+            members["outputs_message"] = .string("the outputs expired on \(RFC3339.format(outputsExpiredAt)) under this server's retention policy")
+            result = .object(members)
+        }
+        return result
     }
 }
