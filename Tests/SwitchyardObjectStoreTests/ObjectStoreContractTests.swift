@@ -164,7 +164,7 @@ struct EmbeddedStoreTests {
             other.region = "eu-west-1"
             await #expect(
                 throws: S3ClientError(
-                    status: 400, code: "AuthorizationHeaderMalformed", message: "the region 'eu-west-1' is wrong; expecting 'us-east-1'")
+                    status: 403, code: "AuthorizationHeaderMalformed", message: "the region 'eu-west-1' is wrong; expecting 'us-east-1'")
             ) {
                 try await S3Client(configuration: other).putObject(key: "k", body: [1])
             }

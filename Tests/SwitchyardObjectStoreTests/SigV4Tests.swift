@@ -232,7 +232,7 @@ struct SigV4RefusalTests {
         let region = SigV4Signer(credentials: Self.keys, region: "eu-west-1")
         #expect(
             failure(presigned(signer: region))
-                == SigV4Failure("AuthorizationQueryParametersError", "the region 'eu-west-1' is wrong; expecting 'us-east-1'", status: 400))
+                == SigV4Failure("AuthorizationQueryParametersError", "the region 'eu-west-1' is wrong; expecting 'us-east-1'", status: 403))
         let service = SigV4Signer(credentials: Self.keys, region: "us-east-1", service: "s3-object-lambda")
         #expect(failure(presigned(signer: service))?.status == 400)
     }

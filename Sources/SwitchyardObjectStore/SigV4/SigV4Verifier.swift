@@ -194,8 +194,10 @@ public struct SigV4Verifier: Sendable {
         guard parts.count == 5, !parts[0].isEmpty, parts[4] == "aws4_request" else {
             throw SigV4Failure(malformed, "The credential must be <access key>/<yyyymmdd>/<region>/\(service)/aws4_request", status: 400)
         }
+        // S3 answers a foreign region with 400; a signature for another region is a refused credential here
+        // (403), with S3's code and message so clients still learn which region to use.
         guard parts[2] == region else {
-            throw SigV4Failure(malformed, "the region '\(parts[2])' is wrong; expecting '\(region)'", status: 400)
+            throw SigV4Failure(malformed, "the region '\(parts[2])' is wrong; expecting '\(region)'", status: 403)
         }
         guard parts[3] == service else {
             throw SigV4Failure(malformed, "the service '\(parts[3])' is wrong; expecting '\(service)'", status: 400)
