@@ -145,6 +145,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "SwitchyardWireTests",
+            dependencies: ["SwitchyardWire", "SwitchyardCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "SwitchyardObjectStoreTests",
             dependencies: [
                 "SwitchyardObjectStore", "SwitchyardServer", "SwitchyardTestSupport",
