@@ -1,4 +1,5 @@
 import Foundation
+import SwitchyardCore
 
 /// What an agent reports about its machine.
 public struct SystemStats: Codable, Sendable, Equatable {
@@ -40,13 +41,8 @@ public struct SystemStats: Codable, Sendable, Equatable {
     }
 }
 
-/// An agent's availability (api.md §3.4).
-public enum AgentStatus: String, Codable, Sendable, CaseIterable {
-    case idle
-    case busy
-    case syncing
-    case unhealthy
-}
+/// An agent's availability, as the wire carries it (the type lives in Core, where dispatch decides on it).
+public typealias AgentStatus = SwitchyardCore.AgentStatus
 
 /// Who is to blame for a failed attempt: the task (bad input, node error — retrying will not help), the agent
 /// (its machine or ComfyUI broke — another agent may succeed), or the platform (never uses up a retry).

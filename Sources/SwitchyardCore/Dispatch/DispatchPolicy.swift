@@ -1,0 +1,144 @@
+import Foundation
+
+/// What the dispatcher knows about a connected agent when it matches tasks.
+public struct AgentCandidate: Sendable, Equatable {
+    public var id: UUID
+    public var teamId: UUID
+    public var labels: Set<String>
+    public var status: AgentStatus
+    /// How many attempts it runs at once, and how many it runs now.
+    public var capacity: Int
+    public var running: Int
+    /// Lowercased and trimmed; nil when the agent did not say.
+    public var region: String?
+    public var communityOptIn: Bool
+    /// Total VRAM of each GPU, in bytes.
+    public var gpuVRAM: [Int]
+    /// Models it already holds (`<model_type>/<file>`).
+    public var cachedModels: Set<String>
+
+    public init(
+        id: UUID, teamId: UUID, labels: Set<String>, status: AgentStatus, capacity: Int, running: Int, region: String?, communityOptIn: Bool,
+        gpuVRAM: [Int] = [], cachedModels: Set<String> = []
+    ) {
+        self.id = id
+        self.teamId = teamId
+        self.labels = labels
+        self.status = status
+        self.capacity = capacity
+        self.running = running
+        self.region = region
+        self.communityOptIn = communityOptIn
+        self.gpuVRAM = gpuVRAM
+        self.cachedModels = cachedModels
+    }
+}
+
+/// What a task asks of the agent that runs it.
+public struct DispatchRequirement: Sendable, Equatable {
+    public var teamId: UUID
+    public var requiredLabels: Set<String>
+    public var pool: TargetPool
+    public var minVRAMGB: Int
+    public var submitterRegion: String?
+    public var requiredModels: Set<String>
+
+    public init(
+        teamId: UUID, requiredLabels: Set<String>, pool: TargetPool, minVRAMGB: Int = 0, submitterRegion: String? = nil,
+        requiredModels: Set<String> = []
+    ) {
+        self.teamId = teamId
+        self.requiredLabels = requiredLabels
+        self.pool = pool
+        self.minVRAMGB = minVRAMGB
+        self.submitterRegion = submitterRegion
+        self.requiredModels = requiredModels
+    }
+}
+
+/// Why an agent cannot take a task.
+public enum Ineligibility: Sendable, Equatable, CustomStringConvertible {
+    case otherTeam
+    case notInCommunityPool
+    case missingLabels([String])
+    case status(AgentStatus)
+    case full(running: Int, capacity: Int)
+    case notEnoughVRAM(largestGB: Int, requiredGB: Int)
+
+    public var description: String {
+        switch self {
+        case .otherTeam: "belongs to another team"
+        case .notInCommunityPool: "has not opted in to the community pool"
+        case .missingLabels(let labels): "lacks label\(labels.count == 1 ? "" : "s") \(labels.joined(separator: ", "))"
+        case .status(let status): "is \(status.rawValue)"
+        case .full(let running, let capacity): "runs \(running) of \(capacity) attempts"
+        case .notEnoughVRAM(let largest, let required): "has \(largest) GB of VRAM, the task needs \(required) GB"
+        }
+    }
+}
+
+/// The dispatch rules (api.md §3.5): who may take a task, and who should. Pure, so every rule is tested
+/// without a server.
+public enum DispatchPolicy {
+    /// Why `agent` may not take a task needing `requirement`, or nil when it may. Checks in order: pool (team,
+    /// or community opt-in), labels ⊇ required, status (idle, or busy with spare capacity), VRAM.
+    public static func ineligibility(of agent: AgentCandidate, for requirement: DispatchRequirement) -> Ineligibility? {
+        switch requirement.pool {
+        case .team where agent.teamId != requirement.teamId: return .otherTeam
+        case .community where agent.teamId != requirement.teamId && !agent.communityOptIn: return .notInCommunityPool
+        default: break
+        }
+        let missing = requirement.requiredLabels.subtracting(agent.labels)
+        if !missing.isEmpty { return .missingLabels(missing.sorted()) }
+        guard agent.status == .idle || agent.status == .busy else { return .status(agent.status) }
+        guard agent.running < agent.capacity else { return .full(running: agent.running, capacity: agent.capacity) }
+        if requirement.minVRAMGB > 0 {
+            let largest = (agent.gpuVRAM.max() ?? 0) / (1024 * 1024 * 1024)
+            guard largest >= requirement.minVRAMGB else { return .notEnoughVRAM(largestGB: largest, requiredGB: requirement.minVRAMGB) }
+        }
+        return nil
+    }
+
+    /// The region factor of §3.5: 1 for the same region, 0.5 when either side is unknown, 0 when they differ.
+    public static func regionFactor(agent: String?, submitter: String?) -> Double {
+        guard let agent, let submitter else { return 0.5 }
+        return agent == submitter ? 1 : 0
+    }
+
+    /// The eligible agent to give the task to: highest region factor, then lowest load (running ÷ capacity),
+    /// then most required models already cached, then lowest id — the same inputs always give the same agent.
+    public static func choose(from agents: [AgentCandidate], for requirement: DispatchRequirement) -> AgentCandidate? {
+        agents.filter { ineligibility(of: $0, for: requirement) == nil }.min { left, right in
+            rank(left, requirement) < rank(right, requirement)
+        }
+    }
+
+    /// Why a task waits: the closest agents' reasons, for the task's status message.
+    public static func waitingReason(agents: [AgentCandidate], for requirement: DispatchRequirement) -> String {
+        let reasons = agents.compactMap { agent in ineligibility(of: agent, for: requirement).map { "agent \(agent.id.lowercased) \($0)" } }
+        guard !reasons.isEmpty else { return "waiting for eligible agent: none connected" }
+        return "waiting for eligible agent: " + reasons.prefix(3).joined(separator: "; ")
+    }
+
+    private struct Rank: Comparable {
+        var region: Double
+        var load: Double
+        var cacheHits: Int
+        var id: String
+
+        static func < (left: Rank, right: Rank) -> Bool {
+            if left.region != right.region { return left.region > right.region }
+            if left.load != right.load { return left.load < right.load }
+            if left.cacheHits != right.cacheHits { return left.cacheHits > right.cacheHits }
+            return left.id < right.id
+        }
+    }
+
+    private static func rank(_ agent: AgentCandidate, _ requirement: DispatchRequirement) -> Rank {
+        Rank(
+            region: regionFactor(agent: agent.region, submitter: requirement.submitterRegion),
+            load: Double(agent.running) / Double(max(agent.capacity, 1)),
+            cacheHits: requirement.requiredModels.intersection(agent.cachedModels).count,
+            id: agent.id.lowercased)
+    }
+}
