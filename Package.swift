@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system.git", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.20.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
     ],
     targets: [
         .target(
@@ -79,6 +81,7 @@ let package = Package(
                 "SwitchyardSQLite",
                 "SwitchyardPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -103,7 +106,12 @@ let package = Package(
         ),
         .target(
             name: "SwitchyardAgent",
-            dependencies: ["SwitchyardCore", "SwitchyardWire", "SwitchyardClient"],
+            dependencies: [
+                "SwitchyardCore", "SwitchyardWire", "SwitchyardClient",
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
@@ -132,6 +140,8 @@ let package = Package(
                 "SwitchyardSQLite",
                 "SwitchyardPostgres",
                 "SwitchyardServer",
+                "SwitchyardWire",
+                .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -8,6 +8,8 @@ extension PostgresStorage {
         target_pool, submitter_region, tool_type, required_labels, task_timeout, max_retries, retry_count, agent_id, agent_labels, \
         gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at
         """
+    /// What reads select: the inserted columns plus those only dispatch writes.
+    static let taskSelectColumns = taskColumns + ", attempt_id, stopped_at, gpu_seconds"
 
     /// Without an idempotency key, concurrent submissions are group-committed: one statement (tasks and first
     /// events inserted by one `WITH`, atomic without BEGIN/COMMIT round trips) per batch, so PostgreSQL parses,
@@ -127,7 +129,7 @@ extension PostgresStorage {
         return .replayed(taskId: taskId)
     }
 
-    private static func insertEvent(_ event: TaskEventRecord, on connection: PostgresConnection, logger: Logger) async throws {
+    static func insertEvent(_ event: TaskEventRecord, on connection: PostgresConnection, logger: Logger) async throws {
         try await connection.query(
             """
             INSERT INTO task_events (task_id, sequence, event_type, data, created_at)
@@ -138,7 +140,7 @@ extension PostgresStorage {
     }
 
     public func task(id: UUID, teamId: UUID) async throws -> TaskRecord? {
-        try await rows("SELECT \(unescaped: Self.taskColumns) FROM tasks WHERE id = \(id) AND team_id = \(teamId)").first.map(Self.decodeTask)
+        try await rows("SELECT \(unescaped: Self.taskSelectColumns) FROM tasks WHERE id = \(id) AND team_id = \(teamId)").first.map(Self.decodeTask)
     }
 
     public func taskDefinition(id: UUID, teamId: UUID) async throws -> JSONValue? {
@@ -154,7 +156,7 @@ extension PostgresStorage {
             ).first?.decode(Int.self) ?? 0
         let items = try await rows(
             """
-            SELECT \(unescaped: Self.taskColumns) FROM tasks
+            SELECT \(unescaped: Self.taskSelectColumns) FROM tasks
             WHERE team_id = \(teamId) AND (\(statusName)::text IS NULL OR task_status = \(statusName))
             ORDER BY created_at DESC, id DESC LIMIT \(page.perPage) OFFSET \(page.offset)
             """
@@ -167,7 +169,7 @@ extension PostgresStorage {
         return try await transaction { connection in
             guard
                 let row = try await connection.query(
-                    "SELECT \(unescaped: Self.taskColumns) FROM tasks WHERE id = \(id) AND team_id = \(teamId) FOR UPDATE", logger: logger
+                    "SELECT \(unescaped: Self.taskSelectColumns) FROM tasks WHERE id = \(id) AND team_id = \(teamId) FOR UPDATE", logger: logger
                 ).collect().first
             else { return nil }
             var task = try Self.decodeTask(row)
@@ -226,7 +228,9 @@ extension PostgresStorage {
             gatewayId: try value("gateway_id", String?.self), gpuType: try value("gpu_type", String?.self),
             error: try value("task_error", String.self), output: try value("task_output", String?.self).map { try JSONValue.parse($0) },
             createdAt: try value("created_at", Date.self), updatedAt: try value("updated_at", Date.self),
-            startedAt: try value("started_at", Date?.self), completedAt: try value("completed_at", Date?.self)
+            startedAt: try value("started_at", Date?.self), completedAt: try value("completed_at", Date?.self),
+            attemptId: try value("attempt_id", UUID?.self), stoppedAt: try value("stopped_at", Date?.self),
+            gpuSeconds: try value("gpu_seconds", Double?.self)
         )
     }
 }

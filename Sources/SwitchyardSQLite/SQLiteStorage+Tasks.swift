@@ -24,6 +24,8 @@ extension SQLiteStorage {
         target_pool, submitter_region, tool_type, required_labels, task_timeout, max_retries, retry_count, agent_id, agent_labels, \
         gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at
         """
+    /// What reads select: the inserted columns plus those only dispatch writes.
+    static let taskSelectColumns = taskColumns + ", attempt_id, stopped_at, gpu_seconds"
     /// SQLite allows 32766 bound values per statement; 28 columns per row keeps a batch statement far below it.
     static let rowsPerStatement = 500
 
@@ -166,7 +168,8 @@ extension SQLiteStorage {
     }
 
     public func task(id: UUID, teamId: UUID) async throws -> TaskRecord? {
-        try await read("SELECT \(Self.taskColumns) FROM tasks WHERE id = ? AND team_id = ?", [.uuid(id), .uuid(teamId)]).first.map(Self.decodeTask)
+        try await read("SELECT \(Self.taskSelectColumns) FROM tasks WHERE id = ? AND team_id = ?", [.uuid(id), .uuid(teamId)]).first.map(
+            Self.decodeTask)
     }
 
     public func taskDefinition(id: UUID, teamId: UUID) async throws -> JSONValue? {
@@ -185,7 +188,7 @@ extension SQLiteStorage {
         }
         let total = try await read("SELECT COUNT(*) AS total FROM tasks WHERE \(filter)", binds).first?.int("total") ?? 0
         let rows = try await read(
-            "SELECT \(Self.taskColumns) FROM tasks WHERE \(filter) ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            "SELECT \(Self.taskSelectColumns) FROM tasks WHERE \(filter) ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
             binds + [.integer(page.perPage), .integer(page.offset)]
         )
         return Page(items: try rows.map(Self.decodeTask), totalCount: total)
@@ -195,7 +198,7 @@ extension SQLiteStorage {
         try await transaction { connection in
             guard
                 let row = try await connection.query(
-                    "SELECT \(Self.taskColumns) FROM tasks WHERE id = ? AND team_id = ?", [.uuid(id), .uuid(teamId)]
+                    "SELECT \(Self.taskSelectColumns) FROM tasks WHERE id = ? AND team_id = ?", [.uuid(id), .uuid(teamId)]
                 )
                 .first
             else { return nil }
@@ -248,7 +251,8 @@ extension SQLiteStorage {
             agentLabels: try row.optionalString("agent_labels").map(StoredJSON.strings), gatewayId: row.optionalString("gateway_id"),
             gpuType: row.optionalString("gpu_type"), error: try row.string("task_error"),
             output: try row.optionalString("task_output").map { try JSONValue.parse($0) }, createdAt: try row.date("created_at"),
-            updatedAt: try row.date("updated_at"), startedAt: row.optionalDate("started_at"), completedAt: row.optionalDate("completed_at")
+            updatedAt: try row.date("updated_at"), startedAt: row.optionalDate("started_at"), completedAt: row.optionalDate("completed_at"),
+            attemptId: try row.optionalUUID("attempt_id"), stoppedAt: row.optionalDate("stopped_at"), gpuSeconds: row.column("gpu_seconds")?.double
         )
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import ServiceLifecycle
 import SwitchyardCore
@@ -21,6 +22,8 @@ public struct SwitchyardApplication: Sendable {
     public let objectStore: EmbeddedS3?
     /// The retention reaper (a service of `application`; tests call `sweep()` directly).
     public let reaper: RetentionReaper
+    /// Matches tasks to agents (a service of `application`).
+    let dispatcher: Dispatcher
 }
 
 /// Opens the storage a configuration names, keeps it running (PostgreSQL's pool is a service) while `body`
@@ -99,7 +102,17 @@ public func buildApplication(
         .addRoutes(to: api.group("workflows").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     let runtime = api.group("r").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .runtime))
     let objects = objectStore?.objectStorage(configuration: configuration) ?? ObjectStorage(external: configuration, clock: clock)
-    let submitter = RunSubmitter(storage: storage, snapshots: SnapshotCache(), heads: heads, objects: objects, clock: clock)
+    let snapshots = SnapshotCache()
+    let hub = TaskEventHub()
+    let dispatcher = Dispatcher(
+        storage: storage, objects: objects, snapshots: snapshots, hub: hub, clock: clock, settings: configuration.dispatch, logger: logger)
+    var submitter = RunSubmitter(storage: storage, snapshots: snapshots, heads: heads, objects: objects, clock: clock)
+    submitter.onCreated = { task in Task { await dispatcher.enqueue(task) } }
+    let gateway = AgentGateway(storage: storage, dispatcher: dispatcher, clock: clock, logger: logger)
+    gateway.addRoutes(to: router)
+    AgentsController(storage: storage, dispatcher: dispatcher).addRoutes(to: runtime.group("agents"))
+    AgentsController(storage: storage, dispatcher: dispatcher)
+        .addRoutes(to: api.group("agents").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     FilesController(objects: objects, clock: clock, maxBodySize: configuration.maxBodySize).addRoutes(to: runtime.group("files"))
     ModelsController(storage: storage, objects: objects, clock: clock, maxBodySize: configuration.maxBodySize)
         .addRoutes(to: api.group("models").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
@@ -107,7 +120,9 @@ public func buildApplication(
         .addRoutes(to: api.group("uploads/multipart").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
     RuntimeWorkflowsController(storage: storage, submitter: submitter, maxBodySize: configuration.maxBodySize)
         .addRoutes(to: runtime.group("workflows"))
-    TasksController(storage: storage, clock: clock, outputRetention: configuration.retention.outputs).addRoutes(to: runtime.group("tasks"))
+    TasksController(
+        storage: storage, clock: clock, objects: objects, dispatcher: dispatcher, hub: hub, outputRetention: configuration.retention.outputs
+    ).addRoutes(to: runtime.group("tasks"))
 
     let reaper = RetentionReaper(storage: storage, client: objects.client, policy: configuration.retention, clock: clock, logger: logger)
     let routes = RouteTable(router.routes)
@@ -116,13 +131,16 @@ public func buildApplication(
     serverLogger[metadataKey: "component"] = "http"
     let application = Application(
         router: router,
+        server: .http1WebSocketUpgrade(
+            configuration: .init(maxFrameSize: AgentGateway.maximumMessageSize, autoPing: .enabled(timePeriod: .seconds(15)))
+        ) { request, _, _ in await gateway.shouldUpgrade(request) },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Switchyard"),
-        services: (objectStore.map { [$0.application] } ?? []) + [reaper],
+        services: (objectStore.map { [$0.application] } ?? []) + [reaper, dispatcher],
         logger: serverLogger
     )
     return SwitchyardApplication(
         application: application, storage: storage, bootstrap: bootstrap, routes: routes, authenticator: authenticator, objectStore: objectStore,
-        reaper: reaper)
+        reaper: reaper, dispatcher: dispatcher)
 }
 
 /// The bcrypt hash an unknown email's login attempt is checked against, so it costs what a wrong password

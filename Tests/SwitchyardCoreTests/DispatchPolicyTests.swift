@@ -13,7 +13,7 @@ struct DispatchPolicyTests {
         region: String? = nil, community: Bool = false, vramGB: Int = 24, models: Set<String> = []
     ) -> AgentCandidate {
         AgentCandidate(
-            id: UUID(uuidString: String(format: "01a2047b-0000-7000-8000-%012d", index))!, teamId: team, labels: labels, status: status,
+            id: String(format: "agent-%02d", index), teamId: team, labels: labels, status: status,
             capacity: capacity, running: running, region: region, communityOptIn: community, gpuVRAM: [vramGB * gib], cachedModels: models)
     }
 
@@ -80,6 +80,6 @@ struct DispatchPolicyTests {
     func waiting() {
         #expect(DispatchPolicy.waitingReason(agents: [], for: Self.requirement) == "waiting for eligible agent: none connected")
         let reason = DispatchPolicy.waitingReason(agents: [Self.agent(1, labels: ["gpu"])], for: Self.requirement)
-        #expect(reason == "waiting for eligible agent: agent 01a2047b-0000-7000-8000-000000000001 lacks label comfyui")
+        #expect(reason == "waiting for eligible agent: agent agent-01 lacks label comfyui")
     }
 }

@@ -35,7 +35,9 @@ struct RetentionTests {
                 client, .post, "/api/v1/r/workflows/slug/text-to-image/run", token: key, body: #"{"parameters":{"prompt":"x"}}"#)
             let taskId = try #require((try run.json()["task_id"] as? String).flatMap(UUID.init(uuidString:)))
             let team = app.bootstrap.teamId
-            for event in [TaskStateMachine.Event.scheduled, .assigned, .acknowledged, .succeeded] {
+            // No agent is connected: the dispatcher parks the task in waiting; the test plays the agent's part.
+            _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "waiting" }
+            for event in [TaskStateMachine.Event.assigned, .acknowledged, .succeeded] {
                 _ = try await app.storage.applyTaskEvent(id: taskId, teamId: team, event: event, at: app.clock.now())
             }
             let s3 = app.built.reaper.client

@@ -110,3 +110,50 @@ extension TestApp {
         return Int(response.status.code)
     }
 }
+
+extension TestApp {
+    /// The import body of the recorded trivial graph (EmptyImage → ImageInvert → SaveImage) with a `color` number
+    /// parameter, an optional `photo` file parameter on a LoadImage node, and the given labels and limits.
+    public static func invertImport(
+        slug: String = "invert", labels: [String] = ["gpu", "comfyui"], timeout: Int = 300, maxRetries: Int = 2, withFile: Bool = false
+    ) throws -> String {
+        var graph = try recordedGraphText("a_empty_invert_save").trimmingCharacters(in: .whitespacesAndNewlines)
+        var parameters = #"{"key":"color","node_id":"1","field":"color","type":"number","min":0,"max":16777215,"default":16744448}"#
+        if withFile {
+            graph = String(graph.dropLast()) + #", "4": {"class_type": "LoadImage", "inputs": {"image": "placeholder.png"}}}"#
+            parameters += #", {"key":"photo","node_id":"4","field":"image","type":"file","accept":["image/*"]}"#
+        }
+        let labelList = labels.map { "\"\($0)\"" }.joined(separator: ",")
+        return """
+            {"workflow_slug":"\(slug)","display_name":"Invert","tool_type":"comfyui","required_labels":[\(labelList)],
+             "task_timeout":\(timeout),"max_retries":\(maxRetries),"workflow_json":\(graph),"parameters":[\(parameters)]}
+            """
+    }
+
+    /// Runs the workflow `slug` with the bootstrap `sk-` key and returns the task id.
+    public func run(_ client: any TestClientProtocol, slug: String = "invert", body: String = "{}") async throws -> UUID {
+        let response = try await call(client, .post, "/api/v1/r/workflows/slug/\(slug)/run", token: bootstrap.integrationKey, body: body)
+        guard response.status == .accepted, let id = (try response.json()["task_id"] as? String).flatMap(UUID.init(uuidString:)) else {
+            throw TestSupportError("run failed: \(response.status) \(String(buffer: response.body))")
+        }
+        return id
+    }
+
+    /// The task as `GET /r/tasks/{id}` shows it.
+    public func taskJSON(_ client: any TestClientProtocol, _ id: UUID) async throws -> [String: Any] {
+        try await call(client, .get, "/api/v1/r/tasks/\(id.lowercased)", token: bootstrap.integrationKey).json()
+    }
+
+    /// Polls the task until `done` accepts it (every 20 ms, up to `timeout`).
+    public func waitForTask(
+        _ client: any TestClientProtocol, _ id: UUID, within timeout: Duration = .seconds(10), _ done: ([String: Any]) -> Bool
+    ) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let task = try await taskJSON(client, id)
+            if done(task) { return task }
+            guard ContinuousClock.now < deadline else { throw TestSupportError("task \(id) did not get there in \(timeout): \(task)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}

@@ -19,7 +19,8 @@ public struct TestApp: Sendable {
     /// Builds the application on a fresh environment and runs `body` with an in-process HTTP client.
     public static func with(
         _ backend: TestBackend, clock: ManualWallClock = ManualWallClock(Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded())),
-        objectStore: TestObjectStore = .embedded, _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
+        objectStore: TestObjectStore = .embedded, live: Bool = false, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
     ) async throws {
         try await TestEnvironment.with(backend) { environment in
             try await environment.withStorage { storage in
@@ -30,15 +31,16 @@ public struct TestApp: Sendable {
                     }
                     configuration.externalS3 = external
                 }
+                configure(&configuration)
                 let built = try await buildApplication(configuration: configuration, storage: storage, logger: testLogger, clock: clock)
                 let app = TestApp(environment: environment, built: built, clock: clock)
                 // The embedded S3 store runs live on its port (presigned URLs point at it); the API in process.
                 if let embedded = built.objectStore {
                     try await embedded.application.test(.live) { _ in
-                        try await built.application.test(.router) { client in try await body(app, client) }
+                        try await built.application.test(live ? .live : .router) { client in try await body(app, client) }
                     }
                 } else {
-                    try await built.application.test(.router) { client in try await body(app, client) }
+                    try await built.application.test(live ? .live : .router) { client in try await body(app, client) }
                 }
             }
         }

@@ -2,7 +2,8 @@ import Foundation
 
 /// What the dispatcher knows about a connected agent when it matches tasks.
 public struct AgentCandidate: Sendable, Equatable {
-    public var id: UUID
+    /// The agent's own id (unique within its team).
+    public var id: String
     public var teamId: UUID
     public var labels: Set<String>
     public var status: AgentStatus
@@ -18,7 +19,7 @@ public struct AgentCandidate: Sendable, Equatable {
     public var cachedModels: Set<String>
 
     public init(
-        id: UUID, teamId: UUID, labels: Set<String>, status: AgentStatus, capacity: Int, running: Int, region: String?, communityOptIn: Bool,
+        id: String, teamId: UUID, labels: Set<String>, status: AgentStatus, capacity: Int, running: Int, region: String?, communityOptIn: Bool,
         gpuVRAM: [Int] = [], cachedModels: Set<String> = []
     ) {
         self.id = id
@@ -115,7 +116,7 @@ public enum DispatchPolicy {
 
     /// Why a task waits: the closest agents' reasons, for the task's status message.
     public static func waitingReason(agents: [AgentCandidate], for requirement: DispatchRequirement) -> String {
-        let reasons = agents.compactMap { agent in ineligibility(of: agent, for: requirement).map { "agent \(agent.id.lowercased) \($0)" } }
+        let reasons = agents.compactMap { agent in ineligibility(of: agent, for: requirement).map { "agent \(agent.id) \($0)" } }
         guard !reasons.isEmpty else { return "waiting for eligible agent: none connected" }
         return "waiting for eligible agent: " + reasons.prefix(3).joined(separator: "; ")
     }
@@ -139,6 +140,6 @@ public enum DispatchPolicy {
             region: regionFactor(agent: agent.region, submitter: requirement.submitterRegion),
             load: Double(agent.running) / Double(max(agent.capacity, 1)),
             cacheHits: requirement.requiredModels.intersection(agent.cachedModels).count,
-            id: agent.id.lowercased)
+            id: agent.id)
     }
 }

@@ -4,6 +4,7 @@ import Foundation
 /// storage contract suite (`Tests/SwitchyardStorageTests`). Every team-owned read takes the team id, so a
 /// row of another team is indistinguishable from a missing one.
 public protocol SwitchyardStorage: IdentityRepository, CredentialRepository, SettingsRepository, WorkflowRepository, TaskRepository,
+    DispatchRepository,
     ModelRepository, RetentionRepository
 {
     /// `sqlite` or `postgres`, for logs and `/readyz`.

@@ -32,6 +32,12 @@ public struct TaskRecord: Sendable, Equatable {
     public var agentLabels: [String]?
     public var gatewayId: String?
     public var gpuType: String?
+    /// The attempt that holds the task while it is `queued` or `running` (kept after a terminal state, so late
+    /// messages about it can be told apart from messages about an older attempt).
+    public var attemptId: UUID?
+    /// When the agent reported that the work of a cancelled attempt really stopped, and the GPU time it used.
+    public var stoppedAt: Date?
+    public var gpuSeconds: Double?
     /// Empty unless the task failed.
     public var error: String
     public var output: JSONValue?
@@ -45,7 +51,8 @@ public struct TaskRecord: Sendable, Equatable {
         credentialId: UUID?, parameters: [String: JSONValue], dispatchTarget: DispatchTarget, targetPool: TargetPool,
         submitterRegion: String?, toolType: ToolType, requiredLabels: [String], taskTimeout: Int, maxRetries: Int, retryCount: Int = 0,
         agentId: String? = nil, agentLabels: [String]? = nil, gatewayId: String? = nil, gpuType: String? = nil, error: String = "",
-        output: JSONValue? = nil, createdAt: Date, updatedAt: Date? = nil, startedAt: Date? = nil, completedAt: Date? = nil
+        output: JSONValue? = nil, createdAt: Date, updatedAt: Date? = nil, startedAt: Date? = nil, completedAt: Date? = nil,
+        attemptId: UUID? = nil, stoppedAt: Date? = nil, gpuSeconds: Double? = nil
     ) {
         self.id = id
         self.teamId = teamId
@@ -68,6 +75,9 @@ public struct TaskRecord: Sendable, Equatable {
         self.agentLabels = agentLabels
         self.gatewayId = gatewayId
         self.gpuType = gpuType
+        self.attemptId = attemptId
+        self.stoppedAt = stoppedAt
+        self.gpuSeconds = gpuSeconds
         self.error = error
         self.output = output
         self.createdAt = createdAt
@@ -101,12 +111,13 @@ public struct TaskEventRecord: Sendable, Equatable {
 
     /// The event recording that a task entered `status` (its kind follows the status: terminal states have
     /// their own event names).
-    public static func statusChange(taskId: UUID, sequence: Int, to status: TaskStatus, error: String = "", output: JSONValue? = nil, at date: Date)
-        -> TaskEventRecord
-    {
+    public static func statusChange(
+        taskId: UUID, sequence: Int, to status: TaskStatus, error: String = "", output: JSONValue? = nil, message: String? = nil, at date: Date
+    ) -> TaskEventRecord {
         var data: [String: JSONValue] = [
             "task_id": .string(taskId.lowercased), "status": .string(status.rawValue), "timestamp": .string(RFC3339.format(date)),
         ]
+        if let message { data["message"] = .string(message) }
         let kind: Kind
         switch status {
         case .completed:

@@ -22,6 +22,9 @@ public enum TaskStateMachine {
         /// The attempt failed (error, timeout, missed ACK, agent disconnect); `retriable` attempts go back to
         /// `waiting` while retries remain.
         case attemptFailed(retriable: Bool)
+        /// The attempt ended through no fault of the task or its agent's work: no ACK in time, or a platform
+        /// fault. The task waits again without using up a retry.
+        case released
         /// A caller cancelled the task.
         case cancel
     }
@@ -57,6 +60,8 @@ public enum TaskStateMachine {
             return .success(.transition(to: .running, retryCount: retryCount))
         case (.running, .succeeded):
             return .success(.transition(to: .completed, retryCount: retryCount))
+        case (.queued, .released), (.running, .released):
+            return .success(.transition(to: .waiting, retryCount: retryCount))
         case (.queued, .attemptFailed(let retriable)), (.running, .attemptFailed(let retriable)):
             if retriable && retryCount < maxRetries {
                 return .success(.transition(to: .waiting, retryCount: retryCount + 1))

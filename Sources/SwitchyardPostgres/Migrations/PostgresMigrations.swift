@@ -7,5 +7,6 @@ enum PostgresMigrations {
         m0002CreateWorkflowsAndTasks,
         m0003CreateModels,
         m0004CreateRetention,
+        m0005CreateDispatch,
     ]
 }

@@ -46,6 +46,9 @@ public struct ServerConfiguration: Sendable {
     /// What the retention reaper deletes and how often it looks (`retention.inputs`, `retention.outputs`,
     /// `retention.multipartUploads`, `retention.interval`, in seconds; 0 keeps that kind forever).
     public var retention = RetentionReaper.Policy(inputs: 86_400, outputs: 7 * 86_400, multipartUploads: 86_400, interval: 600)
+    /// Agent sessions and attempts (`dispatch.ackTimeout`, `dispatch.heartbeatInterval`, `dispatch.reconnectGrace`, in
+    /// seconds).
+    public var dispatch = DispatchSettings()
     /// Minimum log level (`log.level`).
     public var logLevel = "info"
 
@@ -86,6 +89,10 @@ public struct ServerConfiguration: Sendable {
             outputs: TimeInterval(try Self.int(reader, "retention.outputs", default: Int(defaults.retention.outputs))),
             multipartUploads: TimeInterval(try Self.int(reader, "retention.multipartUploads", default: Int(defaults.retention.multipartUploads))),
             interval: TimeInterval(try Self.int(reader, "retention.interval", default: Int(defaults.retention.interval))))
+        dispatch = DispatchSettings(
+            ackTimeout: TimeInterval(try Self.int(reader, "dispatch.ackTimeout", default: Int(defaults.dispatch.ackTimeout))),
+            heartbeatInterval: TimeInterval(try Self.int(reader, "dispatch.heartbeatInterval", default: Int(defaults.dispatch.heartbeatInterval))),
+            reconnectGrace: TimeInterval(try Self.int(reader, "dispatch.reconnectGrace", default: Int(defaults.dispatch.reconnectGrace))))
         logLevel = reader.string(forKey: "log.level", default: defaults.logLevel)
         try validate()
     }
@@ -142,6 +149,12 @@ public struct ServerConfiguration: Sendable {
             ("retention.multipartUploads", retention.multipartUploads),
         ] where value < 0 {
             throw Invalid(description: "\(key): \(Int(value)) is negative (0 keeps forever)")
+        }
+        for (key, value, range) in [
+            ("dispatch.ackTimeout", dispatch.ackTimeout, 0.1...600), ("dispatch.heartbeatInterval", dispatch.heartbeatInterval, 0.1...300),
+            ("dispatch.reconnectGrace", dispatch.reconnectGrace, 0.0...3600),
+        ] where !range.contains(value) {
+            throw Invalid(description: "\(key): \(Int(value)) is outside \(range.lowerBound)–\(range.upperBound) seconds")
         }
         guard (10...86_400).contains(retention.interval) else {
             throw Invalid(description: "retention.interval: \(Int(retention.interval)) is outside 10–86400 seconds")

@@ -7,6 +7,13 @@ import SwitchyardCore
 struct TasksController {
     let storage: any SwitchyardStorage
     let clock: any WallClock
+    let objects: ObjectStorage
+    let dispatcher: Dispatcher
+    let hub: TaskEventHub
+    /// Seconds between keep-alive comments on an idle event stream.
+    var keepAliveInterval: TimeInterval = 15
+    /// How often an event stream re-reads the log even without a wake-up (events written by another replica).
+    var pollInterval: Duration = .seconds(1)
     /// Seconds outputs live after completion (0: forever), so a result can say they expired even before the
     /// reaper has deleted them.
     let outputRetention: TimeInterval
@@ -15,6 +22,7 @@ struct TasksController {
         group.get(use: list)
         group.get("{taskId}", use: detail)
         group.get("{taskId}/result", use: result)
+        group.get("{taskId}/events", use: events)
         group.post("{taskId}/cancel", use: cancel)
     }
 
@@ -41,7 +49,13 @@ struct TasksController {
                 expiredAt = completedAt.addingTimeInterval(outputRetention)
             }
         }
-        return JSONBody.response(Presenters.result(task, outputsExpiredAt: expiredAt))
+        let now = clock.now()
+        let lifetime = 3600
+        let presigner = objects.presigner
+        return JSONBody.response(
+            Presenters.result(
+                task, outputsExpiredAt: expiredAt, sign: { key in presigner.presignedGet(key: key, expires: lifetime, now: now) },
+                urlsExpireAt: now.addingTimeInterval(TimeInterval(lifetime))))
     }
 
     @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
@@ -71,7 +85,68 @@ struct TasksController {
         }
         if case .transition = outcome.action {
             context.logger.info("task cancelled", metadata: ["task_id": "\(id.lowercased)"])
+            hub.signal(id)
+            await dispatcher.cancelled(taskId: id)
         }
         return JSONBody.response(["is_success": true])
+    }
+
+    /// `GET /r/tasks/{id}/events` (api.md §3.2): the task's log as Server-Sent Events — every event with an
+    /// `id:` (its sequence number), replayed after `Last-Event-ID` (header, or `last_event_id` in the query),
+    /// then live until the terminal event, after which the stream closes. Idle streams get a keep-alive comment;
+    /// a failed read of the log is an `error` event and the stream goes on.
+    @Sendable func events(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let task = try await load(context)
+        let lastEventId = request.headers[.init("Last-Event-ID")!] ?? request.uri.queryParameters["last_event_id"].map(String.init)
+        var after = 0
+        if let lastEventId, !lastEventId.isEmpty {
+            guard let parsed = Int(lastEventId.trimmingCharacters(in: .whitespaces)), parsed >= 0 else {
+                throw SwitchyardError.invalid("Last-Event-ID: \"\(lastEventId)\" is not an event id of this stream (a non-negative integer)")
+            }
+            after = parsed
+        }
+        let (storage, hub, clock) = (self.storage, self.hub, self.clock)
+        let (keepAlive, poll, first) = (keepAliveInterval, pollInterval, after)
+        let body = ResponseBody { writer in
+            let signal = hub.subscribe(task.id)
+            defer { hub.unsubscribe(task.id, signal) }
+            var last = first
+            var lastWrite = clock.now()
+            try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
+            streaming: while true {
+                do {
+                    let events = try await storage.taskEvents(taskId: task.id, teamId: task.teamId, afterSequence: last) ?? []
+                    var text = ""
+                    var finished = false
+                    for event in events {
+                        text += "id: \(event.sequence)\nevent: \(event.kind.rawValue)\ndata: \(event.data.jsonString)\n\n"
+                        last = event.sequence
+                        if event.kind == .completed || event.kind == .failed || event.kind == .cancelled {
+                            finished = true
+                            break
+                        }
+                    }
+                    if !text.isEmpty {
+                        try await writer.write(ByteBuffer(string: text))
+                        lastWrite = clock.now()
+                    }
+                    if finished { break streaming }
+                } catch let error where !(error is CancellationError) {
+                    let data: JSONValue = ["task_id": .uuid(task.id), "error": .string("could not read the task's events; retrying")]
+                    try await writer.write(ByteBuffer(string: "event: error\ndata: \(data.jsonString)\n\n"))
+                    lastWrite = clock.now()
+                }
+                await signal.wait(timeout: poll)
+                if clock.now().timeIntervalSince(lastWrite) >= keepAlive {
+                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                    lastWrite = clock.now()
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"],
+            body: body)
     }
 }

@@ -22,6 +22,8 @@ struct RunSubmitter: Sendable {
     let heads: WorkflowHeadCache
     let objects: ObjectStorage
     let clock: any WallClock
+    /// Told about every task this submitter created (the dispatcher), after it is durable.
+    var onCreated: @Sendable (TaskRecord) -> Void = { _ in }
 
     func submit(_ target: Target, body: JSONValue, caller: Caller, idempotencyKey: String?) async throws -> Submitted {
         let teamId = try caller.requireTeam()
@@ -58,7 +60,9 @@ struct RunSubmitter: Sendable {
             task, definition: run.injectedDefinition, firstEvent: .statusChange(taskId: task.id, sequence: 1, to: .pending, at: now),
             idempotency: claim)
         switch outcome {
-        case .created: return Submitted(taskId: task.id, replayed: false)
+        case .created:
+            onCreated(task)
+            return Submitted(taskId: task.id, replayed: false)
         case .replayed(let taskId): return Submitted(taskId: taskId, replayed: true)
         }
     }

@@ -43,20 +43,65 @@ enum Presenters {
         return .object(members)
     }
 
-    /// `GET /r/tasks/{id}/result` (api.md §2.2). Outputs and their download URLs arrive with the object-storage
-    /// work; until then a completed task shows its recorded output and no URLs. `download_urls` is always an
-    /// object, so the quickstart's `result.get("download_urls", {}).values()` never meets a null.
-    static func result(_ task: TaskRecord, outputsExpiredAt: Date? = nil) -> JSONValue {
-        var result: JSONValue = [
+    /// `GET /r/tasks/{id}/result` (api.md §2.2): a completed task's `task_output`, a fresh presigned
+    /// `download_url` for the primary output and `download_urls` for every output (`<node_id>.<kind>.<index>`),
+    /// valid until `expires_at`. `download_urls` is always an object, so the quickstart's
+    /// `result.get("download_urls", {}).values()` never meets a null. Outputs past retention are reported as expired
+    /// instead of as URLs that would answer 404.
+    static func result(
+        _ task: TaskRecord, outputsExpiredAt: Date? = nil, sign: ((String) -> String)? = nil, urlsExpireAt: Date? = nil
+    ) -> JSONValue {
+        var members: [String: JSONValue] = [
             "id": .uuid(task.id), "task_status": .string(task.status.rawValue),
             "task_output": task.status == .completed ? (task.output ?? .null) : .null, "download_url": .null, "download_urls": .object([:]),
             "expires_at": .null, "task_error": .string(task.status == .failed ? task.error : ""), "completed_at": .date(task.completedAt),
         ]
-        if let outputsExpiredAt, case .object(var members) = result {
+        if task.status == .cancelled {
+            members["stopped_at"] = .date(task.stoppedAt)
+            members["gpu_seconds"] = task.gpuSeconds.map { .number(JSONNumber($0)) } ?? .null
+        }
+        if let outputsExpiredAt {
             members["outputs_expired_at"] = .date(outputsExpiredAt)
             members["outputs_message"] = .string("the outputs expired on \(RFC3339.format(outputsExpiredAt)) under this server's retention policy")
-            result = .object(members)
+        } else if task.status == .completed, let sign, let output = task.output {
+            if case .string(let primary)? = output["storage_key"] { members["download_url"] = .string(sign(primary)) }
+            if case .object(let outputs)? = output["outputs"] {
+                var urls: [String: JSONValue] = [:]
+                for (outputId, file) in outputs {
+                    if case .string(let key)? = file["storage_key"] { urls[outputId] = .string(sign(key)) }
+                }
+                members["download_urls"] = .object(urls)
+            }
+            members["expires_at"] = .date(urlsExpireAt)
         }
-        return result
+        return .object(members)
+    }
+
+    /// One agent of `GET /agents` (api.md §2.5).
+    static func agent(_ agent: AgentRecord, runningTasks: [UUID]) -> JSONValue {
+        var stats = agent.systemStats
+        if case .object(var members) = stats, case .array(let devices)? = members["gpu_devices"] {
+            // The documented names beside the wire's: device_name and device_type.
+            members["gpu_devices"] = .array(
+                devices.map { device in
+                    guard case .object(var fields) = device else { return device }
+                    fields["device_name"] = fields["name"] ?? .null
+                    fields["device_type"] = fields["device_type"] ?? "cuda"
+                    return .object(fields)
+                })
+            stats = .object(members)
+        }
+        return [
+            "agent_id": .string(agent.agentId), "agent_status": .string(agent.status.rawValue), "agent_labels": .strings(agent.labels),
+            "last_heartbeat": .date(agent.lastHeartbeatAt), "agent_version": .string(agent.agentVersion), "tool": .string(agent.tool),
+            "tool_version": agent.toolVersion.map(JSONValue.string) ?? .null,
+            "comfyui_version": agent.tool == "comfyui" ? (agent.toolVersion.map(JSONValue.string) ?? .null) : .null,
+            "gpu_capacity": .integer(agent.capacity), "running_count": .integer(runningTasks.count),
+            "running_tasks": .array(runningTasks.map { .uuid($0) }), "current_task_id": runningTasks.first.map { .uuid($0) } ?? .null,
+            "region": agent.region.map(JSONValue.string) ?? .null, "community_opt_in": .bool(agent.communityOptIn),
+            "gateway_id": .string(agent.gatewayId), "sync_detail": agent.syncDetail.map(JSONValue.string) ?? .null,
+            "sync_percent": agent.syncPercent.map { .number(JSONNumber($0 * 100)) } ?? .null, "connected_at": .date(agent.connectedAt),
+            "disconnected_at": .date(agent.disconnectedAt), "tasks_completed": .integer(agent.tasksCompleted), "system_stats": stats,
+        ]
     }
 }

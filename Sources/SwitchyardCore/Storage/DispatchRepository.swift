@@ -1,0 +1,62 @@
+import Foundation
+
+/// Who took a task: written with the `queued` transition.
+public struct AttemptAssignment: Sendable, Equatable {
+    public var attemptId: UUID
+    public var agentId: String
+    public var agentLabels: [String]
+    public var gatewayId: String
+    public var gpuType: String?
+
+    public init(attemptId: UUID, agentId: String, agentLabels: [String], gatewayId: String, gpuType: String?) {
+        self.attemptId = attemptId
+        self.agentId = agentId
+        self.agentLabels = agentLabels
+        self.gatewayId = gatewayId
+        self.gpuType = gpuType
+    }
+}
+
+/// What an attempt's end writes beside the state change.
+public struct AttemptResult: Sendable, Equatable {
+    /// The task's error when the attempt failed (kept while the task waits for a retry, so pollers see why).
+    public var error: String?
+    /// The task's output when it completed.
+    public var output: JSONValue?
+
+    public init(error: String? = nil, output: JSONValue? = nil) {
+        self.error = error
+        self.output = output
+    }
+}
+
+/// The dispatcher's and gateway's view of tasks and agents. Tasks are read across teams here (the dispatcher
+/// serves every team); every change is conditional on the task's current attempt, so two dispatchers — or a
+/// late message from an agent that lost its attempt — can never move a task twice.
+public protocol DispatchRepository: Sendable {
+    /// `pending` and `waiting` tasks of every team, oldest first.
+    func dispatchableTasks(limit: Int) async throws -> [TaskRecord]
+    /// `queued` and `running` tasks of every team (the attempts a starting dispatcher must account for).
+    func activeTasks() async throws -> [TaskRecord]
+    /// Gives a `pending`/`waiting` task to an agent: one conditional update, and the `queued` event. Nil when
+    /// the task is no longer dispatchable (another dispatcher took it, or it was cancelled).
+    func assignTask(id: UUID, to assignment: AttemptAssignment, at date: Date) async throws -> TaskTransitionOutcome?
+    /// Applies `event` to a task whose current attempt is `attemptId` (and that is not terminal), writing
+    /// `result`, and appends the matching event; `message` goes into a `waiting` event. Nil when the attempt is not
+    /// the task's current one or the task already ended: the caller refuses the message.
+    func applyAttemptEvent(
+        taskId: UUID, attemptId: UUID, event: TaskStateMachine.Event, result: AttemptResult, message: String?, at date: Date
+    ) async throws -> TaskTransitionOutcome?
+    /// Records that the work of a cancelled attempt stopped; false when the attempt is not the task's.
+    func recordAttemptStopped(taskId: UUID, attemptId: UUID, stoppedAt: Date, gpuSeconds: Double?) async throws -> Bool
+    /// Moves a `pending` task to `waiting`, with why it waits. Nil when the task is no longer pending.
+    func markTaskWaiting(id: UUID, message: String, at date: Date) async throws -> TaskTransitionOutcome?
+    /// Appends a `progress` event to a task that is `running` under `attemptId`; its sequence number, or nil
+    /// when the attempt is not the task's current one.
+    func appendProgress(taskId: UUID, attemptId: UUID, data: JSONValue, at date: Date) async throws -> Int?
+
+    /// Creates or replaces the team's agent row.
+    func upsertAgent(_ agent: AgentRecord) async throws
+    /// The team's agents, connected ones first, then by id.
+    func agents(teamId: UUID, includeDisconnected: Bool, page: PageRequest) async throws -> Page<AgentRecord>
+}

@@ -1,0 +1,151 @@
+import Foundation
+import PostgresNIO
+import SwitchyardCore
+
+extension PostgresStorage {
+    public func dispatchableTasks(limit: Int) async throws -> [TaskRecord] {
+        try await rows(
+            """
+            SELECT \(unescaped: Self.taskSelectColumns) FROM tasks WHERE task_status IN ('pending', 'waiting')
+            ORDER BY created_at, id LIMIT \(limit)
+            """
+        ).map(Self.decodeTask)
+    }
+
+    public func activeTasks() async throws -> [TaskRecord] {
+        try await rows(
+            "SELECT \(unescaped: Self.taskSelectColumns) FROM tasks WHERE task_status IN ('queued', 'running') ORDER BY created_at, id"
+        ).map(Self.decodeTask)
+    }
+
+    public func assignTask(id: UUID, to assignment: AttemptAssignment, at date: Date) async throws -> TaskTransitionOutcome? {
+        try await changeTask(id: id, at: date) { task in task.assign(assignment, at: date).map { ($0, nil) } }
+    }
+
+    public func applyAttemptEvent(
+        taskId: UUID, attemptId: UUID, event: TaskStateMachine.Event, result: AttemptResult, message: String?, at date: Date
+    ) async throws -> TaskTransitionOutcome? {
+        try await changeTask(id: taskId, at: date) { task in
+            task.takeAttemptEvent(attemptId: attemptId, event, result: result, at: date).map { ($0, message) }
+        }
+    }
+
+    public func markTaskWaiting(id: UUID, message: String, at date: Date) async throws -> TaskTransitionOutcome? {
+        try await changeTask(id: id, at: date) { task in
+            guard task.status == .pending, let action = try? task.take(.scheduled, at: date) else { return nil }
+            return (action, message)
+        }
+    }
+
+    public func recordAttemptStopped(taskId: UUID, attemptId: UUID, stoppedAt: Date, gpuSeconds: Double?) async throws -> Bool {
+        try await !rows(
+            """
+            UPDATE tasks SET stopped_at = \(stoppedAt), gpu_seconds = \(gpuSeconds) WHERE id = \(taskId) AND attempt_id = \(attemptId) RETURNING id
+            """
+        ).isEmpty
+    }
+
+    public func appendProgress(taskId: UUID, attemptId: UUID, data: JSONValue, at date: Date) async throws -> Int? {
+        let logger = self.logger
+        return try await transaction { connection in
+            guard
+                try await !connection.query(
+                    "SELECT 1 FROM tasks WHERE id = \(taskId) AND attempt_id = \(attemptId) AND task_status = 'running' FOR UPDATE", logger: logger
+                ).collect().isEmpty
+            else { return nil }
+            let sequence = try await Self.nextSequence(taskId: taskId, on: connection, logger: logger)
+            try await Self.insertEvent(
+                TaskEventRecord(taskId: taskId, sequence: sequence, kind: .progress, data: data, createdAt: date), on: connection, logger: logger)
+            return sequence
+        }
+    }
+
+    /// Reads the task under a row lock, lets `decide` change it, and writes the change and its event in one
+    /// transaction.
+    private func changeTask(
+        id: UUID, at date: Date, _ decide: (inout TaskRecord) -> (TaskStateMachine.Action, String?)?
+    ) async throws -> TaskTransitionOutcome? {
+        let logger = self.logger
+        return try await transaction { connection in
+            guard
+                let row = try await connection.query(
+                    "SELECT \(unescaped: Self.taskSelectColumns) FROM tasks WHERE id = \(id) FOR UPDATE", logger: logger
+                ).collect().first
+            else { return nil }
+            var task = try Self.decodeTask(row)
+            guard let (action, message) = decide(&task) else { return nil }
+            guard case .transition = action else { return TaskTransitionOutcome(action: action, task: task) }
+            try await connection.query(
+                """
+                UPDATE tasks SET task_status = \(task.status.rawValue), retry_count = \(task.retryCount), agent_id = \(task.agentId),
+                    agent_labels = \(task.agentLabels.map(StoredJSON.text)), gateway_id = \(task.gatewayId), gpu_type = \(task.gpuType),
+                    attempt_id = \(task.attemptId), task_error = \(task.error), task_output = \(task.output?.jsonString),
+                    updated_at = \(task.updatedAt), started_at = \(task.startedAt), completed_at = \(task.completedAt),
+                    stopped_at = \(task.stoppedAt), gpu_seconds = \(task.gpuSeconds)
+                WHERE id = \(id)
+                """,
+                logger: logger
+            )
+            let sequence = try await Self.nextSequence(taskId: id, on: connection, logger: logger)
+            try await Self.insertEvent(task.statusEvent(sequence: sequence, message: message, at: date), on: connection, logger: logger)
+            return TaskTransitionOutcome(action: action, task: task)
+        }
+    }
+
+    static func nextSequence(taskId: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Int {
+        try await connection.query("SELECT COALESCE(MAX(sequence), 0) + 1 FROM task_events WHERE task_id = \(taskId)", logger: logger)
+            .collect().first?.decode(Int.self) ?? 1
+    }
+
+    public func upsertAgent(_ agent: AgentRecord) async throws {
+        _ = try await rows(
+            """
+            INSERT INTO agents (team_id, agent_id, credential_id, agent_status, labels, region, community_opt_in, capacity, agent_version, tool,
+                tool_version, system_stats, gateway_id, sync_detail, sync_percent, connected_at, last_heartbeat_at, disconnected_at, tasks_completed)
+            VALUES (\(agent.teamId), \(agent.agentId), \(agent.credentialId), \(agent.status.rawValue), \(StoredJSON.text(agent.labels)),
+                \(agent.region), \(agent.communityOptIn), \(agent.capacity), \(agent.agentVersion), \(agent.tool), \(agent.toolVersion),
+                \(agent.systemStats.jsonString), \(agent.gatewayId), \(agent.syncDetail), \(agent.syncPercent), \(agent.connectedAt),
+                \(agent.lastHeartbeatAt), \(agent.disconnectedAt), \(agent.tasksCompleted))
+            ON CONFLICT (team_id, agent_id) DO UPDATE SET credential_id = EXCLUDED.credential_id, agent_status = EXCLUDED.agent_status,
+                labels = EXCLUDED.labels, region = EXCLUDED.region, community_opt_in = EXCLUDED.community_opt_in, capacity = EXCLUDED.capacity,
+                agent_version = EXCLUDED.agent_version, tool = EXCLUDED.tool, tool_version = EXCLUDED.tool_version,
+                system_stats = EXCLUDED.system_stats, gateway_id = EXCLUDED.gateway_id, sync_detail = EXCLUDED.sync_detail,
+                sync_percent = EXCLUDED.sync_percent, connected_at = EXCLUDED.connected_at, last_heartbeat_at = EXCLUDED.last_heartbeat_at,
+                disconnected_at = EXCLUDED.disconnected_at, tasks_completed = EXCLUDED.tasks_completed
+            """
+        )
+    }
+
+    public func agents(teamId: UUID, includeDisconnected: Bool, page: PageRequest) async throws -> Page<AgentRecord> {
+        let total =
+            try await rows(
+                "SELECT COUNT(*) FROM agents WHERE team_id = \(teamId) AND (\(includeDisconnected) OR disconnected_at IS NULL)"
+            ).first?.decode(Int.self) ?? 0
+        let items = try await rows(
+            """
+            SELECT team_id, agent_id, credential_id, agent_status, labels, region, community_opt_in, capacity, agent_version, tool, tool_version,
+                system_stats, gateway_id, sync_detail, sync_percent, connected_at, last_heartbeat_at, disconnected_at, tasks_completed
+            FROM agents WHERE team_id = \(teamId) AND (\(includeDisconnected) OR disconnected_at IS NULL)
+            ORDER BY disconnected_at IS NOT NULL, agent_id LIMIT \(page.perPage) OFFSET \(page.offset)
+            """
+        ).map { row in
+            let columns = row.makeRandomAccess()
+            func value<T: PostgresDecodable>(_ name: String, _ type: T.Type) throws -> T { try columns[name].decode(T.self) }
+            guard let status = AgentStatus(rawValue: try value("agent_status", String.self)) else {
+                throw PostgresDecodingError(column: "agent_status")
+            }
+            return AgentRecord(
+                teamId: try value("team_id", UUID.self), agentId: try value("agent_id", String.self),
+                credentialId: try value("credential_id", UUID.self), status: status,
+                labels: try StoredJSON.strings(try value("labels", String.self)), region: try value("region", String?.self),
+                communityOptIn: try value("community_opt_in", Bool.self), capacity: try value("capacity", Int.self),
+                agentVersion: try value("agent_version", String.self), tool: try value("tool", String.self),
+                toolVersion: try value("tool_version", String?.self), systemStats: try JSONValue.parse(try value("system_stats", String.self)),
+                gatewayId: try value("gateway_id", String.self), syncDetail: try value("sync_detail", String?.self),
+                syncPercent: try value("sync_percent", Double?.self), connectedAt: try value("connected_at", Date.self),
+                lastHeartbeatAt: try value("last_heartbeat_at", Date.self), disconnectedAt: try value("disconnected_at", Date?.self),
+                tasksCompleted: try value("tasks_completed", Int.self))
+        }
+        return Page(items: items, totalCount: total)
+    }
+}

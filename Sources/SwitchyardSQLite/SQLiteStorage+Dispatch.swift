@@ -1,0 +1,138 @@
+import Foundation
+import SQLiteNIO
+import SwitchyardCore
+
+extension SQLiteStorage {
+    public func dispatchableTasks(limit: Int) async throws -> [TaskRecord] {
+        try await read(
+            "SELECT \(Self.taskSelectColumns) FROM tasks WHERE task_status IN ('pending', 'waiting') ORDER BY created_at, id LIMIT ?",
+            [.integer(limit)]
+        ).map(Self.decodeTask)
+    }
+
+    public func activeTasks() async throws -> [TaskRecord] {
+        try await read("SELECT \(Self.taskSelectColumns) FROM tasks WHERE task_status IN ('queued', 'running') ORDER BY created_at, id", [])
+            .map(Self.decodeTask)
+    }
+
+    public func assignTask(id: UUID, to assignment: AttemptAssignment, at date: Date) async throws -> TaskTransitionOutcome? {
+        try await changeTask(id: id, at: date) { task in task.assign(assignment, at: date).map { ($0, nil) } }
+    }
+
+    public func applyAttemptEvent(
+        taskId: UUID, attemptId: UUID, event: TaskStateMachine.Event, result: AttemptResult, message: String?, at date: Date
+    ) async throws -> TaskTransitionOutcome? {
+        try await changeTask(id: taskId, at: date) { task in
+            task.takeAttemptEvent(attemptId: attemptId, event, result: result, at: date).map { ($0, message) }
+        }
+    }
+
+    public func markTaskWaiting(id: UUID, message: String, at date: Date) async throws -> TaskTransitionOutcome? {
+        try await changeTask(id: id, at: date) { task in
+            guard task.status == .pending, let action = try? task.take(.scheduled, at: date) else { return nil }
+            return (action, message)
+        }
+    }
+
+    public func recordAttemptStopped(taskId: UUID, attemptId: UUID, stoppedAt: Date, gpuSeconds: Double?) async throws -> Bool {
+        try await transaction { connection in
+            let rows = try await connection.query(
+                "UPDATE tasks SET stopped_at = ?, gpu_seconds = ? WHERE id = ? AND attempt_id = ? RETURNING id",
+                [.date(stoppedAt), gpuSeconds.map(SQLiteData.float) ?? .null, .uuid(taskId), .uuid(attemptId)])
+            return !rows.isEmpty
+        }
+    }
+
+    public func appendProgress(taskId: UUID, attemptId: UUID, data: JSONValue, at date: Date) async throws -> Int? {
+        try await transaction { connection in
+            guard
+                try await !connection.query(
+                    "SELECT 1 AS found FROM tasks WHERE id = ? AND attempt_id = ? AND task_status = 'running'", [.uuid(taskId), .uuid(attemptId)]
+                ).isEmpty
+            else { return nil }
+            let sequence = try await Self.nextSequence(taskId: taskId, on: connection)
+            _ = try await connection.query(
+                "INSERT INTO task_events (task_id, sequence, event_type, data, created_at) VALUES (?, ?, ?, ?, ?)",
+                Self.eventBinds(TaskEventRecord(taskId: taskId, sequence: sequence, kind: .progress, data: data, createdAt: date)))
+            return sequence
+        }
+    }
+
+    /// Reads the task, lets `decide` change it, and writes the change and its event in one transaction.
+    private func changeTask(
+        id: UUID, at date: Date, _ decide: @Sendable @escaping (inout TaskRecord) -> (TaskStateMachine.Action, String?)?
+    ) async throws -> TaskTransitionOutcome? {
+        try await transaction { connection in
+            guard let row = try await connection.query("SELECT \(Self.taskSelectColumns) FROM tasks WHERE id = ?", [.uuid(id)]).first else {
+                return nil
+            }
+            var task = try Self.decodeTask(row)
+            guard let (action, message) = decide(&task) else { return nil }
+            guard case .transition = action else { return TaskTransitionOutcome(action: action, task: task) }
+            _ = try await connection.query(
+                """
+                UPDATE tasks SET task_status = ?, retry_count = ?, agent_id = ?, agent_labels = ?, gateway_id = ?, gpu_type = ?, attempt_id = ?,
+                    task_error = ?, task_output = ?, updated_at = ?, started_at = ?, completed_at = ?, stopped_at = ?, gpu_seconds = ?
+                WHERE id = ?
+                """,
+                [
+                    .text(task.status.rawValue), .integer(task.retryCount), task.agentId.map(SQLiteData.text) ?? .null,
+                    task.agentLabels.map { .text(StoredJSON.text($0)) } ?? .null, task.gatewayId.map(SQLiteData.text) ?? .null,
+                    task.gpuType.map(SQLiteData.text) ?? .null, .uuid(task.attemptId), .text(task.error),
+                    task.output.map { .text($0.jsonString) } ?? .null, .date(task.updatedAt), .date(task.startedAt), .date(task.completedAt),
+                    .date(task.stoppedAt), task.gpuSeconds.map(SQLiteData.float) ?? .null, .uuid(id),
+                ])
+            let sequence = try await Self.nextSequence(taskId: id, on: connection)
+            _ = try await connection.query(
+                "INSERT INTO task_events (task_id, sequence, event_type, data, created_at) VALUES (?, ?, ?, ?, ?)",
+                Self.eventBinds(task.statusEvent(sequence: sequence, message: message, at: date)))
+            return TaskTransitionOutcome(action: action, task: task)
+        }
+    }
+
+    static func nextSequence(taskId: UUID, on connection: SQLiteConnection) async throws -> Int {
+        try await connection.query("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM task_events WHERE task_id = ?", [.uuid(taskId)])
+            .first?.int("next") ?? 1
+    }
+
+    public func upsertAgent(_ agent: AgentRecord) async throws {
+        try await transaction { connection in
+            _ = try await connection.query(
+                """
+                INSERT OR REPLACE INTO agents (team_id, agent_id, credential_id, agent_status, labels, region, community_opt_in, capacity,
+                    agent_version, tool, tool_version, system_stats, gateway_id, sync_detail, sync_percent, connected_at, last_heartbeat_at,
+                    disconnected_at, tasks_completed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    .uuid(agent.teamId), .text(agent.agentId), .uuid(agent.credentialId), .text(agent.status.rawValue),
+                    .text(StoredJSON.text(agent.labels)), agent.region.map(SQLiteData.text) ?? .null, .integer(agent.communityOptIn ? 1 : 0),
+                    .integer(agent.capacity), .text(agent.agentVersion), .text(agent.tool), agent.toolVersion.map(SQLiteData.text) ?? .null,
+                    .text(agent.systemStats.jsonString), .text(agent.gatewayId), agent.syncDetail.map(SQLiteData.text) ?? .null,
+                    agent.syncPercent.map(SQLiteData.float) ?? .null, .date(agent.connectedAt), .date(agent.lastHeartbeatAt),
+                    .date(agent.disconnectedAt), .integer(agent.tasksCompleted),
+                ])
+        }
+    }
+
+    public func agents(teamId: UUID, includeDisconnected: Bool, page: PageRequest) async throws -> Page<AgentRecord> {
+        let filter = "team_id = ?" + (includeDisconnected ? "" : " AND disconnected_at IS NULL")
+        let total = try await read("SELECT COUNT(*) AS total FROM agents WHERE \(filter)", [.uuid(teamId)]).first?.int("total") ?? 0
+        let rows = try await read(
+            "SELECT * FROM agents WHERE \(filter) ORDER BY disconnected_at IS NOT NULL, agent_id LIMIT ? OFFSET ?",
+            [.uuid(teamId), .integer(page.perPage), .integer(page.offset)])
+        return Page(
+            items: try rows.map { row in
+                guard let status = AgentStatus(rawValue: try row.string("agent_status")) else { throw SQLiteDecodingError(column: "agent_status") }
+                return AgentRecord(
+                    teamId: try row.uuid("team_id"), agentId: try row.string("agent_id"), credentialId: try row.uuid("credential_id"),
+                    status: status, labels: try StoredJSON.strings(try row.string("labels")), region: row.optionalString("region"),
+                    communityOptIn: try row.int("community_opt_in") != 0, capacity: try row.int("capacity"),
+                    agentVersion: try row.string("agent_version"), tool: try row.string("tool"), toolVersion: row.optionalString("tool_version"),
+                    systemStats: try JSONValue.parse(try row.string("system_stats")), gatewayId: try row.string("gateway_id"),
+                    syncDetail: row.optionalString("sync_detail"), syncPercent: row.column("sync_percent")?.double,
+                    connectedAt: try row.date("connected_at"), lastHeartbeatAt: try row.date("last_heartbeat_at"),
+                    disconnectedAt: row.optionalDate("disconnected_at"), tasksCompleted: try row.int("tasks_completed"))
+            }, totalCount: total)
+    }
+}

@@ -1,0 +1,575 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SwitchyardCore
+import SwitchyardWire
+
+/// Matches waiting tasks to connected agents and keeps every attempt's lease (DESIGN §3, api.md §3.5).
+///
+/// Decisions are made in memory (who is connected, their capacity, the attempts they hold); every change to a
+/// task is one conditional write (`DispatchRepository`), so two dispatchers on one database — or a message about
+/// an attempt the agent lost — can never move a task twice. Capacity is reserved before the write and released
+/// if the write loses, so the actor may interleave at its awaits without over-committing an agent.
+actor Dispatcher: Service {
+    typealias Settings = DispatchSettings
+
+    private struct Session {
+        let connection: AgentConnection
+        var candidate: AgentCandidate
+        var record: AgentRecord
+        var lastSeen: Date
+    }
+
+    private struct Lease {
+        let attemptId: UUID
+        let taskId: UUID
+        let teamId: UUID
+        let agent: AgentKey
+        var ackDeadline: Date?
+        var runDeadline: Date?
+        var timeout: TimeInterval
+        var ackedAt: Date?
+        /// Cancelled by a caller: the agent was told to stop; capacity stays reserved until it says it did.
+        var cancelling: Bool = false
+        /// Found running after a restart: the agent must reconnect and claim it by this time.
+        var orphanDeadline: Date?
+    }
+
+    let gatewayId: String
+    private let storage: any SwitchyardStorage
+    private let objects: ObjectStorage
+    private let snapshots: SnapshotCache
+    private let hub: TaskEventHub
+    private let clock: any WallClock
+    private let logger: Logger
+    let settings: Settings
+
+    private var sessions: [AgentKey: Session] = [:]
+    private var queue: [UUID: TaskRecord] = [:]
+    private var leases: [UUID: Lease] = [:]
+    private var uploadKeys: [UUID: [String: String]] = [:]
+    private var passRunning = false
+    private var passAgain = false
+    private var lastRescan = Date.distantPast
+    private var started = false
+
+    init(
+        storage: any SwitchyardStorage, objects: ObjectStorage, snapshots: SnapshotCache, hub: TaskEventHub, clock: any WallClock,
+        settings: Settings, logger: Logger, gatewayId: String = Dispatcher.makeGatewayId()
+    ) {
+        self.storage = storage
+        self.objects = objects
+        self.snapshots = snapshots
+        self.hub = hub
+        self.clock = clock
+        self.settings = settings
+        self.gatewayId = gatewayId
+        var logger = logger
+        logger[metadataKey: "component"] = "dispatcher"
+        self.logger = logger
+    }
+
+    /// `gw-` and eight hex digits, new on every start.
+    static func makeGatewayId() -> String {
+        "gw-" + String(UUID().uuidString.lowercased().prefix(8))
+    }
+
+    // MARK: Service
+
+    func run() async throws {
+        await recoverActiveAttempts()
+        let tick = settings.tickInterval
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                try await Task.sleep(for: tick)
+                await self.tick()
+            }
+        }
+        for session in sessions.values { session.connection.close(reason: "the server is shutting down", retry: true) }
+    }
+
+    /// Attempts that were running when the server stopped are kept for `reconnectGrace`: an agent that
+    /// reconnects and lists them in `held_attempts` keeps them, the rest go back to waiting (a platform fault:
+    /// no retry used).
+    func recoverActiveAttempts() async {
+        guard !started else { return }
+        started = true
+        do {
+            let deadline = clock.now().addingTimeInterval(settings.reconnectGrace)
+            for task in try await storage.activeTasks() {
+                guard let attemptId = task.attemptId, let agentId = task.agentId, leases[attemptId] == nil else { continue }
+                leases[attemptId] = Lease(
+                    attemptId: attemptId, taskId: task.id, teamId: task.teamId, agent: AgentKey(teamId: task.teamId, agentId: agentId),
+                    ackDeadline: nil, runDeadline: nil, timeout: TimeInterval(task.taskTimeout), ackedAt: task.startedAt, orphanDeadline: deadline)
+            }
+        } catch {
+            logger.error("could not read the attempts in flight", metadata: ["error": "\(error)"])
+        }
+    }
+
+    // MARK: Tasks
+
+    /// A task was accepted on this replica: dispatch it now rather than at the next rescan.
+    func enqueue(_ task: TaskRecord) async {
+        guard task.dispatchTarget == .agent, !task.status.isTerminal else { return }
+        queue[task.id] = task
+        await pass()
+    }
+
+    /// A caller cancelled the task (already written): forget it if it waited, or tell its agent to stop.
+    func cancelled(taskId: UUID) {
+        queue[taskId] = nil
+        for (attemptId, lease) in leases where lease.taskId == taskId {
+            leases[attemptId]?.cancelling = true
+            leases[attemptId]?.ackDeadline = nil
+            leases[attemptId]?.runDeadline = clock.now().addingTimeInterval(max(settings.ackTimeout, 30))
+            sessions[lease.agent]?.connection.send(.cancel(AttemptRef(attemptId: attemptId.lowercased)))
+        }
+    }
+
+    /// The tasks an agent connected here holds, oldest attempt first.
+    func runningTasks(teamId: UUID, agentId: String) -> [UUID] {
+        let key = AgentKey(teamId: teamId, agentId: agentId)
+        return leases.values.filter { $0.agent == key }.sorted { $0.attemptId.lowercased < $1.attemptId.lowercased }.map(\.taskId)
+    }
+
+    // MARK: Sessions
+
+    /// Registers an agent after its `hello`; returns the `welcome`, or the `goodbye` that ends the session.
+    func connect(_ connection: AgentConnection, hello: AgentMessage.Hello) async -> GatewayMessage {
+        let now = clock.now()
+        if let previous = sessions[connection.key] {
+            previous.connection.close(reason: "the agent connected again", retry: false)
+            await endSession(previous.connection.key, why: "it connected again")
+        }
+        let region = hello.region?.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        let candidate = AgentCandidate(
+            id: hello.agentId, teamId: connection.key.teamId, labels: Set(hello.labels), status: .idle, capacity: max(1, hello.capacity),
+            running: 0, region: region?.isEmpty == false ? region : nil, communityOptIn: hello.communityOptIn,
+            gpuVRAM: hello.systemStats.gpuDevices.map(\.vramTotal))
+        let record = AgentRecord(
+            teamId: connection.key.teamId, agentId: hello.agentId, credentialId: connection.credentialId, status: .idle,
+            labels: hello.labels.sorted(), region: candidate.region, communityOptIn: hello.communityOptIn, capacity: candidate.capacity,
+            agentVersion: hello.agentVersion, tool: hello.tool, toolVersion: hello.toolVersion, systemStats: Self.json(hello.systemStats),
+            gatewayId: gatewayId, connectedAt: now, lastHeartbeatAt: now)
+        var session = Session(connection: connection, candidate: candidate, record: record, lastSeen: now)
+
+        // Claim the attempts it still holds; tell it to drop the ones it no longer owns.
+        let held = Set(hello.heldAttempts.compactMap(UUID.init(text:)))
+        for attemptId in held {
+            if var lease = leases[attemptId], lease.agent == connection.key {
+                lease.orphanDeadline = nil
+                if lease.ackedAt != nil, lease.runDeadline == nil {
+                    lease.runDeadline = (lease.ackedAt ?? now).addingTimeInterval(lease.timeout)
+                }
+                leases[attemptId] = lease
+                session.candidate.running += 1
+            } else {
+                connection.send(.cancel(AttemptRef(attemptId: attemptId.lowercased)))
+            }
+        }
+        session.record.status = Self.status(of: session.candidate)
+        sessions[connection.key] = session
+        await persist(session.record)
+        logger.info("agent connected", metadata: ["agent": "\(connection.key)", "labels": "\(hello.labels)", "capacity": "\(hello.capacity)"])
+        Task { await self.pass() }
+        return .welcome(.init(agentId: hello.agentId, gatewayId: gatewayId, heartbeatInterval: settings.heartbeatInterval))
+    }
+
+    /// The socket closed (or the session was ended): its attempts fail, its row says when.
+    func disconnected(_ connection: AgentConnection) async {
+        guard sessions[connection.key]?.connection === connection else { return }
+        await endSession(connection.key, why: "its connection dropped")
+    }
+
+    private func endSession(_ key: AgentKey, why: String) async {
+        guard var session = sessions.removeValue(forKey: key) else { return }
+        session.connection.finish()
+        let now = clock.now()
+        session.record.disconnectedAt = now
+        await persist(session.record)
+        for lease in leases.values where lease.agent == key && lease.orphanDeadline == nil {
+            await endAttempt(
+                lease, event: lease.cancelling ? nil : .attemptFailed(retriable: true),
+                error: "agent \(key.agentId) disconnected while it held the task (\(why))")
+        }
+        logger.info("agent disconnected", metadata: ["agent": "\(key)", "why": "\(why)"])
+        await pass()
+    }
+
+    // MARK: Messages
+
+    /// Acts on one message from an agent; messages about an attempt it does not hold are refused.
+    func handle(_ message: AgentMessage, from connection: AgentConnection) async {
+        let key = connection.key
+        guard sessions[key]?.connection === connection else { return }
+        let now = clock.now()
+        sessions[key]?.lastSeen = now
+        switch message {
+        case .hello:
+            connection.send(.refused(.init(attemptId: nil, reason: "hello is only the first message of a session")))
+        case .heartbeat(let heartbeat):
+            sessions[key]?.record.lastHeartbeatAt = now
+            if let stats = heartbeat.systemStats { sessions[key]?.record.systemStats = Self.json(stats) }
+            await changeStatus(key, to: heartbeat.status, detail: nil, percent: nil)
+        case .status(let change):
+            await changeStatus(key, to: change.status, detail: change.detail, percent: change.syncPercent)
+        case .ack(let ref):
+            guard let lease = lease(ref.attemptId, of: connection) else { return }
+            guard lease.ackedAt == nil else { return }
+            let outcome = await write {
+                try await self.storage.applyAttemptEvent(
+                    taskId: lease.taskId, attemptId: lease.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now)
+            }
+            guard outcome != nil else {
+                refuse(ref.attemptId, connection, "the attempt is no longer the task's")
+                return
+            }
+            leases[lease.attemptId]?.ackedAt = now
+            leases[lease.attemptId]?.ackDeadline = nil
+            leases[lease.attemptId]?.runDeadline = now.addingTimeInterval(lease.timeout)
+            hub.signal(lease.taskId)
+        case .progress(let progress):
+            guard let lease = lease(progress.attemptId, of: connection) else { return }
+            var data: [String: JSONValue] = [
+                "task_id": .string(lease.taskId.lowercased), "progress": .number(JSONNumber(min(max(progress.progress, 0), 1))),
+                "timestamp": .string(RFC3339.format(now)),
+            ]
+            data["current_node"] = progress.currentNode.map(JSONValue.string) ?? .null
+            data["step_current"] = progress.stepCurrent.map { .number(JSONNumber($0)) } ?? .null
+            data["step_total"] = progress.stepTotal.map { .number(JSONNumber($0)) } ?? .null
+            let event = JSONValue.object(data)
+            let sequence = await write {
+                try await self.storage.appendProgress(taskId: lease.taskId, attemptId: lease.attemptId, data: event, at: now)
+            }
+            if sequence != nil { hub.signal(lease.taskId) }
+        case .uploadRequest(let request):
+            guard let lease = lease(request.attemptId, of: connection) else { return }
+            guard let name = FileName.sanitize(request.fileName), request.size >= 0, request.size <= 5 * 1024 * 1024 * 1024 else {
+                refuse(request.attemptId, connection, "upload_request: file_name must be a usable name and size 0–5 GiB")
+                return
+            }
+            let storageKey = "outputs/\(lease.teamId.lowercased)/\(lease.taskId.lowercased)/\(lease.attemptId.lowercased)/\(name)"
+            let signed = objects.presigner.presignedPut(
+                key: storageKey, contentLength: request.size, contentType: request.contentType, allowOverwrite: true,
+                expires: settings.urlLifetime, now: now)
+            uploadKeys[lease.attemptId, default: [:]][storageKey] = request.contentType
+            connection.send(
+                .uploadURL(
+                    .init(
+                        attemptId: request.attemptId, requestId: request.requestId, storageKey: storageKey, url: signed.url,
+                        headers: Dictionary(signed.headers.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last }))))
+        case .complete(let completion):
+            guard let lease = lease(completion.attemptId, of: connection) else { return }
+            let issued = uploadKeys[lease.attemptId] ?? [:]
+            if let foreign = completion.outputs.first(where: { issued[$0.storageKey] == nil }) {
+                await endAttempt(
+                    lease, event: .attemptFailed(retriable: true),
+                    error: "agent \(key.agentId) reported output \(foreign.outputId) at a key the gateway did not issue")
+                return
+            }
+            sessions[key]?.record.tasksCompleted += 1
+            await endAttempt(lease, event: .succeeded, output: Self.output(completion.outputs))
+        case .fail(let failure):
+            guard let lease = lease(failure.attemptId, of: connection) else { return }
+            let event: TaskStateMachine.Event =
+                switch failure.fault {
+                case .task: .attemptFailed(retriable: false)
+                case .agent: .attemptFailed(retriable: true)
+                case .platform: .released
+                }
+            await endAttempt(lease, event: event, error: failure.error)
+        case .cancelled(let cancelled):
+            guard let attemptId = UUID(text: cancelled.attemptId), let lease = leases[attemptId], lease.agent == key else { return }
+            _ = await write {
+                try await self.storage.recordAttemptStopped(
+                    taskId: lease.taskId, attemptId: attemptId, stoppedAt: cancelled.stoppedAt, gpuSeconds: cancelled.gpuSeconds)
+            }
+            await endAttempt(lease, event: lease.cancelling ? nil : .released, error: "the agent stopped the attempt")
+        }
+    }
+
+    /// The lease of `attemptId` when this connection's agent holds it; otherwise refuses the message.
+    private func lease(_ rawId: String, of connection: AgentConnection) -> Lease? {
+        guard let attemptId = UUID(text: rawId), let lease = leases[attemptId], lease.agent == connection.key, !lease.cancelling else {
+            refuse(rawId, connection, "this agent does not hold attempt \(rawId) (it ended, timed out, was cancelled or went to another agent)")
+            return nil
+        }
+        return lease
+    }
+
+    private func refuse(_ attemptId: String, _ connection: AgentConnection, _ reason: String) {
+        connection.send(.refused(.init(attemptId: attemptId, reason: reason)))
+    }
+
+    private func changeStatus(_ key: AgentKey, to status: AgentStatus, detail: String?, percent: Double?) async {
+        guard var session = sessions[key] else { return }
+        // The agent reports idle or busy from its own count; capacity is ours to judge, so only the states that
+        // make it ineligible are taken as said.
+        session.candidate.status = status == .syncing || status == .unhealthy ? status : .idle
+        session.record.status = Self.status(of: session.candidate)
+        session.record.syncDetail = status == .syncing || status == .unhealthy ? detail : nil
+        session.record.syncPercent = status == .syncing ? percent : nil
+        sessions[key] = session
+        await persist(session.record)
+        if session.candidate.status == .idle { await pass() }
+    }
+
+    // MARK: Attempts
+
+    /// Ends an attempt: applies `event` to the task (nil: the task already ended, as for a cancel), releases the
+    /// agent's capacity, and puts the task back in the queue when it waits again.
+    private func endAttempt(_ lease: Lease, event: TaskStateMachine.Event?, error: String? = nil, output: JSONValue? = nil) async {
+        guard leases.removeValue(forKey: lease.attemptId) != nil else { return }
+        uploadKeys[lease.attemptId] = nil
+        if lease.orphanDeadline == nil, var session = sessions[lease.agent] {
+            session.candidate.running = max(0, session.candidate.running - 1)
+            session.record.status = Self.status(of: session.candidate)
+            sessions[lease.agent] = session
+        }
+        if let event {
+            let now = clock.now()
+            let outcome = await write {
+                try await self.storage.applyAttemptEvent(
+                    taskId: lease.taskId, attemptId: lease.attemptId, event: event, result: AttemptResult(error: error, output: output),
+                    message: error, at: now)
+            }
+            if let task = outcome?.task {
+                hub.signal(task.id)
+                if task.status == .waiting { queue[task.id] = task }
+                logger.info(
+                    "attempt ended",
+                    metadata: [
+                        "task_id": "\(task.id)", "attempt_id": "\(lease.attemptId)", "status": "\(task.status.rawValue)", "error": "\(error ?? "")",
+                    ])
+            }
+        }
+        if let session = sessions[lease.agent] { await persist(session.record) }
+        await pass()
+    }
+
+    /// Deadlines: ACKs, run timeouts, heartbeats, orphans; then a rescan for tasks accepted elsewhere.
+    func tick() async {
+        let now = clock.now()
+        for lease in leases.values {
+            if let deadline = lease.orphanDeadline, deadline <= now {
+                await endAttempt(lease, event: .released, error: "the server restarted and agent \(lease.agent.agentId) did not reclaim the task")
+            } else if let deadline = lease.ackDeadline, deadline <= now {
+                sessions[lease.agent]?.connection.send(.cancel(AttemptRef(attemptId: lease.attemptId.lowercased)))
+                await endAttempt(
+                    lease, event: .released,
+                    error: "agent \(lease.agent.agentId) did not acknowledge the task within \(Self.seconds(settings.ackTimeout))")
+            } else if let deadline = lease.runDeadline, deadline <= now {
+                sessions[lease.agent]?.connection.send(.cancel(AttemptRef(attemptId: lease.attemptId.lowercased)))
+                await endAttempt(
+                    lease, event: lease.cancelling ? nil : .attemptFailed(retriable: true),
+                    error: "the task timed out after \(Self.seconds(lease.timeout)) (task_timeout counts from the agent's ACK)")
+            }
+        }
+        let silence = settings.heartbeatInterval * 3
+        for session in sessions.values where now.timeIntervalSince(session.lastSeen) > silence {
+            session.connection.close(reason: "no heartbeat for \(Self.seconds(silence))", retry: true)
+            await endSession(session.connection.key, why: "it missed three heartbeats")
+        }
+        if now.timeIntervalSince(lastRescan) >= settings.rescanInterval {
+            lastRescan = now
+            await rescan()
+        }
+    }
+
+    /// Picks up dispatchable tasks this replica has not seen (accepted by another replica, or before a restart).
+    func rescan() async {
+        guard let tasks = await write({ try await self.storage.dispatchableTasks(limit: 1000) }) else { return }
+        var added = false
+        for task in tasks where queue[task.id] == nil && task.dispatchTarget == .agent {
+            queue[task.id] = task
+            added = true
+        }
+        if added || !queue.isEmpty { await pass() }
+    }
+
+    // MARK: The dispatch pass
+
+    /// Offers every waiting task, oldest first, to the best eligible agent. One pass at a time; a request for a
+    /// pass during one runs another right after.
+    func pass() async {
+        guard !passRunning else {
+            passAgain = true
+            return
+        }
+        passRunning = true
+        defer { passRunning = false }
+        repeat {
+            passAgain = false
+            await passOnce()
+        } while passAgain
+    }
+
+    private func passOnce() async {
+        let ordered = queue.values.sorted { ($0.createdAt, $0.id.lowercased) < ($1.createdAt, $1.id.lowercased) }
+        for task in ordered {
+            guard queue[task.id] != nil else { continue }
+            let requirement = DispatchRequirement(
+                teamId: task.teamId, requiredLabels: Set(task.requiredLabels), pool: task.targetPool, submitterRegion: task.submitterRegion)
+            let candidates = sessions.values.map(\.candidate)
+            guard let chosen = DispatchPolicy.choose(from: candidates, for: requirement) else {
+                if task.status == .pending {
+                    queue[task.id]?.status = .waiting
+                    let reason = DispatchPolicy.waitingReason(
+                        agents: candidates.filter { $0.teamId == task.teamId || $0.communityOptIn }, for: requirement)
+                    let now = clock.now()
+                    if await write({ try await self.storage.markTaskWaiting(id: task.id, message: reason, at: now) }) != nil {
+                        hub.signal(task.id)
+                    }
+                }
+                continue
+            }
+            let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
+            queue[task.id] = nil
+            sessions[key]?.candidate.running += 1
+            await offer(task, to: key)
+        }
+    }
+
+    /// Writes the assignment, then sends the offer. Capacity for `key` is already reserved; it is given back if
+    /// the write loses (another dispatcher, a cancel) or the offer cannot be built.
+    private func offer(_ task: TaskRecord, to key: AgentKey) async {
+        let now = clock.now()
+        let attemptId = UUIDv7.make(at: now)
+        guard let session = sessions[key] else { return }
+        let assignment = AttemptAssignment(
+            attemptId: attemptId, agentId: key.agentId, agentLabels: session.record.labels, gatewayId: gatewayId,
+            gpuType: Self.gpuType(session.record.systemStats))
+        let assigned = await write { try await self.storage.assignTask(id: task.id, to: assignment, at: now) }
+        guard let assigned else {
+            release(key)
+            return
+        }
+        let lease = Lease(
+            attemptId: attemptId, taskId: task.id, teamId: task.teamId, agent: key, ackDeadline: now.addingTimeInterval(settings.ackTimeout),
+            runDeadline: nil, timeout: TimeInterval(task.taskTimeout))
+        leases[attemptId] = lease
+        if var session = sessions[key] {
+            session.record.status = Self.status(of: session.candidate)
+            sessions[key] = session
+        }
+        hub.signal(task.id)
+        do {
+            let message = try await makeOffer(assigned.task, attemptId: attemptId, now: now)
+            guard let connection = sessions[key]?.connection, leases[attemptId] != nil else { return }
+            connection.send(.offer(message))
+        } catch {
+            logger.error("could not build an offer", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
+            await endAttempt(lease, event: .released, error: "the platform could not prepare the task: \(error)")
+        }
+    }
+
+    private func release(_ key: AgentKey) {
+        guard var session = sessions[key] else { return }
+        session.candidate.running = max(0, session.candidate.running - 1)
+        sessions[key] = session
+    }
+
+    private func makeOffer(_ task: TaskRecord, attemptId: UUID, now: Date) async throws -> GatewayMessage.Offer {
+        guard let definition = try await storage.taskDefinition(id: task.id, teamId: task.teamId) else {
+            throw SwitchyardError.notFound("the task's definition is missing")
+        }
+        let storage = self.storage
+        let load: @Sendable () async throws -> WorkflowDefinition? = {
+            try await storage.workflowSnapshot(workflowId: task.workflowId, teamId: task.teamId, version: task.workflowVersion)?.definition
+        }
+        let workflow = try await snapshots.definition(workflowId: task.workflowId, version: task.workflowVersion, load: load)
+        var inputs: [OfferInput] = []
+        for parameter in workflow?.parameters ?? [] where parameter.kind == .file {
+            guard case .string(let fileKey)? = task.parameters[parameter.key], let key = InputFileKey(fileKey) else { continue }
+            inputs.append(
+                OfferInput(
+                    parameter: parameter.key, nodeId: parameter.nodeId, field: parameter.field,
+                    fileName: String(fileKey.split(separator: "/").last ?? "input"),
+                    downloadURL: objects.presigner.presignedGet(key: key.rawValue, expires: settings.urlLifetime, now: now)))
+        }
+        return GatewayMessage.Offer(
+            attemptId: attemptId.lowercased, taskId: task.id.lowercased, tool: task.toolType.rawValue, definitionJSON: definition.jsonString,
+            inputs: inputs, ackTimeout: settings.ackTimeout, timeout: TimeInterval(task.taskTimeout))
+    }
+
+    // MARK: Helpers
+
+    /// Runs a storage call; a failure is logged and reads as nil (the next tick or rescan tries again).
+    private func write<T: Sendable>(_ body: @Sendable () async throws -> T?) async -> T? {
+        do {
+            return try await body()
+        } catch {
+            logger.error("storage call failed", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    private func persist(_ record: AgentRecord) async {
+        _ = await write { try await self.storage.upsertAgent(record) }
+    }
+
+    private static func status(of candidate: AgentCandidate) -> AgentStatus {
+        switch candidate.status {
+        case .syncing, .unhealthy: candidate.status
+        case .idle, .busy: candidate.running > 0 ? .busy : .idle
+        }
+    }
+
+    private static func json(_ stats: SystemStats) -> JSONValue {
+        guard let data = try? JSONEncoder().encode(stats), let value = try? JSONValue.parse(Array(data)) else { return .object([:]) }
+        return value
+    }
+
+    private static func gpuType(_ stats: JSONValue) -> String? {
+        guard case .array(let devices)? = stats["gpu_devices"], case .string(let name)? = devices.first?["name"] else { return nil }
+        return name
+    }
+
+    private static func seconds(_ value: TimeInterval) -> String {
+        value == value.rounded() ? "\(Int(value)) s" : String(format: "%.1f s", value)
+    }
+
+    /// `task_output` of a completed agent task: the primary output's `storage_key` (api.md §2.2), the image count,
+    /// and every output keyed `<node_id>.<kind>.<index>`.
+    static func output(_ files: [OutputFile]) -> JSONValue {
+        let ordered = files.sorted { ($0.nodeId, $0.kind, $0.index) < ($1.nodeId, $1.kind, $1.index) }
+        let primary = ordered.first { $0.kind == "images" } ?? ordered.first
+        var outputs: [String: JSONValue] = [:]
+        for file in ordered {
+            outputs[file.outputId] = [
+                "node_id": .string(file.nodeId), "kind": .string(file.kind), "index": .number(JSONNumber(file.index)),
+                "file_name": .string(file.fileName), "storage_key": .string(file.storageKey), "content_type": .string(file.contentType),
+                "size": .number(JSONNumber(file.size)),
+            ]
+        }
+        return [
+            "storage_key": primary.map { .string($0.storageKey) } ?? .null,
+            "image_count": .number(JSONNumber(files.filter { $0.kind == "images" }.count)),
+            "outputs": .object(outputs),
+        ]
+    }
+}
+
+/// How the gateway and dispatcher time agents and attempts (`dispatch.*` in docs/configuration.md).
+public struct DispatchSettings: Sendable, Equatable {
+    /// Seconds an agent has to `ack` an offer before the task goes back to waiting.
+    public var ackTimeout: TimeInterval = 10
+    /// Seconds between the heartbeats agents send; three missed ones end the session.
+    public var heartbeatInterval: TimeInterval = 10
+    /// After a restart, seconds the attempts found running wait for their agent to reconnect and claim them.
+    public var reconnectGrace: TimeInterval = 30
+    /// How long a presigned input or output URL handed to an agent stays valid.
+    public var urlLifetime: Int = 3600
+    /// How often deadlines are checked and the database is re-read for tasks another replica accepted.
+    public var tickInterval: Duration = .milliseconds(100)
+    public var rescanInterval: TimeInterval = 1
+
+    public init() {}
+
+    public init(ackTimeout: TimeInterval, heartbeatInterval: TimeInterval, reconnectGrace: TimeInterval) {
+        self.ackTimeout = ackTimeout
+        self.heartbeatInterval = heartbeatInterval
+        self.reconnectGrace = reconnectGrace
+    }
+}

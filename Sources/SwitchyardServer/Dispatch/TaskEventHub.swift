@@ -1,0 +1,69 @@
+import Foundation
+import Synchronization
+
+/// Wakes the event streams of a task when something appended to its log on this replica. Streams also re-read
+/// the log on a short timer, so events written by another replica arrive too, only later.
+final class TaskEventHub: Sendable {
+    private let subscribers = Mutex<[UUID: [ObjectIdentifier: EventSignal]]>([:])
+
+    init() {}
+
+    func subscribe(_ taskId: UUID) -> EventSignal {
+        let signal = EventSignal()
+        subscribers.withLock { $0[taskId, default: [:]][ObjectIdentifier(signal)] = signal }
+        return signal
+    }
+
+    func unsubscribe(_ taskId: UUID, _ signal: EventSignal) {
+        subscribers.withLock { all in
+            all[taskId]?[ObjectIdentifier(signal)] = nil
+            if all[taskId]?.isEmpty == true { all[taskId] = nil }
+        }
+    }
+
+    func signal(_ taskId: UUID) {
+        for signal in subscribers.withLock({ Array(($0[taskId] ?? [:]).values) }) { signal.notify() }
+    }
+}
+
+/// A level-triggered wake-up: `notify` before `wait` is not lost.
+final class EventSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func notify() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.pending = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Returns after a `notify` or `timeout`, whichever comes first.
+    func wait(timeout: Duration) async {
+        let timer = Task {
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
+            self.notify()
+        }
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state -> Bool in
+                if state.pending {
+                    state.pending = false
+                    return true
+                }
+                state.waiter = continuation
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+        timer.cancel()
+    }
+}

@@ -1,0 +1,239 @@
+import AsyncHTTPClient
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import SwitchyardCore
+import SwitchyardServer
+import SwitchyardTestSupport
+import SwitchyardWire
+import Testing
+
+/// The gateway and dispatcher over a real socket, with a hand-driven agent (`WireTestAgent`).
+@Suite("Agent gateway and dispatcher")
+struct AgentGatewayTests {
+    @Test("an offered task runs: ack, progress, output upload, complete; result URLs serve the bytes; SSE replays it all")
+    func happyPath() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu-01")) { agent in
+                let taskId = try await app.run(client, body: #"{"parameters": {"color": 255}}"#)
+                let offer = try await agent.offer()
+                #expect(offer.taskId == taskId.lowercased)
+                #expect(try offer.definition()["1"]?["inputs"]?["color"] == 255, "\(offer.definitionJSON)")
+                #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "queued")
+                // A stream opened now follows the task live and closes after its terminal event.
+                let live = Task {
+                    try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/events", token: app.bootstrap.integrationKey)
+                }
+
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                try await agent.send(.progress(.init(attemptId: offer.attemptId, progress: 0.5, stepCurrent: 1, stepTotal: 2, currentNode: "2")))
+                let bytes = Array("png bytes of the inverted image".utf8)
+                try await agent.send(
+                    .uploadRequest(
+                        .init(attemptId: offer.attemptId, requestId: "r1", fileName: "a_00001_.png", contentType: "image/png", size: bytes.count)))
+                let upload = try await agent.receive("upload_url") { if case .uploadURL(let url) = $0 { url } else { nil } }
+                #expect(upload.requestId == "r1")
+                #expect(try await app.put(upload.url, headers: upload.headers, body: bytes) == 200)
+                try await agent.send(
+                    .complete(
+                        .init(
+                            attemptId: offer.attemptId,
+                            outputs: [
+                                OutputFile(
+                                    nodeId: "3", kind: "images", index: 0, fileName: "a_00001_.png", storageKey: upload.storageKey,
+                                    contentType: "image/png", size: bytes.count)
+                            ])))
+                let done = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "completed" }
+                #expect(done["agent_id"] as? String == "gpu-01")
+                #expect(done["gpu_type"] as? String == "NVIDIA Test GPU")
+                #expect((done["gateway_id"] as? String)?.hasPrefix("gw-") == true)
+                #expect(done["started_at"] is String && done["completed_at"] is String)
+
+                let result = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/result", token: app.bootstrap.integrationKey)
+                    .json()
+                let url = try #require(result["download_url"] as? String)
+                #expect((result["download_urls"] as? [String: String])?["3.images.0"] != nil)
+                #expect(result["expires_at"] is String)
+                #expect(try await Self.get(url) == bytes)
+
+                let events = try await live.value
+                let stream = String(buffer: events.body)
+                #expect(events.headers[.contentType] == "text/event-stream")
+                #expect(Self.eventNames(stream) == ["status", "status", "status", "progress", "completed"])
+                #expect(stream.contains("id: 1\n") && stream.contains("\"step_total\":2"))
+
+                // Resume after the progress event: only the terminal one is left.
+                var headers = HTTPFields()
+                headers[HTTPField.Name("Last-Event-ID")!] = "4"
+                let resumed = try await app.call(
+                    client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/events", token: app.bootstrap.integrationKey, headers: headers)
+                #expect(Self.eventNames(String(buffer: resumed.body)) == ["completed"])
+
+                let agents = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
+                let listed = try #require((agents["agent_list"] as? [[String: Any]])?.first)
+                #expect(listed["agent_id"] as? String == "gpu-01")
+                #expect(listed["agent_status"] as? String == "idle")
+                #expect(listed["tasks_completed"] as? Int == 1)
+            }
+        }
+    }
+
+    @Test("a task whose labels no agent has waits, saying why, and moves when a matching agent connects")
+    func waitsForLabels() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport(labels: ["gpu", "h100"]))
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("small")) { small in
+                let taskId = try await app.run(client)
+                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "waiting" }
+                let events = try #require(try await app.storage.taskEvents(taskId: taskId, teamId: app.bootstrap.teamId, afterSequence: 1))
+                #expect(events.first?.data["message"]?.stringValue?.contains("lacks label h100") == true)
+                try await WireTestAgent.connect(
+                    port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("big", labels: ["gpu", "comfyui", "h100"])
+                ) { big in
+                    let offer = try await big.offer()
+                    #expect(offer.taskId == taskId.lowercased)
+                }
+                _ = small
+            }
+        }
+    }
+
+    @Test("an agent that vanishes mid-task loses it; the task is retried on another agent")
+    func disconnectRetries() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            let taskId = try await app.run(client)
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("first")) { agent in
+                let offer = try await agent.offer()
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
+            }
+            // The first agent is gone: its attempt failed (retriable), the task waits for another agent.
+            let waiting = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "waiting" }
+            #expect(waiting["retry_count"] as? Int == 1)
+            #expect((waiting["task_error"] as? String)?.contains("disconnected") == true)
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("second")) { agent in
+                let offer = try await agent.offer()
+                #expect(offer.taskId == taskId.lowercased)
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
+                let done = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "completed" }
+                #expect(done["agent_id"] as? String == "second")
+                #expect(done["task_error"] as? String == "")
+            }
+        }
+    }
+
+    @Test("no ACK in time puts the task back to waiting without using a retry; the late ACK is refused")
+    func ackTimeout() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("slow")) { agent in
+                let taskId = try await app.run(client)
+                let first = try await agent.offer()
+                app.clock.advance(by: 11)
+                let cancel = try await agent.receive("cancel") { if case .cancel(let ref) = $0 { ref } else { nil } }
+                #expect(cancel.attemptId == first.attemptId)
+                // Re-offered to the same (only) agent as a new attempt, retry count untouched.
+                let second = try await agent.offer()
+                #expect(second.taskId == taskId.lowercased && second.attemptId != first.attemptId)
+                #expect(try await app.taskJSON(client, taskId)["retry_count"] as? Int == 0)
+                try await agent.send(.ack(.init(attemptId: first.attemptId)))
+                let refused = try await agent.receive("refused") { if case .refused(let refusal) = $0 { refusal } else { nil } }
+                #expect(refused.attemptId == first.attemptId)
+            }
+        }
+    }
+
+    @Test("a running task times out task_timeout after its ACK; a failure of the task's own making is not retried")
+    func timeoutAndTaskFault() async throws {
+        // Heartbeats are judged by the same manual clock the test advances: make them lenient here.
+        try await TestApp.with(.sqlite, live: true, configure: { $0.dispatch.heartbeatInterval = 300 }) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport(timeout: 60, maxRetries: 1))
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
+                let taskId = try await app.run(client)
+                let offer = try await agent.offer()
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
+                app.clock.advance(by: 61)
+                _ = try await agent.receive("cancel") { if case .cancel = $0 { true } else { nil } }
+                let retried = try await agent.offer()
+                let task = try await app.taskJSON(client, taskId)
+                #expect(task["retry_count"] as? Int == 1)
+                #expect((task["task_error"] as? String)?.contains("timed out after 60 s") == true)
+
+                try await agent.send(.ack(.init(attemptId: retried.attemptId)))
+                try await agent.send(.fail(.init(attemptId: retried.attemptId, error: "node 3 (SaveImage): bad prefix", fault: .task)))
+                let failed = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "failed" }
+                #expect(failed["task_error"] as? String == "node 3 (SaveImage): bad prefix")
+            }
+        }
+    }
+
+    @Test("a single-capacity agent holds one task at a time; cancelling a running task tells the agent, which reports when it stopped")
+    func capacityAndCancel() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("one")) { agent in
+                let firstId = try await app.run(client)
+                let secondId = try await app.run(client)
+                let offer = try await agent.offer()
+                #expect(offer.taskId == firstId.lowercased)
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                await #expect(throws: TestSupportError.self) { _ = try await agent.offer(within: .milliseconds(400)) }
+                #expect(try await app.taskJSON(client, secondId)["task_status"] as? String == "waiting")
+
+                let cancel = try await app.call(client, .post, "/api/v1/r/tasks/\(firstId.lowercased)/cancel", token: app.bootstrap.integrationKey)
+                #expect(try cancel.json()["is_success"] as? Bool == true)
+                let told = try await agent.receive("cancel") { if case .cancel(let ref) = $0 { ref } else { nil } }
+                #expect(told.attemptId == offer.attemptId)
+                // Capacity stays taken until the agent says the work stopped.
+                await #expect(throws: TestSupportError.self) { _ = try await agent.offer(within: .milliseconds(300)) }
+                let stoppedAt = app.clock.now()
+                try await agent.send(.cancelled(.init(attemptId: offer.attemptId, stoppedAt: stoppedAt, gpuSeconds: 1.5)))
+                let next = try await agent.offer()
+                #expect(next.taskId == secondId.lowercased)
+                let result = try await app.call(client, .get, "/api/v1/r/tasks/\(firstId.lowercased)/result", token: app.bootstrap.integrationKey)
+                    .json()
+                #expect(result["task_status"] as? String == "cancelled")
+                #expect(result["stopped_at"] as? String == RFC3339.format(stoppedAt))
+                #expect(result["gpu_seconds"] as? Double == 1.5)
+                // Messages about the cancelled attempt are refused.
+                try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
+                _ = try await agent.receive("refused") {
+                    if case .refused(let refusal) = $0, refusal.attemptId == offer.attemptId { true } else { nil }
+                }
+            }
+        }
+    }
+
+    @Test("the connect path wants an ak- key and a WebSocket upgrade")
+    func connectGuards() async throws {
+        try await TestApp.with(.sqlite) { app, client in
+            let none = try await client.execute(uri: "/api/v1/agent/connect", method: .get)
+            #expect(none.status == .unauthorized)
+            let wrongKind = try await app.call(client, .get, "/api/v1/agent/connect", token: app.bootstrap.integrationKey)
+            #expect(wrongKind.status == .unauthorized)
+            #expect(wrongKind.errorMessage?.contains("ak-") == true)
+            let plain = try await app.call(client, .get, "/api/v1/agent/connect", token: app.bootstrap.agentKey)
+            #expect(plain.status == .upgradeRequired)
+        }
+    }
+
+    static func eventNames(_ stream: String) -> [String] {
+        stream.split(separator: "\n").filter { $0.hasPrefix("event: ") }.map { String($0.dropFirst("event: ".count)) }
+    }
+
+    static func get(_ url: String) async throws -> [UInt8] {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+        return Array(buffer: try await response.body.collect(upTo: 1 << 20))
+    }
+}

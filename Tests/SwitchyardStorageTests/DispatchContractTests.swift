@@ -1,0 +1,123 @@
+import Foundation
+import SwitchyardCore
+import SwitchyardTestSupport
+import Testing
+
+extension StorageContractTests {
+    func assignment(_ agent: String) -> AttemptAssignment {
+        AttemptAssignment(attemptId: UUIDv7.make(at: now), agentId: agent, agentLabels: ["gpu", "sd15"], gatewayId: "gw-test", gpuType: "GPU")
+    }
+
+    @Test("dispatch: two dispatchers racing for one task — exactly one assignment wins", arguments: TestBackend.available)
+    func assignmentRace(backend: TestBackend) async throws {
+        try await withStorage(backend) { storage async throws in
+            let team = try await seedTeam(storage)
+            let (workflow, _) = try await storage.importWorkflow(id: UUID(), teamId: team.id, definition: definition(), status: nil, at: now)
+            for _ in 0..<10 {
+                let task = taskRecord(team: team.id, workflow: workflow.id)
+                try await submit(storage, task)
+                let at = now
+                let winners = try await withThrowingTaskGroup(of: TaskTransitionOutcome?.self) { group in
+                    for agent in ["left", "right", "third"] {
+                        let attempt = assignment(agent)
+                        group.addTask { try await storage.assignTask(id: task.id, to: attempt, at: at) }
+                    }
+                    return try await group.reduce(into: [TaskTransitionOutcome]()) { if let outcome = $1 { $0.append(outcome) } }
+                }
+                #expect(winners.count == 1)
+                let stored = try #require(try await storage.task(id: task.id, teamId: team.id))
+                #expect(
+                    stored.status == .queued && stored.agentId == winners.first?.task.agentId && stored.attemptId == winners.first?.task.attemptId)
+                let events = try #require(try await storage.taskEvents(taskId: task.id, teamId: team.id, afterSequence: 0))
+                #expect(events.map(\.sequence) == [1, 2])
+            }
+        }
+    }
+
+    @Test(
+        "dispatch: attempt events need the current attempt; progress only while running; terminal states are final", arguments: TestBackend.available)
+    func attemptEvents(backend: TestBackend) async throws {
+        try await withStorage(backend) { storage async throws in
+            let team = try await seedTeam(storage)
+            let (workflow, _) = try await storage.importWorkflow(id: UUID(), teamId: team.id, definition: definition(), status: nil, at: now)
+            let task = taskRecord(team: team.id, workflow: workflow.id)
+            try await submit(storage, task)
+            #expect(try await storage.dispatchableTasks(limit: 10).map(\.id) == [task.id])
+            let waiting = try #require(try await storage.markTaskWaiting(id: task.id, message: "no agent", at: now))
+            #expect(waiting.task.status == .waiting)
+            #expect(try await storage.markTaskWaiting(id: task.id, message: "again", at: now) == nil)
+
+            let first = assignment("a")
+            _ = try #require(try await storage.assignTask(id: task.id, to: first, at: now))
+            #expect(try await storage.dispatchableTasks(limit: 10).isEmpty)
+            #expect(try await storage.activeTasks().map(\.id) == [task.id])
+            #expect(try await storage.appendProgress(taskId: task.id, attemptId: first.attemptId, data: ["progress": 0.1], at: now) == nil)
+            let stranger = UUID()
+            #expect(
+                try await storage.applyAttemptEvent(
+                    taskId: task.id, attemptId: stranger, event: .acknowledged, result: AttemptResult(), message: nil, at: now) == nil)
+            let running = try #require(
+                try await storage.applyAttemptEvent(
+                    taskId: task.id, attemptId: first.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now))
+            #expect(running.task.status == .running && running.task.startedAt == now)
+            #expect(try await storage.appendProgress(taskId: task.id, attemptId: first.attemptId, data: ["progress": 0.5], at: now) == 5)
+
+            // Failed on the agent's side: back to waiting with one retry used, the error kept for pollers.
+            let retried = try #require(
+                try await storage.applyAttemptEvent(
+                    taskId: task.id, attemptId: first.attemptId, event: .attemptFailed(retriable: true), result: AttemptResult(error: "agent lost"),
+                    message: "agent lost", at: now))
+            #expect(retried.task.status == .waiting && retried.task.retryCount == 1 && retried.task.error == "agent lost")
+            let second = assignment("b")
+            _ = try #require(try await storage.assignTask(id: task.id, to: second, at: now))
+            // The old attempt can no longer move the task.
+            #expect(
+                try await storage.applyAttemptEvent(
+                    taskId: task.id, attemptId: first.attemptId, event: .succeeded, result: AttemptResult(), message: nil, at: now) == nil)
+            _ = try await storage.applyAttemptEvent(
+                taskId: task.id, attemptId: second.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now)
+            let done = try #require(
+                try await storage.applyAttemptEvent(
+                    taskId: task.id, attemptId: second.attemptId, event: .succeeded, result: AttemptResult(output: ["storage_key": "outputs/x"]),
+                    message: nil, at: now))
+            #expect(done.task.status == .completed && done.task.error == "" && done.task.output?["storage_key"] == "outputs/x")
+            #expect(
+                try await storage.applyAttemptEvent(
+                    taskId: task.id, attemptId: second.attemptId, event: .attemptFailed(retriable: true), result: AttemptResult(error: "late"),
+                    message: nil, at: now) == nil)
+            #expect(try await storage.recordAttemptStopped(taskId: task.id, attemptId: second.attemptId, stoppedAt: now, gpuSeconds: 2.5))
+            #expect(try await !storage.recordAttemptStopped(taskId: task.id, attemptId: first.attemptId, stoppedAt: now, gpuSeconds: nil))
+            let stored = try #require(try await storage.task(id: task.id, teamId: team.id))
+            #expect(stored.gpuSeconds == 2.5 && stored.stoppedAt == now && stored.agentId == "b")
+            let kinds = try #require(try await storage.taskEvents(taskId: task.id, teamId: team.id, afterSequence: 0)).map(\.kind)
+            #expect(kinds == [.status, .status, .status, .status, .progress, .status, .status, .status, .completed])
+        }
+    }
+
+    @Test("agents: upsert replaces the team's row; listings are per team, connected first", arguments: TestBackend.available)
+    func agentRows(backend: TestBackend) async throws {
+        try await withStorage(backend) { storage async throws in
+            let team = try await seedTeam(storage)
+            let other = try await seedTeam(storage, owner: "other-agents@example.com")
+            var agent = AgentRecord(
+                teamId: team.id, agentId: "gpu-01", credentialId: UUID(), status: .idle, labels: ["comfyui", "gpu"], region: "eu",
+                communityOptIn: false,
+                capacity: 2, agentVersion: "1.0", tool: "comfyui", toolVersion: "0.3.64", systemStats: ["gpu_devices": []], gatewayId: "gw-1",
+                connectedAt: now, lastHeartbeatAt: now)
+            try await storage.upsertAgent(agent)
+            agent.status = .syncing
+            agent.syncPercent = 0.5
+            agent.tasksCompleted = 3
+            try await storage.upsertAgent(agent)
+            var gone = agent
+            gone.agentId = "gpu-00"
+            gone.disconnectedAt = now
+            try await storage.upsertAgent(gone)
+            let connected = try await storage.agents(teamId: team.id, includeDisconnected: false, page: PageRequest())
+            #expect(connected.items == [agent] && connected.totalCount == 1)
+            let all = try await storage.agents(teamId: team.id, includeDisconnected: true, page: PageRequest())
+            #expect(all.items.map(\.agentId) == ["gpu-01", "gpu-00"])
+            #expect(try await storage.agents(teamId: other.id, includeDisconnected: true, page: PageRequest()).items.isEmpty)
+        }
+    }
+}
