@@ -110,6 +110,8 @@ let package = Package(
                 "SwitchyardCore", "SwitchyardWire", "SwitchyardClient",
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -134,6 +136,17 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SwitchyardFakeComfyUI",
+            dependencies: [
+                "SwitchyardCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/SwitchyardFakeComfyUI",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SwitchyardTestSupport",
             dependencies: [
                 "SwitchyardCore",
@@ -141,6 +154,8 @@ let package = Package(
                 "SwitchyardPostgres",
                 "SwitchyardServer",
                 "SwitchyardWire",
+                "SwitchyardAgent",
+                "SwitchyardFakeComfyUI",
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -152,6 +167,16 @@ let package = Package(
         .testTarget(
             name: "SwitchyardCoreTests",
             dependencies: ["SwitchyardCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchyardAgentTests",
+            dependencies: [
+                "SwitchyardAgent", "SwitchyardFakeComfyUI", "SwitchyardTestSupport", "SwitchyardServer", "SwitchyardWire",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "WSClient", package: "swift-websocket"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

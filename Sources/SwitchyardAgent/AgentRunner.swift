@@ -1,0 +1,242 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import SwitchyardCore
+import SwitchyardWire
+import WSClient
+
+/// `switchyard agent`: dials out to the gateway, says who it is, keeps the session alive with heartbeats and
+/// health reports, runs offered attempts on its executor, uploads their outputs and reports how they ended.
+/// Reconnects with backoff (1 s doubling to 60 s, with jitter) and lists the attempts it still runs.
+public actor AgentRunner {
+    public let configuration: AgentConfiguration
+    let executor: any ToolExecutor
+    let http: HTTPClient
+    let logger: Logger
+
+    private var outbound: WebSocketOutboundWriter?
+    private var pendingMessages: [AgentMessage] = []
+    private var attempts: [String: Task<Void, Never>] = [:]
+    private var uploadWaiters: [String: CheckedContinuation<GatewayMessage.UploadURL, any Error>] = [:]
+    private var status: AgentStatus = .idle
+    private var health = ToolHealth(healthy: false)
+    /// Set by a `goodbye` that says reconnecting cannot help.
+    private var fatal: String?
+
+    public init(configuration: AgentConfiguration, executor: any ToolExecutor, http: HTTPClient = .shared, logger: Logger) {
+        self.configuration = configuration
+        self.executor = executor
+        self.http = http
+        self.logger = logger
+    }
+
+    public struct Refused: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Runs until cancelled, or until the gateway refuses the agent for good.
+    public func run() async throws {
+        var delay = 1.0
+        while !Task.isCancelled {
+            let began = ContinuousClock.now
+            do {
+                try await session()
+            } catch is CancellationError {
+                return
+            } catch {
+                logger.warning("gateway session ended", metadata: ["error": "\(error)"])
+            }
+            if let fatal { throw Refused(description: fatal) }
+            if began.duration(to: .now) > .seconds(30) { delay = 1 }
+            let jittered = delay * Double.random(in: 0.8...1.2)
+            logger.info("reconnecting", metadata: ["in_seconds": "\(String(format: "%.1f", jittered))"])
+            try? await Task.sleep(for: .milliseconds(Int(jittered * 1000)))
+            delay = min(delay * 2, 60)
+        }
+    }
+
+    // MARK: Session
+
+    private func session() async throws {
+        health = await executor.health()
+        status = currentStatus()
+        var wsConfiguration = WebSocketClientConfiguration(maxFrameSize: 16 * 1024 * 1024)
+        wsConfiguration.additionalHeaders[.authorization] = "Bearer \(configuration.key)"
+        let url = configuration.gatewayURL
+        let hello = AgentMessage.Hello(
+            agentId: configuration.agentId, agentVersion: AgentVersion.current, tool: executor.tool, toolVersion: health.toolVersion,
+            labels: configuration.labels, region: configuration.region, communityOptIn: configuration.communityOptIn,
+            capacity: configuration.capacity, systemStats: health.systemStats ?? SystemStats(), heldAttempts: attempts.keys.sorted())
+        try await WebSocketClient.connect(url: url, configuration: wsConfiguration, logger: logger) { inbound, outbound, _ in
+            try await outbound.writeTextMessage(try WireCoding.encode(AgentMessage.hello(hello)))
+            var messages = inbound.messages(maxSize: 16 * 1024 * 1024).makeAsyncIterator()
+            guard case .text(let text)? = try await messages.next() else { return }
+            switch try WireCoding.decodeGatewayMessage(text) {
+            case .welcome(let welcome):
+                await self.attach(outbound)
+                self.logger.info("connected to the gateway", metadata: ["gateway": "\(welcome.gatewayId)", "agent_id": "\(welcome.agentId)"])
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await self.heartbeats(every: welcome.heartbeatInterval) }
+                    defer { group.cancelAll() }
+                    while let message = try await messages.next() {
+                        guard case .text(let text) = message else { continue }
+                        do {
+                            try await self.receive(WireCoding.decodeGatewayMessage(text))
+                        } catch let error as WireError {
+                            self.logger.debug("ignored a gateway message", metadata: ["error": "\(error)"])
+                        }
+                    }
+                }
+            case .goodbye(let goodbye):
+                await self.refuse(goodbye)
+            default:
+                return
+            }
+        }
+        detach()
+    }
+
+    private func attach(_ writer: WebSocketOutboundWriter) async {
+        outbound = writer
+        let queued = pendingMessages
+        pendingMessages = []
+        for message in queued { await send(message) }
+    }
+
+    private func detach() {
+        outbound = nil
+        for waiter in uploadWaiters.values { waiter.resume(throwing: ExecutionFailure("the gateway connection dropped", fault: .platform)) }
+        uploadWaiters.removeAll()
+    }
+
+    private func refuse(_ goodbye: GatewayMessage.Goodbye) {
+        logger.error("the gateway ended the session", metadata: ["reason": "\(goodbye.reason)", "retry": "\(goodbye.retry)"])
+        if !goodbye.retry { fatal = "the gateway refused this agent: \(goodbye.reason)" }
+    }
+
+    /// Messages are written in order; while disconnected, they wait for the next session.
+    private func send(_ message: AgentMessage) async {
+        guard let outbound else {
+            pendingMessages.append(message)
+            return
+        }
+        do {
+            try await outbound.writeTextMessage(try WireCoding.encode(message))
+        } catch {
+            pendingMessages.append(message)
+        }
+    }
+
+    private func heartbeats(every interval: Double) async throws {
+        while true {
+            try await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+            let previous = status
+            health = await executor.health()
+            status = currentStatus()
+            if status != previous { await send(.status(.init(status: status, detail: health.detail))) }
+            await send(.heartbeat(.init(status: status, running: attempts.keys.sorted(), systemStats: health.systemStats)))
+        }
+    }
+
+    private func currentStatus() -> AgentStatus {
+        guard health.healthy else { return .unhealthy }
+        return attempts.isEmpty ? .idle : .busy
+    }
+
+    // MARK: Attempts
+
+    private func receive(_ message: GatewayMessage) async throws {
+        switch message {
+        case .offer(let offer):
+            guard attempts[offer.attemptId] == nil else { return }
+            attempts[offer.attemptId] = Task { await self.runAttempt(offer) }
+        case .uploadURL(let url):
+            uploadWaiters.removeValue(forKey: url.requestId)?.resume(returning: url)
+        case .cancel(let ref):
+            attempts[ref.attemptId]?.cancel()
+        case .refused(let refusal):
+            logger.warning("the gateway refused a message", metadata: ["attempt_id": "\(refusal.attemptId ?? "-")", "reason": "\(refusal.reason)"])
+            if let attemptId = refusal.attemptId { attempts[attemptId]?.cancel() }
+        case .goodbye(let goodbye):
+            refuse(goodbye)
+            throw CancellationError()
+        case .welcome:
+            return
+        }
+    }
+
+    private func runAttempt(_ offer: GatewayMessage.Offer) async {
+        let started = ContinuousClock.now
+        await send(.ack(.init(attemptId: offer.attemptId)))
+        let attemptId = offer.attemptId
+        do {
+            var inputs: [ExecutionJob.Input] = []
+            for input in offer.inputs {
+                inputs.append(ExecutionJob.Input(offer: input, bytes: try await download(input)))
+            }
+            let job = ExecutionJob(attemptId: attemptId, taskId: offer.taskId, definition: try offer.definition(), inputs: inputs)
+            let produced = try await executor.execute(job) { progress in
+                Task {
+                    await self.send(
+                        .progress(
+                            .init(
+                                attemptId: attemptId, progress: progress.progress, stepCurrent: progress.stepCurrent, stepTotal: progress.stepTotal,
+                                currentNode: progress.currentNode)))
+                }
+            }
+            var outputs: [OutputFile] = []
+            for output in produced {
+                try Task.checkCancellation()
+                outputs.append(try await upload(output, attemptId: attemptId))
+            }
+            await send(.complete(.init(attemptId: attemptId, outputs: outputs)))
+        } catch is CancellationError {
+            let seconds = Self.seconds(started.duration(to: .now))
+            await send(.cancelled(.init(attemptId: attemptId, stoppedAt: Date(), gpuSeconds: seconds)))
+        } catch let failure as ExecutionFailure {
+            await send(.fail(.init(attemptId: attemptId, error: failure.message, fault: failure.fault)))
+        } catch {
+            await send(.fail(.init(attemptId: attemptId, error: "the agent failed: \(error)", fault: .agent)))
+        }
+        attempts[attemptId] = nil
+    }
+
+    private func download(_ input: OfferInput) async throws -> [UInt8] {
+        let response = try await http.execute(HTTPClientRequest(url: input.downloadURL), timeout: .seconds(600))
+        guard response.status == .ok else {
+            throw ExecutionFailure("could not fetch input \"\(input.parameter)\": the store answered \(response.status.code)", fault: .platform)
+        }
+        return Array(buffer: try await response.body.collect(upTo: 8 << 30))
+    }
+
+    private func upload(_ output: ProducedOutput, attemptId: String) async throws -> OutputFile {
+        let requestId = UUID().uuidString.lowercased()
+        let url = try await withCheckedThrowingContinuation { continuation in
+            uploadWaiters[requestId] = continuation
+            Task {
+                await self.send(
+                    .uploadRequest(
+                        .init(
+                            attemptId: attemptId, requestId: requestId, fileName: output.fileName, contentType: output.contentType,
+                            size: output.bytes.count)))
+            }
+        }
+        var request = HTTPClientRequest(url: url.url)
+        request.method = .PUT
+        for (name, value) in url.headers where name.lowercased() != "content-length" { request.headers.add(name: name, value: value) }
+        request.body = .bytes(ByteBuffer(bytes: output.bytes))
+        let response = try await http.execute(request, timeout: .seconds(600))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .ok else {
+            throw ExecutionFailure("the store refused output \(output.fileName) (\(response.status.code))", fault: .platform)
+        }
+        return OutputFile(
+            nodeId: output.nodeId, kind: output.kind, index: output.index, fileName: output.fileName, storageKey: url.storageKey,
+            contentType: output.contentType, size: output.bytes.count)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}

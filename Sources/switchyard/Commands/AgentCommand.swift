@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import SwitchyardAgent
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run a GPU agent: dial out to the control plane and run its tasks on a local ComfyUI.",
+        discussion: "Flags override the config file; the key can also come from SWITCHYARD_AGENT_KEY. See docs/agent.md."
+    )
+
+    @Option(name: .long, help: "The control plane's URL (default http://127.0.0.1:8080).")
+    var server: String?
+
+    @Option(name: .long, help: "The agent key (ak-…); prefer SWITCHYARD_AGENT_KEY or the config file.")
+    var key: String?
+
+    @Option(name: .long, help: "The local ComfyUI (default http://127.0.0.1:8188).")
+    var comfyui: String?
+
+    @Option(name: .long, help: "Extra labels, comma-separated (gpu and comfyui are always advertised).")
+    var labels: String?
+
+    @Option(name: .long, help: "The agent's region (an opaque string, e.g. eu-west).")
+    var region: String?
+
+    @Option(name: .long, help: "How many tasks it runs at once (default 1).")
+    var capacity: Int?
+
+    @Option(name: .long, help: "A stable id for this agent (default: the host name).")
+    var agentId: String?
+
+    @Flag(name: .long, help: "Offer this agent to the community pool (other teams' community tasks).")
+    var communityOptIn = false
+
+    @Option(name: .long, help: "Config file (default ./switchyard-agent.yaml when present).")
+    var config: String?
+
+    @Option(name: .long, help: "Minimum log level (default info).")
+    var logLevel: String = "info"
+
+    func run() async throws {
+        var configuration = AgentConfiguration()
+        let path = config ?? (FileManager.default.fileExists(atPath: "switchyard-agent.yaml") ? "switchyard-agent.yaml" : nil)
+        if let path {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read config file \(path)") }
+            do { try configuration.apply(yaml: text) } catch { throw ValidationError("\(path): \(error)") }
+        }
+        if let server { configuration.server = server }
+        if let key = key ?? ProcessInfo.processInfo.environment["SWITCHYARD_AGENT_KEY"] { configuration.key = key }
+        if let comfyui { configuration.comfyUI = comfyui }
+        if let labels { configuration.labels += labels.split(separator: ",").map(String.init) }
+        if let region { configuration.region = region }
+        if let capacity {
+            guard (1...256).contains(capacity) else { throw ValidationError("--capacity must be 1–256") }
+            configuration.capacity = capacity
+        }
+        if let agentId { configuration.agentId = agentId }
+        if communityOptIn { configuration.communityOptIn = true }
+        guard configuration.key.hasPrefix("ak-") else {
+            throw ValidationError("an agent key (ak-…) is required: --key, SWITCHYARD_AGENT_KEY or key: in the config file")
+        }
+        configuration.labels = AgentConfiguration.advertisedLabels(configured: configuration.labels, tool: "comfyui")
+
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "switchyard.agent")
+        let runner = AgentRunner(
+            configuration: configuration, executor: ComfyUIExecutor(baseURL: configuration.comfyUI, logger: logger), logger: logger)
+        logger.info(
+            "agent starting",
+            metadata: ["server": "\(configuration.server)", "agent_id": "\(configuration.agentId)", "labels": "\(configuration.labels)"])
+        let group = ServiceGroup(
+            configuration: .init(services: [AgentService(runner: runner)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+/// Runs the agent until SIGTERM/SIGINT.
+struct AgentService: Service {
+    let runner: AgentRunner
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown { try await runner.run() }
+        } catch is CancellationError {
+            return
+        }
+    }
+}
