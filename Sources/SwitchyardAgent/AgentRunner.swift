@@ -15,7 +15,8 @@ public actor AgentRunner {
     let http: HTTPClient
     let logger: Logger
 
-    private var outbound: WebSocketOutboundWriter?
+    /// The current session's outbox (nil while disconnected); one writer drains it in order.
+    private var outbox: AsyncStream<AgentMessage>.Continuation?
     private var pendingMessages: [AgentMessage] = []
     private var attempts: [String: Task<Void, Never>] = [:]
     private var uploadWaiters: [String: CheckedContinuation<GatewayMessage.UploadURL, any Error>] = [:]
@@ -74,9 +75,20 @@ public actor AgentRunner {
             guard case .text(let text)? = try await messages.next() else { return }
             switch try WireCoding.decodeGatewayMessage(text) {
             case .welcome(let welcome):
-                await self.attach(outbound)
+                let outgoing = await self.attach()
                 self.logger.info("connected to the gateway", metadata: ["gateway": "\(welcome.gatewayId)", "agent_id": "\(welcome.agentId)"])
                 try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        // The writer: a message it could not write waits for the next session.
+                        for await message in outgoing {
+                            do {
+                                try await outbound.writeTextMessage(try WireCoding.encode(message))
+                            } catch {
+                                await self.requeue(message)
+                                break
+                            }
+                        }
+                    }
                     group.addTask { try await self.heartbeats(every: welcome.heartbeatInterval) }
                     defer { group.cancelAll() }
                     while let message = try await messages.next() {
@@ -97,15 +109,22 @@ public actor AgentRunner {
         detach()
     }
 
-    private func attach(_ writer: WebSocketOutboundWriter) async {
-        outbound = writer
+    private func attach() -> AsyncStream<AgentMessage> {
+        let (stream, continuation) = AsyncStream.makeStream(of: AgentMessage.self)
+        outbox = continuation
         let queued = pendingMessages
         pendingMessages = []
-        for message in queued { await send(message) }
+        for message in queued { continuation.yield(message) }
+        return stream
+    }
+
+    private func requeue(_ message: AgentMessage) {
+        pendingMessages.append(message)
     }
 
     private func detach() {
-        outbound = nil
+        outbox?.finish()
+        outbox = nil
         for waiter in uploadWaiters.values { waiter.resume(throwing: ExecutionFailure("the gateway connection dropped", fault: .platform)) }
         uploadWaiters.removeAll()
     }
@@ -115,17 +134,11 @@ public actor AgentRunner {
         if !goodbye.retry { fatal = "the gateway refused this agent: \(goodbye.reason)" }
     }
 
-    /// Messages are written in order; while disconnected, they wait for the next session.
-    private func send(_ message: AgentMessage) async {
-        guard let outbound else {
-            pendingMessages.append(message)
-            return
-        }
-        do {
-            try await outbound.writeTextMessage(try WireCoding.encode(message))
-        } catch {
-            pendingMessages.append(message)
-        }
+    /// Messages are written in order by the session's writer; while disconnected, they wait for the next session.
+    /// Never suspends, so a cancelled attempt can still report that it stopped.
+    private func send(_ message: AgentMessage) {
+        if let outbox, case .enqueued = outbox.yield(message) { return }
+        pendingMessages.append(message)
     }
 
     private func heartbeats(every interval: Double) async throws {
@@ -134,8 +147,8 @@ public actor AgentRunner {
             let previous = status
             health = await executor.health()
             status = currentStatus()
-            if status != previous { await send(.status(.init(status: status, detail: health.detail))) }
-            await send(.heartbeat(.init(status: status, running: attempts.keys.sorted(), systemStats: health.systemStats)))
+            if status != previous { send(.status(.init(status: status, detail: health.detail))) }
+            send(.heartbeat(.init(status: status, running: attempts.keys.sorted(), systemStats: health.systemStats)))
         }
     }
 
@@ -168,7 +181,7 @@ public actor AgentRunner {
 
     private func runAttempt(_ offer: GatewayMessage.Offer) async {
         let started = ContinuousClock.now
-        await send(.ack(.init(attemptId: offer.attemptId)))
+        send(.ack(.init(attemptId: offer.attemptId)))
         let attemptId = offer.attemptId
         do {
             var inputs: [ExecutionJob.Input] = []
@@ -190,14 +203,14 @@ public actor AgentRunner {
                 try Task.checkCancellation()
                 outputs.append(try await upload(output, attemptId: attemptId))
             }
-            await send(.complete(.init(attemptId: attemptId, outputs: outputs)))
+            send(.complete(.init(attemptId: attemptId, outputs: outputs)))
         } catch is CancellationError {
             let seconds = Self.seconds(started.duration(to: .now))
-            await send(.cancelled(.init(attemptId: attemptId, stoppedAt: Date(), gpuSeconds: seconds)))
+            send(.cancelled(.init(attemptId: attemptId, stoppedAt: Date(), gpuSeconds: seconds)))
         } catch let failure as ExecutionFailure {
-            await send(.fail(.init(attemptId: attemptId, error: failure.message, fault: failure.fault)))
+            send(.fail(.init(attemptId: attemptId, error: failure.message, fault: failure.fault)))
         } catch {
-            await send(.fail(.init(attemptId: attemptId, error: "the agent failed: \(error)", fault: .agent)))
+            send(.fail(.init(attemptId: attemptId, error: "the agent failed: \(error)", fault: .agent)))
         }
         attempts[attemptId] = nil
     }
@@ -214,13 +227,11 @@ public actor AgentRunner {
         let requestId = UUID().uuidString.lowercased()
         let url = try await withCheckedThrowingContinuation { continuation in
             uploadWaiters[requestId] = continuation
-            Task {
-                await self.send(
+            send(
                     .uploadRequest(
                         .init(
                             attemptId: attemptId, requestId: requestId, fileName: output.fileName, contentType: output.contentType,
                             size: output.bytes.count)))
-            }
         }
         var request = HTTPClientRequest(url: url.url)
         request.method = .PUT
