@@ -146,6 +146,12 @@ let package = Package(
             path: "Tests/SwitchyardFakeComfyUI",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "switchyard-fake-comfyui",
+            dependencies: ["SwitchyardFakeComfyUI"],
+            path: "Tests/switchyard-fake-comfyui",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SwitchyardTestSupport",
             dependencies: [

@@ -4,12 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build --product switchyard >/dev/null
+swift build --product switchyard-fake-comfyui >/dev/null
 bin=$(swift build --show-bin-path)/switchyard
+fake_bin=$(swift build --show-bin-path)/switchyard-fake-comfyui
 dir=$(mktemp -d)
 port=${SMOKE_PORT:-18089}
 SWITCHYARD_S3_EMBEDDED_PORT=$((port + 1)) "$bin" serve --data-dir "$dir/data" --port "$port" >"$dir/serve.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+pids="$pid"
+trap 'kill $pids 2>/dev/null || true; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
   sleep 0.1
@@ -70,7 +73,7 @@ code=$(curl -sS -o "$dir/run.json" -w '%{http_code}' --request POST \
 [ "$code" = 202 ] || { echo "run by id answered $code: $(cat "$dir/run.json")"; exit 1; }
 
 # Seed quickstart, "End-to-end: polling", with BASE and API_KEY changed; the loop stops after the first poll
-# because no agent runs the task yet.
+# because no agent runs the task yet (the dispatcher has it waiting for one).
 API_KEY=$key BASE="$base/r" python3 - <<'PY'
 import os, time, requests
 API_KEY = os.environ["API_KEY"]
@@ -84,9 +87,9 @@ json = { "parameters" : { "prompt" : "hello" }},
 task_id = run[ "task_id" ]
 task = requests.get( f"{BASE}/tasks/{task_id}" , headers = HEADERS ).json()
 print (task[ "task_status" ])
-assert task["task_status"] == "pending", task
+assert task["task_status"] in ("pending", "waiting"), task
 result = requests.get( f"{BASE}/tasks/{task_id}/result" , headers = HEADERS ).json()
-assert result["task_status"] == "pending" and result["download_url"] is None, result
+assert result["task_status"] in ("pending", "waiting") and result["download_url"] is None, result
 assert requests.post(f"{BASE}/tasks/{task_id}/cancel", headers = HEADERS).json() == {"is_success": True}
 assert requests.get( f"{BASE}/tasks/{task_id}" , headers = HEADERS ).json()["task_status"] == "cancelled"
 PY
@@ -157,3 +160,106 @@ if command -v aws >/dev/null; then
 else
   echo "smoke: aws CLI not installed here; its check was not run"
 fi
+
+# The quickstart against serve + agent + ComfyUI (the fake in CI): `switchyard agent` dials out with the bootstrap
+# ak- key; text-to-image is re-imported (version 2) with a graph a weightless ComfyUI can run; then the seed's
+# "End-to-end: SSE" and "End-to-end: polling" programs run verbatim but for BASE and API_KEY.
+fake_port=$((port + 2))
+"$fake_bin" "$fake_port" >"$dir/fake.log" 2>&1 &
+pids="$pids $!"
+agent_key=$(python3 -c "import json;print(json.load(open('$dir/data/bootstrap.json'))['agent_key'])")
+for _ in $(seq 1 100); do grep -q listening "$dir/fake.log" && break; sleep 0.1; done
+"$bin" agent --server "http://127.0.0.1:$port" --key "$agent_key" --comfyui "http://127.0.0.1:$fake_port" --agent-id smoke-gpu \
+  >"$dir/agent.log" 2>&1 &
+pids="$pids $!"
+python3 - "$dir/import-v2.json" <<'PY'
+import json, sys
+graph = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}},
+    "2": {"class_type": "TestSleep", "inputs": {"value": ["1", 0], "seconds": 0.5}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "quickstart"}},
+    "4": {"class_type": "PreviewAny", "inputs": {"source": "prompt"}},
+}
+json.dump({"workflow_slug": "text-to-image", "display_name": "Text to image", "workflow_json": graph, "parameters": [
+    {"key": "prompt", "node_id": "4", "field": "source", "type": "string", "required": True},
+    {"key": "steps", "node_id": "1", "field": "height", "type": "number", "min": 1, "max": 150, "default": 20},
+]}, open(sys.argv[1], "w"))
+PY
+curl -fsS -o /dev/null -X POST "$base/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" \
+  -H "Content-Type: application/json" --data-binary "@$dir/import-v2.json"
+for _ in $(seq 1 100); do
+  curl -fsS -H "Authorization: Bearer $key" "$base/r/agents" | grep -q smoke-gpu && break
+  sleep 0.1
+done
+(cd "$dir" && API_KEY=$key BASE="$base/r" timeout 60 python3 - >"$dir/sse.out" <<'PY'
+import os
+import json, requests
+API_KEY = os.environ["API_KEY"]
+BASE = os.environ["BASE"]
+HEADERS = { "Authorization" : f"Bearer {API_KEY}" , "Content-Type" : "application/json" }
+# 1. Submit
+run = requests.post(
+f"{BASE}/workflows/slug/text-to-image/run" ,
+headers = HEADERS ,
+json = { "parameters" : { "prompt" : "a sunset over mountains, 4k" , "steps" : 30 }},
+).json()
+task_id = run[ "task_id" ]
+print ( "task:" , task_id)
+# 2. Stream events
+event_type = None
+with requests.get(
+f"{BASE}/tasks/{task_id}/events" ,
+headers = { "Authorization" : f"Bearer {API_KEY}" },
+stream = True ,
+) as stream:
+    for line in stream.iter_lines( decode_unicode = True ):
+        if not line:
+            continue
+        if line.startswith( "event:" ):
+            event_type = line[ 6 :].strip()
+        elif line.startswith( "data:" ):
+            data = json.loads(line[ 5 :].strip())
+            if event_type == "progress" :
+                pct = int (data[ "progress" ] * 100 )
+                print ( f"{pct}% ({data.get( 'step_current' )}/{data.get( 'step_total' )})" )
+            elif event_type in ( "completed" , "failed" , "cancelled" ):
+                print (event_type)
+                break
+# 3. Fetch result
+result = requests.get( f"{BASE}/tasks/{task_id}/result" , headers = HEADERS ).json()
+# `download_url` is the single primary output (agent tasks). Cloud-dispatched
+# tasks instead populate `download_urls`, a map keyed by output identifier.
+urls = [result[ "download_url" ]] if result.get( "download_url" ) else list (result.get( "download_urls" , {}).values())
+for i, url in enumerate (urls):
+    with open ( f"output_{i}.png" , "wb" ) as f:
+        f.write(requests.get(url).content)
+    print ( f"saved output_{i}.png" )
+PY
+) || { cat "$dir/sse.out" "$dir/agent.log"; exit 1; }
+grep -q "^completed$" "$dir/sse.out" && grep -q "%" "$dir/sse.out" && grep -q "saved output_0.png" "$dir/sse.out" \
+  || { cat "$dir/sse.out" "$dir/agent.log"; t=$(sed -n "s/^task: //p" "$dir/sse.out"); curl -sS -H "Authorization: Bearer $key" "$base/r/tasks/$t"; exit 1; }
+head -c 4 "$dir/output_0.png" | od -An -c | grep -q "P   N   G" || { echo "output_0.png is not the PNG ComfyUI wrote"; exit 1; }
+(API_KEY=$key BASE="$base/r" timeout 60 python3 - >"$dir/poll.out" <<'PY'
+import os
+import time, requests
+API_KEY = os.environ["API_KEY"]
+BASE = os.environ["BASE"]
+HEADERS = { "Authorization" : f"Bearer {API_KEY}" , "Content-Type" : "application/json" }
+run = requests.post(
+f"{BASE}/workflows/slug/text-to-image/run" ,
+headers = HEADERS ,
+json = { "parameters" : { "prompt" : "hello" }},
+).json()
+task_id = run[ "task_id" ]
+while True :
+    task = requests.get( f"{BASE}/tasks/{task_id}" , headers = HEADERS ).json()
+    print (task[ "task_status" ])
+    if task[ "task_status" ] in ( "completed" , "failed" , "cancelled" ):
+        break
+    time.sleep( 3 )
+result = requests.get( f"{BASE}/tasks/{task_id}/result" , headers = HEADERS ).json()
+print (result)
+PY
+) || { cat "$dir/poll.out"; exit 1; }
+tail -2 "$dir/poll.out" | head -1 | grep -q "^completed$" && grep -q "download_url': 'http" "$dir/poll.out" || { cat "$dir/poll.out"; exit 1; }
+echo "smoke: the seeds' quickstart (SSE with progress, then polling; result downloaded) against serve + switchyard agent + ComfyUI (fake): ok"

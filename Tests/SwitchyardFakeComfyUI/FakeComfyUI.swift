@@ -26,10 +26,13 @@ public final class FakeComfyUI: Sendable {
         public var nodeDuration: Duration = .milliseconds(1)
         /// TestSleep's progress period.
         public var progressTick: Duration = .milliseconds(10)
+        /// 0 picks a free port.
+        public var port: Int = 0
 
-        public init(nodeDuration: Duration = .milliseconds(1), progressTick: Duration = .milliseconds(10)) {
+        public init(nodeDuration: Duration = .milliseconds(1), progressTick: Duration = .milliseconds(10), port: Int = 0) {
             self.nodeDuration = nodeDuration
             self.progressTick = progressTick
+            self.port = port
         }
     }
 
@@ -67,7 +70,7 @@ public final class FakeComfyUI: Sendable {
             server: .http1WebSocketUpgrade(configuration: .init(maxFrameSize: 1 << 24)) { request, _, _ in
                 await FakeComfyUIRoutes(engine: engine).upgrade(request)
             },
-            configuration: .init(address: .hostname("127.0.0.1", port: 0), serverName: "FakeComfyUI"),
+            configuration: .init(address: .hostname("127.0.0.1", port: options.port), serverName: "FakeComfyUI"),
             onServerRunning: { channel in
                 portContinuation.yield(channel.localAddress?.port ?? 0)
                 portContinuation.finish()

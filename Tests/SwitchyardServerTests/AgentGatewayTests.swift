@@ -177,6 +177,24 @@ struct AgentGatewayTests {
         }
     }
 
+    @Test("task_timeout 0 means no time limit")
+    func noTimeout() async throws {
+        try await TestApp.with(.sqlite, live: true, configure: { $0.dispatch.heartbeatInterval = 300_000 }) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport(timeout: 0))
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
+                let taskId = try await app.run(client)
+                let offer = try await agent.offer()
+                #expect(offer.timeout == 0)
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
+                app.clock.advance(by: 86_400)
+                try await Task.sleep(for: .milliseconds(300))
+                #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "running")
+            }
+        }
+    }
+
     @Test("a single-capacity agent holds one task at a time; cancelling a running task tells the agent, which reports when it stopped")
     func capacityAndCancel() async throws {
         try await TestApp.with(.sqlite, live: true) { app, client in

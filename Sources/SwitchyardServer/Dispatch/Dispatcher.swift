@@ -159,7 +159,7 @@ actor Dispatcher: Service {
         for attemptId in held {
             if var lease = leases[attemptId], lease.agent == connection.key {
                 lease.orphanDeadline = nil
-                if lease.ackedAt != nil, lease.runDeadline == nil {
+                if lease.ackedAt != nil, lease.runDeadline == nil, lease.timeout > 0 {
                     lease.runDeadline = (lease.ackedAt ?? now).addingTimeInterval(lease.timeout)
                 }
                 leases[attemptId] = lease
@@ -227,7 +227,8 @@ actor Dispatcher: Service {
             }
             leases[lease.attemptId]?.ackedAt = now
             leases[lease.attemptId]?.ackDeadline = nil
-            leases[lease.attemptId]?.runDeadline = now.addingTimeInterval(lease.timeout)
+            // task_timeout counts from the ACK; 0 means no limit (api.md §2.1).
+            leases[lease.attemptId]?.runDeadline = lease.timeout > 0 ? now.addingTimeInterval(lease.timeout) : nil
             hub.signal(lease.taskId)
         case .progress(let progress):
             guard let lease = lease(progress.attemptId, of: connection) else { return }
