@@ -135,6 +135,17 @@ let package = Package(
             path: "Benchmarks/Sources/switchyard-bench",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "switchyard-agent-bench",
+            dependencies: [
+                "SwitchyardCore", "SwitchyardWire",
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Benchmarks/Sources/switchyard-agent-bench",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "SwitchyardFakeComfyUI",
             dependencies: [
