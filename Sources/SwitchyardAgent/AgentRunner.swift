@@ -228,10 +228,10 @@ public actor AgentRunner {
         let url = try await withCheckedThrowingContinuation { continuation in
             uploadWaiters[requestId] = continuation
             send(
-                    .uploadRequest(
-                        .init(
-                            attemptId: attemptId, requestId: requestId, fileName: output.fileName, contentType: output.contentType,
-                            size: output.bytes.count)))
+                .uploadRequest(
+                    .init(
+                        attemptId: attemptId, requestId: requestId, fileName: output.fileName, contentType: output.contentType,
+                        size: output.bytes.count)))
         }
         var request = HTTPClientRequest(url: url.url)
         request.method = .PUT

@@ -107,7 +107,7 @@ public func buildApplication(
     let dispatcher = Dispatcher(
         storage: storage, objects: objects, snapshots: snapshots, hub: hub, clock: clock, settings: configuration.dispatch, logger: logger)
     var submitter = RunSubmitter(storage: storage, snapshots: snapshots, heads: heads, objects: objects, clock: clock)
-    submitter.onCreated = { task in Task { await dispatcher.enqueue(task) } }
+    submitter.onCreated = { task, definition in Task { await dispatcher.enqueue(task, definition: definition) } }
     let gateway = AgentGateway(storage: storage, dispatcher: dispatcher, clock: clock, logger: logger)
     gateway.addRoutes(to: router)
     AgentsController(storage: storage, dispatcher: dispatcher).addRoutes(to: runtime.group("agents"))

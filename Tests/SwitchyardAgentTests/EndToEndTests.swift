@@ -48,10 +48,12 @@ struct EndToEndTests {
         try await FakeComfyUI.with { fake in
             try await TestApp.with(.sqlite, live: true) { app, client in
                 let session = try await app.ownerSession(client)
-                let parameters = #"{"key":"photo","node_id":"10","field":"image","type":"file","accept":["image/*"]},"#
+                let parameters =
+                    #"{"key":"photo","node_id":"10","field":"image","type":"file","accept":["image/*"]},"#
                     + #"{"key":"radius","node_id":"11","field":"blur_radius","type":"number","min":1,"max":31,"default":3}"#
                 _ = try await app.importWorkflow(
-                    client, session: session, body: Self.importBody(slug: "blur", graph: try recordedGraphText("b_load_blur_save"), parameters: parameters))
+                    client, session: session,
+                    body: Self.importBody(slug: "blur", graph: try recordedGraphText("b_load_blur_save"), parameters: parameters))
                 try await Self.withAgent(app, client, fake: fake) {
                     let photo = [UInt8](repeating: 7, count: 4096)
                     let fileKey = try await app.upload(client, token: app.bootstrap.integrationKey, fileName: "cat.png", bytes: photo)
@@ -87,7 +89,8 @@ struct EndToEndTests {
         try await FakeComfyUI.with { fake in
             try await TestApp.with(.sqlite, live: true) { app, client in
                 let session = try await app.ownerSession(client)
-                let graph = #"{"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},"#
+                let graph =
+                    #"{"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},"#
                     + #" "2": {"class_type": "TestSleep", "inputs": {"value": ["1", 0], "seconds": 30}},"#
                     + #" "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "long"}}}"#
                 let parameters = #"{"key":"seconds","node_id":"2","field":"seconds","type":"number","min":1,"max":60,"default":30}"#

@@ -33,7 +33,8 @@ func report(_ name: String, _ samples: [Double]) {
     func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)] }
     print(
         String(
-            format: "%@: n=%d p50=%.2f ms p90=%.2f ms p99=%.2f ms max=%.2f ms", name, sorted.count, percentile(0.5), percentile(0.9), percentile(0.99),
+            format: "%@: n=%d p50=%.2f ms p90=%.2f ms p99=%.2f ms max=%.2f ms", name, sorted.count, percentile(0.5), percentile(0.9),
+            percentile(0.99),
             sorted.last ?? 0))
 }
 
@@ -57,8 +58,21 @@ func get(_ url: String, key: String? = nil) async throws -> (Int, [UInt8]) {
 
 // MARK: dispatch
 
-/// When each task's offer reached a simulated agent, and how many agents are connected.
+/// When each task's offer reached a simulated agent (and who waits for it), and how many agents are connected.
 let offers = Mutex<[String: ContinuousClock.Instant]>([:])
+let offerWaiters = Mutex<[String: CheckedContinuation<ContinuousClock.Instant, Never>]>([:])
+
+/// The instant the offer of `taskId` arrived, waiting for it without spinning (the server shares the cores).
+func offerTime(_ taskId: String) async -> ContinuousClock.Instant {
+    await withCheckedContinuation { continuation in
+        let arrived = offers.withLock { offers -> ContinuousClock.Instant? in
+            if let time = offers[taskId] { return time }
+            offerWaiters.withLock { $0[taskId] = continuation }
+            return nil
+        }
+        if let arrived { continuation.resume(returning: arrived) }
+    }
+}
 let ready = Mutex(0)
 
 func simulatedAgent(base: String, key: String, id: String, connected: @escaping @Sendable () -> Void) async throws {
@@ -76,7 +90,11 @@ func simulatedAgent(base: String, key: String, id: String, connected: @escaping 
             case .welcome: connected()
             case .offer(let offer):
                 let now = ContinuousClock.now
-                offers.withLock { $0[offer.taskId] = now }
+                let waiter = offers.withLock { offers in
+                    offers[offer.taskId] = now
+                    return offerWaiters.withLock { $0.removeValue(forKey: offer.taskId) }
+                }
+                waiter?.resume(returning: now)
                 try await outbound.writeTextMessage(try WireCoding.encode(AgentMessage.ack(.init(attemptId: offer.attemptId))))
                 try await outbound.writeTextMessage(try WireCoding.encode(AgentMessage.complete(.init(attemptId: offer.attemptId, outputs: []))))
             default: continue
@@ -105,15 +123,11 @@ func dispatch(base: String, key: String, agentKey: String, agents: Int, tasks: I
         let (status, body) = try await post("\(base)/api/v1/r/workflows/slug/bench-trivial/run", key: key, body: #"{"parameters":{}}"#)
         let answered = ContinuousClock.now
         guard status == 202, let taskId = body["task_id"]?.stringValue else { fatalError("run answered \(status): \(body.jsonString)") }
-        var offered: ContinuousClock.Instant?
-        while offered == nil {
-            offered = offers.withLock { $0[taskId] }
-            if offered == nil { await Task.yield() }
-        }
+        let offered = await offerTime(taskId)
         // Let the agent's complete land before the next submission, so every task meets an idle agent.
         try await Task.sleep(for: .milliseconds(2))
         if index >= 50 {
-            latencies.append(milliseconds(start.duration(to: offered!)))
+            latencies.append(milliseconds(start.duration(to: offered)))
             accepted.append(milliseconds(start.duration(to: answered)))
         }
     }

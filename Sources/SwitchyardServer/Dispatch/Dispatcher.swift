@@ -46,6 +46,8 @@ actor Dispatcher: Service {
 
     private var sessions: [AgentKey: Session] = [:]
     private var queue: [UUID: TaskRecord] = [:]
+    /// Definitions handed over by the submitter, so an offer needs no read of the task's definition.
+    private var definitions: [UUID: JSONValue] = [:]
     private var leases: [UUID: Lease] = [:]
     private var uploadKeys: [UUID: [String: String]] = [:]
     private var passRunning = false
@@ -110,15 +112,17 @@ actor Dispatcher: Service {
     // MARK: Tasks
 
     /// A task was accepted on this replica: dispatch it now rather than at the next rescan.
-    func enqueue(_ task: TaskRecord) async {
+    func enqueue(_ task: TaskRecord, definition: JSONValue? = nil) async {
         guard task.dispatchTarget == .agent, !task.status.isTerminal else { return }
         queue[task.id] = task
+        if let definition { definitions[task.id] = definition }
         await pass()
     }
 
     /// A caller cancelled the task (already written): forget it if it waited, or tell its agent to stop.
     func cancelled(taskId: UUID) {
         queue[taskId] = nil
+        definitions[taskId] = nil
         for (attemptId, lease) in leases where lease.taskId == taskId {
             leases[attemptId]?.cancelling = true
             leases[attemptId]?.ackDeadline = nil
@@ -444,6 +448,7 @@ actor Dispatcher: Service {
         let assigned = await write { try await self.storage.assignTask(id: task.id, to: assignment, at: now) }
         guard let assigned else {
             release(key)
+            definitions[task.id] = nil
             return
         }
         let lease = Lease(
@@ -472,9 +477,9 @@ actor Dispatcher: Service {
     }
 
     private func makeOffer(_ task: TaskRecord, attemptId: UUID, now: Date) async throws -> GatewayMessage.Offer {
-        guard let definition = try await storage.taskDefinition(id: task.id, teamId: task.teamId) else {
-            throw SwitchyardError.notFound("the task's definition is missing")
-        }
+        var definition = definitions.removeValue(forKey: task.id)
+        if definition == nil { definition = try await storage.taskDefinition(id: task.id, teamId: task.teamId) }
+        guard let definition else { throw SwitchyardError.notFound("the task's definition is missing") }
         let storage = self.storage
         let load: @Sendable () async throws -> WorkflowDefinition? = {
             try await storage.workflowSnapshot(workflowId: task.workflowId, teamId: task.teamId, version: task.workflowVersion)?.definition

@@ -23,7 +23,7 @@ struct RunSubmitter: Sendable {
     let objects: ObjectStorage
     let clock: any WallClock
     /// Told about every task this submitter created (the dispatcher), after it is durable.
-    var onCreated: @Sendable (TaskRecord) -> Void = { _ in }
+    var onCreated: @Sendable (TaskRecord, JSONValue) -> Void = { _, _ in }
 
     func submit(_ target: Target, body: JSONValue, caller: Caller, idempotencyKey: String?) async throws -> Submitted {
         let teamId = try caller.requireTeam()
@@ -61,7 +61,7 @@ struct RunSubmitter: Sendable {
             idempotency: claim)
         switch outcome {
         case .created:
-            onCreated(task)
+            onCreated(task, run.injectedDefinition)
             return Submitted(taskId: task.id, replayed: false)
         case .replayed(let taskId): return Submitted(taskId: taskId, replayed: true)
         }
