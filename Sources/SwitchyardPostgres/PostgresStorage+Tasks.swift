@@ -6,21 +6,21 @@ extension PostgresStorage {
     static let taskColumns = """
         id, team_id, workflow_id, workflow_version, task_status, task_source, user_id, credential_id, parameters, dispatch_target, \
         target_pool, submitter_region, tool_type, required_labels, task_timeout, max_retries, retry_count, agent_id, agent_labels, \
-        gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at
+        gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at, attempt_id
         """
     /// What reads select: the inserted columns plus those only dispatch writes.
-    static let taskSelectColumns = taskColumns + ", attempt_id, stopped_at, gpu_seconds"
+    static let taskSelectColumns = taskColumns + ", stopped_at, gpu_seconds"
 
     /// Without an idempotency key, concurrent submissions are group-committed: one statement (tasks and first
     /// events inserted by one `WITH`, atomic without BEGIN/COMMIT round trips) per batch, so PostgreSQL parses,
     /// plans and commits once for many tasks. With a key, the claim and the inserts share a transaction.
     public func insertTask(
-        _ task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord, idempotency: IdempotencyClaim?
+        _ task: TaskRecord, definition: JSONValue, events: [TaskEventRecord], idempotency: IdempotencyClaim?
     ) async throws -> TaskInsertOutcome {
         let logger = self.logger
         guard let claim = idempotency else {
             let shard = nextInsertShard.add(1, ordering: .relaxed).oldValue % taskInserts.count
-            return try await taskInserts[shard].submit(PendingPostgresInsert(task: task, definition: definition, firstEvent: firstEvent))
+            return try await taskInserts[shard].submit(PendingPostgresInsert(task: task, definition: definition, events: events))
         }
         return try await transaction { connection in
             if let outcome = try await Self.liveClaim(claim, teamId: task.teamId, at: task.createdAt, lock: true, on: connection, logger: logger) {
@@ -47,7 +47,7 @@ extension PostgresStorage {
                 throw SwitchyardError.conflict(IdempotencyClaim.conflictMessage)
             }
             try await connection.query(
-                Self.insertQuery([PendingPostgresInsert(task: task, definition: definition, firstEvent: firstEvent)]), logger: logger)
+                Self.insertQuery([PendingPostgresInsert(task: task, definition: definition, events: events)]), logger: logger)
             return .created
         }
     }
@@ -77,7 +77,7 @@ extension PostgresStorage {
 
     /// Inserts tasks and their first events in one statement: the `WITH` makes both inserts one atomic unit.
     static func insertQuery(_ items: [PendingPostgresInsert]) -> PostgresQuery {
-        var sql = PostgresQuery.StringInterpolation(literalCapacity: 64 * items.count + 512, interpolationCount: 33 * items.count)
+        var sql = PostgresQuery.StringInterpolation(literalCapacity: 64 * items.count + 512, interpolationCount: 40 * items.count)
         sql.appendLiteral("WITH inserted AS (INSERT INTO tasks (\(taskColumns), definition) VALUES ")
         for (index, item) in items.enumerated() {
             let task = item.task
@@ -87,14 +87,17 @@ extension PostgresStorage {
                     task.credentialId, item.parameters, task.dispatchTarget.rawValue, task.targetPool.rawValue, task.submitterRegion,
                     task.toolType.rawValue, item.requiredLabels, task.taskTimeout, task.maxRetries, task.retryCount, task.agentId,
                     task.agentLabels.map(StoredJSON.text), task.gatewayId, task.gpuType, task.error, task.output?.jsonString, task.createdAt,
-                    task.updatedAt, task.startedAt, task.completedAt, item.definition,
+                    task.updatedAt, task.startedAt, task.completedAt, task.attemptId, item.definition,
                 ], to: &sql, first: index == 0)
         }
         // The events' foreign key is checked at the end of the statement, after the tasks are in.
         sql.appendLiteral(" RETURNING id) INSERT INTO task_events (task_id, sequence, event_type, data, created_at) VALUES ")
-        for (index, item) in items.enumerated() {
-            let event = item.firstEvent
-            appendRow([event.taskId, event.sequence, event.kind.rawValue, item.eventData, event.createdAt], to: &sql, first: index == 0)
+        var first = true
+        for item in items {
+            for (event, data) in zip(item.events, item.eventData) {
+                appendRow([event.taskId, event.sequence, event.kind.rawValue, data, event.createdAt], to: &sql, first: first)
+                first = false
+            }
         }
         return PostgresQuery(stringInterpolation: sql)
     }
@@ -238,18 +241,18 @@ extension PostgresStorage {
 /// One submission waiting for its group commit, its JSON already serialised on the submitting request's task.
 struct PendingPostgresInsert: Sendable {
     let task: TaskRecord
-    let firstEvent: TaskEventRecord
+    let events: [TaskEventRecord]
     let parameters: String
     let requiredLabels: String
     let definition: String
-    let eventData: String
+    let eventData: [String]
 
-    init(task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord) {
+    init(task: TaskRecord, definition: JSONValue, events: [TaskEventRecord]) {
         self.task = task
-        self.firstEvent = firstEvent
+        self.events = events
         self.parameters = StoredJSON.text(task.parameters)
         self.requiredLabels = StoredJSON.text(task.requiredLabels)
         self.definition = definition.jsonString
-        self.eventData = firstEvent.data.jsonString
+        self.eventData = events.map(\.data.jsonString)
     }
 }

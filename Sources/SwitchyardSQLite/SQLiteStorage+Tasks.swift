@@ -8,13 +8,13 @@ struct PendingTaskInsert: Sendable {
     let task: TaskRecord
     let idempotency: IdempotencyClaim?
     let taskRow: [SQLiteData]
-    let eventRow: [SQLiteData]
+    let eventRows: [[SQLiteData]]
 
-    init(task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord, idempotency: IdempotencyClaim?) {
+    init(task: TaskRecord, definition: JSONValue, events: [TaskEventRecord], idempotency: IdempotencyClaim?) {
         self.task = task
         self.idempotency = idempotency
         self.taskRow = SQLiteStorage.taskBinds(task) + [.text(definition.jsonString)]
-        self.eventRow = SQLiteStorage.eventBinds(firstEvent)
+        self.eventRows = events.map(SQLiteStorage.eventBinds)
     }
 }
 
@@ -22,17 +22,17 @@ extension SQLiteStorage {
     static let taskColumns = """
         id, team_id, workflow_id, workflow_version, task_status, task_source, user_id, credential_id, parameters, dispatch_target, \
         target_pool, submitter_region, tool_type, required_labels, task_timeout, max_retries, retry_count, agent_id, agent_labels, \
-        gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at
+        gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at, attempt_id
         """
     /// What reads select: the inserted columns plus those only dispatch writes.
-    static let taskSelectColumns = taskColumns + ", attempt_id, stopped_at, gpu_seconds"
-    /// SQLite allows 32766 bound values per statement; 28 columns per row keeps a batch statement far below it.
+    static let taskSelectColumns = taskColumns + ", stopped_at, gpu_seconds"
+    /// SQLite allows 32766 bound values per statement; 29 columns per row keeps a batch statement far below it.
     static let rowsPerStatement = 500
 
     public func insertTask(
-        _ task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord, idempotency: IdempotencyClaim?
+        _ task: TaskRecord, definition: JSONValue, events: [TaskEventRecord], idempotency: IdempotencyClaim?
     ) async throws -> TaskInsertOutcome {
-        try await taskInserts.submit(PendingTaskInsert(task: task, definition: definition, firstEvent: firstEvent, idempotency: idempotency))
+        try await taskInserts.submit(PendingTaskInsert(task: task, definition: definition, events: events, idempotency: idempotency))
     }
 
     /// Writes a batch in one transaction. Should the batch fail as a whole (say, a team deleted meanwhile), each
@@ -68,7 +68,7 @@ extension SQLiteStorage {
             let chunk = items[start..<min(start + rowsPerStatement, items.count)]
             statements.append(insertStatement(table: "tasks", columns: "\(taskColumns), definition", rows: chunk.map(\.taskRow)))
             statements.append(
-                insertStatement(table: "task_events", columns: "task_id, sequence, event_type, data, created_at", rows: chunk.map(\.eventRow)))
+                insertStatement(table: "task_events", columns: "task_id, sequence, event_type, data, created_at", rows: chunk.flatMap(\.eventRows)))
         }
         statements.append(("COMMIT", []))
         var chain = writer.eventLoop.makeSucceededVoidFuture()
@@ -119,7 +119,7 @@ extension SQLiteStorage {
                 table: "tasks", columns: "\(taskColumns), definition", rows: chunk.map(\.taskRow),
                 on: connection)
             try await insertRows(
-                table: "task_events", columns: "task_id, sequence, event_type, data, created_at", rows: chunk.map(\.eventRow),
+                table: "task_events", columns: "task_id, sequence, event_type, data, created_at", rows: chunk.flatMap(\.eventRows),
                 on: connection)
             let claims = chunk.compactMap { item in
                 item.idempotency.map { claim -> [SQLiteData] in
@@ -159,7 +159,7 @@ extension SQLiteStorage {
             .integer(task.retryCount), task.agentId.map(SQLiteData.text) ?? .null, task.agentLabels.map { .text(StoredJSON.text($0)) } ?? .null,
             task.gatewayId.map(SQLiteData.text) ?? .null, task.gpuType.map(SQLiteData.text) ?? .null, .text(task.error),
             task.output.map { .text($0.jsonString) } ?? .null, .date(task.createdAt), .date(task.updatedAt), .date(task.startedAt),
-            .date(task.completedAt),
+            .date(task.completedAt), .uuid(task.attemptId),
         ]
     }
 

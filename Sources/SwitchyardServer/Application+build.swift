@@ -107,7 +107,8 @@ public func buildApplication(
     let dispatcher = Dispatcher(
         storage: storage, objects: objects, snapshots: snapshots, hub: hub, clock: clock, settings: configuration.dispatch, logger: logger)
     var submitter = RunSubmitter(storage: storage, snapshots: snapshots, heads: heads, objects: objects, clock: clock)
-    submitter.onCreated = { task, definition in Task { await dispatcher.enqueue(task, definition: definition) } }
+    submitter.onCreated = { task, definition, workflow in Task { await dispatcher.enqueue(task, definition: definition, workflow: workflow) } }
+    submitter.dispatcher = dispatcher
     let gateway = AgentGateway(storage: storage, dispatcher: dispatcher, clock: clock, logger: logger)
     gateway.addRoutes(to: router)
     AgentsController(storage: storage, dispatcher: dispatcher).addRoutes(to: runtime.group("agents"))

@@ -102,6 +102,37 @@ struct AgentGatewayTests {
         }
     }
 
+    @Test("min_vram_gb keeps a task from small GPUs; a region match wins over a neutral agent")
+    func vramAndRegion() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport(minVRAMGB: 48))
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("small", vramGB: 24)) { _ in
+                let taskId = try await app.run(client)
+                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "waiting" }
+                let events = try #require(try await app.storage.taskEvents(taskId: taskId, teamId: app.bootstrap.teamId, afterSequence: 1))
+                #expect(events.first?.data["message"]?.stringValue?.contains("has 24 GB of VRAM, the task needs 48 GB") == true)
+                try await WireTestAgent.connect(
+                    port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("eu", capacity: 2, region: "EU-West ", vramGB: 80)
+                ) { eu in
+                    let first = try await eu.offer()
+                    #expect(first.taskId == taskId.lowercased)
+                    try await WireTestAgent.connect(
+                        port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("neutral", vramGB: 80)
+                    ) { neutral in
+                        // eu-west is half busy and the region-less agent idle: the region decides (factor 1 over 0.5).
+                        let second = try await app.run(client, body: #"{"parameters":{},"submitter_region":"eu-west"}"#)
+                        let offer = try await eu.offer()
+                        #expect(offer.taskId == second.lowercased)
+                        // Without a region both are neutral (0.5): the lighter load wins.
+                        let third = try await app.run(client)
+                        #expect(try await neutral.offer().taskId == third.lowercased)
+                    }
+                }
+            }
+        }
+    }
+
     @Test("an agent that vanishes mid-task loses it; the task is retried on another agent")
     func disconnectRetries() async throws {
         try await TestApp.with(.sqlite, live: true) { app, client in

@@ -94,6 +94,31 @@ extension StorageContractTests {
         }
     }
 
+    @Test("dispatch at submission: a task stored already queued, with both events, runs under its attempt", arguments: TestBackend.available)
+    func assignedAtInsert(backend: TestBackend) async throws {
+        try await withStorage(backend) { storage async throws in
+            let team = try await seedTeam(storage)
+            let (workflow, _) = try await storage.importWorkflow(id: UUID(), teamId: team.id, definition: definition(), status: nil, at: now)
+            for claim in [nil, IdempotencyClaim(key: "k-1", fingerprint: "f")] {
+                var task = taskRecord(team: team.id, workflow: workflow.id)
+                let attempt = assignment("early")
+                #expect(task.assign(attempt, at: now) != nil)
+                let events = [
+                    TaskEventRecord.statusChange(taskId: task.id, sequence: 1, to: .pending, at: now), task.statusEvent(sequence: 2, at: now),
+                ]
+                #expect(try await storage.insertTask(task, definition: ["1": [:]], events: events, idempotency: claim) == .created)
+                let stored = try #require(try await storage.task(id: task.id, teamId: team.id))
+                #expect(
+                    stored.status == .queued && stored.attemptId == attempt.attemptId && stored.agentId == "early" && stored.gatewayId == "gw-test")
+                #expect(
+                    try await storage.taskEvents(taskId: task.id, teamId: team.id, afterSequence: 0)?.map(\.data["status"]) == ["pending", "queued"])
+                let running = try await storage.applyAttemptEvent(
+                    taskId: task.id, attemptId: attempt.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now)
+                #expect(running?.task.status == .running)
+            }
+        }
+    }
+
     @Test("agents: upsert replaces the team's row; listings are per team, connected first", arguments: TestBackend.available)
     func agentRows(backend: TestBackend) async throws {
         try await withStorage(backend) { storage async throws in

@@ -115,7 +115,8 @@ extension TestApp {
     /// The import body of the recorded trivial graph (EmptyImage → ImageInvert → SaveImage) with a `color` number
     /// parameter, an optional `photo` file parameter on a LoadImage node, and the given labels and limits.
     public static func invertImport(
-        slug: String = "invert", labels: [String] = ["gpu", "comfyui"], timeout: Int = 300, maxRetries: Int = 2, withFile: Bool = false
+        slug: String = "invert", labels: [String] = ["gpu", "comfyui"], timeout: Int = 300, maxRetries: Int = 2, withFile: Bool = false,
+        minVRAMGB: Int = 0
     ) throws -> String {
         var graph = try recordedGraphText("a_empty_invert_save").trimmingCharacters(in: .whitespacesAndNewlines)
         var parameters = #"{"key":"color","node_id":"1","field":"color","type":"number","min":0,"max":16777215,"default":16744448}"#
@@ -126,7 +127,8 @@ extension TestApp {
         let labelList = labels.map { "\"\($0)\"" }.joined(separator: ",")
         return """
             {"workflow_slug":"\(slug)","display_name":"Invert","tool_type":"comfyui","required_labels":[\(labelList)],
-             "task_timeout":\(timeout),"max_retries":\(maxRetries),"workflow_json":\(graph),"parameters":[\(parameters)]}
+             "task_timeout":\(timeout),"max_retries":\(maxRetries),"min_vram_gb":\(minVRAMGB),"workflow_json":\(graph),
+             "parameters":[\(parameters)]}
             """
     }
 

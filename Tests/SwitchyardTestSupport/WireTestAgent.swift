@@ -70,12 +70,12 @@ public struct WireTestAgent: Sendable {
     /// A `hello` with test defaults.
     public static func hello(
         _ agentId: String, labels: [String] = ["gpu", "comfyui"], capacity: Int = 1, region: String? = nil, held: [String] = [],
-        communityOptIn: Bool = false
+        communityOptIn: Bool = false, vramGB: Int = 24
     ) -> AgentMessage.Hello {
         AgentMessage.Hello(
             agentId: agentId, agentVersion: "test", tool: "comfyui", toolVersion: "0.3.64", labels: labels, region: region,
             communityOptIn: communityOptIn, capacity: capacity,
-            systemStats: SystemStats(os: "posix", gpuDevices: [.init(name: "NVIDIA Test GPU", vramTotal: 24 << 30, vramFree: 20 << 30)]),
+            systemStats: SystemStats(os: "posix", gpuDevices: [.init(name: "NVIDIA Test GPU", vramTotal: vramGB << 30, vramFree: vramGB << 29)]),
             heldAttempts: held)
     }
 

@@ -50,12 +50,12 @@ public protocol WorkflowRepository: Sendable {
 
 /// Tasks and their event logs.
 public protocol TaskRepository: Sendable {
-    /// Stores a new task, its injected definition and its first event in one transaction — durable when this
-    /// returns. With an idempotency claim, a live claim of the same key in the team either replays its task
+    /// Stores a new task, its injected definition and its first events (`pending`, and `queued` when the task was
+    /// assigned at submission) in one transaction — durable when this returns. With an idempotency claim, a live claim of the same key in the team either replays its task
     /// (same fingerprint) or throws `.conflict` (another fingerprint); claims older than
     /// `IdempotencyClaim.window` are replaced.
     func insertTask(
-        _ task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord, idempotency: IdempotencyClaim?
+        _ task: TaskRecord, definition: JSONValue, events: [TaskEventRecord], idempotency: IdempotencyClaim?
     ) async throws -> TaskInsertOutcome
 
     func task(id: UUID, teamId: UUID) async throws -> TaskRecord?
@@ -71,4 +71,13 @@ public protocol TaskRepository: Sendable {
 
     /// The task's events with a sequence number above `afterSequence`, in order; nil when not the team's.
     func taskEvents(taskId: UUID, teamId: UUID, afterSequence: Int) async throws -> [TaskEventRecord]?
+}
+
+extension TaskRepository {
+    /// A task with its single first event.
+    public func insertTask(
+        _ task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord, idempotency: IdempotencyClaim?
+    ) async throws -> TaskInsertOutcome {
+        try await insertTask(task, definition: definition, events: [firstEvent], idempotency: idempotency)
+    }
 }

@@ -48,6 +48,8 @@ actor Dispatcher: Service {
     private var queue: [UUID: TaskRecord] = [:]
     /// Definitions handed over by the submitter, so an offer needs no read of the task's definition.
     private var definitions: [UUID: JSONValue] = [:]
+    /// What each queued task asks of its agent (labels, pool, VRAM, models, region), from its workflow snapshot.
+    private var requirements: [UUID: DispatchRequirement] = [:]
     private var leases: [UUID: Lease] = [:]
     private var uploadKeys: [UUID: [String: String]] = [:]
     private var passRunning = false
@@ -112,10 +114,64 @@ actor Dispatcher: Service {
     // MARK: Tasks
 
     /// A task was accepted on this replica: dispatch it now rather than at the next rescan.
-    func enqueue(_ task: TaskRecord, definition: JSONValue? = nil) async {
+    func enqueue(_ task: TaskRecord, definition: JSONValue? = nil, workflow: WorkflowDefinition? = nil) async {
         guard task.dispatchTarget == .agent, !task.status.isTerminal else { return }
         queue[task.id] = task
         if let definition { definitions[task.id] = definition }
+        if let workflow { requirements[task.id] = Self.requirement(task, workflow) }
+        await pass()
+    }
+
+    /// Dispatch at submission: when nothing waits and an eligible agent has room, the task is given to it in the
+    /// same transaction that stores it (one commit instead of two). Reserves the agent's capacity and returns the
+    /// assignment to write; `offerReserved` or `releaseReservation` must follow.
+    func reserve(_ task: TaskRecord, workflow: WorkflowDefinition) -> AttemptAssignment? {
+        guard task.dispatchTarget == .agent, queue.isEmpty, !sessions.isEmpty else { return nil }
+        let requirement = Self.requirement(task, workflow)
+        guard let chosen = DispatchPolicy.choose(from: sessions.values.map(\.candidate), for: requirement) else { return nil }
+        let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
+        guard let session = sessions[key] else { return nil }
+        sessions[key]?.candidate.running += 1
+        return AttemptAssignment(
+            attemptId: UUIDv7.make(at: clock.now()), agentId: key.agentId, agentLabels: session.record.labels, gatewayId: gatewayId,
+            gpuType: Self.gpuType(session.record.systemStats))
+    }
+
+    /// The reserved task is stored (as `queued`): lease it and send the offer.
+    func offerReserved(_ task: TaskRecord, definition: JSONValue, workflow: WorkflowDefinition) async {
+        guard let attemptId = task.attemptId, let agentId = task.agentId else { return }
+        let key = AgentKey(teamId: task.teamId, agentId: agentId)
+        let now = clock.now()
+        let lease = Lease(
+            attemptId: attemptId, taskId: task.id, teamId: task.teamId, agent: key, ackDeadline: now.addingTimeInterval(settings.ackTimeout),
+            runDeadline: nil, timeout: TimeInterval(task.taskTimeout))
+        leases[attemptId] = lease
+        guard sessions[key] != nil else {
+            // The agent left between the reservation and the commit: the task waits for another (no retry used).
+            requirements[task.id] = Self.requirement(task, workflow)
+            definitions[task.id] = definition
+            await endAttempt(lease, event: .released, error: "agent \(agentId) disconnected before it was offered the task")
+            return
+        }
+        if var session = sessions[key] {
+            session.record.status = Self.status(of: session.candidate)
+            sessions[key] = session
+        }
+        definitions[task.id] = definition
+        hub.signal(task.id)
+        do {
+            let message = try await makeOffer(task, attemptId: attemptId, now: now)
+            guard let connection = sessions[key]?.connection, leases[attemptId] != nil else { return }
+            connection.send(.offer(message))
+        } catch {
+            logger.error("could not build an offer", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
+            await endAttempt(lease, event: .released, error: "the platform could not prepare the task: \(error)")
+        }
+    }
+
+    /// A reservation whose task was not stored (refused, or an idempotent replay): give the capacity back.
+    func releaseReservation(_ assignment: AttemptAssignment, teamId: UUID) async {
+        release(AgentKey(teamId: teamId, agentId: assignment.agentId))
         await pass()
     }
 
@@ -123,6 +179,7 @@ actor Dispatcher: Service {
     func cancelled(taskId: UUID) {
         queue[taskId] = nil
         definitions[taskId] = nil
+        requirements[taskId] = nil
         for (attemptId, lease) in leases where lease.taskId == taskId {
             leases[attemptId]?.cancelling = true
             leases[attemptId]?.ackDeadline = nil
@@ -414,8 +471,8 @@ actor Dispatcher: Service {
         let ordered = queue.values.sorted { ($0.createdAt, $0.id.lowercased) < ($1.createdAt, $1.id.lowercased) }
         for task in ordered {
             guard queue[task.id] != nil else { continue }
-            let requirement = DispatchRequirement(
-                teamId: task.teamId, requiredLabels: Set(task.requiredLabels), pool: task.targetPool, submitterRegion: task.submitterRegion)
+            let requirement = await requirement(for: task)
+            guard queue[task.id] != nil else { continue }
             let candidates = sessions.values.map(\.candidate)
             guard let chosen = DispatchPolicy.choose(from: candidates, for: requirement) else {
                 if task.status == .pending {
@@ -431,6 +488,7 @@ actor Dispatcher: Service {
             }
             let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
             queue[task.id] = nil
+            requirements[task.id] = nil
             sessions[key]?.candidate.running += 1
             await offer(task, to: key)
         }
@@ -468,6 +526,26 @@ actor Dispatcher: Service {
             logger.error("could not build an offer", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
             await endAttempt(lease, event: .released, error: "the platform could not prepare the task: \(error)")
         }
+    }
+
+    /// The task's requirement, its workflow snapshot read (through the cache) the first time.
+    private func requirement(for task: TaskRecord) async -> DispatchRequirement {
+        if let known = requirements[task.id] { return known }
+        let storage = self.storage
+        let load: @Sendable () async throws -> WorkflowDefinition? = {
+            try await storage.workflowSnapshot(workflowId: task.workflowId, teamId: task.teamId, version: task.workflowVersion)?.definition
+        }
+        let workflow = try? await snapshots.definition(workflowId: task.workflowId, version: task.workflowVersion, load: load)
+        let requirement = workflow.map { Self.requirement(task, $0) } ?? Self.requirement(task, nil)
+        if queue[task.id] != nil { requirements[task.id] = requirement }
+        return requirement
+    }
+
+    static func requirement(_ task: TaskRecord, _ workflow: WorkflowDefinition?) -> DispatchRequirement {
+        DispatchRequirement(
+            teamId: task.teamId, requiredLabels: Set(task.requiredLabels), pool: task.targetPool, minVRAMGB: workflow?.minVRAMGB ?? 0,
+            submitterRegion: task.submitterRegion.map { $0.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() },
+            requiredModels: Set(workflow?.requiredModels ?? []))
     }
 
     private func release(_ key: AgentKey) {

@@ -23,7 +23,9 @@ struct RunSubmitter: Sendable {
     let objects: ObjectStorage
     let clock: any WallClock
     /// Told about every task this submitter created (the dispatcher), after it is durable.
-    var onCreated: @Sendable (TaskRecord, JSONValue) -> Void = { _, _ in }
+    var onCreated: @Sendable (TaskRecord, JSONValue, WorkflowDefinition) -> Void = { _, _, _ in }
+    /// The dispatcher, for dispatch at submission (nil: every task goes through `onCreated`).
+    var dispatcher: Dispatcher?
 
     func submit(_ target: Target, body: JSONValue, caller: Caller, idempotencyKey: String?) async throws -> Submitted {
         let teamId = try caller.requireTeam()
@@ -50,20 +52,37 @@ struct RunSubmitter: Sendable {
         }
 
         let now = clock.now()
-        let task = TaskRecord(
+        var task = TaskRecord(
             id: UUIDv7.make(at: now), teamId: teamId, workflowId: head.id, workflowVersion: version,
             source: caller.kind == .session ? .jwt : .apiKey, userId: caller.userId, credentialId: caller.credentialId, parameters: run.parameters,
             dispatchTarget: run.dispatchTarget, targetPool: run.targetPool, submitterRegion: run.submitterRegion, toolType: definition.toolType,
             requiredLabels: definition.requiredLabels, taskTimeout: definition.taskTimeout, maxRetries: definition.maxRetries, createdAt: now
         )
-        let outcome = try await storage.insertTask(
-            task, definition: run.injectedDefinition, firstEvent: .statusChange(taskId: task.id, sequence: 1, to: .pending, at: now),
-            idempotency: claim)
+        var events: [TaskEventRecord] = [.statusChange(taskId: task.id, sequence: 1, to: .pending, at: now)]
+        // An idle eligible agent takes the task in the same commit that stores it.
+        let reservation = await dispatcher?.reserve(task, workflow: definition)
+        if let reservation, task.assign(reservation, at: now) != nil {
+            events.append(task.statusEvent(sequence: 2, at: now))
+        }
+        let outcome: TaskInsertOutcome
+        do {
+            outcome = try await storage.insertTask(task, definition: run.injectedDefinition, events: events, idempotency: claim)
+        } catch {
+            if let reservation { await dispatcher?.releaseReservation(reservation, teamId: teamId) }
+            throw error
+        }
         switch outcome {
         case .created:
-            onCreated(task, run.injectedDefinition)
+            if reservation != nil, let dispatcher {
+                let (stored, injected) = (task, run.injectedDefinition)
+                Task { await dispatcher.offerReserved(stored, definition: injected, workflow: definition) }
+            } else {
+                onCreated(task, run.injectedDefinition, definition)
+            }
             return Submitted(taskId: task.id, replayed: false)
-        case .replayed(let taskId): return Submitted(taskId: taskId, replayed: true)
+        case .replayed(let taskId):
+            if let reservation { await dispatcher?.releaseReservation(reservation, teamId: teamId) }
+            return Submitted(taskId: taskId, replayed: true)
         }
     }
 
