@@ -77,6 +77,9 @@ struct AgentGatewayTests {
                 #expect(listed["agent_id"] as? String == "gpu-01")
                 #expect(listed["agent_status"] as? String == "idle")
                 #expect(listed["tasks_completed"] as? Int == 1)
+                let managed = try await app.call(client, .get, "/api/v1/agents", token: session, team: app.bootstrap.teamId).json()
+                #expect((managed["agent_list"] as? [[String: Any]])?.first?["agent_id"] as? String == "gpu-01")
+                #expect(try await app.call(client, .get, "/api/v1/agents", token: app.bootstrap.agentKey).status == .unauthorized)
             }
         }
     }
@@ -130,6 +133,34 @@ struct AgentGatewayTests {
                     }
                 }
             }
+        }
+    }
+
+    @Test("an idle event stream gets keep-alive comments and stays open until the task ends")
+    func keepAlive() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            let taskId = try await app.run(client)
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(client.port!)/api/v1/r/tasks/\(taskId.lowercased)/events")
+            request.headers.add(name: "Authorization", value: "Bearer \(app.bootstrap.integrationKey)")
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(20))
+            var text = ""
+            var advanced = false
+            for try await chunk in response.body {
+                text += String(buffer: chunk)
+                if !advanced, text.contains("\"status\":\"waiting\"") {
+                    advanced = true
+                    app.clock.advance(by: 16)
+                }
+                if text.contains(": keep-alive") {
+                    _ = try await app.call(client, .post, "/api/v1/r/tasks/\(taskId.lowercased)/cancel", token: app.bootstrap.integrationKey)
+                }
+                if text.contains("event: cancelled") { break }
+            }
+            #expect(text.hasPrefix("retry: 3000"))
+            #expect(Self.eventNames(text) == ["status", "status", "cancelled"])
+            #expect(text.contains(": keep-alive\n\n"))
         }
     }
 
