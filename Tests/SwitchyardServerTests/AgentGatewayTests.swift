@@ -136,6 +136,27 @@ struct AgentGatewayTests {
         }
     }
 
+    @Test("cancelling a queued task (offered, not yet acknowledged) tells the agent; its late ACK is refused")
+    func cancelQueued() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
+                let taskId = try await app.run(client)
+                let offer = try await agent.offer()
+                #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "queued")
+                _ = try await app.call(client, .post, "/api/v1/r/tasks/\(taskId.lowercased)/cancel", token: app.bootstrap.integrationKey)
+                let told = try await agent.receive("cancel") { if case .cancel(let ref) = $0 { ref } else { nil } }
+                #expect(told.attemptId == offer.attemptId)
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                _ = try await agent.receive("refused") {
+                    if case .refused(let refusal) = $0, refusal.attemptId == offer.attemptId { true } else { nil }
+                }
+                #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "cancelled")
+            }
+        }
+    }
+
     @Test("an idle event stream gets keep-alive comments and stays open until the task ends")
     func keepAlive() async throws {
         try await TestApp.with(.sqlite, live: true) { app, client in
