@@ -124,7 +124,8 @@ func dispatch(base: String, key: String, agentKey: String, agents: Int, tasks: I
         let answered = ContinuousClock.now
         guard status == 202, let taskId = body["task_id"]?.stringValue else { fatalError("run answered \(status): \(body.jsonString)") }
         let offered = await offerTime(taskId)
-        // Let the agent's complete land before the next submission, so every task meets an idle agent.
+        // Let the agent's ack and complete land before the next submission, so every task meets an idle agent.
+        // (Longer pauses make every figure worse on this VM: threads parked while idle wake up slowly.)
         try await Task.sleep(for: .milliseconds(2))
         if index >= 50 {
             latencies.append(milliseconds(start.duration(to: offered)))
