@@ -1,0 +1,24 @@
+import Foundation
+
+/// How the gateway and dispatcher time agents and attempts (`dispatch.*` in docs/configuration.md).
+public struct DispatchSettings: Sendable, Equatable {
+    /// Seconds an agent has to `ack` an offer before the task goes back to waiting.
+    public var ackTimeout: TimeInterval = 10
+    /// Seconds between the heartbeats agents send; three missed ones end the session.
+    public var heartbeatInterval: TimeInterval = 10
+    /// After a restart, seconds the attempts found running wait for their agent to reconnect and claim them.
+    public var reconnectGrace: TimeInterval = 30
+    /// How long a presigned input or output URL handed to an agent stays valid.
+    public var urlLifetime: Int = 3600
+    /// How often deadlines are checked and the database is re-read for tasks another replica accepted.
+    public var tickInterval: Duration = .milliseconds(100)
+    public var rescanInterval: TimeInterval = 1
+
+    public init() {}
+
+    public init(ackTimeout: TimeInterval, heartbeatInterval: TimeInterval, reconnectGrace: TimeInterval) {
+        self.ackTimeout = ackTimeout
+        self.heartbeatInterval = heartbeatInterval
+        self.reconnectGrace = reconnectGrace
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import SwitchyardCore
+import SwitchyardWire
+
+extension Dispatcher {
+    static func status(of candidate: AgentCandidate) -> AgentStatus {
+        switch candidate.status {
+        case .syncing, .unhealthy: candidate.status
+        case .idle, .busy: candidate.running > 0 ? .busy : .idle
+        }
+    }
+
+    static func json(_ stats: SystemStats) -> JSONValue {
+        guard let data = try? JSONEncoder().encode(stats), let value = try? JSONValue.parse(Array(data)) else { return .object([:]) }
+        return value
+    }
+
+    static func gpuType(_ stats: JSONValue) -> String? {
+        guard case .array(let devices)? = stats["gpu_devices"], case .string(let name)? = devices.first?["name"] else { return nil }
+        return name
+    }
+
+    static func seconds(_ value: TimeInterval) -> String {
+        value == value.rounded() ? "\(Int(value)) s" : String(format: "%.1f s", value)
+    }
+
+    /// `task_output` of a completed agent task: the primary output's `storage_key` (api.md §2.2), the image count,
+    /// and every output keyed `<node_id>.<kind>.<index>`.
+    static func output(_ files: [OutputFile]) -> JSONValue {
+        let ordered = files.sorted { ($0.nodeId, $0.kind, $0.index) < ($1.nodeId, $1.kind, $1.index) }
+        let primary = ordered.first { $0.kind == "images" } ?? ordered.first
+        var outputs: [String: JSONValue] = [:]
+        for file in ordered {
+            outputs[file.outputId] = [
+                "node_id": .string(file.nodeId), "kind": .string(file.kind), "index": .number(JSONNumber(file.index)),
+                "file_name": .string(file.fileName), "storage_key": .string(file.storageKey), "content_type": .string(file.contentType),
+                "size": .number(JSONNumber(file.size)),
+            ]
+        }
+        return [
+            "storage_key": primary.map { .string($0.storageKey) } ?? .null,
+            "image_count": .number(JSONNumber(files.filter { $0.kind == "images" }.count)),
+            "outputs": .object(outputs),
+        ]
+    }
+}
