@@ -212,6 +212,28 @@ struct AgentGatewayTests {
         }
     }
 
+    @Test("an agent that reconnects before its old socket is noticed gone keeps the attempts it lists as held")
+    func quickReconnect() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { old in
+                let taskId = try await app.run(client)
+                let offer = try await old.offer()
+                try await old.send(.ack(.init(attemptId: offer.attemptId)))
+                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
+                // The old socket is still open when the same agent says hello again, listing its attempt.
+                try await WireTestAgent.connect(
+                    port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu", held: [offer.attemptId])
+                ) { new in
+                    try await new.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
+                    let done = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "completed" }
+                    #expect(done["retry_count"] as? Int == 0)
+                }
+            }
+        }
+    }
+
     @Test("no ACK in time puts the task back to waiting without using a retry; the late ACK is refused")
     func ackTimeout() async throws {
         try await TestApp.with(.sqlite, live: true) { app, client in

@@ -199,9 +199,11 @@ actor Dispatcher: Service {
     /// Registers an agent after its `hello`; returns the `welcome`, or the `goodbye` that ends the session.
     func connect(_ connection: AgentConnection, hello: AgentMessage.Hello) async -> GatewayMessage {
         let now = clock.now()
+        let held = Set(hello.heldAttempts.compactMap(UUID.init(text:)))
         if let previous = sessions[connection.key] {
+            // Reconnected before the old socket was noticed gone: the attempts it still holds move to the new session.
             previous.connection.close(reason: "the agent connected again", retry: false)
-            await endSession(previous.connection.key, why: "it connected again")
+            await endSession(previous.connection.key, why: "it connected again", keeping: held)
         }
         let region = hello.region?.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         let candidate = AgentCandidate(
@@ -216,7 +218,6 @@ actor Dispatcher: Service {
         var session = Session(connection: connection, candidate: candidate, record: record, lastSeen: now)
 
         // Claim the attempts it still holds; tell it to drop the ones it no longer owns.
-        let held = Set(hello.heldAttempts.compactMap(UUID.init(text:)))
         for attemptId in held {
             if var lease = leases[attemptId], lease.agent == connection.key {
                 lease.orphanDeadline = nil
@@ -243,13 +244,13 @@ actor Dispatcher: Service {
         await endSession(connection.key, why: "its connection dropped")
     }
 
-    private func endSession(_ key: AgentKey, why: String) async {
+    private func endSession(_ key: AgentKey, why: String, keeping kept: Set<UUID> = []) async {
         guard var session = sessions.removeValue(forKey: key) else { return }
         session.connection.finish()
         let now = clock.now()
         session.record.disconnectedAt = now
         await persist(session.record)
-        for lease in leases.values where lease.agent == key && lease.orphanDeadline == nil {
+        for lease in leases.values where lease.agent == key && lease.orphanDeadline == nil && !kept.contains(lease.attemptId) {
             await endAttempt(
                 lease, event: lease.cancelling ? nil : .attemptFailed(retriable: true),
                 error: "agent \(key.agentId) disconnected while it held the task (\(why))")
