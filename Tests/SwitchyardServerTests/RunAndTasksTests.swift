@@ -38,7 +38,9 @@ struct RunAndTasksTests {
             #expect(poll.status == .ok)
             let task = try poll.json()
             #expect(task["id"] as? String == taskId.lowercased && task["workflow_id"] as? String == workflowId.lowercased)
-            #expect(task["task_status"] as? String == "pending" && task["retry_count"] as? Int == 0 && task["task_error"] as? String == "")
+            // No agent is connected: the dispatcher may already have moved it on to waiting.
+            #expect(["pending", "waiting"].contains(task["task_status"] as? String ?? ""))
+            #expect(task["retry_count"] as? Int == 0 && task["task_error"] as? String == "")
             #expect(task["task_source"] as? String == "api_key" && task["workflow_version"] as? Int == 1)
             #expect(
                 task["dispatch_target"] as? String == "agent" && task["target_pool"] as? String == "team" && task["tool_type"] as? String == "comfyui"
