@@ -23,7 +23,7 @@ public struct SwitchyardApplication: Sendable {
     /// The retention reaper (a service of `application`; tests call `sweep()` directly).
     public let reaper: RetentionReaper
     /// Matches tasks to agents (a service of `application`).
-    let dispatcher: Dispatcher
+    public let dispatcher: Dispatcher
 }
 
 /// Opens the storage a configuration names, keeps it running (PostgreSQL's pool is a service) while `body`

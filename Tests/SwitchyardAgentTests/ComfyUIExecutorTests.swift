@@ -105,13 +105,14 @@ struct ComfyUIExecutorTests {
                 + #" "2": {"class_type": "TestSleep", "inputs": {"value": ["1", 0], "seconds": 30}},"#
                 + #" "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "long"}}}"#
             let running = try Self.job(sleep)
-            let started = Mutex(false)
-            let first = Task { try await executor.execute(running) { _ in started.withLock { $0 = true } } }
-            while !started.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
+            let (progress, reported) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            let first = Task { try await executor.execute(running) { _ in reported.yield() } }
+            var progressed = progress.makeAsyncIterator()
+            _ = await progressed.next()  // running: ComfyUI reported progress
 
             let pending = try Self.job(sleep)
             let second = Task { try await executor.execute(pending) { _ in } }
-            try await Task.sleep(for: .milliseconds(200))
+            await fake.queued(promptId: pending.attemptId)
             second.cancel()
             await #expect(throws: CancellationError.self) { _ = try await second.value }
             #expect(await fake.requests().contains(#"POST /queue {"delete":["\#(pending.attemptId)"]}"#))

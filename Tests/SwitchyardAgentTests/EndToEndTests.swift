@@ -97,10 +97,23 @@ struct EndToEndTests {
                 _ = try await app.importWorkflow(client, session: session, body: Self.importBody(slug: "sleep", graph: graph, parameters: parameters))
                 try await Self.withAgent(app, client, fake: fake) {
                     let taskId = try await app.run(client, slug: "sleep")
-                    _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
-                    try await Task.sleep(for: .milliseconds(200))
-                    let cancel = try await app.call(client, .post, "/api/v1/r/tasks/\(taskId.lowercased)/cancel", token: app.bootstrap.integrationKey)
-                    #expect(cancel.status == .ok)
+                    // Follow the task's events: cancel once ComfyUI reports progress (it is running), then read on to the end.
+                    var request = HTTPClientRequest(url: "http://127.0.0.1:\(client.port!)/api/v1/r/tasks/\(taskId.lowercased)/events")
+                    request.headers.add(name: "Authorization", value: "Bearer \(app.bootstrap.integrationKey)")
+                    let stream = try await HTTPClient.shared.execute(request, timeout: .seconds(20))
+                    var text = ""
+                    var cancelled = false
+                    for try await chunk in stream.body {
+                        text += String(buffer: chunk)
+                        if !cancelled, text.contains("event: progress") {
+                            cancelled = true
+                            let cancel = try await app.call(
+                                client, .post, "/api/v1/r/tasks/\(taskId.lowercased)/cancel", token: app.bootstrap.integrationKey)
+                            #expect(cancel.status == .ok)
+                        }
+                        if text.contains("event: cancelled") { break }
+                    }
+                    #expect(cancelled)
                     let deadline = ContinuousClock.now + .seconds(10)
                     var result: [String: Any] = [:]
                     repeat {

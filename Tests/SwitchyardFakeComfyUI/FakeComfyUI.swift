@@ -54,6 +54,8 @@ public final class FakeComfyUI: Sendable {
     }
     /// Every `POST /prompt`, `/interrupt` and `/queue` the server answered, as `method path body`.
     public func requests() async -> [String] { await engine.requestLog }
+    /// Returns once a prompt with this id has been queued (at once if it was).
+    public func queued(promptId: String) async { await engine.waitUntilQueued(promptId) }
     /// How many prompts ran to an end (success, error or interrupt).
     public func finishedPrompts() async -> Int { await engine.finished }
 
@@ -192,7 +194,17 @@ actor Engine {
 
     // MARK: Queue
 
+    private var queuedIds: Set<String> = []
+    private var queueWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    func waitUntilQueued(_ id: String) async {
+        guard !queuedIds.contains(id) else { return }
+        await withCheckedContinuation { queueWaiters[id, default: []].append($0) }
+    }
+
     func enqueue(_ prompt: Prompt) {
+        queuedIds.insert(prompt.id)
+        for waiter in queueWaiters.removeValue(forKey: prompt.id) ?? [] { waiter.resume() }
         pending.append(prompt)
         broadcast("status", ["status": queueStatus])
         wakeUp.yield()

@@ -294,7 +294,7 @@ struct AgentGatewayTests {
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
                 _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
                 app.clock.advance(by: 86_400)
-                try await Task.sleep(for: .milliseconds(300))
+                await app.built.dispatcher.tick()
                 #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "running")
             }
         }

@@ -10,7 +10,7 @@ import SwitchyardWire
 /// task is one conditional write (`DispatchRepository`), so two dispatchers on one database — or a message about
 /// an attempt the agent lost — can never move a task twice. Capacity is reserved before the write and released
 /// if the write loses, so the actor may interleave at its awaits without over-committing an agent.
-actor Dispatcher: Service {
+public actor Dispatcher: Service {
     typealias Settings = DispatchSettings
 
     private struct Session {
@@ -80,7 +80,7 @@ actor Dispatcher: Service {
 
     // MARK: Service
 
-    func run() async throws {
+    public func run() async throws {
         await recoverActiveAttempts()
         let tick = settings.tickInterval
         try? await cancelWhenGracefulShutdown {
@@ -411,8 +411,9 @@ actor Dispatcher: Service {
         await pass()
     }
 
-    /// Deadlines: ACKs, run timeouts, heartbeats, orphans; then a rescan for tasks accepted elsewhere.
-    func tick() async {
+    /// Deadlines: ACKs, run timeouts, heartbeats, orphans; then a rescan for tasks accepted elsewhere. Runs every
+    /// `tickInterval`; tests call it to step past a deadline without waiting.
+    public func tick() async {
         let now = clock.now()
         for lease in leases.values {
             if let deadline = lease.orphanDeadline, deadline <= now {
