@@ -18,25 +18,6 @@ extension PostgresStorage {
         ).map(Self.decodeTask)
     }
 
-    public func assignTask(id: UUID, to assignment: AttemptAssignment, at date: Date) async throws -> TaskTransitionOutcome? {
-        try await changeTask(id: id, at: date) { task in task.assign(assignment, at: date).map { ($0, nil) } }
-    }
-
-    public func applyAttemptEvent(
-        taskId: UUID, attemptId: UUID, event: TaskStateMachine.Event, result: AttemptResult, message: String?, at date: Date
-    ) async throws -> TaskTransitionOutcome? {
-        try await changeTask(id: taskId, at: date) { task in
-            task.takeAttemptEvent(attemptId: attemptId, event, result: result, at: date).map { ($0, message) }
-        }
-    }
-
-    public func markTaskWaiting(id: UUID, message: String, at date: Date) async throws -> TaskTransitionOutcome? {
-        try await changeTask(id: id, at: date) { task in
-            guard task.status == .pending, let action = try? task.take(.scheduled, at: date) else { return nil }
-            return (action, message)
-        }
-    }
-
     public func recordAttemptStopped(taskId: UUID, attemptId: UUID, stoppedAt: Date, gpuSeconds: Double?) async throws -> Bool {
         try await !rows(
             """
@@ -60,11 +41,8 @@ extension PostgresStorage {
         }
     }
 
-    /// Reads the task under a row lock, lets `decide` change it, and writes the change and its event in one
-    /// transaction.
-    private func changeTask(
-        id: UUID, at date: Date, _ decide: (inout TaskRecord) -> (TaskStateMachine.Action, String?)?
-    ) async throws -> TaskTransitionOutcome? {
+    /// Reads the task under a row lock, applies `change`, and writes the change and its event in one transaction.
+    public func changeTask(id: UUID, _ change: TaskChange, at date: Date) async throws -> TaskTransitionOutcome? {
         let logger = self.logger
         return try await transaction { connection in
             guard
@@ -73,7 +51,7 @@ extension PostgresStorage {
                 ).collect().first
             else { return nil }
             var task = try Self.decodeTask(row)
-            guard let (action, message) = decide(&task) else { return nil }
+            guard let (action, message) = task.apply(change, at: date) else { return nil }
             guard case .transition = action else { return TaskTransitionOutcome(action: action, task: task) }
             try await connection.query(
                 """

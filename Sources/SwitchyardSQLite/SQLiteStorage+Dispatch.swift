@@ -15,25 +15,6 @@ extension SQLiteStorage {
             .map(Self.decodeTask)
     }
 
-    public func assignTask(id: UUID, to assignment: AttemptAssignment, at date: Date) async throws -> TaskTransitionOutcome? {
-        try await changeTask(id: id, at: date) { task in task.assign(assignment, at: date).map { ($0, nil) } }
-    }
-
-    public func applyAttemptEvent(
-        taskId: UUID, attemptId: UUID, event: TaskStateMachine.Event, result: AttemptResult, message: String?, at date: Date
-    ) async throws -> TaskTransitionOutcome? {
-        try await changeTask(id: taskId, at: date) { task in
-            task.takeAttemptEvent(attemptId: attemptId, event, result: result, at: date).map { ($0, message) }
-        }
-    }
-
-    public func markTaskWaiting(id: UUID, message: String, at date: Date) async throws -> TaskTransitionOutcome? {
-        try await changeTask(id: id, at: date) { task in
-            guard task.status == .pending, let action = try? task.take(.scheduled, at: date) else { return nil }
-            return (action, message)
-        }
-    }
-
     public func recordAttemptStopped(taskId: UUID, attemptId: UUID, stoppedAt: Date, gpuSeconds: Double?) async throws -> Bool {
         try await transaction { connection in
             let rows = try await connection.query(
@@ -58,16 +39,14 @@ extension SQLiteStorage {
         }
     }
 
-    /// Reads the task, lets `decide` change it, and writes the change and its event in one transaction.
-    private func changeTask(
-        id: UUID, at date: Date, _ decide: @Sendable @escaping (inout TaskRecord) -> (TaskStateMachine.Action, String?)?
-    ) async throws -> TaskTransitionOutcome? {
+    /// Reads the task, applies `change`, and writes the change and its event in one transaction.
+    public func changeTask(id: UUID, _ change: TaskChange, at date: Date) async throws -> TaskTransitionOutcome? {
         try await transaction { connection in
             guard let row = try await connection.query("SELECT \(Self.taskSelectColumns) FROM tasks WHERE id = ?", [.uuid(id)]).first else {
                 return nil
             }
             var task = try Self.decodeTask(row)
-            guard let (action, message) = decide(&task) else { return nil }
+            guard let (action, message) = task.apply(change, at: date) else { return nil }
             guard case .transition = action else { return TaskTransitionOutcome(action: action, task: task) }
             _ = try await connection.query(
                 """

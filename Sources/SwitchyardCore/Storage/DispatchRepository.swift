@@ -38,19 +38,11 @@ public protocol DispatchRepository: Sendable {
     func dispatchableTasks(limit: Int) async throws -> [TaskRecord]
     /// `queued` and `running` tasks of every team (the attempts a starting dispatcher must account for).
     func activeTasks() async throws -> [TaskRecord]
-    /// Gives a `pending`/`waiting` task to an agent: one conditional update, and the `queued` event. Nil when
-    /// the task is no longer dispatchable (another dispatcher took it, or it was cancelled).
-    func assignTask(id: UUID, to assignment: AttemptAssignment, at date: Date) async throws -> TaskTransitionOutcome?
-    /// Applies `event` to a task whose current attempt is `attemptId` (and that is not terminal), writing
-    /// `result`, and appends the matching event; `message` goes into a `waiting` event. Nil when the attempt is not
-    /// the task's current one or the task already ended: the caller refuses the message.
-    func applyAttemptEvent(
-        taskId: UUID, attemptId: UUID, event: TaskStateMachine.Event, result: AttemptResult, message: String?, at date: Date
-    ) async throws -> TaskTransitionOutcome?
+    /// Applies `change` to the task's current row and appends the matching event, in one transaction. Nil when
+    /// the change does not apply (see `TaskRecord.apply`): the caller lost a race or refuses the message.
+    func changeTask(id: UUID, _ change: TaskChange, at date: Date) async throws -> TaskTransitionOutcome?
     /// Records that the work of a cancelled attempt stopped; false when the attempt is not the task's.
     func recordAttemptStopped(taskId: UUID, attemptId: UUID, stoppedAt: Date, gpuSeconds: Double?) async throws -> Bool
-    /// Moves a `pending` task to `waiting`, with why it waits. Nil when the task is no longer pending.
-    func markTaskWaiting(id: UUID, message: String, at date: Date) async throws -> TaskTransitionOutcome?
     /// Appends a `progress` event to a task that is `running` under `attemptId`; its sequence number, or nil
     /// when the attempt is not the task's current one.
     func appendProgress(taskId: UUID, attemptId: UUID, data: JSONValue, at date: Date) async throws -> Int?
@@ -59,4 +51,25 @@ public protocol DispatchRepository: Sendable {
     func upsertAgent(_ agent: AgentRecord) async throws
     /// The team's agents, connected ones first, then by id.
     func agents(teamId: UUID, includeDisconnected: Bool, page: PageRequest) async throws -> Page<AgentRecord>
+}
+
+extension DispatchRepository {
+    /// Gives a `pending`/`waiting` task to an agent: one conditional update, and the `queued` event. Nil when the
+    /// task is no longer dispatchable (another dispatcher took it, or it was cancelled).
+    public func assignTask(id: UUID, to assignment: AttemptAssignment, at date: Date) async throws -> TaskTransitionOutcome? {
+        try await changeTask(id: id, .assign(assignment), at: date)
+    }
+
+    /// Applies `event` to a task whose current attempt is `attemptId` (and that is not terminal), writing `result`;
+    /// `message` goes into a `waiting` event. Nil when the attempt is not the task's current one or the task ended.
+    public func applyAttemptEvent(
+        taskId: UUID, attemptId: UUID, event: TaskStateMachine.Event, result: AttemptResult, message: String?, at date: Date
+    ) async throws -> TaskTransitionOutcome? {
+        try await changeTask(id: taskId, .attempt(id: attemptId, event: event, result: result, message: message), at: date)
+    }
+
+    /// Moves a `pending` task to `waiting`, with why it waits. Nil when the task is no longer pending.
+    public func markTaskWaiting(id: UUID, message: String, at date: Date) async throws -> TaskTransitionOutcome? {
+        try await changeTask(id: id, .markWaiting(message: message), at: date)
+    }
 }

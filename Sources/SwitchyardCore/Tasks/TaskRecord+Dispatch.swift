@@ -1,6 +1,30 @@
 import Foundation
 
+/// A dispatch-side change to one task, decided on its current row inside the storage's transaction.
+public enum TaskChange: Sendable, Equatable {
+    /// `pending`/`waiting` → `queued` under a new attempt.
+    case assign(AttemptAssignment)
+    /// An event of the task's current attempt, with what it writes and the message for a `waiting` event.
+    case attempt(id: UUID, event: TaskStateMachine.Event, result: AttemptResult, message: String?)
+    /// `pending` → `waiting`, saying why.
+    case markWaiting(message: String)
+}
+
 extension TaskRecord {
+    /// Applies `change` when it applies to the task as it is; returns what happened and the message for its event,
+    /// or nil (not applicable: already taken, another attempt, already ended).
+    public mutating func apply(_ change: TaskChange, at date: Date) -> (TaskStateMachine.Action, String?)? {
+        switch change {
+        case .assign(let assignment):
+            return assign(assignment, at: date).map { ($0, nil) }
+        case .attempt(let attemptId, let event, let result, let message):
+            return takeAttemptEvent(attemptId: attemptId, event, result: result, at: date).map { ($0, message) }
+        case .markWaiting(let message):
+            guard status == .pending, let action = try? take(.scheduled, at: date) else { return nil }
+            return (action, message)
+        }
+    }
+
     /// Gives the task to an agent (`pending`/`waiting` → `queued`); nil when it is not dispatchable any more.
     public mutating func assign(_ assignment: AttemptAssignment, at date: Date) -> TaskStateMachine.Action? {
         guard status == .pending || status == .waiting, let action = try? take(.assigned, at: date) else { return nil }
