@@ -98,20 +98,13 @@ struct EndToEndTests {
                 try await Self.withAgent(app, client, fake: fake) {
                     let taskId = try await app.run(client, slug: "sleep")
                     // Follow the task's events: cancel once ComfyUI reports progress (it is running), then read on to the end.
-                    var request = HTTPClientRequest(url: "http://127.0.0.1:\(client.port!)/api/v1/r/tasks/\(taskId.lowercased)/events")
-                    request.headers.add(name: "Authorization", value: "Bearer \(app.bootstrap.integrationKey)")
-                    let stream = try await HTTPClient.shared.execute(request, timeout: .seconds(20))
-                    var text = ""
                     var cancelled = false
-                    for try await chunk in stream.body {
-                        text += String(buffer: chunk)
-                        if !cancelled, text.contains("event: progress") {
-                            cancelled = true
-                            let cancel = try await app.call(
-                                client, .post, "/api/v1/r/tasks/\(taskId.lowercased)/cancel", token: app.bootstrap.integrationKey)
-                            #expect(cancel.status == .ok)
-                        }
-                        if text.contains("event: cancelled") { break }
+                    _ = try await app.followEvents(port: client.port!, taskId) { text in
+                        guard !cancelled, text.contains("event: progress") else { return }
+                        cancelled = true
+                        let cancel = try await app.call(
+                            client, .post, "/api/v1/r/tasks/\(taskId.lowercased)/cancel", token: app.bootstrap.integrationKey)
+                        #expect(cancel.status == .ok)
                     }
                     #expect(cancelled)
                     let deadline = ContinuousClock.now + .seconds(10)

@@ -163,21 +163,17 @@ struct AgentGatewayTests {
             let session = try await app.ownerSession(client)
             _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
             let taskId = try await app.run(client)
-            var request = HTTPClientRequest(url: "http://127.0.0.1:\(client.port!)/api/v1/r/tasks/\(taskId.lowercased)/events")
-            request.headers.add(name: "Authorization", value: "Bearer \(app.bootstrap.integrationKey)")
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(20))
-            var text = ""
             var advanced = false
-            for try await chunk in response.body {
-                text += String(buffer: chunk)
+            var cancelled = false
+            let text = try await app.followEvents(port: client.port!, taskId) { text in
                 if !advanced, text.contains("\"status\":\"waiting\"") {
                     advanced = true
                     app.clock.advance(by: 16)
                 }
-                if text.contains(": keep-alive") {
+                if !cancelled, text.contains(": keep-alive") {
+                    cancelled = true
                     _ = try await app.call(client, .post, "/api/v1/r/tasks/\(taskId.lowercased)/cancel", token: app.bootstrap.integrationKey)
                 }
-                if text.contains("event: cancelled") { break }
             }
             #expect(text.hasPrefix("retry: 3000"))
             #expect(Self.eventNames(text) == ["status", "status", "cancelled"])

@@ -159,3 +159,20 @@ extension TestApp {
         }
     }
 }
+
+extension TestApp {
+    /// Follows the task's SSE stream live over a real socket (the live test server on `port`): after each chunk,
+    /// `step` sees everything read so far; reading stops at the terminal event or when the stream ends.
+    public func followEvents(port: Int, _ taskId: UUID, _ step: (String) async throws -> Void = { _ in }) async throws -> String {
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/r/tasks/\(taskId.lowercased)/events")
+        request.headers.add(name: "Authorization", value: "Bearer \(bootstrap.integrationKey)")
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        var text = ""
+        for try await chunk in response.body {
+            text += String(buffer: chunk)
+            try await step(text)
+            if ["completed", "failed", "cancelled"].contains(where: { text.contains("event: \($0)\n") }) { break }
+        }
+        return text
+    }
+}

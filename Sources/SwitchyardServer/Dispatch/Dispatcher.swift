@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import SwitchyardCore
 import SwitchyardWire
+import Synchronization
 
 /// Matches waiting tasks to connected agents and keeps every attempt's lease (DESIGN §3, api.md §3.5).
 ///
@@ -44,7 +45,13 @@ public actor Dispatcher: Service {
     private let logger: Logger
     let settings: Settings
 
-    private var sessions: [AgentKey: Session] = [:]
+    private var sessions: [AgentKey: Session] = [:] {
+        didSet { sessionCount.store(sessions.count, ordering: .relaxed) }
+    }
+    /// How many agents are connected here, readable without entering the actor: submissions skip the hop to
+    /// `reserve` when there are none.
+    private nonisolated let sessionCount = Atomic<Int>(0)
+    nonisolated var hasAgents: Bool { sessionCount.load(ordering: .relaxed) > 0 }
     private var queue: [UUID: TaskRecord] = [:]
     /// Definitions handed over by the submitter, so an offer needs no read of the task's definition.
     private var definitions: [UUID: JSONValue] = [:]

@@ -60,7 +60,7 @@ struct RunSubmitter: Sendable {
         )
         var events: [TaskEventRecord] = [.statusChange(taskId: task.id, sequence: 1, to: .pending, at: now)]
         // An idle eligible agent takes the task in the same commit that stores it.
-        let reservation = await dispatcher?.reserve(task, workflow: definition)
+        let reservation = dispatcher?.hasAgents == true ? await dispatcher?.reserve(task, workflow: definition) : nil
         if let reservation, task.assign(reservation, at: now) != nil {
             events.append(task.statusEvent(sequence: 2, at: now))
         }
