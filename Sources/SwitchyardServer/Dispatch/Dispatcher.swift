@@ -55,6 +55,8 @@ public actor Dispatcher: Service {
     private var queue: [UUID: TaskRecord] = [:]
     /// Definitions handed over by the submitter, so an offer needs no read of the task's definition.
     private var definitions: [UUID: JSONValue] = [:]
+    /// Queued tasks still `pending` (from another replica, or from before a restart): to be marked `waiting`.
+    private var unmarked: Set<UUID> = []
     /// What each queued task asks of its agent (labels, pool, VRAM, models, region), from its workflow snapshot.
     private var requirements: [UUID: DispatchRequirement] = [:]
     private var leases: [UUID: Lease] = [:]
@@ -124,24 +126,49 @@ public actor Dispatcher: Service {
     func enqueue(_ task: TaskRecord, definition: JSONValue? = nil, workflow: WorkflowDefinition? = nil) async {
         guard task.dispatchTarget == .agent, !task.status.isTerminal else { return }
         queue[task.id] = task
+        if task.status == .pending { unmarked.insert(task.id) }
         if let definition { definitions[task.id] = definition }
         if let workflow { requirements[task.id] = Self.requirement(task, workflow) }
-        await pass()
+        // Tasks queued earlier were already offered to every agent with room; only the new one needs a look.
+        guard !passRunning else {
+            passAgain = true
+            return
+        }
+        await passOnce(only: [task.id])
+        // Still waiting: the definition is read again when it is offered, rather than held for who knows how long.
+        if queue[task.id] != nil { definitions[task.id] = nil }
     }
 
-    /// Dispatch at submission: when nothing waits and an eligible agent has room, the task is given to it in the
-    /// same transaction that stores it (one commit instead of two). Reserves the agent's capacity and returns the
-    /// assignment to write; `offerReserved` or `releaseReservation` must follow.
-    func reserve(_ task: TaskRecord, workflow: WorkflowDefinition) -> AttemptAssignment? {
-        guard task.dispatchTarget == .agent, queue.isEmpty, !sessions.isEmpty else { return nil }
+    /// The scheduler's decision for a task being submitted, written in the same commit that stores it.
+    enum Admission: Sendable {
+        /// An idle eligible agent's capacity is reserved: store the task `queued` under this attempt, then call
+        /// `offerReserved` (or `releaseReservation` if it was not stored).
+        case assign(AttemptAssignment)
+        /// Store it `waiting`, with this reason, then `enqueue` it.
+        case wait(String)
+    }
+
+    /// The reason a task submitted while no agent is connected waits.
+    static let noAgentsReason = "waiting for eligible agent: none connected"
+
+    /// Dispatch at submission: when nothing is queued ahead and an eligible agent has room, the task is given to
+    /// it in the transaction that stores it; otherwise it is stored `waiting` with the reason. Either way the
+    /// scheduler's first decision costs no second commit.
+    func admit(_ task: TaskRecord, workflow: WorkflowDefinition) -> Admission {
         let requirement = Self.requirement(task, workflow)
-        guard let chosen = DispatchPolicy.choose(from: sessions.values.map(\.candidate), for: requirement) else { return nil }
+        let candidates = sessions.values.map(\.candidate)
+        guard let chosen = DispatchPolicy.choose(from: candidates, for: requirement) else {
+            return .wait(DispatchPolicy.waitingReason(agents: candidates.filter { $0.teamId == task.teamId || $0.communityOptIn }, for: requirement))
+        }
         let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
-        guard let session = sessions[key] else { return nil }
+        guard queue.isEmpty, let session = sessions[key] else {
+            return .wait("waiting for eligible agent: earlier tasks go first")
+        }
         sessions[key]?.candidate.running += 1
-        return AttemptAssignment(
-            attemptId: UUIDv7.make(at: clock.now()), agentId: key.agentId, agentLabels: session.record.labels, gatewayId: gatewayId,
-            gpuType: Self.gpuType(session.record.systemStats))
+        return .assign(
+            AttemptAssignment(
+                attemptId: UUIDv7.make(at: clock.now()), agentId: key.agentId, agentLabels: session.record.labels, gatewayId: gatewayId,
+                gpuType: Self.gpuType(session.record.systemStats)))
     }
 
     /// The reserved task is stored (as `queued`): lease it and send the offer.
@@ -241,7 +268,8 @@ public actor Dispatcher: Service {
         sessions[connection.key] = session
         await persist(session.record)
         logger.info("agent connected", metadata: ["agent": "\(connection.key)", "labels": "\(hello.labels)", "capacity": "\(hello.capacity)"])
-        Task { await self.pass() }
+        // Tasks submitted while no agent was connected are in the database only: read them now.
+        Task { await self.rescan() }
         return .welcome(.init(agentId: hello.agentId, gatewayId: gatewayId, heartbeatInterval: settings.heartbeatInterval))
     }
 
@@ -442,7 +470,9 @@ public actor Dispatcher: Service {
             session.connection.close(reason: "no heartbeat for \(Self.seconds(silence))", retry: true)
             await endSession(session.connection.key, why: "it missed three heartbeats")
         }
-        if now.timeIntervalSince(lastRescan) >= settings.rescanInterval {
+        // Tasks accepted elsewhere can only move when an agent here has room (the first scan also marks stray
+        // `pending` tasks as waiting).
+        if now.timeIntervalSince(lastRescan) >= settings.rescanInterval, hasRoom || lastRescan == .distantPast {
             lastRescan = now
             await rescan()
         }
@@ -454,6 +484,7 @@ public actor Dispatcher: Service {
         var added = false
         for task in tasks where queue[task.id] == nil && task.dispatchTarget == .agent {
             queue[task.id] = task
+            if task.status == .pending { unmarked.insert(task.id) }
             added = true
         }
         if added || !queue.isEmpty { await pass() }
@@ -476,10 +507,20 @@ public actor Dispatcher: Service {
         } while passAgain
     }
 
-    private func passOnce() async {
-        let ordered = queue.values.sorted { ($0.createdAt, $0.id.lowercased) < ($1.createdAt, $1.id.lowercased) }
+    /// Whether some connected agent could take a task now (healthy, with room). Without one a pass only marks
+    /// `pending` tasks as waiting, so a backlog costs nothing per submission.
+    private var hasRoom: Bool {
+        sessions.values.contains { ($0.candidate.status == .idle || $0.candidate.status == .busy) && $0.candidate.running < $0.candidate.capacity }
+    }
+
+    private func passOnce(only subset: [UUID]? = nil) async {
+        let room = hasRoom
+        let pool = subset.map { $0.compactMap { queue[$0] } } ?? Array(queue.values)
+        let candidates = room ? pool : pool.filter { unmarked.contains($0.id) }
+        for task in candidates { unmarked.remove(task.id) }
+        let ordered = candidates.sorted { ($0.createdAt, $0.id.lowercased) < ($1.createdAt, $1.id.lowercased) }
         for task in ordered {
-            guard queue[task.id] != nil else { continue }
+            guard queue[task.id] != nil, !Task.isCancelled else { continue }
             let requirement = await requirement(for: task)
             guard queue[task.id] != nil else { continue }
             let candidates = sessions.values.map(\.candidate)

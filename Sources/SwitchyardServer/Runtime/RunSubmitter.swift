@@ -59,10 +59,23 @@ struct RunSubmitter: Sendable {
             requiredLabels: definition.requiredLabels, taskTimeout: definition.taskTimeout, maxRetries: definition.maxRetries, createdAt: now
         )
         var events: [TaskEventRecord] = [.statusChange(taskId: task.id, sequence: 1, to: .pending, at: now)]
-        // An idle eligible agent takes the task in the same commit that stores it.
-        let reservation = dispatcher?.hasAgents == true ? await dispatcher?.reserve(task, workflow: definition) : nil
-        if let reservation, task.assign(reservation, at: now) != nil {
-            events.append(task.statusEvent(sequence: 2, at: now))
+        // The scheduler's first decision goes into the same commit: an idle eligible agent takes the task, or it
+        // waits, saying why (no hop to the dispatcher when no agent is connected at all).
+        var reservation: AttemptAssignment?
+        // With no agent connected the dispatcher is not told: it reads waiting tasks back when one connects.
+        let noAgents = dispatcher?.hasAgents == false
+        if let dispatcher, task.dispatchTarget == .agent {
+            let admission: Dispatcher.Admission =
+                noAgents ? .wait(Dispatcher.noAgentsReason) : await dispatcher.admit(task, workflow: definition)
+            switch admission {
+            case .assign(let assignment):
+                if task.assign(assignment, at: now) != nil {
+                    reservation = assignment
+                    events.append(task.statusEvent(sequence: 2, at: now))
+                }
+            case .wait(let reason):
+                if (try? task.take(.scheduled, at: now)) != nil { events.append(task.statusEvent(sequence: 2, message: reason, at: now)) }
+            }
         }
         let outcome: TaskInsertOutcome
         do {
@@ -76,7 +89,7 @@ struct RunSubmitter: Sendable {
             if reservation != nil, let dispatcher {
                 let (stored, injected) = (task, run.injectedDefinition)
                 Task { await dispatcher.offerReserved(stored, definition: injected, workflow: definition) }
-            } else {
+            } else if !noAgents {
                 onCreated(task, run.injectedDefinition, definition)
             }
             return Submitted(taskId: task.id, replayed: false)
