@@ -3,7 +3,8 @@ import PostgresNIO
 import SwitchyardCore
 
 extension PostgresStorage {
-    static let credentialColumns = "id, team_id, user_id, kind, display_name, key_prefix, key_hash, created_at, last_used_at, expires_at, revoked_at"
+    static let credentialColumns =
+        "id, team_id, user_id, kind, display_name, key_prefix, key_hash, created_at, last_used_at, expires_at, revoked_at, companion_id"
 
     public func insertCredential(_ credential: Credential) async throws {
         try await mapConstraint("the credential") {
@@ -42,8 +43,13 @@ extension PostgresStorage {
     }
 
     public func revokeCredential(id: UUID, teamId: UUID, at date: Date) async throws -> Bool {
+        // A device key's companion agent key goes with it (api.md §2.10), in the same statement.
         !(try await rows(
-            "UPDATE credentials SET revoked_at = COALESCE(revoked_at, \(date)) WHERE id = \(id) AND team_id = \(teamId) RETURNING id"
+            """
+            UPDATE credentials SET revoked_at = COALESCE(revoked_at, \(date))
+            WHERE team_id = \(teamId) AND (id = \(id) OR id = (SELECT companion_id FROM credentials WHERE id = \(id) AND team_id = \(teamId)))
+            RETURNING id
+            """
         ).isEmpty)
     }
 
@@ -57,20 +63,19 @@ extension PostgresStorage {
             INSERT INTO credentials (\(unescaped: credentialColumns))
             VALUES (\(credential.id), \(credential.teamId), \(credential.userId), \(credential.kind.rawValue), \(credential.displayName),
                     \(credential.keyPrefix), \(credential.keyHash), \(credential.createdAt), \(credential.lastUsedAt), \(credential.expiresAt),
-                    \(credential.revokedAt))
+                    \(credential.revokedAt), \(credential.companionId))
             """,
             logger: logger
         )
     }
 
     static func decodeCredential(_ row: PostgresRow) throws -> Credential {
-        let (id, teamId, userId, kindName, displayName, keyPrefix, keyHash, createdAt, lastUsedAt, expiresAt, revokedAt) = try row.decode(
-            (UUID, UUID, UUID?, String, String, String, String, Date, Date?, Date?, Date?).self
-        )
+        let (id, teamId, userId, kindName, displayName, keyPrefix, keyHash, createdAt, lastUsedAt, expiresAt, revokedAt, companionId) =
+            try row.decode((UUID, UUID, UUID?, String, String, String, String, Date, Date?, Date?, Date?, UUID?).self)
         guard let kind = CredentialKind(rawValue: kindName) else { throw PostgresDecodingError(column: "kind") }
         return Credential(
             id: id, teamId: teamId, userId: userId, kind: kind, displayName: displayName, keyPrefix: keyPrefix, keyHash: keyHash,
-            createdAt: createdAt, lastUsedAt: lastUsedAt, expiresAt: expiresAt, revokedAt: revokedAt
+            createdAt: createdAt, lastUsedAt: lastUsedAt, expiresAt: expiresAt, revokedAt: revokedAt, companionId: companionId
         )
     }
 }

@@ -66,6 +66,7 @@ extension PostgresStorage {
             )
             let sequence = try await Self.nextSequence(taskId: id, on: connection, logger: logger)
             try await Self.insertEvent(task.statusEvent(sequence: sequence, message: message, at: date), on: connection, logger: logger)
+            try await Self.enqueueWebhookDeliveries(for: task, at: date, on: connection, logger: logger)
             return TaskTransitionOutcome(action: action, task: task)
         }
     }

@@ -34,7 +34,7 @@ extension PostgresStorage {
     }
 
     public func team(id: UUID) async throws -> Team? {
-        try await rows("SELECT id, display_name, created_at, updated_at FROM teams WHERE id = \(id)").first.map { row in
+        try await rows("SELECT id, display_name, created_at, updated_at FROM teams WHERE id = \(id) AND deleted_at IS NULL").first.map { row in
             let (id, name, created, updated) = try row.decode((UUID, String, Date, Date).self)
             return Team(id: id, displayName: name, createdAt: created, updatedAt: updated)
         }

@@ -191,6 +191,7 @@ extension PostgresStorage {
                 .collect().first?.decode(Int.self) ?? 1
             let record = TaskEventRecord.statusChange(taskId: id, sequence: sequence, to: status, error: task.error, output: task.output, at: date)
             try await Self.insertEvent(record, on: connection, logger: logger)
+            try await Self.enqueueWebhookDeliveries(for: task, at: date, on: connection, logger: logger)
             return TaskTransitionOutcome(action: action, task: task)
         }
     }

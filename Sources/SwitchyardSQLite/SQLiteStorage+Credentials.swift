@@ -4,7 +4,7 @@ import SwitchyardCore
 
 extension SQLiteStorage {
     static let credentialColumns =
-        "id, team_id, user_id, kind, display_name, key_prefix, key_hash, created_at, last_used_at, expires_at, revoked_at"
+        "id, team_id, user_id, kind, display_name, key_prefix, key_hash, created_at, last_used_at, expires_at, revoked_at, companion_id"
 
     public func insertCredential(_ credential: Credential) async throws {
         try await mapConstraint("the credential") {
@@ -42,10 +42,17 @@ extension SQLiteStorage {
     public func revokeCredential(id: UUID, teamId: UUID, at date: Date) async throws -> Bool {
         try await write { connection in
             let rows = try await connection.query(
-                "UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND team_id = ? RETURNING id",
+                "UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND team_id = ? RETURNING companion_id",
                 [.date(date), .uuid(id), .uuid(teamId)]
             )
-            return !rows.isEmpty
+            guard let row = rows.first else { return false }
+            // A device key's companion agent key goes with it (api.md §2.10).
+            if let companion = try row.optionalUUID("companion_id") {
+                _ = try await connection.query(
+                    "UPDATE credentials SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND team_id = ?",
+                    [.date(date), .uuid(companion), .uuid(teamId)])
+            }
+            return true
         }
     }
 
@@ -57,11 +64,11 @@ extension SQLiteStorage {
 
     static func insertCredential(_ credential: Credential, on connection: SQLiteConnection) async throws {
         _ = try await connection.query(
-            "INSERT INTO credentials (\(credentialColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO credentials (\(credentialColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 .uuid(credential.id), .uuid(credential.teamId), .uuid(credential.userId), .text(credential.kind.rawValue),
                 .text(credential.displayName), .text(credential.keyPrefix), .text(credential.keyHash), .date(credential.createdAt),
-                .date(credential.lastUsedAt), .date(credential.expiresAt), .date(credential.revokedAt),
+                .date(credential.lastUsedAt), .date(credential.expiresAt), .date(credential.revokedAt), .uuid(credential.companionId),
             ]
         )
     }
@@ -72,7 +79,7 @@ extension SQLiteStorage {
             id: try row.uuid("id"), teamId: try row.uuid("team_id"), userId: try row.optionalUUID("user_id"), kind: kind,
             displayName: try row.string("display_name"), keyPrefix: try row.string("key_prefix"), keyHash: try row.string("key_hash"),
             createdAt: try row.date("created_at"), lastUsedAt: row.optionalDate("last_used_at"), expiresAt: row.optionalDate("expires_at"),
-            revokedAt: row.optionalDate("revoked_at")
+            revokedAt: row.optionalDate("revoked_at"), companionId: try row.optionalUUID("companion_id")
         )
     }
 }

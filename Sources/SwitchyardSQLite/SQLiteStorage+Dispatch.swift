@@ -65,6 +65,7 @@ extension SQLiteStorage {
             _ = try await connection.query(
                 "INSERT INTO task_events (task_id, sequence, event_type, data, created_at) VALUES (?, ?, ?, ?, ?)",
                 Self.eventBinds(task.statusEvent(sequence: sequence, message: message, at: date)))
+            try await Self.enqueueWebhookDeliveries(for: task, at: date, on: connection)
             return TaskTransitionOutcome(action: action, task: task)
         }
     }

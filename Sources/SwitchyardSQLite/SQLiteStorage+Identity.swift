@@ -31,7 +31,7 @@ extension SQLiteStorage {
     }
 
     public func team(id: UUID) async throws -> Team? {
-        try await read("SELECT id, display_name, created_at, updated_at FROM teams WHERE id = ?", [.uuid(id)])
+        try await read("SELECT id, display_name, created_at, updated_at FROM teams WHERE id = ? AND deleted_at IS NULL", [.uuid(id)])
             .first.map(Self.decodeTeam)
     }
 

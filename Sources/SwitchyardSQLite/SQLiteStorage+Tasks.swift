@@ -215,6 +215,7 @@ extension SQLiteStorage {
             let record = TaskEventRecord.statusChange(taskId: id, sequence: sequence, to: status, error: task.error, output: task.output, at: date)
             try await Self.insertRows(
                 table: "task_events", columns: "task_id, sequence, event_type, data, created_at", rows: [Self.eventBinds(record)], on: connection)
+            try await Self.enqueueWebhookDeliveries(for: task, at: date, on: connection)
             return TaskTransitionOutcome(action: action, task: task)
         }
     }

@@ -24,6 +24,8 @@ public struct SwitchyardApplication: Sendable {
     public let reaper: RetentionReaper
     /// Matches tasks to agents (a service of `application`).
     public let dispatcher: Dispatcher
+    /// Sends webhook deliveries (a service of `application`; tests call `drain()` directly).
+    public let webhookSender: WebhookSender
 }
 
 /// Opens the storage a configuration names, keeps it running (PostgreSQL's pool is a service) while `body`
@@ -95,17 +97,36 @@ public func buildApplication(
         .addRoutes(to: api.group("auth"))
     UsersController(storage: storage)
         .addRoutes(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
-    CredentialsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, keyCache: keyCache)
-        .addRoutes(to: api.group("credentials").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
     let heads = WorkflowHeadCache(ttl: configuration.cacheTTL)
     WorkflowsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, heads: heads)
         .addRoutes(to: api.group("workflows").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     let runtime = api.group("r").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .runtime))
     let objects = objectStore?.objectStorage(configuration: configuration) ?? ObjectStorage(external: configuration, clock: clock)
     let snapshots = SnapshotCache()
-    let hub = TaskEventHub()
+    let secrets = try SecretBox.load(configuration: configuration)
+    let webhookSender = WebhookSender(storage: storage, box: secrets, clock: clock, settings: configuration.webhooks, logger: logger)
+    let hub = TaskEventHub(onEnded: { webhookSender.nudge() })
     let dispatcher = Dispatcher(
         storage: storage, objects: objects, snapshots: snapshots, hub: hub, clock: clock, settings: configuration.dispatch, logger: logger)
+    CredentialsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, keyCache: keyCache, dispatcher: dispatcher)
+        .addRoutes(to: api.group("credentials").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
+    let management = api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management))
+    WebhooksController(
+        storage: storage, box: secrets, policy: configuration.webhooks.policy, clock: clock, maxBodySize: configuration.maxBodySize,
+        sender: webhookSender
+    ).addRoutes(to: api.group("webhooks").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
+    let teams = TeamsController(
+        storage: storage, clock: clock, maxBodySize: configuration.maxBodySize,
+        effects: TeamEffects(keyCache: keyCache, dispatcher: dispatcher, hub: hub, objects: objects))
+    teams.addUserRoutes(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
+    teams.addTeamRoutes(to: management)
+    InvitationAcceptController(
+        storage: storage, sessions: sessions, clock: clock, bcryptCost: configuration.bcryptCost, maxBodySize: configuration.maxBodySize
+    ).addRoutes(to: api)
+    let pairing = PairingController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, dispatcher: dispatcher)
+    pairing.addPublicRoutes(to: api)
+    pairing.addConfirmRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
+    pairing.addRevokeRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     var submitter = RunSubmitter(storage: storage, snapshots: snapshots, heads: heads, objects: objects, clock: clock)
     submitter.onCreated = { task, definition, workflow in Task { await dispatcher.enqueue(task, definition: definition, workflow: workflow) } }
     submitter.dispatcher = dispatcher
@@ -136,12 +157,12 @@ public func buildApplication(
             configuration: .init(maxFrameSize: AgentGateway.maximumMessageSize, autoPing: .enabled(timePeriod: .seconds(15)))
         ) { request, _, _ in await gateway.shouldUpgrade(request) },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Switchyard"),
-        services: (objectStore.map { [$0.application] } ?? []) + [reaper, dispatcher],
+        services: (objectStore.map { [$0.application] } ?? []) + [reaper, dispatcher, webhookSender],
         logger: serverLogger
     )
     return SwitchyardApplication(
         application: application, storage: storage, bootstrap: bootstrap, routes: routes, authenticator: authenticator, objectStore: objectStore,
-        reaper: reaper, dispatcher: dispatcher)
+        reaper: reaper, dispatcher: dispatcher, webhookSender: webhookSender)
 }
 
 /// The bcrypt hash an unknown email's login attempt is checked against, so it costs what a wrong password

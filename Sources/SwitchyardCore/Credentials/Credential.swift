@@ -14,10 +14,13 @@ public struct Credential: Sendable, Equatable {
     public var lastUsedAt: Date?
     public var expiresAt: Date?
     public var revokedAt: Date?
+    /// For a `dk-` key from device pairing: the `ak-` key minted beside it, revoked with it.
+    public var companionId: UUID?
 
     public init(
         id: UUID, teamId: UUID, userId: UUID?, kind: CredentialKind, displayName: String, keyPrefix: String,
-        keyHash: String, createdAt: Date, lastUsedAt: Date? = nil, expiresAt: Date? = nil, revokedAt: Date? = nil
+        keyHash: String, createdAt: Date, lastUsedAt: Date? = nil, expiresAt: Date? = nil, revokedAt: Date? = nil,
+        companionId: UUID? = nil
     ) {
         self.id = id
         self.teamId = teamId
@@ -30,6 +33,7 @@ public struct Credential: Sendable, Equatable {
         self.lastUsedAt = lastUsedAt
         self.expiresAt = expiresAt
         self.revokedAt = revokedAt
+        self.companionId = companionId
     }
 
     /// `active`, `expired` or `revoked` at `date`.

@@ -8,5 +8,6 @@ enum PostgresMigrations {
         m0003CreateModels,
         m0004CreateRetention,
         m0005CreateDispatch,
+        m0006CreateTeamsWebhooksPairing,
     ]
 }

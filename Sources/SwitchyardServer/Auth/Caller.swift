@@ -49,6 +49,13 @@ public struct Caller: Sendable, Equatable {
         }
     }
 
+    /// Throws 403 unless the caller's role holds `permission`; `action` says what was refused.
+    func require(_ permission: TeamPermission, to action: String) throws {
+        guard let role, permission.allows(role) else {
+            throw SwitchyardError.forbidden("role \(role?.rawValue ?? "none") cannot \(action); this needs one of: \(permission.rolesDescription)")
+        }
+    }
+
     /// Throws 403 unless the caller's role may manage credentials.
     func requireCredentialManager() throws {
         guard let role, role.canManageCredentials else {

@@ -46,6 +46,12 @@ final class CredentialCache: Sendable {
         entries.withLock { entries in entries[keyHash]?.credential.lastUsedAt = date }
     }
 
+    func invalidate(teamId: UUID) {
+        entries.withLock { entries in
+            entries = entries.filter { $0.value.credential.teamId != teamId }
+        }
+    }
+
     func invalidate(credentialId: UUID) {
         entries.withLock { entries in
             entries = entries.filter { $0.value.credential.id != credentialId }

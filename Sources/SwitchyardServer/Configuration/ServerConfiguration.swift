@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import SwitchyardCore
 import SwitchyardObjectStore
 
 /// Everything `switchyard serve` reads at start, typed and validated once (flags → environment → config
@@ -49,6 +50,11 @@ public struct ServerConfiguration: Sendable {
     /// Agent sessions and attempts (`dispatch.ackTimeout`, `dispatch.heartbeatInterval`, `dispatch.reconnectGrace`, in
     /// seconds).
     public var dispatch = DispatchSettings()
+    /// Webhook delivery (`webhooks.timeout` in seconds, `webhooks.allowInsecure`, `webhooks.allowPrivateNetworks`).
+    public var webhooks = WebhookSender.Settings()
+    /// Base64 of the 32-byte key that encrypts stored webhook secrets (`secrets.key`); nil keeps a generated key in
+    /// `<data.dir>/secrets.key`. Replicas sharing a PostgreSQL database must share this key.
+    public var secretsKey: String?
     /// Minimum log level (`log.level`).
     public var logLevel = "info"
 
@@ -93,6 +99,11 @@ public struct ServerConfiguration: Sendable {
             ackTimeout: TimeInterval(try Self.int(reader, "dispatch.ackTimeout", default: Int(defaults.dispatch.ackTimeout))),
             heartbeatInterval: TimeInterval(try Self.int(reader, "dispatch.heartbeatInterval", default: Int(defaults.dispatch.heartbeatInterval))),
             reconnectGrace: TimeInterval(try Self.int(reader, "dispatch.reconnectGrace", default: Int(defaults.dispatch.reconnectGrace))))
+        webhooks.timeout = TimeInterval(try Self.int(reader, "webhooks.timeout", default: Int(defaults.webhooks.timeout)))
+        webhooks.policy = WebhookTargetPolicy(
+            allowInsecureLoopback: try Self.bool(reader, "webhooks.allowInsecure", default: false),
+            allowPrivateNetworks: try Self.bool(reader, "webhooks.allowPrivateNetworks", default: false))
+        secretsKey = reader.string(forKey: "secrets.key", isSecret: true).flatMap { $0.isEmpty ? nil : $0 }
         logLevel = reader.string(forKey: "log.level", default: defaults.logLevel)
         try validate()
     }
@@ -161,6 +172,9 @@ public struct ServerConfiguration: Sendable {
         }
         guard !s3Region.isEmpty, s3Region.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else {
             throw Invalid(description: "s3.region: \"\(s3Region)\" is not a region name")
+        }
+        guard (1...60).contains(webhooks.timeout) else {
+            throw Invalid(description: "webhooks.timeout: \(Int(webhooks.timeout)) is outside 1–60 seconds")
         }
         guard maxBodySize >= 1024 else { throw Invalid(description: "http.maxBodySize: \(maxBodySize) is below 1024 bytes") }
         guard !dataDirectory.isEmpty else { throw Invalid(description: "data.dir must not be empty") }

@@ -10,6 +10,8 @@ struct CredentialsController {
     let maxBodySize: Int
     /// Revocation removes the key from the authentication cache, so it fails on the very next request here.
     let keyCache: CredentialCache
+    /// Agents connected with a revoked `ak-` key (or a device key's companion) are disconnected.
+    let dispatcher: Dispatcher
 
     struct CreateRequest: Decodable {
         let kind: String?
@@ -172,10 +174,13 @@ struct CredentialsController {
             }
             throw SwitchyardError.invalid("credentialId: \"\(raw)\" is not a UUID")
         }
-        guard try await storage.revokeCredential(id: id, teamId: try caller.requireTeam(), at: clock.now()) else {
-            throw SwitchyardError.notFound("credential not found")
-        }
+        let teamId = try caller.requireTeam()
+        guard let credential = try await storage.credential(id: id, teamId: teamId),
+            try await storage.revokeCredential(id: id, teamId: teamId, at: clock.now())
+        else { throw SwitchyardError.notFound("credential not found") }
         keyCache.invalidate(credentialId: id)
+        await dispatcher.credentialsRevoked(
+            teamId: teamId, credentialIds: Set([id] + (credential.companionId.map { [$0] } ?? [])), reason: "its key was revoked")
         context.logger.info("credential revoked", metadata: ["credential_id": "\(id)"])
         return Response(status: .noContent)
     }

@@ -85,7 +85,7 @@ struct TasksController {
         }
         if case .transition = outcome.action {
             context.logger.info("task cancelled", metadata: ["task_id": "\(id.lowercased)"])
-            hub.signal(id)
+            hub.ended(id)
             await dispatcher.cancelled(taskId: id)
         }
         return JSONBody.response(["is_success": true])

@@ -222,6 +222,15 @@ public actor Dispatcher: Service {
         }
     }
 
+    /// Credentials were revoked: sessions of `teamId` opened with one of `credentialIds` (every session of the team
+    /// when nil) end now, rather than at their next reconnect.
+    func credentialsRevoked(teamId: UUID, credentialIds: Set<UUID>?, reason: String) async {
+        for (key, session) in sessions where key.teamId == teamId && (credentialIds?.contains(session.connection.credentialId) ?? true) {
+            session.connection.close(reason: reason, retry: false)
+            await endSession(key, why: reason)
+        }
+    }
+
     /// The tasks an agent connected here holds, oldest attempt first.
     func runningTasks(teamId: UUID, agentId: String) -> [UUID] {
         let key = AgentKey(teamId: teamId, agentId: agentId)
@@ -433,7 +442,7 @@ public actor Dispatcher: Service {
                     message: error, at: now)
             }
             if let task = outcome?.task {
-                hub.signal(task.id)
+                if task.status.isTerminal { hub.ended(task.id) } else { hub.signal(task.id) }
                 if task.status == .waiting { queue[task.id] = task }
                 logger.info(
                     "attempt ended",

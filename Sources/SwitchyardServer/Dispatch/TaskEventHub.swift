@@ -5,8 +5,12 @@ import Synchronization
 /// the log on a short timer, so events written by another replica arrive too, only later.
 final class TaskEventHub: Sendable {
     private let subscribers = Mutex<[UUID: [ObjectIdentifier: EventSignal]]>([:])
+    /// Called when a task ended here (the webhook sender looks at its outbox at once).
+    private let onEnded: @Sendable () -> Void
 
-    init() {}
+    init(onEnded: @escaping @Sendable () -> Void = {}) {
+        self.onEnded = onEnded
+    }
 
     func subscribe(_ taskId: UUID) -> EventSignal {
         let signal = EventSignal()
@@ -19,6 +23,12 @@ final class TaskEventHub: Sendable {
             all[taskId]?[ObjectIdentifier(signal)] = nil
             if all[taskId]?.isEmpty == true { all[taskId] = nil }
         }
+    }
+
+    /// A task reached a terminal state: wake its streams and whoever waits for ended tasks.
+    func ended(_ taskId: UUID) {
+        signal(taskId)
+        onEnded()
     }
 
     func signal(_ taskId: UUID) {

@@ -43,6 +43,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Path-style addressing (true, the default for custom endpoints) or virtual-hosted (false).")
     var s3PathStyle: Bool?
 
+    @Flag(name: .long, help: "Allow http:// webhooks to loopback hosts (local development and tests only).")
+    var allowInsecureWebhooks = false
+
     func run() async throws {
         var flags: [AbsoluteConfigKey: ConfigValue] = [:]
         if let host { flags["http.host"] = ConfigValue(.string(host), isSecret: false) }
@@ -55,6 +58,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let s3AccessKey { flags["s3.accessKey"] = ConfigValue(.string(s3AccessKey), isSecret: false) }
         if let s3SecretKey { flags["s3.secretKey"] = ConfigValue(.string(s3SecretKey), isSecret: true) }
         if let s3PathStyle { flags["s3.pathStyle"] = ConfigValue(.bool(s3PathStyle), isSecret: false) }
+        if allowInsecureWebhooks { flags["webhooks.allowInsecure"] = ConfigValue(.bool(true), isSecret: false) }
         let configuration = try await options.loadConfiguration(extraFlags: flags)
         let logger = makeLogger(level: configuration.logLevel)
 

@@ -35,7 +35,7 @@ struct ServerOptions: ParsableArguments {
             InMemoryProvider(name: "flags", values: flagValues().merging(extraFlags) { $1 }),
             EnvironmentVariablesProvider(
                 environmentVariables: environment,
-                secretsSpecifier: .specific(["SWITCHYARD_DATABASE_URL", "SWITCHYARD_S3_SECRET_KEY"])
+                secretsSpecifier: .specific(["SWITCHYARD_DATABASE_URL", "SWITCHYARD_S3_SECRET_KEY", "SWITCHYARD_SECRETS_KEY"])
             ).prefixKeys(with: "switchyard"),
         ]
         if let path = config ?? environment["SWITCHYARD_CONFIG"] {

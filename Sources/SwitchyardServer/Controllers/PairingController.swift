@@ -1,0 +1,152 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import SwitchyardCore
+
+/// Device pairing (api.md §2.10; docs/teams.md): a CLI starts a pairing and shows the user code, a signed-in user
+/// confirms it for a team, and the CLI's next poll collects a `dk-` key and its companion `ak-` key — minted by
+/// that poll, delivered once; the pairing is gone afterwards (404).
+struct PairingController {
+    let storage: any SwitchyardStorage
+    let clock: any WallClock
+    let maxBodySize: Int
+    let dispatcher: Dispatcher
+
+    /// `/desktop/pair/start`, `/desktop/pair/poll` (no credentials: the device code is the secret).
+    func addPublicRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
+        group.post("desktop/pair/start", use: start)
+        group.post("desktop/pair/poll", use: poll)
+        group.get("desktop/pair", use: page)
+    }
+
+    /// The `verification_uri`: a small page that signs the user in and confirms the code (Switchyard has no
+    /// dashboard; the same can be done with curl, docs/teams.md).
+    @Sendable func page(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/html; charset=utf-8"
+        headers[.contentSecurityPolicy] = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: Self.pageHTML)))
+    }
+
+    static let pageHTML = """
+        <!doctype html><html><head><meta charset="utf-8"><title>Switchyard — pair a device</title>
+        <style>body{font:16px system-ui;max-width:28rem;margin:3rem auto}input,select,button{font:inherit;width:100%;margin:.3rem 0;padding:.4rem}</style>
+        </head><body><h1>Pair a device</h1><p>Sign in to approve the code your terminal shows.</p>
+        <form id="f"><input id="code" placeholder="ABCD-EFGH" required><input id="email" type="email" placeholder="email" required>
+        <input id="password" type="password" placeholder="password" required><select id="team" hidden></select>
+        <input id="name" placeholder="device name (optional)"><button>Approve</button></form><p id="out"></p>
+        <script>
+        const q=new URLSearchParams(location.search);code.value=q.get('user_code')||'';let token=null;
+        const api=(p,o={})=>fetch('/api/v1'+p,{...o,headers:{'Content-Type':'application/json',...(token?{Authorization:'Bearer '+token}:{}),...(o.headers||{})}}).then(async r=>{const b=await r.json().catch(()=>({}));if(!r.ok)throw new Error(b.error_message||r.status);return b});
+        f.onsubmit=async e=>{e.preventDefault();try{
+        if(!token){token=(await api('/auth/login',{method:'POST',body:JSON.stringify({email_address:email.value,password:password.value})})).access_token;
+        const teams=(await api('/users/me')).team_list;team.innerHTML=teams.map(t=>`<option value="${t.id}">${t.display_name.replace(/</g,'&lt;')} (${t.member_role})</option>`).join('');
+        if(teams.length>1){team.hidden=false;out.textContent='Choose the team, then approve.';return}}
+        const body={user_code:code.value};if(name.value)body.device_name=name.value;
+        await api('/desktop/pair/confirm',{method:'POST',body:JSON.stringify(body),headers:{'X-Team-ID':team.value}});
+        out.textContent='Approved. Your terminal will finish signing in.';f.hidden=true}catch(err){out.textContent='Error: '+err.message}};
+        </script></body></html>
+        """
+
+    /// `/desktop/pair/confirm` (session only, `X-Team-ID` required).
+    func addConfirmRoute(to group: RouterGroup<SwitchyardRequestContext>) {
+        group.post("desktop/pair/confirm", use: confirm)
+    }
+
+    /// `/auth/device/revoke` (the `dk-` key revokes itself).
+    func addRevokeRoute(to group: RouterGroup<SwitchyardRequestContext>) {
+        group.post("auth/device/revoke", use: revoke)
+    }
+
+    @Sendable func start(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let now = clock.now()
+        var random = SystemRandomNumberGenerator()
+        let deviceCode = CredentialSecret.randomString(length: 48, using: &random)
+        let userCode = DevicePairing.makeUserCode(using: &random)
+        let pairing = DevicePairing(
+            id: UUIDv7.make(at: now), deviceCodeHash: SecretHasher.keyHash(deviceCode), userCode: userCode, createdAt: now,
+            expiresAt: now.addingTimeInterval(DevicePairing.lifetime))
+        try await storage.insertPairing(pairing)
+        let display = DevicePairing.display(userCode)
+        return JSONBody.response([
+            "device_code": .string(deviceCode), "user_code": .string(display),
+            "verification_uri": .string("\(Self.origin(of: request))/api/v1/desktop/pair?user_code=\(display)"),
+            "expires_in": .integer(Int(DevicePairing.lifetime)), "interval": .integer(DevicePairing.pollInterval),
+        ])
+    }
+
+    @Sendable func confirm(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let typed = try fields.required("user_code") { key throws(SwitchyardError) in try fields.string(key, length: 1...64) }
+        guard let userCode = DevicePairing.normalise(typed) else {
+            throw SwitchyardError.invalid("field \"user_code\": \"\(typed)\" is not a pairing code (8 letters and digits, like AB7K-PNQ3)")
+        }
+        let now = clock.now()
+        let name = try fields.string("device_name", length: 1...100, trim: true) ?? "Desktop (paired \(RFC3339.format(now).prefix(10)))"
+        guard
+            try await storage.confirmPairing(
+                userCode: userCode, userId: try caller.requireUser(), teamId: try caller.requireTeam(), deviceName: name, at: now)
+        else {
+            throw SwitchyardError.notFound("no pending pairing with code \(DevicePairing.display(userCode)); it expired or was already confirmed")
+        }
+        context.logger.info("device pairing confirmed", metadata: ["device_name": "\(name)"])
+        return JSONBody.response(["is_success": true, "message": "Pairing confirmed; the desktop's next poll will receive the credential."])
+    }
+
+    @Sendable func poll(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let deviceCode = try fields.required("device_code") { key throws(SwitchyardError) in try fields.string(key, length: 1...200) }
+        let now = clock.now()
+        guard let pairing = try await storage.pairing(deviceCodeHash: SecretHasher.keyHash(deviceCode), at: now) else {
+            throw SwitchyardError.notFound("pairing not found: it expired or its credential was already delivered; start again")
+        }
+        guard let userId = pairing.confirmedBy, let teamId = pairing.teamId else {
+            return JSONBody.response(["status": "pending", "interval": .integer(DevicePairing.pollInterval)])
+        }
+        let name = pairing.deviceName ?? "Desktop"
+        // The companion agent key lets the paired machine run `switchyard agent`; only roles that may change the
+        // team's work get one (an agent receives the team's tasks and reports their results).
+        let role = try await storage.role(userId: userId, teamId: teamId)
+        let agentSecret = CredentialSecret.generate(kind: .agent)
+        let agent = Credential(
+            id: UUIDv7.make(at: now), teamId: teamId, userId: userId, kind: .agent, displayName: String("\(name) (agent)".prefix(100)),
+            keyPrefix: CredentialSecret.displayPrefix(of: agentSecret), keyHash: SecretHasher.keyHash(agentSecret), createdAt: now,
+            revokedAt: role?.canWrite == true ? nil : now)
+        let deviceSecret = CredentialSecret.generate(kind: .device)
+        let device = Credential(
+            id: UUIDv7.make(at: now), teamId: teamId, userId: userId, kind: .device, displayName: name,
+            keyPrefix: CredentialSecret.displayPrefix(of: deviceSecret), keyHash: SecretHasher.keyHash(deviceSecret), createdAt: now,
+            companionId: agent.id)
+        guard try await storage.completePairing(id: pairing.id, device: device, agent: agent) else {
+            throw SwitchyardError.notFound("pairing not found: it expired or its credential was already delivered; start again")
+        }
+        context.logger.info("device paired", metadata: ["credential_id": "\(device.id.lowercased)", "paired_team_id": "\(teamId.lowercased)"])
+        return JSONBody.response([
+            "status": "approved", "raw_key": .string(deviceSecret), "agent_key": role?.canWrite == true ? .string(agentSecret) : .null,
+            "team_id": .uuid(teamId), "key_prefix": .string(device.keyPrefix),
+        ])
+    }
+
+    @Sendable func revoke(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        guard caller.kind == .device, let credentialId = caller.credentialId, let teamId = caller.teamId else {
+            throw SwitchyardError.unauthenticated("POST /auth/device/revoke is called with the dk- key it revokes")
+        }
+        guard let device = try await storage.credential(id: credentialId, teamId: teamId),
+            try await storage.revokeDevice(credentialId: credentialId, teamId: teamId, at: clock.now())
+        else { throw SwitchyardError.notFound("credential not found") }
+        if let companion = device.companionId {
+            await dispatcher.credentialsRevoked(teamId: teamId, credentialIds: [companion], reason: "its device key was revoked")
+        }
+        context.logger.info("device key revoked", metadata: ["credential_id": "\(credentialId.lowercased)"])
+        return JSONBody.response(["is_success": true])
+    }
+
+    /// `scheme://host` the caller reached (honouring `X-Forwarded-Proto` from a TLS-terminating proxy).
+    static func origin(of request: Request) -> String {
+        let scheme = request.headers[.init("X-Forwarded-Proto")!].flatMap { $0 == "https" ? "https" : nil } ?? "http"
+        let host = request.head.authority ?? request.headers[.init("Host")!] ?? "localhost"
+        return "\(scheme)://\(host)"
+    }
+}

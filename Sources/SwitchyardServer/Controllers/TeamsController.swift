@@ -1,0 +1,261 @@
+import Foundation
+import Hummingbird
+import SwitchyardCore
+
+/// What a change to a team must tell the rest of the server: cached keys to forget, agents to disconnect, tasks
+/// whose attempts must stop, files to remove.
+struct TeamEffects: Sendable {
+    let keyCache: CredentialCache
+    let dispatcher: Dispatcher
+    let hub: TaskEventHub
+    let objects: ObjectStorage
+}
+
+/// Teams, members and invitations (api.md §2.11, §3.9; docs/teams.md). `GET/POST /teams` are per-user; the
+/// rest act on the team of the request (`X-Team-ID` or the `dk-` key's team) and check the caller's role.
+struct TeamsController {
+    let storage: any SwitchyardStorage
+    let clock: any WallClock
+    let maxBodySize: Int
+    let effects: TeamEffects
+
+    /// `/teams` (per-user surface).
+    func addUserRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
+        group.get("teams", use: myTeams)
+        group.post("teams", use: createTeam)
+    }
+
+    /// `/teams/current…`, `/members…`, `/invitations…` (management surface).
+    func addTeamRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
+        group.get("teams/current", use: currentTeam)
+        group.put("teams/current", use: renameTeam)
+        group.delete("teams/current", use: deleteTeam)
+        group.post("teams/current/transfer", use: transfer)
+        group.post("teams/current/leave", use: leave)
+        group.get("members", use: members)
+        group.put("members/{userId}", use: setRole)
+        group.delete("members/{userId}", use: removeMember)
+        group.post("invitations", use: invite)
+        group.get("invitations", use: invitations)
+        group.delete("invitations/{invitationId}", use: cancelInvitation)
+    }
+
+    // MARK: Teams
+
+    @Sendable func myTeams(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        var memberships = try await storage.teamMemberships(userId: try caller.requireUser())
+        if caller.kind == .device { memberships = memberships.filter { $0.team.id == caller.teamId } }
+        let page = try request.pageRequest
+        let slice = memberships.dropFirst(page.offset).prefix(page.perPage)
+        return JSONBody.response([
+            "team_list": .array(
+                slice.map { membership in
+                    [
+                        "id": .uuid(membership.team.id), "display_name": .string(membership.team.displayName),
+                        "member_role": .string(membership.role.rawValue), "created_at": .date(membership.team.createdAt),
+                    ]
+                }),
+            "page_meta": JSONBody.pageMeta(page, totalCount: memberships.count),
+        ])
+    }
+
+    @Sendable func createTeam(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        guard caller.kind == .session else {
+            throw SwitchyardError.forbidden("a dk- device key is bound to one team; create teams with a user session")
+        }
+        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let name = try fields.required("display_name") { key throws(SwitchyardError) in try fields.string(key, length: 1...100, trim: true) }
+        let now = clock.now()
+        let team = Team(id: UUIDv7.make(at: now), displayName: name, createdAt: now, updatedAt: now)
+        let userId = try caller.requireUser()
+        try await storage.insertTeam(team, owner: Membership(teamId: team.id, userId: userId, role: .owner, createdAt: now))
+        context.logger.info("team created", metadata: ["created_team_id": "\(team.id.lowercased)"])
+        return JSONBody.response(["id": .uuid(team.id)], status: .created)
+    }
+
+    @Sendable func currentTeam(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        guard let team = try await storage.team(id: try caller.requireTeam()) else { throw SwitchyardError.notFound("team not found") }
+        return JSONBody.response([
+            "id": .uuid(team.id), "display_name": .string(team.displayName), "member_role": caller.role.map { .string($0.rawValue) } ?? .null,
+            "created_at": .date(team.createdAt), "updated_at": .date(team.updatedAt),
+        ])
+    }
+
+    @Sendable func renameTeam(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        try caller.require(.manage, to: "rename the team")
+        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let name = try fields.required("display_name") { key throws(SwitchyardError) in try fields.string(key, length: 1...100, trim: true) }
+        let teamId = try caller.requireTeam()
+        guard try await storage.renameTeam(id: teamId, displayName: name, at: clock.now()) else { throw SwitchyardError.notFound("team not found") }
+        return JSONBody.response(["id": .uuid(teamId)])
+    }
+
+    @Sendable func transfer(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        try caller.require(.own, to: "transfer ownership")
+        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let raw = try fields.required("new_owner_id") { key throws(SwitchyardError) in try fields.string(key) }
+        guard let newOwner = UUID(text: raw) else { throw SwitchyardError.invalid("field \"new_owner_id\": \"\(raw)\" is not a UUID") }
+        let userId = try caller.requireUser()
+        guard newOwner != userId else { throw SwitchyardError.invalid("field \"new_owner_id\": you already own the team") }
+        guard try await storage.transferOwnership(teamId: try caller.requireTeam(), from: userId, to: newOwner, at: clock.now()) else {
+            throw SwitchyardError.invalid("field \"new_owner_id\": \(newOwner.lowercased) is not a member of the team")
+        }
+        context.logger.info("team ownership transferred", metadata: ["new_owner_id": "\(newOwner.lowercased)"])
+        return JSONBody.response(["is_success": true])
+    }
+
+    /// Deletes the team (owner only): unfinished tasks are cancelled and their agents told to stop, every key is
+    /// revoked and agents connected with the team's keys are disconnected; model files are removed.
+    @Sendable func deleteTeam(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        try caller.require(.own, to: "delete the team")
+        let teamId = try caller.requireTeam()
+        guard let deletion = try await storage.deleteTeam(id: teamId, at: clock.now()) else { throw SwitchyardError.notFound("team not found") }
+        effects.keyCache.invalidate(teamId: teamId)
+        for taskId in deletion.cancelledTaskIds {
+            effects.hub.signal(taskId)
+            await effects.dispatcher.cancelled(taskId: taskId)
+        }
+        await effects.dispatcher.credentialsRevoked(teamId: teamId, credentialIds: nil, reason: "the team was deleted")
+        for key in deletion.modelStorageKeys {
+            do {
+                try await effects.objects.client.deleteObject(key: key)
+            } catch {
+                context.logger.warning("could not delete a model file of a deleted team", metadata: ["key": "\(key)", "error": "\(error)"])
+            }
+        }
+        context.logger.notice("team deleted", metadata: ["cancelled_tasks": "\(deletion.cancelledTaskIds.count)"])
+        return JSONBody.response(["is_success": true, "cancelled_task_count": .integer(deletion.cancelledTaskIds.count)])
+    }
+
+    /// Leaves the team; the owner must transfer ownership (or delete the team) first.
+    @Sendable func leave(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        guard caller.role != .owner else {
+            throw SwitchyardError.conflict("the owner cannot leave the team; transfer ownership first (POST /teams/current/transfer) or delete it")
+        }
+        _ = try await storage.removeMember(userId: try caller.requireUser(), teamId: try caller.requireTeam(), at: clock.now())
+        return JSONBody.response(["is_success": true])
+    }
+
+    // MARK: Members
+
+    @Sendable func members(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        let page = try request.pageRequest
+        let result = try await storage.members(teamId: try caller.requireTeam(), page: page)
+        return JSONBody.response([
+            "member_list": .array(
+                result.items.map { member in
+                    [
+                        "user_id": .uuid(member.user.id), "email_address": .string(member.user.emailAddress),
+                        "display_name": .string(member.user.displayName), "first_name": .string(member.user.firstName),
+                        "last_name": .string(member.user.lastName), "member_role": .string(member.role.rawValue),
+                        "joined_at": .date(member.joinedAt),
+                    ]
+                }),
+            "page_meta": JSONBody.pageMeta(page, totalCount: result.totalCount),
+        ])
+    }
+
+    /// `PUT /members/{userId}` with `{"member_role": "admin" | "member" | "viewer"}` (`role` is accepted too).
+    @Sendable func setRole(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        try caller.require(.manageMembers, to: "change roles")
+        let userId = try context.parameters.requireUUID("userId")
+        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let key = fields.has("member_role") || !fields.has("role") ? "member_role" : "role"
+        let role = try fields.required(key) { key throws(SwitchyardError) in try fields.enumeration(key, TeamRole.self) }
+        guard role != .owner else {
+            throw SwitchyardError.invalid("field \"\(key)\": owner is given only by POST /teams/current/transfer; use admin, member or viewer")
+        }
+        guard userId != caller.userId else { throw SwitchyardError.forbidden("you cannot change your own role") }
+        let teamId = try caller.requireTeam()
+        guard let current = try await storage.role(userId: userId, teamId: teamId) else { throw SwitchyardError.notFound("member not found") }
+        guard current != .owner else { throw SwitchyardError.forbidden("the owner's role changes only by transferring ownership") }
+        guard try await storage.setRole(userId: userId, teamId: teamId, role: role) else { throw SwitchyardError.notFound("member not found") }
+        context.logger.info("member role changed", metadata: ["member_id": "\(userId.lowercased)", "role": "\(role.rawValue)"])
+        return JSONBody.response(["is_success": true])
+    }
+
+    /// Removes a member: their session for the team and their device keys end at once; keys they created stay.
+    @Sendable func removeMember(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        try caller.require(.manageMembers, to: "remove members")
+        let userId = try context.parameters.requireUUID("userId")
+        guard userId != caller.userId else {
+            throw SwitchyardError.invalid("you cannot remove yourself; leave with POST /teams/current/leave")
+        }
+        let teamId = try caller.requireTeam()
+        guard let current = try await storage.role(userId: userId, teamId: teamId) else { throw SwitchyardError.notFound("member not found") }
+        guard current != .owner else { throw SwitchyardError.forbidden("the owner cannot be removed") }
+        guard try await storage.removeMember(userId: userId, teamId: teamId, at: clock.now()) else {
+            throw SwitchyardError.notFound("member not found")
+        }
+        context.logger.info("member removed", metadata: ["member_id": "\(userId.lowercased)"])
+        return JSONBody.response(["is_success": true])
+    }
+
+    // MARK: Invitations
+
+    @Sendable func invite(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        try caller.require(.manageMembers, to: "invite members")
+        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let email = try fields.required("email_address") { key throws(SwitchyardError) in try fields.string(key, length: 3...254, trim: true) }
+            .lowercased()
+        guard Self.looksLikeEmail(email) else { throw SwitchyardError.invalid("field \"email_address\": \"\(email)\" is not an email address") }
+        let role = try fields.required("invitation_role") { key throws(SwitchyardError) in try fields.enumeration(key, TeamRole.self) }
+        guard role != .owner else {
+            throw SwitchyardError.invalid("field \"invitation_role\": invite as admin, member or viewer; ownership moves only by transfer")
+        }
+        let now = clock.now()
+        var random = SystemRandomNumberGenerator()
+        let token = Invitation.tokenPrefix + CredentialSecret.randomString(length: 43, using: &random)
+        let invitation = Invitation(
+            id: UUIDv7.make(at: now), teamId: try caller.requireTeam(), emailAddress: email, role: role, tokenHash: SecretHasher.keyHash(token),
+            invitedBy: caller.userId, createdAt: now, expiresAt: now.addingTimeInterval(Invitation.lifetime))
+        try await storage.insertInvitation(invitation, at: now)
+        context.logger.info("invitation created", metadata: ["invitation_id": "\(invitation.id.lowercased)"])
+        // No mail server: the token is returned once, for the admin to share; only its hash is stored.
+        return JSONBody.response(
+            ["id": .uuid(invitation.id), "invitation_token": .string(token), "expires_at": .date(invitation.expiresAt)], status: .created)
+    }
+
+    @Sendable func invitations(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        try caller.require(.manageMembers, to: "see invitations")
+        let page = try request.pageRequest
+        let result = try await storage.invitations(teamId: try caller.requireTeam(), at: clock.now(), page: page)
+        return JSONBody.response([
+            "invitation_list": .array(
+                result.items.map { invitation in
+                    [
+                        "id": .uuid(invitation.id), "email_address": .string(invitation.emailAddress),
+                        "invitation_role": .string(invitation.role.rawValue), "created_at": .date(invitation.createdAt),
+                        "expires_at": .date(invitation.expiresAt),
+                    ]
+                }),
+            "page_meta": JSONBody.pageMeta(page, totalCount: result.totalCount),
+        ])
+    }
+
+    @Sendable func cancelInvitation(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let caller = try context.requireCaller()
+        try caller.require(.manageMembers, to: "cancel invitations")
+        guard try await storage.deleteInvitation(id: try context.parameters.requireUUID("invitationId"), teamId: try caller.requireTeam()) else {
+            throw SwitchyardError.notFound("invitation not found")
+        }
+        return Response(status: .noContent)
+    }
+
+    static func looksLikeEmail(_ text: String) -> Bool {
+        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+        return parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".") && !text.contains(where: \.isWhitespace)
+    }
+}

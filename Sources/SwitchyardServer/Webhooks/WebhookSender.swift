@@ -1,0 +1,198 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import SwitchyardCore
+import Synchronization
+
+/// Sends webhook deliveries from the outbox (docs/webhooks.md). Wakes when a task ends on this replica and
+/// otherwise looks every `pollInterval`, so deliveries written by another replica or due for a retry go out too.
+/// Each due delivery is claimed (hidden from other senders for `claimLease`), POSTed once, and its attempt recorded
+/// together with the outcome: delivered on a 2xx, or the next slot of the retry schedule, or dead.
+public final class WebhookSender: Service, Sendable {
+    public struct Settings: Sendable, Equatable {
+        /// Per-attempt limit for connecting and answering (`webhooks.timeout`, seconds).
+        public var timeout: TimeInterval = 10
+        /// How often the outbox is read when nothing woke the sender (seconds).
+        public var pollInterval: TimeInterval = 1
+        /// Deliveries sent at once.
+        public var concurrency = 64
+        /// Which targets are allowed (`webhooks.allowInsecure`, `webhooks.allowPrivateNetworks`).
+        public var policy = WebhookTargetPolicy()
+
+        public init() {}
+    }
+
+    let storage: any SwitchyardStorage
+    let box: SecretBox
+    let clock: any WallClock
+    let settings: Settings
+    let logger: Logger
+    private let client: HTTPClient
+    private let wakeUp = EventSignal()
+    private let stopping = Atomic(false)
+    private let userAgent = "Switchyard-Webhooks/\(SwitchyardVersion.current)"
+
+    init(storage: any SwitchyardStorage, box: SecretBox, clock: any WallClock, settings: Settings, logger: Logger) {
+        self.storage = storage
+        self.box = box
+        self.clock = clock
+        self.settings = settings
+        var logger = logger
+        logger[metadataKey: "component"] = "webhooks"
+        self.logger = logger
+        var configuration = HTTPClient.Configuration(
+            redirectConfiguration: .disallow,
+            timeout: .init(connect: .seconds(Int64(settings.timeout)), read: .seconds(Int64(settings.timeout))))
+        configuration.decompression = .disabled
+        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// A task ended here: look at the outbox now rather than at the next poll.
+    func nudge() {
+        wakeUp.notify()
+    }
+
+    public func run() async throws {
+        await withTaskCancellationOrGracefulShutdownHandler {
+            while !Task.isCancelled, !stopping.load(ordering: .relaxed) {
+                await drain()
+                var wait = settings.pollInterval
+                if let due = try? await storage.nextDeliveryDue() { wait = max(0, min(wait, due.timeIntervalSince(clock.now()))) }
+                if wait > 0 { await wakeUp.wait(timeout: .milliseconds(Int64(wait * 1000))) }
+            }
+        } onCancelOrGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+            self.wakeUp.notify()
+        }
+        try? await client.shutdown()
+    }
+
+    /// Sends every delivery due now, batch after batch; returns how many attempts it made. Tests call it directly.
+    @discardableResult
+    public func drain() async -> Int {
+        var attempts = 0
+        while !Task.isCancelled {
+            let now = clock.now()
+            let claimed: [ClaimedDelivery]
+            do {
+                claimed = try await storage.claimDueDeliveries(
+                    at: now, leaseUntil: now.addingTimeInterval(settings.timeout * 3 + 30), limit: settings.concurrency)
+            } catch {
+                logger.error("could not read the webhook outbox", metadata: ["error": "\(error)"])
+                return attempts
+            }
+            guard !claimed.isEmpty else { return attempts }
+            await withTaskGroup(of: Void.self) { group in
+                for delivery in claimed { group.addTask { await self.attempt(delivery) } }
+            }
+            attempts += claimed.count
+        }
+        return attempts
+    }
+
+    /// One POST of a claimed delivery, recorded with its outcome.
+    func attempt(_ claimed: ClaimedDelivery) async {
+        let delivery = claimed.delivery
+        let started = clock.now()
+        let startedInstant = ContinuousClock.now
+        var statusCode: Int?
+        var failure: String?
+        do {
+            try await checkTarget(claimed.url)
+            let secret = try box.open(claimed.sealedSecret, boundTo: delivery.webhookId)
+            let body = Array(delivery.payload.utf8)
+            var request = HTTPClientRequest(url: claimed.url)
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.headers.add(name: "User-Agent", value: userAgent)
+            request.headers.add(name: "X-Webhook-Event", value: delivery.event.rawValue)
+            let timestamp = Int(started.timeIntervalSince1970)
+            for (name, value) in WebhookSignature.headers(secret: secret, id: delivery.id.lowercased, timestamp: timestamp, body: body) {
+                request.headers.add(name: name, value: value)
+            }
+            request.body = .bytes(ByteBuffer(bytes: body))
+            let response = try await client.execute(request, timeout: .seconds(Int64(settings.timeout)))
+            statusCode = Int(response.status.code)
+            // Read (and drop) a bounded part of the answer so the connection can be reused.
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            if !(200..<300).contains(Int(response.status.code)) {
+                if (300..<400).contains(Int(response.status.code)) {
+                    failure = "answered \(response.status.code) (redirects are not followed; use the final URL)"
+                } else {
+                    failure = "answered \(response.status.code)"
+                }
+            }
+        } catch let error as SwitchyardError {
+            failure = error.message
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            failure = "timed out after \(Int(settings.timeout)) s"
+        } catch {
+            failure = "\(error)"
+        }
+        let elapsed = (ContinuousClock.now - startedInstant).components
+        let latency = Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
+        let failuresInRound = delivery.roundAttempts + 1
+        let nextRetry = failure == nil ? nil : WebhookRetrySchedule.delay(afterFailures: failuresInRound).map { clock.now().addingTimeInterval($0) }
+        let attempt = WebhookAttempt(
+            deliveryId: delivery.id, number: delivery.attemptCount + 1, attemptedAt: started, statusCode: statusCode, latencyMilliseconds: latency,
+            error: failure, nextRetryAt: nextRetry)
+        do {
+            let recorded = try await storage.recordDeliveryAttempt(attempt, claimToken: claimed.claimToken)
+            var metadata: Logger.Metadata = [
+                "delivery_id": "\(delivery.id.lowercased)", "webhook_id": "\(delivery.webhookId.lowercased)",
+                "task_id": "\(delivery.taskId.lowercased)",
+                "status_code": "\(statusCode.map(String.init) ?? "none")",
+            ]
+            if let failure { metadata["error"] = "\(failure)" }
+            if !recorded {
+                logger.warning("webhook attempt not recorded: the claim lapsed", metadata: metadata)
+            } else if failure == nil {
+                logger.debug("webhook delivered", metadata: metadata)
+            } else {
+                logger.notice(nextRetry == nil ? "webhook delivery dead" : "webhook attempt failed", metadata: metadata)
+            }
+        } catch {
+            logger.error("could not record a webhook attempt", metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
+        }
+    }
+
+    /// Re-checks the URL against the policy, then every address its host resolves to (an address may have changed
+    /// since the webhook was saved).
+    private func checkTarget(_ url: String) async throws {
+        let target = try settings.policy.validate(url)
+        guard IPAddressClass(target.host) == nil, target.host != "localhost", !target.host.hasSuffix(".localhost") else { return }
+        let addresses = try await Self.resolve(target.host, port: target.port)
+        guard !addresses.isEmpty else { throw SwitchyardError.invalid("\(target.host) does not resolve") }
+        for address in addresses {
+            guard let addressClass = IPAddressClass(address) else { continue }
+            try settings.policy.check(addressClass, address: "\(target.host) (\(address))")
+        }
+    }
+
+    /// The addresses `host` resolves to, as text.
+    static func resolve(_ host: String, port: Int) async throws -> [String] {
+        try await NIOThreadPool.singleton.runIfActive {
+            var hints = addrinfo()
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            var result: UnsafeMutablePointer<addrinfo>?
+            guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else {
+                throw SwitchyardError.invalid("\(host) does not resolve")
+            }
+            defer { freeaddrinfo(first) }
+            var addresses: [String] = []
+            var cursor: UnsafeMutablePointer<addrinfo>? = first
+            while let entry = cursor {
+                var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+                if getnameinfo(entry.pointee.ai_addr, entry.pointee.ai_addrlen, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 {
+                    addresses.append(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+                }
+                cursor = entry.pointee.ai_next
+            }
+            return addresses
+        }
+    }
+}
