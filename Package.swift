@@ -101,6 +101,7 @@ let package = Package(
             dependencies: [
                 "SwitchyardCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -121,6 +122,7 @@ let package = Package(
             dependencies: [
                 "SwitchyardServer",
                 "SwitchyardAgent",
+                "SwitchyardClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -31,7 +31,7 @@ public final class WebhookSender: Service, Sendable {
     let clock: any WallClock
     let settings: Settings
     let logger: Logger
-    private let client: HTTPClient
+    private let clientBox = Mutex<HTTPClient?>(nil)
     private let wakeUp = EventSignal()
     private let stopping = Atomic(false)
     private let userAgent = "Switchyard-Webhooks/\(SwitchyardVersion.current)"
@@ -44,11 +44,21 @@ public final class WebhookSender: Service, Sendable {
         var logger = logger
         logger[metadataKey: "component"] = "webhooks"
         self.logger = logger
-        var configuration = HTTPClient.Configuration(
-            redirectConfiguration: .disallow,
-            timeout: .init(connect: .seconds(Int64(settings.timeout)), read: .seconds(Int64(settings.timeout))))
-        configuration.decompression = .disabled
-        self.client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// The HTTP client, made on first use (a server that is built but never run has none to shut down). Redirects
+    /// are not followed: a 3xx fails the attempt.
+    private var client: HTTPClient {
+        clientBox.withLock { client in
+            if let client { return client }
+            var configuration = HTTPClient.Configuration(
+                redirectConfiguration: .disallow,
+                timeout: .init(connect: .seconds(Int64(settings.timeout)), read: .seconds(Int64(settings.timeout))))
+            configuration.decompression = .disabled
+            let made = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            client = made
+            return made
+        }
     }
 
     /// A task ended here: look at the outbox now rather than at the next poll.
@@ -68,7 +78,7 @@ public final class WebhookSender: Service, Sendable {
             self.stopping.store(true, ordering: .relaxed)
             self.wakeUp.notify()
         }
-        try? await client.shutdown()
+        if let client = clientBox.withLock({ $0 }) { try? await client.shutdown() }
     }
 
     /// Sends every delivery due now, batch after batch; returns how many attempts it made. Tests call it directly.

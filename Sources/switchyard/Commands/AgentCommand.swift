@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SwitchyardAgent
+import SwitchyardClient
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,6 +49,11 @@ struct AgentCommand: AsyncParsableCommand {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read config file \(path)") }
             do { try configuration.apply(yaml: text) } catch { throw ValidationError("\(path): \(error)") }
         }
+        // `switchyard login` stored a server and an agent key: used unless the config, a flag or the environment names others.
+        if path == nil || configuration.key.isEmpty, let stored = try? StoredLogin.load(), let agentKey = stored.agentKey {
+            if server == nil, path == nil { configuration.server = stored.server }
+            configuration.key = agentKey
+        }
         if let server { configuration.server = server }
         if let key = key ?? ProcessInfo.processInfo.environment["SWITCHYARD_AGENT_KEY"] { configuration.key = key }
         if let comfyui { configuration.comfyUI = comfyui }
@@ -60,7 +66,7 @@ struct AgentCommand: AsyncParsableCommand {
         if let agentId { configuration.agentId = agentId }
         if communityOptIn { configuration.communityOptIn = true }
         guard configuration.key.hasPrefix("ak-") else {
-            throw ValidationError("an agent key (ak-…) is required: --key, SWITCHYARD_AGENT_KEY or key: in the config file")
+            throw ValidationError("an agent key (ak-…) is required: --key, SWITCHYARD_AGENT_KEY, key: in the config file, or switchyard login")
         }
         configuration.labels = AgentConfiguration.advertisedLabels(configured: configuration.labels, tool: "comfyui")
 

@@ -1,0 +1,139 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import SwitchyardCore
+
+/// What `switchyard login` keeps: the device key for the CLI, its companion agent key for `switchyard agent`.
+public struct StoredLogin: Codable, Sendable, Equatable {
+    public var server: String
+    public var teamId: String
+    public var deviceKey: String
+    public var agentKey: String?
+    public var pairedAt: Date
+
+    enum CodingKeys: String, CodingKey {
+        case server
+        case teamId = "team_id"
+        case deviceKey = "device_key"
+        case agentKey = "agent_key"
+        case pairedAt = "paired_at"
+    }
+
+    public init(server: String, teamId: String, deviceKey: String, agentKey: String?, pairedAt: Date) {
+        self.server = server
+        self.teamId = teamId
+        self.deviceKey = deviceKey
+        self.agentKey = agentKey
+        self.pairedAt = pairedAt
+    }
+
+    /// `$SWITCHYARD_CREDENTIALS`, else `$XDG_CONFIG_HOME/switchyard/credentials.json`, else `~/.config/switchyard/credentials.json`.
+    public static var defaultPath: String {
+        let environment = ProcessInfo.processInfo.environment
+        if let path = environment["SWITCHYARD_CREDENTIALS"], !path.isEmpty { return path }
+        let base = environment["XDG_CONFIG_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.config")
+        return base + "/switchyard/credentials.json"
+    }
+
+    public static func load(from path: String = defaultPath) throws -> StoredLogin? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(StoredLogin.self, from: data)
+    }
+
+    /// Writes the file readable by its owner only (0600, directory 0700).
+    public func save(to path: String = defaultPath) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(self)
+        FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
+        try data.write(to: URL(fileURLWithPath: path))
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+    }
+}
+
+/// The device-pairing flow of api.md §2.10 from the device's side.
+public struct DeviceLogin: Sendable {
+    public struct Started: Sendable, Equatable {
+        public var deviceCode: String
+        public var userCode: String
+        public var verificationURI: String
+        public var expiresIn: Int
+        public var interval: Int
+    }
+
+    public enum Failure: Error, CustomStringConvertible, Equatable {
+        case expired
+        case server(status: Int, message: String)
+
+        public var description: String {
+            switch self {
+            case .expired: "the pairing code expired before it was confirmed; run switchyard login again"
+            case .server(let status, let message): "the server answered \(status): \(message)"
+            }
+        }
+    }
+
+    /// The server's origin, e.g. `http://127.0.0.1:8080`.
+    public let server: String
+    let client: HTTPClient
+
+    public init(server: String, client: HTTPClient = .shared) {
+        self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
+        self.client = client
+    }
+
+    public func start() async throws -> Started {
+        let body = try await post("/api/v1/desktop/pair/start", json: "{}", expecting: [200])
+        guard let deviceCode = body["device_code"] as? String, let userCode = body["user_code"] as? String,
+            let uri = body["verification_uri"] as? String
+        else { throw Failure.server(status: 200, message: "the pairing answer lacks device_code or user_code") }
+        return Started(
+            deviceCode: deviceCode, userCode: userCode, verificationURI: uri, expiresIn: body["expires_in"] as? Int ?? 300,
+            interval: max(1, body["interval"] as? Int ?? 2))
+    }
+
+    /// Polls until the pairing is confirmed (then returns the keys) or expires.
+    public func waitForApproval(_ started: Started, now: @Sendable () -> Date = Date.init) async throws -> StoredLogin {
+        let deadline = now().addingTimeInterval(TimeInterval(started.expiresIn))
+        while now() < deadline {
+            try await Task.sleep(for: .seconds(started.interval))
+            let (status, body) = try await request("/api/v1/desktop/pair/poll", json: #"{"device_code":"\#(started.deviceCode)"}"#)
+            if status == 404 { throw Failure.expired }
+            guard status == 200 else { throw Failure.server(status: status, message: body["error_message"] as? String ?? "") }
+            guard body["status"] as? String == "approved" else { continue }
+            guard let deviceKey = body["raw_key"] as? String, let teamId = body["team_id"] as? String else {
+                throw Failure.server(status: 200, message: "the approved pairing lacks raw_key")
+            }
+            return StoredLogin(server: server, teamId: teamId, deviceKey: deviceKey, agentKey: body["agent_key"] as? String, pairedAt: now())
+        }
+        throw Failure.expired
+    }
+
+    /// `POST /auth/device/revoke` with the stored device key (its companion agent key ends with it).
+    public func revoke(deviceKey: String) async throws {
+        _ = try await post("/api/v1/auth/device/revoke", json: "{}", expecting: [200], token: deviceKey)
+    }
+
+    private func post(_ path: String, json: String, expecting: Set<Int>, token: String? = nil) async throws -> [String: Any] {
+        let (status, body) = try await request(path, json: json, token: token)
+        guard expecting.contains(status) else { throw Failure.server(status: status, message: body["error_message"] as? String ?? "") }
+        return body
+    }
+
+    private func request(_ path: String, json: String, token: String? = nil) async throws -> (Int, [String: Any]) {
+        var request = HTTPClientRequest(url: server + path)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        request.body = .bytes(ByteBuffer(string: json))
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        let object = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
+        return (Int(response.status.code), object)
+    }
+}

@@ -1,0 +1,278 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import NIOCore
+import SwitchyardCore
+import SwitchyardTestSupport
+import Testing
+
+@testable import SwitchyardServer
+
+@Suite("Teams, members, invitations, device pairing")
+struct TeamsTests {
+    /// One management endpoint of the role matrix: the request, the permission it needs, and whether the owner
+    /// may be sent it here (team deletion is covered by its own test).
+    struct Endpoint: Sendable, CustomStringConvertible {
+        let method: HTTPRequest.Method
+        let path: String
+        let body: String?
+        let permission: TeamPermission
+        var description: String { "\(method) \(path)" }
+    }
+
+    static let endpoints: [Endpoint] = [
+        Endpoint(method: .get, path: "/api/v1/teams/current", body: nil, permission: .view),
+        Endpoint(method: .put, path: "/api/v1/teams/current", body: #"{"display_name":"Renamed"}"#, permission: .manage),
+        Endpoint(method: .post, path: "/api/v1/teams/current/transfer", body: #"{"new_owner_id":"\#(UUID().lowercased)"}"#, permission: .own),
+        Endpoint(method: .delete, path: "/api/v1/teams/current", body: nil, permission: .own),
+        Endpoint(method: .get, path: "/api/v1/members", body: nil, permission: .view),
+        Endpoint(method: .put, path: "/api/v1/members/\(UUID().lowercased)", body: #"{"member_role":"viewer"}"#, permission: .manageMembers),
+        Endpoint(method: .delete, path: "/api/v1/members/\(UUID().lowercased)", body: nil, permission: .manageMembers),
+        Endpoint(
+            method: .post, path: "/api/v1/invitations", body: #"{"email_address":"new@example.com","invitation_role":"member"}"#,
+            permission: .manageMembers),
+        Endpoint(method: .get, path: "/api/v1/invitations", body: nil, permission: .manageMembers),
+        Endpoint(method: .delete, path: "/api/v1/invitations/\(UUID().lowercased)", body: nil, permission: .manageMembers),
+        Endpoint(
+            method: .post, path: "/api/v1/webhooks",
+            body: #"{"display_name":"x","webhook_url":"https://hooks.example.com/x","webhook_events":["task.failed"]}"#, permission: .manage),
+        Endpoint(method: .get, path: "/api/v1/webhooks", body: nil, permission: .manage),
+        Endpoint(method: .get, path: "/api/v1/webhooks/\(UUID().lowercased)/deliveries", body: nil, permission: .manage),
+        Endpoint(method: .post, path: "/api/v1/workflows/import", body: try! TestApp.invertImport(), permission: .manage),
+        Endpoint(method: .get, path: "/api/v1/workflows", body: nil, permission: .view),
+        Endpoint(method: .post, path: "/api/v1/r/workflows/slug/missing/run", body: "{}", permission: .run),
+        Endpoint(method: .get, path: "/api/v1/r/tasks", body: nil, permission: .view),
+    ]
+
+    @Test("role matrix: every role × every management endpoint is allowed exactly when the role holds the permission", arguments: TeamRole.allCases)
+    func roleMatrix(role: TeamRole) async throws {
+        try await TestApp.with(.sqlite) { app, client in
+            let key = try await app.member(role: role)
+            for endpoint in Self.endpoints {
+                // The owner really deleting the team is the cascade test's business.
+                if endpoint.permission == .own, endpoint.method == .delete, role == .owner { continue }
+                let response = try await app.call(client, endpoint.method, endpoint.path, token: key, body: endpoint.body)
+                if endpoint.permission.allows(role) {
+                    #expect(
+                        response.status != .forbidden && response.status != .unauthorized,
+                        "\(role) \(endpoint): \(response.status) \(response.errorMessage ?? "")")
+                } else {
+                    #expect(response.status == .forbidden, "\(role) \(endpoint): \(response.status)")
+                    #expect(response.errorMessage?.contains("role \(role.rawValue)") == true, "\(response.errorMessage ?? "")")
+                }
+            }
+        }
+    }
+
+    @Test(
+        "invitations: 409 for a member or a pending invitee; accept creates the account, signs in, and the token works once",
+        arguments: TestBackend.available)
+    func invitations(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let team = app.bootstrap.teamId
+            let invite = try await app.call(
+                client, .post, "/api/v1/invitations", token: session, team: team,
+                body: #"{"email_address":"Ada@Example.com","invitation_role":"admin"}"#)
+            #expect(invite.status == .created)
+            let token = try #require(invite.json()["invitation_token"] as? String)
+            let again = try await app.call(
+                client, .post, "/api/v1/invitations", token: session, team: team,
+                body: #"{"email_address":"ada@example.com","invitation_role":"member"}"#)
+            #expect(again.status == .conflict)
+            let member = try await app.call(
+                client, .post, "/api/v1/invitations", token: session, team: team,
+                body: #"{"email_address":"\#(app.bootstrap.emailAddress)","invitation_role":"member"}"#)
+            #expect(member.status == .conflict)
+            let owner = try await app.call(
+                client, .post, "/api/v1/invitations", token: session, team: team,
+                body: #"{"email_address":"b@example.com","invitation_role":"owner"}"#)
+            #expect(owner.status == .badRequest)
+            let list = try await app.call(client, .get, "/api/v1/invitations", token: session, team: team).json()
+            #expect((list["invitation_list"] as? [[String: Any]])?.first?["email_address"] as? String == "ada@example.com")
+            #expect(!String(describing: list).contains(token))
+
+            let short = try await app.call(
+                client, .post, "/api/v1/invitations/accept", token: nil, body: #"{"invitation_token":"\#(token)","password":"short"}"#)
+            #expect(short.status == .badRequest)
+            let accepted = try await app.call(
+                client, .post, "/api/v1/invitations/accept", token: nil,
+                body: #"{"invitation_token":"\#(token)","password":"correct horse","first_name":"Ada","last_name":"L"}"#)
+            #expect(accepted.status == .ok)
+            let answer = try accepted.json()
+            #expect(answer["account_created"] as? Bool == true)
+            #expect(answer["member_role"] as? String == "admin")
+            let adaSession = try #require(answer["access_token"] as? String)
+            let members = try await app.call(client, .get, "/api/v1/members", token: adaSession, team: team)
+            #expect(members.status == .ok)
+            let roles = (try members.json()["member_list"] as? [[String: Any]])?.map { $0["member_role"] as? String }
+            #expect(roles == ["owner", "admin"])
+            let reused = try await app.call(
+                client, .post, "/api/v1/invitations/accept", token: nil, body: #"{"invitation_token":"\#(token)","password":"correct horse"}"#)
+            #expect(reused.status == .notFound)
+            // A login with the new account works.
+            let login = try await app.call(
+                client, .post, "/api/v1/auth/login", token: nil, body: #"{"email_address":"ada@example.com","password":"correct horse"}"#)
+            #expect(login.status == .ok)
+
+            // A cancelled invitation cannot be accepted.
+            let second = try await app.call(
+                client, .post, "/api/v1/invitations", token: session, team: team,
+                body: #"{"email_address":"bob@example.com","invitation_role":"viewer"}"#)
+            let secondId = try #require(second.json()["id"] as? String)
+            let secondToken = try #require(second.json()["invitation_token"] as? String)
+            #expect(try await app.call(client, .delete, "/api/v1/invitations/\(secondId)", token: session, team: team).status == .noContent)
+            let late = try await app.call(
+                client, .post, "/api/v1/invitations/accept", token: nil, body: #"{"invitation_token":"\#(secondToken)","password":"long enough"}"#)
+            #expect(late.status == .notFound)
+        }
+    }
+
+    @Test(
+        "member rules: no self role change, no owner role, owner cannot be removed; transfer makes the old owner admin; leave",
+        arguments: TestBackend.available)
+    func memberRules(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let team = app.bootstrap.teamId
+            let adminKey = try await app.member(role: .admin)
+            let members = try await app.call(client, .get, "/api/v1/members", token: session, team: team).json()["member_list"] as? [[String: Any]]
+            let ownerId = try #require(members?.first { $0["member_role"] as? String == "owner" }?["user_id"] as? String)
+            let adminId = try #require(members?.first { $0["member_role"] as? String == "admin" }?["user_id"] as? String)
+
+            #expect(
+                try await app.call(client, .put, "/api/v1/members/\(adminId)", token: adminKey, body: #"{"member_role":"viewer"}"#).status
+                    == .forbidden)
+            #expect(
+                try await app.call(client, .put, "/api/v1/members/\(adminId)", token: session, team: team, body: #"{"member_role":"owner"}"#).status
+                    == .badRequest)
+            #expect(try await app.call(client, .delete, "/api/v1/members/\(ownerId)", token: adminKey).status == .forbidden)
+            #expect(
+                try await app.call(client, .put, "/api/v1/members/\(ownerId)", token: adminKey, body: #"{"member_role":"viewer"}"#).status
+                    == .forbidden)
+            #expect(try await app.call(client, .post, "/api/v1/teams/current/leave", token: session, team: team).status == .conflict)
+
+            let transfer = try await app.call(
+                client, .post, "/api/v1/teams/current/transfer", token: session, team: team, body: #"{"new_owner_id":"\#(adminId)"}"#)
+            #expect(transfer.status == .ok)
+            #expect(try await app.storage.role(userId: UUID(uuidString: ownerId)!, teamId: team) == .admin)
+            #expect(try await app.storage.role(userId: UUID(uuidString: adminId)!, teamId: team) == .owner)
+
+            // The new owner removes the old one; the old owner's session loses the team at once.
+            #expect(try await app.call(client, .delete, "/api/v1/members/\(ownerId)", token: adminKey).status == .ok)
+            #expect(try await app.call(client, .get, "/api/v1/members", token: session, team: team).status == .forbidden)
+        }
+    }
+
+    @Test("deleting the team cancels its unfinished tasks, revokes every key and removes members and webhooks", arguments: TestBackend.available)
+    func deleteTeamCascades(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let team = app.bootstrap.teamId
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            let task = try await app.run(client)
+            let webhook = try await app.call(
+                client, .post, "/api/v1/webhooks", token: session, team: team,
+                body: #"{"display_name":"x","webhook_url":"https://hooks.example.com/x","webhook_events":["task.failed"]}"#)
+            #expect(webhook.status == .created)
+            let memberKey = try await app.member(role: .member)
+
+            let deleted = try await app.call(client, .delete, "/api/v1/teams/current", token: session, team: team)
+            #expect(deleted.status == .ok)
+            #expect(try deleted.json()["cancelled_task_count"] as? Int == 1)
+
+            let stored = try #require(try await app.storage.task(id: task, teamId: team))
+            #expect(stored.status == .cancelled)
+            #expect(try await app.call(client, .get, "/api/v1/r/tasks", token: app.bootstrap.integrationKey).status == .unauthorized)
+            #expect(try await app.call(client, .get, "/api/v1/members", token: memberKey).status == .unauthorized)
+            #expect(try await app.call(client, .get, "/api/v1/members", token: session, team: team).status == .forbidden)
+            let keys = try await app.storage.credentials(teamId: team, kind: nil, page: PageRequest())
+            #expect(!keys.items.isEmpty && keys.items.allSatisfy { $0.revokedAt != nil })
+            #expect(try await app.storage.webhooks(teamId: team, page: PageRequest()).totalCount == 0)
+            #expect(try await app.storage.team(id: team) == nil)
+            let me = try await app.call(client, .get, "/api/v1/users/me", token: session).json()
+            #expect((me["team_list"] as? [Any])?.isEmpty == true)
+            // A second delete finds nothing to delete.
+            #expect(try await app.call(client, .delete, "/api/v1/teams/current", token: session, team: team).status == .forbidden)
+        }
+    }
+
+    @Test("teams: create one, list mine, rename (owner/admin)", arguments: TestBackend.available)
+    func createAndList(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let created = try await app.call(client, .post, "/api/v1/teams", token: session, body: #"{"display_name":"Research"}"#)
+            #expect(created.status == .created)
+            let id = try #require(created.json()["id"] as? String)
+            let mine = try await app.call(client, .get, "/api/v1/teams", token: session).json()["team_list"] as? [[String: Any]]
+            #expect(mine?.count == 2)
+            #expect(mine?.first { $0["id"] as? String == id }?["member_role"] as? String == "owner")
+            let renamed = try await app.call(
+                client, .put, "/api/v1/teams/current", token: session, team: UUID(uuidString: id), body: #"{"display_name":"Lab"}"#)
+            #expect(renamed.status == .ok)
+            #expect(try await app.storage.team(id: UUID(uuidString: id)!)?.displayName == "Lab")
+            let empty = try await app.call(client, .post, "/api/v1/teams", token: session, body: #"{"display_name":"  "}"#)
+            #expect(empty.status == .badRequest)
+        }
+    }
+
+    @Test(
+        "device pairing: pending, confirmed with a loosely typed code, delivered once (dk- and ak-), then 404; revoke ends both",
+        arguments: TestBackend.available)
+    func pairing(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let start = try await app.call(client, .post, "/api/v1/desktop/pair/start", token: nil).json()
+            let deviceCode = try #require(start["device_code"] as? String)
+            let userCode = try #require(start["user_code"] as? String)
+            #expect(userCode.count == 9 && userCode.dropFirst(4).first == "-")
+            #expect(start["expires_in"] as? Int == 300 && start["interval"] as? Int == 2)
+            #expect((start["verification_uri"] as? String)?.hasSuffix("user_code=\(userCode)") == true)
+
+            let pending = try await app.call(client, .post, "/api/v1/desktop/pair/poll", token: nil, body: #"{"device_code":"\#(deviceCode)"}"#)
+            #expect(try pending.json()["status"] as? String == "pending")
+            // dk- keys cannot confirm (session only).
+            let typed = " " + userCode.lowercased().replacingOccurrences(of: "-", with: " - ") + " "
+            let bad = try await app.call(
+                client, .post, "/api/v1/desktop/pair/confirm", token: session, team: app.bootstrap.teamId, body: #"{"user_code":"0000-0000"}"#)
+            #expect(bad.status == .badRequest)
+            let confirm = try await app.call(
+                client, .post, "/api/v1/desktop/pair/confirm", token: session, team: app.bootstrap.teamId,
+                body: #"{"user_code":"\#(typed)","device_name":"laptop"}"#)
+            #expect(confirm.status == .ok)
+            let approved = try await app.call(client, .post, "/api/v1/desktop/pair/poll", token: nil, body: #"{"device_code":"\#(deviceCode)"}"#)
+                .json()
+            #expect(approved["status"] as? String == "approved")
+            let deviceKey = try #require(approved["raw_key"] as? String)
+            let agentKey = try #require(approved["agent_key"] as? String)
+            #expect(deviceKey.hasPrefix("dk-") && agentKey.hasPrefix("ak-"))
+            let gone = try await app.call(client, .post, "/api/v1/desktop/pair/poll", token: nil, body: #"{"device_code":"\#(deviceCode)"}"#)
+            #expect(gone.status == .notFound)
+
+            #expect(try await app.call(client, .get, "/api/v1/users/me", token: deviceKey).status == .ok)
+            let agent = try #require(try await app.storage.credential(keyHash: SecretHasher.keyHash(agentKey)))
+            #expect(agent.revokedAt == nil && agent.kind == .agent)
+            #expect(try await app.call(client, .post, "/api/v1/auth/device/revoke", token: deviceKey).status == .ok)
+            #expect(try await app.call(client, .get, "/api/v1/users/me", token: deviceKey).status == .unauthorized)
+            #expect(try await app.storage.credential(keyHash: SecretHasher.keyHash(agentKey))?.revokedAt != nil)
+            #expect(try await app.call(client, .post, "/api/v1/auth/device/revoke", token: session).status == .unauthorized)
+        }
+    }
+
+    @Test("device pairing codes expire after 300 s: confirm and poll answer 404", arguments: TestBackend.available)
+    func pairingExpiry(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let start = try await app.call(client, .post, "/api/v1/desktop/pair/start", token: nil).json()
+            let deviceCode = try #require(start["device_code"] as? String)
+            let userCode = try #require(start["user_code"] as? String)
+            app.clock.advance(by: 301)
+            let confirm = try await app.call(
+                client, .post, "/api/v1/desktop/pair/confirm", token: session, team: app.bootstrap.teamId, body: #"{"user_code":"\#(userCode)"}"#)
+            #expect(confirm.status == .notFound)
+            let poll = try await app.call(client, .post, "/api/v1/desktop/pair/poll", token: nil, body: #"{"device_code":"\#(deviceCode)"}"#)
+            #expect(poll.status == .notFound)
+            #expect(try await app.call(client, .get, "/api/v1/desktop/pair?user_code=\(userCode)", token: nil).status == .ok)
+        }
+    }
+}
