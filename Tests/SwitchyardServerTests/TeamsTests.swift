@@ -20,35 +20,37 @@ struct TeamsTests {
         var description: String { "\(method) \(path)" }
     }
 
-    static let endpoints: [Endpoint] = [
-        Endpoint(method: .get, path: "/api/v1/teams/current", body: nil, permission: .view),
-        Endpoint(method: .put, path: "/api/v1/teams/current", body: #"{"display_name":"Renamed"}"#, permission: .manage),
-        Endpoint(method: .post, path: "/api/v1/teams/current/transfer", body: #"{"new_owner_id":"\#(UUID().lowercased)"}"#, permission: .own),
-        Endpoint(method: .delete, path: "/api/v1/teams/current", body: nil, permission: .own),
-        Endpoint(method: .get, path: "/api/v1/members", body: nil, permission: .view),
-        Endpoint(method: .put, path: "/api/v1/members/\(UUID().lowercased)", body: #"{"member_role":"viewer"}"#, permission: .manageMembers),
-        Endpoint(method: .delete, path: "/api/v1/members/\(UUID().lowercased)", body: nil, permission: .manageMembers),
-        Endpoint(
-            method: .post, path: "/api/v1/invitations", body: #"{"email_address":"new@example.com","invitation_role":"member"}"#,
-            permission: .manageMembers),
-        Endpoint(method: .get, path: "/api/v1/invitations", body: nil, permission: .manageMembers),
-        Endpoint(method: .delete, path: "/api/v1/invitations/\(UUID().lowercased)", body: nil, permission: .manageMembers),
-        Endpoint(
-            method: .post, path: "/api/v1/webhooks",
-            body: #"{"display_name":"x","webhook_url":"https://hooks.example.com/x","webhook_events":["task.failed"]}"#, permission: .manage),
-        Endpoint(method: .get, path: "/api/v1/webhooks", body: nil, permission: .manage),
-        Endpoint(method: .get, path: "/api/v1/webhooks/\(UUID().lowercased)/deliveries", body: nil, permission: .manage),
-        Endpoint(method: .post, path: "/api/v1/workflows/import", body: try! TestApp.invertImport(), permission: .manage),
-        Endpoint(method: .get, path: "/api/v1/workflows", body: nil, permission: .view),
-        Endpoint(method: .post, path: "/api/v1/r/workflows/slug/missing/run", body: "{}", permission: .run),
-        Endpoint(method: .get, path: "/api/v1/r/tasks", body: nil, permission: .view),
-    ]
+    static func endpoints() throws -> [Endpoint] {
+        [
+            Endpoint(method: .get, path: "/api/v1/teams/current", body: nil, permission: .view),
+            Endpoint(method: .put, path: "/api/v1/teams/current", body: #"{"display_name":"Renamed"}"#, permission: .manage),
+            Endpoint(method: .post, path: "/api/v1/teams/current/transfer", body: #"{"new_owner_id":"\#(UUID().lowercased)"}"#, permission: .own),
+            Endpoint(method: .delete, path: "/api/v1/teams/current", body: nil, permission: .own),
+            Endpoint(method: .get, path: "/api/v1/members", body: nil, permission: .view),
+            Endpoint(method: .put, path: "/api/v1/members/\(UUID().lowercased)", body: #"{"member_role":"viewer"}"#, permission: .manageMembers),
+            Endpoint(method: .delete, path: "/api/v1/members/\(UUID().lowercased)", body: nil, permission: .manageMembers),
+            Endpoint(
+                method: .post, path: "/api/v1/invitations", body: #"{"email_address":"new@example.com","invitation_role":"member"}"#,
+                permission: .manageMembers),
+            Endpoint(method: .get, path: "/api/v1/invitations", body: nil, permission: .manageMembers),
+            Endpoint(method: .delete, path: "/api/v1/invitations/\(UUID().lowercased)", body: nil, permission: .manageMembers),
+            Endpoint(
+                method: .post, path: "/api/v1/webhooks",
+                body: #"{"display_name":"x","webhook_url":"https://hooks.example.com/x","webhook_events":["task.failed"]}"#, permission: .manage),
+            Endpoint(method: .get, path: "/api/v1/webhooks", body: nil, permission: .manage),
+            Endpoint(method: .get, path: "/api/v1/webhooks/\(UUID().lowercased)/deliveries", body: nil, permission: .manage),
+            Endpoint(method: .post, path: "/api/v1/workflows/import", body: try TestApp.invertImport(), permission: .manage),
+            Endpoint(method: .get, path: "/api/v1/workflows", body: nil, permission: .view),
+            Endpoint(method: .post, path: "/api/v1/r/workflows/slug/missing/run", body: "{}", permission: .run),
+            Endpoint(method: .get, path: "/api/v1/r/tasks", body: nil, permission: .view),
+        ]
+    }
 
     @Test("role matrix: every role × every management endpoint is allowed exactly when the role holds the permission", arguments: TeamRole.allCases)
     func roleMatrix(role: TeamRole) async throws {
         try await TestApp.with(.sqlite) { app, client in
             let key = try await app.member(role: role)
-            for endpoint in Self.endpoints {
+            for endpoint in try Self.endpoints() {
                 // The owner really deleting the team is the cascade test's business.
                 if endpoint.permission == .own, endpoint.method == .delete, role == .owner { continue }
                 let response = try await app.call(client, endpoint.method, endpoint.path, token: key, body: endpoint.body)
