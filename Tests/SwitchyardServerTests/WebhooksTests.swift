@@ -139,19 +139,19 @@ struct WebhooksTests {
         return task
     }
 
-    /// Drains the outbox until the delivery log of `webhook` satisfies `done` (the background sender may get there first).
-    func waitForLog(
-        _ app: TestApp, _ client: any TestClientProtocol, webhook: String, _ done: ([[String: Any]]) -> Bool
-    ) async throws -> [[String: Any]] {
+    /// Sends what is due (the background sender is off in these tests, so this is the only sender) and returns the
+    /// webhook's delivery log.
+    func deliveryLog(_ app: TestApp, _ client: any TestClientProtocol, webhook: String) async throws -> [[String: Any]] {
+        await app.built.webhookSender.drain()
         let session = try await app.ownerSession(client)
-        for _ in 0..<250 {
-            await app.built.webhookSender.drain()
-            let log = try await app.call(client, .get, "/api/v1/webhooks/\(webhook)/deliveries", token: session, team: app.bootstrap.teamId)
-            let items = (try log.json()["delivery_list"] as? [[String: Any]]) ?? []
-            if done(items) { return items }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        throw TestSupportError("the delivery log never reached the expected state")
+        let log = try await app.call(client, .get, "/api/v1/webhooks/\(webhook)/deliveries", token: session, team: app.bootstrap.teamId)
+        return (try log.json()["delivery_list"] as? [[String: Any]]) ?? []
+    }
+
+    /// Loopback targets allowed; the sender sends only when the test drains it.
+    static let stepped: @Sendable (inout ServerConfiguration) -> Void = { configuration in
+        configuration.webhooks.policy = WebhookTargetPolicy(allowInsecureLoopback: true)
+        configuration.webhooks.sendsInBackground = false
     }
 
     func rotateSecret(_ app: TestApp, _ client: any TestClientProtocol, webhook: String) async throws -> String {
@@ -161,8 +161,6 @@ struct WebhooksTests {
         return secret
     }
 
-    static func always(_ items: [[String: Any]]) -> Bool { true }
-
     static func attempts(_ delivery: [String: Any]?) -> [[String: Any]] { (delivery?["attempts"] as? [[String: Any]]) ?? [] }
 
     @Test(
@@ -171,14 +169,15 @@ struct WebhooksTests {
     func retriesUntilDelivered(backend: TestBackend) async throws {
         let receiver = WebhookReceiver()
         try await receiver.run { port in
-            try await TestApp.with(backend, configure: { $0.webhooks.policy = WebhookTargetPolicy(allowInsecureLoopback: true) }) { app, client in
+            try await TestApp.with(backend, configure: Self.stepped) { app, client in
                 let webhook = try await createWebhook(app, client, port: port, events: #""task.cancelled""#)
                 receiver.answer(503)
                 let start = app.clock.now()
                 let task = try await cancelledTask(app, client)
 
                 // The delivery exists before any attempt: it was written with the terminal state.
-                var log = try await waitForLog(app, client, webhook: webhook.id) { Self.attempts($0.first).count == 2 }
+                var log = try await deliveryLog(app, client, webhook: webhook.id)
+                #expect(Self.attempts(log.first).count == 2)
                 var delivery = try #require(log.first)
                 #expect(delivery["task_id"] as? String == task.lowercased)
                 #expect(delivery["delivery_status"] as? String == "pending")
@@ -190,15 +189,17 @@ struct WebhooksTests {
                 #expect(first[1]["error"] as? String == "answered 503")
 
                 app.clock.advance(by: 5)
-                log = try await waitForLog(app, client, webhook: webhook.id) { Self.attempts($0.first).count == 3 }
+                log = try await deliveryLog(app, client, webhook: webhook.id)
+                #expect(Self.attempts(log.first).count == 3)
                 #expect(Self.attempts(log.first).last?["next_retry_at"] as? String == RFC3339.format(start.addingTimeInterval(35)))
 
                 receiver.answer(200)
                 app.clock.advance(by: 29)
-                try await Task.sleep(for: .milliseconds(50))
-                #expect(receiver.received.count == 3)  // not due yet
+                #expect(await app.built.webhookSender.drain() == 0)  // not due yet
+                #expect(receiver.received.count == 3)
                 app.clock.advance(by: 1)
-                log = try await waitForLog(app, client, webhook: webhook.id) { $0.first?["delivery_status"] as? String == "delivered" }
+                log = try await deliveryLog(app, client, webhook: webhook.id)
+                #expect(log.first?["delivery_status"] as? String == "delivered")
                 delivery = try #require(log.first)
                 #expect(delivery["attempt_count"] as? Int == 4)
                 #expect(Self.attempts(delivery).last?["status_code"] as? Int == 200)
@@ -235,16 +236,19 @@ struct WebhooksTests {
     func deadThenRedelivered(backend: TestBackend) async throws {
         let receiver = WebhookReceiver()
         try await receiver.run { port in
-            try await TestApp.with(backend, configure: { $0.webhooks.policy = WebhookTargetPolicy(allowInsecureLoopback: true) }) { app, client in
+            try await TestApp.with(backend, configure: Self.stepped) { app, client in
                 let webhook = try await createWebhook(app, client, port: port, events: #""task.cancelled""#)
                 receiver.answer(500)
                 _ = try await cancelledTask(app, client)
-                _ = try await waitForLog(app, client, webhook: webhook.id) { Self.attempts($0.first).count == 2 }
+                let logStep = try await deliveryLog(app, client, webhook: webhook.id)
+                #expect(Self.attempts(logStep.first).count == 2)
                 for (step, expected) in [(5.0, 3), (30.0, 4), (120.0, 5)] {
                     app.clock.advance(by: step)
-                    _ = try await waitForLog(app, client, webhook: webhook.id) { Self.attempts($0.first).count == expected }
+                    let logStep = try await deliveryLog(app, client, webhook: webhook.id)
+                    #expect(Self.attempts(logStep.first).count == expected)
                 }
-                var log = try await waitForLog(app, client, webhook: webhook.id) { $0.first?["delivery_status"] as? String == "dead" }
+                var log = try await deliveryLog(app, client, webhook: webhook.id)
+                #expect(log.first?["delivery_status"] as? String == "dead")
                 let delivery = try #require(log.first)
                 #expect(delivery["next_attempt_at"] is NSNull)
                 app.clock.advance(by: 3600)
@@ -257,7 +261,8 @@ struct WebhooksTests {
                 let redeliver = try await app.call(
                     client, .post, "/api/v1/webhooks/\(webhook.id)/deliveries/\(deliveryId)/redeliver", token: session, team: app.bootstrap.teamId)
                 #expect(redeliver.status == .accepted)
-                log = try await waitForLog(app, client, webhook: webhook.id) { $0.first?["delivery_status"] as? String == "delivered" }
+                log = try await deliveryLog(app, client, webhook: webhook.id)
+                #expect(log.first?["delivery_status"] as? String == "delivered")
                 #expect(log.first?["attempt_count"] as? Int == 6)
                 #expect(receiver.received.count == 6)
                 #expect(receiver.received.last?.headers["webhook-id"] == deliveryId)
@@ -272,7 +277,9 @@ struct WebhooksTests {
         }
     }
 
-    @Test("only subscribed, active webhooks get a delivery; the old secret stops signing once rotated", arguments: TestBackend.available)
+    @Test(
+        "only subscribed, active webhooks get a delivery; the old secret stops signing once rotated", .timeLimit(.minutes(1)),
+        arguments: TestBackend.available)
     func subscriptionsAndRotation(backend: TestBackend) async throws {
         let receiver = WebhookReceiver()
         try await receiver.run { port in
@@ -281,9 +288,11 @@ struct WebhooksTests {
                 let cancelled = try await createWebhook(app, client, port: port, events: #""task.cancelled""#)
                 let rotated = try await rotateSecret(app, client, webhook: cancelled.id)
                 _ = try await cancelledTask(app, client)
-                _ = try await waitForLog(app, client, webhook: cancelled.id) { $0.first?["delivery_status"] as? String == "delivered" }
-                let untouched = try await waitForLog(app, client, webhook: failedOnly.id, Self.always)
-                #expect(untouched.isEmpty)
+                // The background sender, woken by the task's end, delivers without anyone draining.
+                await receiver.waitForRequests(1)
+                let untouched = try await app.storage.webhookDeliveries(
+                    webhookId: UUID(uuidString: failedOnly.id)!, teamId: app.bootstrap.teamId, page: PageRequest())
+                #expect(untouched?.totalCount == 0)
                 let received = receiver.received
                 #expect(received.count == 1)
                 let header = received.first?.headers["x-webhook-signature-256"]
@@ -300,11 +309,12 @@ struct WebhooksTests {
     func redirectsFail() async throws {
         let receiver = WebhookReceiver()
         try await receiver.run { port in
-            try await TestApp.with(.sqlite, configure: { $0.webhooks.policy = WebhookTargetPolicy(allowInsecureLoopback: true) }) { app, client in
+            try await TestApp.with(.sqlite, configure: Self.stepped) { app, client in
                 let webhook = try await createWebhook(app, client, port: port, events: #""task.cancelled""#)
                 receiver.answer(301)
                 _ = try await cancelledTask(app, client)
-                let log = try await waitForLog(app, client, webhook: webhook.id) { Self.attempts($0.first).count == 2 }
+                let log = try await deliveryLog(app, client, webhook: webhook.id)
+                #expect(Self.attempts(log.first).count == 2)
                 #expect((Self.attempts(log.first).first?["error"] as? String)?.contains("redirects are not followed") == true)
             }
         }

@@ -14,10 +14,34 @@ public final class WebhookReceiver: Sendable {
     }
 
     private let state = Mutex<(status: Int, received: [Received])>((200, []))
+    private let waiters = Mutex<[(count: Int, continuation: CheckedContinuation<Void, Never>)]>([])
 
     public init() {}
 
     public var received: [Received] { state.withLock { $0.received } }
+
+    /// Returns once at least `count` requests arrived (bound the test with a time limit).
+    public func waitForRequests(_ count: Int) async {
+        await withCheckedContinuation { continuation in
+            let ready = state.withLock { state in state.received.count >= count }
+            if ready {
+                continuation.resume()
+            } else {
+                waiters.withLock { $0.append((count, continuation)) }
+                resumeWaiters()
+            }
+        }
+    }
+
+    private func resumeWaiters() {
+        let count = state.withLock { $0.received.count }
+        let ready = waiters.withLock { waiters in
+            let ready = waiters.filter { $0.count <= count }
+            waiters.removeAll { $0.count <= count }
+            return ready
+        }
+        for waiter in ready { waiter.continuation.resume() }
+    }
 
     public func answer(_ status: Int) {
         state.withLock { $0.status = status }
@@ -35,6 +59,7 @@ public final class WebhookReceiver: Sendable {
                 state.received.append(Received(headers: headers, body: Array(buffer.readableBytesView)))
                 return state.status
             }
+            self.resumeWaiters()
             return Response(status: .init(code: status), body: .init(byteBuffer: ByteBuffer(string: "ok")))
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))

@@ -37,12 +37,12 @@ public actor Dispatcher: Service {
     }
 
     let gatewayId: String
-    private let storage: any SwitchyardStorage
-    private let objects: ObjectStorage
-    private let snapshots: SnapshotCache
+    let storage: any SwitchyardStorage
+    let objects: ObjectStorage
+    let snapshots: SnapshotCache
     private let hub: TaskEventHub
     private let clock: any WallClock
-    private let logger: Logger
+    let logger: Logger
     let settings: Settings
 
     private var sessions: [AgentKey: Session] = [:] {
@@ -52,13 +52,13 @@ public actor Dispatcher: Service {
     /// `reserve` when there are none.
     private nonisolated let sessionCount = Atomic<Int>(0)
     nonisolated var hasAgents: Bool { sessionCount.load(ordering: .relaxed) > 0 }
-    private var queue: [UUID: TaskRecord] = [:]
+    var queue: [UUID: TaskRecord] = [:]
     /// Definitions handed over by the submitter, so an offer needs no read of the task's definition.
-    private var definitions: [UUID: JSONValue] = [:]
+    var definitions: [UUID: JSONValue] = [:]
     /// Queued tasks still `pending` (from another replica, or from before a restart): to be marked `waiting`.
     private var unmarked: Set<UUID> = []
     /// What each queued task asks of its agent (labels, pool, VRAM, models, region), from its workflow snapshot.
-    private var requirements: [UUID: DispatchRequirement] = [:]
+    var requirements: [UUID: DispatchRequirement] = [:]
     private var leases: [UUID: Lease] = [:]
     private var uploadKeys: [UUID: [String: String]] = [:]
     private var passRunning = false
@@ -587,68 +587,9 @@ public actor Dispatcher: Service {
         }
     }
 
-    /// The task's requirement, its workflow snapshot read (through the cache) the first time.
-    private func requirement(for task: TaskRecord) async -> DispatchRequirement {
-        if let known = requirements[task.id] { return known }
-        let storage = self.storage
-        let load: @Sendable () async throws -> WorkflowDefinition? = {
-            try await storage.workflowSnapshot(workflowId: task.workflowId, teamId: task.teamId, version: task.workflowVersion)?.definition
-        }
-        let workflow = try? await snapshots.definition(workflowId: task.workflowId, version: task.workflowVersion, load: load)
-        let requirement = workflow.map { Self.requirement(task, $0) } ?? Self.requirement(task, nil)
-        if queue[task.id] != nil { requirements[task.id] = requirement }
-        return requirement
-    }
-
-    static func requirement(_ task: TaskRecord, _ workflow: WorkflowDefinition?) -> DispatchRequirement {
-        DispatchRequirement(
-            teamId: task.teamId, requiredLabels: Set(task.requiredLabels), pool: task.targetPool, minVRAMGB: workflow?.minVRAMGB ?? 0,
-            submitterRegion: task.submitterRegion.map { $0.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() },
-            requiredModels: Set(workflow?.requiredModels ?? []))
-    }
-
     private func release(_ key: AgentKey) {
         guard var session = sessions[key] else { return }
         session.candidate.running = max(0, session.candidate.running - 1)
         sessions[key] = session
-    }
-
-    private func makeOffer(_ task: TaskRecord, attemptId: UUID, now: Date) async throws -> GatewayMessage.Offer {
-        var definition = definitions.removeValue(forKey: task.id)
-        if definition == nil { definition = try await storage.taskDefinition(id: task.id, teamId: task.teamId) }
-        guard let definition else { throw SwitchyardError.notFound("the task's definition is missing") }
-        let storage = self.storage
-        let load: @Sendable () async throws -> WorkflowDefinition? = {
-            try await storage.workflowSnapshot(workflowId: task.workflowId, teamId: task.teamId, version: task.workflowVersion)?.definition
-        }
-        let workflow = try await snapshots.definition(workflowId: task.workflowId, version: task.workflowVersion, load: load)
-        var inputs: [OfferInput] = []
-        for parameter in workflow?.parameters ?? [] where parameter.kind == .file {
-            guard case .string(let fileKey)? = task.parameters[parameter.key], let key = InputFileKey(fileKey) else { continue }
-            inputs.append(
-                OfferInput(
-                    parameter: parameter.key, nodeId: parameter.nodeId, field: parameter.field,
-                    fileName: String(fileKey.split(separator: "/").last ?? "input"),
-                    downloadURL: objects.presigner.presignedGet(key: key.rawValue, expires: settings.urlLifetime, now: now)))
-        }
-        return GatewayMessage.Offer(
-            attemptId: attemptId.lowercased, taskId: task.id.lowercased, tool: task.toolType.rawValue, definitionJSON: definition.jsonString,
-            inputs: inputs, ackTimeout: settings.ackTimeout, timeout: TimeInterval(task.taskTimeout))
-    }
-
-    // MARK: Helpers
-
-    /// Runs a storage call; a failure is logged and reads as nil (the next tick or rescan tries again).
-    private func write<T: Sendable>(_ body: @Sendable () async throws -> T?) async -> T? {
-        do {
-            return try await body()
-        } catch {
-            logger.error("storage call failed", metadata: ["error": "\(error)"])
-            return nil
-        }
-    }
-
-    private func persist(_ record: AgentRecord) async {
-        _ = await write { try await self.storage.upsertAgent(record) }
     }
 }

@@ -22,6 +22,8 @@ public final class WebhookSender: Service, Sendable {
         public var concurrency = 64
         /// Which targets are allowed (`webhooks.allowInsecure`, `webhooks.allowPrivateNetworks`).
         public var policy = WebhookTargetPolicy()
+        /// Whether the service sends by itself; tests that step through retries turn it off and call `drain()`.
+        public var sendsInBackground = true
 
         public init() {}
     }
@@ -69,6 +71,10 @@ public final class WebhookSender: Service, Sendable {
     public func run() async throws {
         await withTaskCancellationOrGracefulShutdownHandler {
             while !Task.isCancelled, !stopping.load(ordering: .relaxed) {
+                guard settings.sendsInBackground else {
+                    await wakeUp.wait(timeout: .seconds(3600))
+                    continue
+                }
                 await drain()
                 var wait = settings.pollInterval
                 if let due = try? await storage.nextDeliveryDue() { wait = max(0, min(wait, due.timeIntervalSince(clock.now()))) }

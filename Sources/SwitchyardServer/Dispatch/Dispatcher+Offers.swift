@@ -1,0 +1,64 @@
+import Foundation
+import SwitchyardCore
+import SwitchyardWire
+
+/// What the dispatcher reads to place and offer a task: its requirement, its workflow snapshot, the offer message;
+/// and the storage calls whose failures it logs rather than throws.
+extension Dispatcher {
+    /// The workflow snapshot the task was validated against, through the snapshot cache.
+    func workflow(of task: TaskRecord) async throws -> WorkflowDefinition? {
+        let storage = self.storage
+        return try await snapshots.definition(workflowId: task.workflowId, version: task.workflowVersion) {
+            try await storage.workflowSnapshot(workflowId: task.workflowId, teamId: task.teamId, version: task.workflowVersion)?.definition
+        }
+    }
+
+    /// The task's requirement, its workflow snapshot read (through the cache) the first time.
+    func requirement(for task: TaskRecord) async -> DispatchRequirement {
+        if let known = requirements[task.id] { return known }
+        let workflow = try? await workflow(of: task)
+        let requirement = workflow.map { Self.requirement(task, $0) } ?? Self.requirement(task, nil)
+        if queue[task.id] != nil { requirements[task.id] = requirement }
+        return requirement
+    }
+
+    static func requirement(_ task: TaskRecord, _ workflow: WorkflowDefinition?) -> DispatchRequirement {
+        DispatchRequirement(
+            teamId: task.teamId, requiredLabels: Set(task.requiredLabels), pool: task.targetPool, minVRAMGB: workflow?.minVRAMGB ?? 0,
+            submitterRegion: task.submitterRegion.map { $0.trimmingCharacters(in: .whitespacesAndNewlines).lowercased() },
+            requiredModels: Set(workflow?.requiredModels ?? []))
+    }
+
+    func makeOffer(_ task: TaskRecord, attemptId: UUID, now: Date) async throws -> GatewayMessage.Offer {
+        var definition = definitions.removeValue(forKey: task.id)
+        if definition == nil { definition = try await storage.taskDefinition(id: task.id, teamId: task.teamId) }
+        guard let definition else { throw SwitchyardError.notFound("the task's definition is missing") }
+        let workflow = try await workflow(of: task)
+        var inputs: [OfferInput] = []
+        for parameter in workflow?.parameters ?? [] where parameter.kind == .file {
+            guard case .string(let fileKey)? = task.parameters[parameter.key], let key = InputFileKey(fileKey) else { continue }
+            inputs.append(
+                OfferInput(
+                    parameter: parameter.key, nodeId: parameter.nodeId, field: parameter.field,
+                    fileName: String(fileKey.split(separator: "/").last ?? "input"),
+                    downloadURL: objects.presigner.presignedGet(key: key.rawValue, expires: settings.urlLifetime, now: now)))
+        }
+        return GatewayMessage.Offer(
+            attemptId: attemptId.lowercased, taskId: task.id.lowercased, tool: task.toolType.rawValue, definitionJSON: definition.jsonString,
+            inputs: inputs, ackTimeout: settings.ackTimeout, timeout: TimeInterval(task.taskTimeout))
+    }
+
+    /// Runs a storage call; a failure is logged and reads as nil (the next tick or rescan tries again).
+    func write<T: Sendable>(_ body: @Sendable () async throws -> T?) async -> T? {
+        do {
+            return try await body()
+        } catch {
+            logger.error("storage call failed", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    func persist(_ record: AgentRecord) async {
+        _ = await write { try await self.storage.upsertAgent(record) }
+    }
+}
