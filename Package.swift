@@ -106,9 +106,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SwitchyardComfyUI",
+            dependencies: [
+                "SwitchyardCore",
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SwitchyardAgent",
             dependencies: [
-                "SwitchyardCore", "SwitchyardWire", "SwitchyardClient",
+                "SwitchyardCore", "SwitchyardWire", "SwitchyardClient", "SwitchyardComfyUI",
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -191,7 +203,7 @@ let package = Package(
         .testTarget(
             name: "SwitchyardAgentTests",
             dependencies: [
-                "SwitchyardAgent", "SwitchyardFakeComfyUI", "SwitchyardTestSupport", "SwitchyardServer", "SwitchyardWire",
+                "SwitchyardAgent", "SwitchyardComfyUI", "SwitchyardFakeComfyUI", "SwitchyardTestSupport", "SwitchyardServer", "SwitchyardWire",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "WSClient", package: "swift-websocket"),

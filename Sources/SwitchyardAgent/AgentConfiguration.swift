@@ -14,6 +14,10 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var labels: [String] = []
     public var region: String?
     public var capacity: Int = 1
+    /// Offers accepted beyond `capacity` and queued in ComfyUI's own queue, so it never idles between tasks.
+    public var prefetch: Int = 2
+    /// How often an engine that does not answer is probed again.
+    public var unhealthyProbeInterval: Duration = .seconds(1)
     public var communityOptIn = false
 
     public init() {}
@@ -39,7 +43,7 @@ public struct AgentConfiguration: Sendable, Equatable {
     }
 
     /// Applies the keys of a `switchyard-agent.yaml` (`server`, `key`, `comfyui`, `agent_id`, `agent_labels`,
-    /// `region`, `capacity`, `community_opt_in`); an unknown key or a malformed value is an error naming it.
+    /// `region`, `capacity`, `prefetch`, `community_opt_in`); an unknown key or a malformed value is an error naming it.
     public mutating func apply(yaml text: String) throws {
         for (key, value) in try Self.parseYAML(text) {
             switch (key, value) {
@@ -53,6 +57,9 @@ public struct AgentConfiguration: Sendable, Equatable {
             case ("capacity", .scalar(let text)):
                 guard let number = Int(text), (1...256).contains(number) else { throw Invalid(description: "capacity: \"\(text)\" is not 1–256") }
                 capacity = number
+            case ("prefetch", .scalar(let text)):
+                guard let number = Int(text), (0...64).contains(number) else { throw Invalid(description: "prefetch: \"\(text)\" is not 0–64") }
+                prefetch = number
             case ("community_opt_in", .scalar(let text)):
                 guard let flag = ["true": true, "yes": true, "false": false, "no": false][text.lowercased()] else {
                     throw Invalid(description: "community_opt_in: \"\(text)\" is not true or false")

@@ -30,14 +30,36 @@ public actor AgentRunner {
         self.executor = executor
         self.http = http
         self.logger = logger
+        (postedMessages, posted) = AsyncStream.makeStream(of: AgentMessage.self)
+    }
+
+    /// Queues a message behind every earlier posted one; never suspends.
+    nonisolated func post(_ message: AgentMessage) {
+        posted.yield(message)
     }
 
     public struct Refused: Error, CustomStringConvertible {
         public let description: String
     }
 
+    /// Messages from attempts, in the order they were posted (progress, started, outputs, the end): one pump moves
+    /// them into the session's outbox, so a report never overtakes an earlier one.
+    private nonisolated let posted: AsyncStream<AgentMessage>.Continuation
+    private let postedMessages: AsyncStream<AgentMessage>
+
     /// Runs until cancelled, or until the gateway refuses the agent for good.
     public func run() async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await message in self.postedMessages { await self.send(message) }
+            }
+            group.addTask { await self.watchHealth() }
+            defer { group.cancelAll() }
+            try await self.sessions()
+        }
+    }
+
+    private func sessions() async throws {
         var delay = 1.0
         while !Task.isCancelled {
             let began = ContinuousClock.now
@@ -68,7 +90,8 @@ public actor AgentRunner {
         let hello = AgentMessage.Hello(
             agentId: configuration.agentId, agentVersion: AgentVersion.current, tool: executor.tool, toolVersion: health.toolVersion,
             labels: configuration.labels, region: configuration.region, communityOptIn: configuration.communityOptIn,
-            capacity: configuration.capacity, systemStats: health.systemStats ?? SystemStats(), heldAttempts: attempts.keys.sorted())
+            capacity: configuration.capacity, prefetch: configuration.prefetch, status: status, systemStats: health.systemStats ?? SystemStats(),
+            heldAttempts: attempts.keys.sorted())
         try await WebSocketClient.connect(url: url, configuration: wsConfiguration, logger: logger) { inbound, outbound, _ in
             try await outbound.writeTextMessage(try WireCoding.encode(AgentMessage.hello(hello)))
             var messages = inbound.messages(maxSize: 16 * 1024 * 1024).makeAsyncIterator()
@@ -144,12 +167,40 @@ public actor AgentRunner {
     private func heartbeats(every interval: Double) async throws {
         while true {
             try await Task.sleep(for: .milliseconds(Int(interval * 1000)))
-            let previous = status
-            health = await executor.health()
-            status = currentStatus()
-            if status != previous { send(.status(.init(status: status, detail: health.detail))) }
+            await probe()
             send(.heartbeat(.init(status: status, running: attempts.keys.sorted(), systemStats: health.systemStats)))
         }
+    }
+
+    /// Probes the engine and reports a change of state at once (`unhealthy` takes the agent out of dispatch).
+    private func probe() async {
+        let previous = status
+        health = await executor.health()
+        status = currentStatus()
+        if status != previous {
+            if status == .unhealthy || previous == .unhealthy {
+                logger.warning("engine health changed", metadata: ["status": "\(status.rawValue)", "detail": "\(health.detail ?? "")"])
+            }
+            post(.status(.init(status: status, detail: health.detail)))
+        }
+    }
+
+    /// While the engine is down it is probed every `unhealthyProbeInterval`, so the agent is back in dispatch within
+    /// that time of the engine answering again (heartbeats probe it otherwise).
+    private func watchHealth() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: configuration.unhealthyProbeInterval)
+            if status == .unhealthy { await probe() }
+        }
+    }
+
+    /// An attempt found the engine unreachable: mark the agent unhealthy before the attempt is given back, so the
+    /// dispatcher does not hand the task straight back to it.
+    private func engineUnavailable(_ detail: String) {
+        health = ToolHealth(healthy: false, detail: detail)
+        guard status != .unhealthy else { return }
+        status = .unhealthy
+        post(.status(.init(status: .unhealthy, detail: detail)))
     }
 
     private func currentStatus() -> AgentStatus {
@@ -181,38 +232,61 @@ public actor AgentRunner {
 
     private func runAttempt(_ offer: GatewayMessage.Offer) async {
         let started = ContinuousClock.now
-        send(.ack(.init(attemptId: offer.attemptId)))
         let attemptId = offer.attemptId
+        post(.ack(.init(attemptId: attemptId)))
+        defer { attempts[attemptId] = nil }
+        guard health.healthy else {
+            // Offered before the gateway heard that the engine is down: give it back at once, no retry used.
+            post(.status(.init(status: .unhealthy, detail: health.detail)))
+            post(
+                .fail(
+                    .init(
+                        attemptId: attemptId,
+                        error: "agent \(configuration.agentId) cannot run it: \(health.detail ?? "its engine is not reachable")", fault: .platform)))
+            return
+        }
         do {
             var inputs: [ExecutionJob.Input] = []
             for input in offer.inputs {
                 inputs.append(ExecutionJob.Input(offer: input, bytes: try await download(input)))
             }
-            let job = ExecutionJob(attemptId: attemptId, taskId: offer.taskId, definition: try offer.definition(), inputs: inputs)
-            let produced = try await executor.execute(job) { progress in
-                Task {
-                    await self.send(
+            let job = ExecutionJob(
+                attemptId: attemptId, taskId: offer.taskId, definition: try offer.definition(), inputs: inputs,
+                keepPreviews: offer.keepPreviews ?? true)
+            let produced = try await executor.execute(job) { [weak self] report in
+                guard let self else { return }
+                switch report {
+                case .started: self.post(.started(.init(attemptId: attemptId)))
+                case .progress(let progress):
+                    self.post(
                         .progress(
                             .init(
                                 attemptId: attemptId, progress: progress.progress, stepCurrent: progress.stepCurrent, stepTotal: progress.stepTotal,
                                 currentNode: progress.currentNode)))
                 }
             }
-            var outputs: [OutputFile] = []
-            for output in produced {
-                try Task.checkCancellation()
-                outputs.append(try await upload(output, attemptId: attemptId))
+            let outputs = try await withThrowingTaskGroup(of: OutputFile.self) { group in
+                for output in produced { group.addTask { try await self.upload(output, attemptId: attemptId) } }
+                var uploaded: [OutputFile] = []
+                while let output = try await group.next() { uploaded.append(output) }
+                return uploaded
             }
-            send(.complete(.init(attemptId: attemptId, outputs: outputs)))
+            try Task.checkCancellation()
+            post(.complete(.init(attemptId: attemptId, outputs: outputs)))
+        } catch let stopped as ExecutionStopped {
+            post(.cancelled(.init(attemptId: attemptId, stoppedAt: stopped.at, gpuSeconds: Self.seconds(started.duration(to: .now)))))
         } catch is CancellationError {
-            let seconds = Self.seconds(started.duration(to: .now))
-            send(.cancelled(.init(attemptId: attemptId, stoppedAt: Date(), gpuSeconds: seconds)))
+            post(.cancelled(.init(attemptId: attemptId, stoppedAt: Date(), gpuSeconds: Self.seconds(started.duration(to: .now)))))
         } catch let failure as ExecutionFailure {
-            send(.fail(.init(attemptId: attemptId, error: failure.message, fault: failure.fault)))
+            if failure.toolUnavailable {
+                engineUnavailable(failure.message)
+                post(.fail(.init(attemptId: attemptId, error: "agent \(configuration.agentId) cannot run it: \(failure.message)", fault: .platform)))
+            } else {
+                post(.fail(.init(attemptId: attemptId, error: failure.message, fault: failure.fault)))
+            }
         } catch {
-            send(.fail(.init(attemptId: attemptId, error: "the agent failed: \(error)", fault: .agent)))
+            post(.fail(.init(attemptId: attemptId, error: "the agent failed: \(error)", fault: .agent)))
         }
-        attempts[attemptId] = nil
     }
 
     private func download(_ input: OfferInput) async throws -> [UInt8] {
@@ -244,7 +318,8 @@ public actor AgentRunner {
         }
         return OutputFile(
             nodeId: output.nodeId, kind: output.kind, index: output.index, fileName: output.fileName, storageKey: url.storageKey,
-            contentType: output.contentType, size: output.bytes.count)
+            contentType: output.contentType, size: output.bytes.count, preview: output.preview ? true : nil, animated: output.animated ? true : nil,
+            text: output.text.flatMap { $0.utf8.count <= 65_536 ? $0 : nil })
     }
 
     static func seconds(_ duration: Duration) -> Double {

@@ -9,6 +9,8 @@ public struct ExecutionJob: Sendable {
     public var taskId: String
     public var definition: JSONValue
     public var inputs: [Input]
+    /// Whether previews (ComfyUI's temp outputs) are kept as outputs; a workflow may opt out.
+    public var keepPreviews: Bool
 
     public struct Input: Sendable {
         public var offer: OfferInput
@@ -20,11 +22,12 @@ public struct ExecutionJob: Sendable {
         }
     }
 
-    public init(attemptId: String, taskId: String, definition: JSONValue, inputs: [Input]) {
+    public init(attemptId: String, taskId: String, definition: JSONValue, inputs: [Input], keepPreviews: Bool = true) {
         self.attemptId = attemptId
         self.taskId = taskId
         self.definition = definition
         self.inputs = inputs
+        self.keepPreviews = keepPreviews
     }
 }
 
@@ -43,6 +46,13 @@ public struct ExecutionProgress: Sendable, Equatable {
     }
 }
 
+/// What an executor tells the agent while an attempt runs.
+public enum ExecutionReport: Sendable, Equatable {
+    /// The tool took the work from its own queue and runs it now (the attempt becomes `running`).
+    case started
+    case progress(ExecutionProgress)
+}
+
 /// A file the tool produced, to be uploaded as an output.
 public struct ProducedOutput: Sendable, Equatable {
     public var nodeId: String
@@ -51,14 +61,27 @@ public struct ProducedOutput: Sendable, Equatable {
     public var fileName: String
     public var contentType: String
     public var bytes: [UInt8]
+    /// A preview (ComfyUI's temp folder: `PreviewImage`), not a saved output.
+    public var preview: Bool
+    /// Frames of one animation (`SaveAnimatedWEBP`/`SaveAnimatedPNG`).
+    public var animated: Bool
+    /// A text value, also kept inline in `task_output`.
+    public var text: String?
 
-    public init(nodeId: String, kind: String, index: Int, fileName: String, contentType: String, bytes: [UInt8]) {
+    public init(
+        nodeId: String, kind: String, index: Int, fileName: String, contentType: String, bytes: [UInt8], preview: Bool = false,
+        animated: Bool = false,
+        text: String? = nil
+    ) {
         self.nodeId = nodeId
         self.kind = kind
         self.index = index
         self.fileName = fileName
         self.contentType = contentType
         self.bytes = bytes
+        self.preview = preview
+        self.animated = animated
+        self.text = text
     }
 }
 
@@ -66,10 +89,14 @@ public struct ProducedOutput: Sendable, Equatable {
 public struct ExecutionFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     public var fault: FaultOrigin
+    /// The tool could not be reached before any work began: the agent is unhealthy, and the attempt goes back
+    /// to waiting without using up a retry.
+    public var toolUnavailable: Bool
 
-    public init(_ message: String, fault: FaultOrigin) {
+    public init(_ message: String, fault: FaultOrigin, toolUnavailable: Bool = false) {
         self.message = message
         self.fault = fault
+        self.toolUnavailable = toolUnavailable
     }
 
     public var description: String { message }
@@ -90,10 +117,18 @@ public struct ToolHealth: Sendable, Equatable {
     }
 }
 
-/// Runs attempts on one local tool (ComfyUI today). Cancelling the calling task stops the work: the executor
-/// must then make the tool stop too, and return (or throw `CancellationError`) only once it has.
+/// Runs attempts on one local tool (ComfyUI today). Several attempts may be in an executor at once: the tool's
+/// own queue orders them, and `.started` says when one leaves it. Cancelling the calling task stops the work: the
+/// executor must then make the tool stop too, and throw `ExecutionStopped` only once it has.
 public protocol ToolExecutor: Sendable {
     var tool: String { get }
     func health() async -> ToolHealth
-    func execute(_ job: ExecutionJob, progress: @escaping @Sendable (ExecutionProgress) -> Void) async throws -> [ProducedOutput]
+    func execute(_ job: ExecutionJob, report: @escaping @Sendable (ExecutionReport) -> Void) async throws -> [ProducedOutput]
+}
+
+/// A cancelled attempt's work stopped; `at` is when the tool confirmed.
+public struct ExecutionStopped: Error, Sendable, Equatable {
+    public var at: Date
+
+    public init(at: Date) { self.at = at }
 }

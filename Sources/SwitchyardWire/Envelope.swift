@@ -8,6 +8,8 @@ public enum AgentMessage: Sendable, Equatable {
     case heartbeat(Heartbeat)
     case status(StatusChange)
     case ack(AttemptRef)
+    /// The engine took the attempt from its own queue and runs it now (agents that prefetch).
+    case started(AttemptRef)
     case progress(Progress)
     case uploadRequest(UploadRequest)
     case complete(Completion)
@@ -24,13 +26,20 @@ public enum AgentMessage: Sendable, Equatable {
         public var region: String?
         public var communityOptIn: Bool
         public var capacity: Int
+        /// Offers it accepts beyond `capacity`, queued in the engine's own queue so that it never idles between
+        /// tasks. An agent that sends it reports `started` when an attempt leaves that queue; one that does not
+        /// (nil) runs what it acks at once.
+        public var prefetch: Int?
+        /// Its state at connection (`unhealthy` when its engine does not answer); nil reads as idle.
+        public var status: AgentStatus?
         public var systemStats: SystemStats
         /// Attempts the agent still runs after a reconnect; the gateway keeps those it still owns, cancels the rest.
         public var heldAttempts: [String]
 
         public init(
             protocolVersion: Int = WireProtocol.version, agentId: String, agentVersion: String, tool: String, toolVersion: String?, labels: [String],
-            region: String?, communityOptIn: Bool, capacity: Int, systemStats: SystemStats, heldAttempts: [String] = []
+            region: String?, communityOptIn: Bool, capacity: Int, prefetch: Int? = nil, status: AgentStatus? = nil, systemStats: SystemStats,
+            heldAttempts: [String] = []
         ) {
             self.protocolVersion = protocolVersion
             self.agentId = agentId
@@ -41,12 +50,14 @@ public enum AgentMessage: Sendable, Equatable {
             self.region = region
             self.communityOptIn = communityOptIn
             self.capacity = capacity
+            self.prefetch = prefetch
+            self.status = status
             self.systemStats = systemStats
             self.heldAttempts = heldAttempts
         }
 
         enum CodingKeys: String, CodingKey {
-            case tool, labels, region, capacity
+            case tool, labels, region, capacity, prefetch, status
             case protocolVersion = "protocol_version"
             case agentId = "agent_id"
             case agentVersion = "agent_version"
@@ -246,11 +257,14 @@ public enum GatewayMessage: Sendable, Equatable {
         public var definitionJSON: String
         public var inputs: [OfferInput]
         public var ackTimeout: Double
-        /// Seconds from the ack the attempt may run.
+        /// Seconds from the start the attempt may run.
         public var timeout: Double
+        /// Whether previews (ComfyUI's temp outputs) are kept; nil reads as true.
+        public var keepPreviews: Bool?
 
         public init(
-            attemptId: String, taskId: String, tool: String, definitionJSON: String, inputs: [OfferInput], ackTimeout: Double, timeout: Double
+            attemptId: String, taskId: String, tool: String, definitionJSON: String, inputs: [OfferInput], ackTimeout: Double, timeout: Double,
+            keepPreviews: Bool? = nil
         ) {
             self.attemptId = attemptId
             self.taskId = taskId
@@ -259,6 +273,7 @@ public enum GatewayMessage: Sendable, Equatable {
             self.inputs = inputs
             self.ackTimeout = ackTimeout
             self.timeout = timeout
+            self.keepPreviews = keepPreviews
         }
 
         /// The definition, parsed with the exact parser.
@@ -270,6 +285,7 @@ public enum GatewayMessage: Sendable, Equatable {
             case taskId = "task_id"
             case definitionJSON = "definition_json"
             case ackTimeout = "ack_timeout"
+            case keepPreviews = "keep_previews"
         }
     }
 

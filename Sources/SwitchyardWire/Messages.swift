@@ -62,8 +62,17 @@ public struct OutputFile: Codable, Sendable, Equatable {
     public var storageKey: String
     public var contentType: String
     public var size: Int
+    /// A preview (ComfyUI's temp folder), not a saved output.
+    public var preview: Bool?
+    /// Frames of one animation.
+    public var animated: Bool?
+    /// A text output's value, kept inline in `task_output`.
+    public var text: String?
 
-    public init(nodeId: String, kind: String, index: Int, fileName: String, storageKey: String, contentType: String, size: Int) {
+    public init(
+        nodeId: String, kind: String, index: Int, fileName: String, storageKey: String, contentType: String, size: Int, preview: Bool? = nil,
+        animated: Bool? = nil, text: String? = nil
+    ) {
         self.nodeId = nodeId
         self.kind = kind
         self.index = index
@@ -71,13 +80,16 @@ public struct OutputFile: Codable, Sendable, Equatable {
         self.storageKey = storageKey
         self.contentType = contentType
         self.size = size
+        self.preview = preview
+        self.animated = animated
+        self.text = text
     }
 
     /// `9.images.0`, the key of `download_urls`.
     public var outputId: String { "\(nodeId).\(kind).\(index)" }
 
     enum CodingKeys: String, CodingKey {
-        case index, kind, size
+        case index, kind, size, preview, animated, text
         case nodeId = "node_id"
         case fileName = "file_name"
         case storageKey = "storage_key"

@@ -20,17 +20,20 @@ struct EndToEndTests {
         """
     }
 
-    /// Runs an agent (ComfyUI executor on `fake`) for the duration of `body`, once it is listed as connected.
+    /// Runs an agent (ComfyUI executor on the ComfyUI at `comfyUI`) for the duration of `body`, once it is listed as connected.
     static func withAgent(
-        _ app: TestApp, _ client: any TestClientProtocol, fake: FakeComfyUI, id: String = "e2e-gpu", _ body: () async throws -> Void
+        _ app: TestApp, _ client: any TestClientProtocol, comfyUI: String, id: String = "e2e-gpu", prefetch: Int = 2,
+        _ body: () async throws -> Void
     ) async throws {
         var configuration = AgentConfiguration()
+        configuration.prefetch = prefetch
+        configuration.unhealthyProbeInterval = .milliseconds(100)
         configuration.server = "http://127.0.0.1:\(client.port!)"
         configuration.key = app.bootstrap.agentKey
         configuration.agentId = id
         configuration.labels = AgentConfiguration.advertisedLabels(configured: ["e2e"], tool: "comfyui")
         let logger = Logger(label: "e2e-agent")
-        let runner = AgentRunner(configuration: configuration, executor: ComfyUIExecutor(baseURL: fake.baseURL, logger: logger), logger: logger)
+        let runner = AgentRunner(configuration: configuration, executor: ComfyUIExecutor(baseURL: comfyUI, logger: logger), logger: logger)
         let agent = Task { try await runner.run() }
         defer { agent.cancel() }
         let deadline = ContinuousClock.now + .seconds(10)
@@ -54,7 +57,7 @@ struct EndToEndTests {
                 _ = try await app.importWorkflow(
                     client, session: session,
                     body: Self.importBody(slug: "blur", graph: try recordedGraphText("b_load_blur_save"), parameters: parameters))
-                try await Self.withAgent(app, client, fake: fake) {
+                try await Self.withAgent(app, client, comfyUI: fake.baseURL) {
                     let photo = [UInt8](repeating: 7, count: 4096)
                     let fileKey = try await app.upload(client, token: app.bootstrap.integrationKey, fileName: "cat.png", bytes: photo)
                     let taskId = try await app.run(client, slug: "blur", body: #"{"parameters":{"photo":"\#(fileKey)","radius":5}}"#)
@@ -63,13 +66,17 @@ struct EndToEndTests {
                             .body)
                     let names = stream.split(separator: "\n").filter { $0.hasPrefix("event: ") }.map { String($0.dropFirst(7)) }
                     #expect(names.first == "status" && names.last == "completed")
-                    #expect(names.contains("progress"))
                     for status in ["pending", "queued", "running"] { #expect(stream.contains(#""status":"\#(status)""#)) }
 
                     let result = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/result", token: app.bootstrap.integrationKey)
                         .json()
                     let urls = try #require(result["download_urls"] as? [String: String])
-                    #expect(Array(urls.keys) == ["12.images.0"])
+                    // The SaveImage output and the PreviewImage preview, marked as such; the primary output is the saved one.
+                    #expect(Set(urls.keys) == ["12.images.0", "13.images.0"])
+                    let described = try #require(result["task_output"] as? [String: Any])
+                    let outputs = try #require(described["outputs"] as? [String: [String: Any]])
+                    #expect(outputs["13.images.0"]?["preview"] as? Bool == true && outputs["12.images.0"]?["preview"] as? Bool == false)
+                    #expect(described["image_count"] as? Int == 1)
                     let url = try #require(result["download_url"] as? String)
                     let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
                     let downloaded = Array(buffer: try await response.body.collect(upTo: 1 << 20))
@@ -89,13 +96,9 @@ struct EndToEndTests {
         try await FakeComfyUI.with { fake in
             try await TestApp.with(.sqlite, live: true) { app, client in
                 let session = try await app.ownerSession(client)
-                let graph =
-                    #"{"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},"#
-                    + #" "2": {"class_type": "TestSleep", "inputs": {"value": ["1", 0], "seconds": 30}},"#
-                    + #" "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "long"}}}"#
-                let parameters = #"{"key":"seconds","node_id":"2","field":"seconds","type":"number","min":1,"max":60,"default":30}"#
-                _ = try await app.importWorkflow(client, session: session, body: Self.importBody(slug: "sleep", graph: graph, parameters: parameters))
-                try await Self.withAgent(app, client, fake: fake) {
+                _ = try await app.importWorkflow(
+                    client, session: session, body: Self.importBody(slug: "sleep", graph: Self.sleepGraph, parameters: Self.secondsParameter))
+                try await Self.withAgent(app, client, comfyUI: fake.baseURL) {
                     let taskId = try await app.run(client, slug: "sleep")
                     // Follow the task's events: cancel once ComfyUI reports progress (it is running), then read on to the end.
                     var cancelled = false
@@ -123,6 +126,94 @@ struct EndToEndTests {
         }
     }
 
+    static let sleepGraph =
+        #"{"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},"#
+        + #" "2": {"class_type": "TestSleep", "inputs": {"value": ["1", 0], "seconds": 30}},"#
+        + #" "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "long"}}}"#
+    static let colorGraph =
+        #"{"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},"#
+        + #" "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "e2e/color"}}}"#
+    static let colorParameter = #"{"key":"color","node_id":"1","field":"color","type":"number","min":0,"max":16777215,"default":0}"#
+    static let secondsParameter = #"{"key":"seconds","node_id":"2","field":"seconds","type":"number","min":0.1,"max":60,"default":30}"#
+
+    @Test("progress reaches a live stream from memory; the log keeps it coalesced (once per interval), not every tick")
+    func progressCoalesced() async throws {
+        try await FakeComfyUI.with(.init(progressTick: .milliseconds(10))) { fake in
+            try await TestApp.with(.sqlite, live: true) { app, client in
+                let session = try await app.ownerSession(client)
+                _ = try await app.importWorkflow(
+                    client, session: session, body: Self.importBody(slug: "sleep", graph: Self.sleepGraph, parameters: Self.secondsParameter))
+                try await Self.withAgent(app, client, comfyUI: fake.baseURL) {
+                    let taskId = try await app.run(client, slug: "sleep", body: #"{"parameters":{"seconds":0.6}}"#)
+                    var logged = false
+                    let live = try await app.followEvents(port: client.port!, taskId) { text in
+                        // Once ticks flow, a second passes on the dispatcher's clock: the next tick of the dispatcher logs one.
+                        guard !logged, text.components(separatedBy: "event: progress\n").count > 3 else { return }
+                        logged = true
+                        app.clock.advance(by: 1.5)
+                        await app.built.dispatcher.tick()
+                    }
+                    #expect(live.contains("event: completed"))
+                    let liveTicks = live.components(separatedBy: "event: progress\n").count - 1
+                    // Replayed after the end: only what the log kept.
+                    let replay = try await app.followEvents(port: client.port!, taskId)
+                    let loggedTicks = replay.components(separatedBy: "event: progress\n").count - 1
+                    #expect(liveTicks >= 3, "ten ticks a second reach a live stream: \(liveTicks)")
+                    #expect(loggedTicks == 1, "the log kept one tick for the second that passed: \(replay)")
+                }
+            }
+        }
+    }
+
+    @Test("an agent whose ComfyUI is down is listed unhealthy and offered nothing; the task waits and runs once ComfyUI is back")
+    func unhealthyAgent() async throws {
+        try await FakeComfyUI.with { fake in
+            try await TestApp.with(.sqlite, live: true) { app, client in
+                let session = try await app.ownerSession(client)
+                _ = try await app.importWorkflow(
+                    client, session: session, body: Self.importBody(slug: "color", graph: Self.colorGraph, parameters: Self.colorParameter))
+                await fake.setAvailable(false)
+                try await Self.withAgent(app, client, comfyUI: fake.baseURL) {
+                    let agents = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
+                    let listed = (agents["agent_list"] as? [[String: Any]])?.first { $0["agent_id"] as? String == "e2e-gpu" }
+                    #expect(listed?["agent_status"] as? String == "unhealthy")
+                    let taskId = try await app.run(client, slug: "color", body: #"{"parameters":{"color":7}}"#)
+                    var revived = false
+                    let stream = try await app.followEvents(port: client.port!, taskId) { text in
+                        guard !revived, text.contains(#""status":"waiting""#) else { return }
+                        revived = true
+                        await fake.setAvailable(true)
+                    }
+                    #expect(revived && stream.contains("event: completed"))
+                    let task = try await app.taskJSON(client, taskId)
+                    #expect(task["task_status"] as? String == "completed" && task["retry_count"] as? Int == 0)
+                }
+            }
+        }
+    }
+
+    @Test("a burst of tasks is pipelined through ComfyUI's queue: every task completes, none runs twice, ComfyUI's queue is used")
+    func pipelinedBacklog() async throws {
+        try await FakeComfyUI.with(.init(nodeDuration: .milliseconds(5))) { fake in
+            try await TestApp.with(.sqlite, live: true) { app, client in
+                let session = try await app.ownerSession(client)
+                _ = try await app.importWorkflow(
+                    client, session: session, body: Self.importBody(slug: "color", graph: Self.colorGraph, parameters: Self.colorParameter))
+                try await Self.withAgent(app, client, comfyUI: fake.baseURL, prefetch: 2) {
+                    var ids: [UUID] = []
+                    for color in 0..<12 { ids.append(try await app.run(client, slug: "color", body: #"{"parameters":{"color":\#(color)}}"#)) }
+                    for id in ids {
+                        let stream = try await app.followEvents(port: client.port!, id)
+                        #expect(stream.contains("event: completed"))
+                        #expect(await fake.promptsRun(extra: "switchyard_task_id", id.lowercased) == 1)
+                    }
+                    #expect(await fake.maximumPending() >= 1, "prefetched prompts waited in ComfyUI's own queue")
+                    #expect(await fake.connections() == 1, "one WebSocket for every prompt")
+                }
+            }
+        }
+    }
+
     @Test("switchyard-agent.yaml: the documented keys, agent_labels as a block or flow list, errors named")
     func configuration() throws {
         var configuration = AgentConfiguration()
@@ -137,16 +228,19 @@ struct EndToEndTests {
                   - gpu-h100
                 region: eu-west
                 capacity: 2
+                prefetch: 3
                 community_opt_in: yes
                 """)
         #expect(configuration.server == "https://switchyard.example.com" && configuration.key == "ak-123" && configuration.agentId == "box-1")
         #expect(configuration.labels == ["team-a", "gpu-h100"] && configuration.region == "eu-west" && configuration.capacity == 2)
+        #expect(configuration.prefetch == 3)
         #expect(configuration.communityOptIn)
         #expect(configuration.gatewayURL == "wss://switchyard.example.com/api/v1/agent/connect")
         #expect(AgentConfiguration.advertisedLabels(configured: configuration.labels, tool: "comfyui") == ["gpu", "comfyui", "team-a", "gpu-h100"])
         try configuration.apply(yaml: "agent_labels: [a, 'b']")
         #expect(configuration.labels == ["a", "b"])
         #expect(throws: AgentConfiguration.Invalid.self) { try configuration.apply(yaml: "capacity: lots") }
+        #expect(throws: AgentConfiguration.Invalid.self) { try configuration.apply(yaml: "prefetch: 65") }
         #expect(throws: AgentConfiguration.Invalid.self) { try configuration.apply(yaml: "colour: blue") }
     }
 }

@@ -16,16 +16,107 @@ struct FakeComfyUITests {
         "the WebSocket sequence of a run matches the recorded one",
         arguments: [
             ("a_empty_invert_save", "a_fresh"), ("c5_runtime_error", "c5_runtime_error"), ("f_websocket_image_binary", "f_binary_no_feature_flags"),
+            ("a_empty_invert_save", "a_cached_resubmit"), ("h_empty_save", "h_history_on_success"),
         ] as [(String, String)])
     func sequences(graph: String, transcript: String) async throws {
         try await FakeComfyUI.with { fake in
-            let observed = try await Self.run(fake, graph: try recordedGraphText(graph))
+            let text = graph == "h_empty_save" ? Self.emptySave : try recordedGraphText(graph)
+            // A resubmit of the identical graph is what ComfyUI serves from its cache.
+            if transcript == "a_cached_resubmit" { _ = try await Self.run(fake, graph: text) }
+            let observed = try await Self.run(fake, graph: text)
             #expect(observed.types == Self.recordedTypes(transcript))
             if transcript == "a_fresh" {
                 let executed = try #require(observed.messages.first { $0["type"] == "executed" })
                 #expect(executed["data"]?["output"]?["images"]?.jsonString.contains("\"subfolder\":\"scout\"") == true)
             }
         }
+    }
+
+    static let emptySave =
+        #"{"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},"#
+        + #" "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "rec/h"}}}"#
+
+    @Test("the history entry is written after execution_success and before executing null, as recorded in h_history_on_success")
+    func historyAfterSuccess() async throws {
+        try await FakeComfyUI.with { fake in
+            // The real server's gap is about a millisecond; held here, the read on execution_success is certain to land in it.
+            await fake.holdHistory()
+            let clientId = "test-\(UUID().uuidString.prefix(8))"
+            let promptId = UUID().uuidString.lowercased()
+            let reads = Mutex<[String: JSONValue]>([:])
+            try await WebSocketClient.connect(url: "ws://127.0.0.1:\(fake.port)/ws?clientId=\(clientId)", logger: Logger(label: "test")) {
+                inbound, outbound, _ in
+                let (status, _) = try await Self.post(
+                    fake, #"{"prompt": \#(Self.emptySave), "client_id": "\#(clientId)", "prompt_id": "\#(promptId)"}"#)
+                #expect(status == 200)
+                for try await message in inbound.messages(maxSize: 1 << 24) {
+                    guard case .text(let text) = message, let event = try? JSONValue.parse(text) else { continue }
+                    if event["type"] == "execution_success" {
+                        let read = try await Self.history(fake, promptId)
+                        reads.withLock { $0["success"] = read }
+                        await fake.releaseHistory()
+                    }
+                    if event["type"] == "executing", event["data"]?["node"] == .null {
+                        let read = try await Self.history(fake, promptId)
+                        reads.withLock { $0["null"] = read }
+                        try await outbound.close(.normalClosure, reason: nil)
+                        return
+                    }
+                }
+            }
+            let recorded = try Self.transcript("h_history_on_success").filter { $0["kind"] == "http_get_history" }.map { $0["body"] }
+            #expect(recorded.first == .object([:]) && recorded.last??.objectValue?.isEmpty == false)
+            #expect(reads.withLock { $0["success"] } == .object([:]))
+            #expect(reads.withLock { $0["null"] }?[promptId]?["outputs"]?["2"]?["images"]?.arrayValue?.count == 1)
+        }
+    }
+
+    @Test("every output kind leaves the history shape recorded in i_every_output_kind")
+    func outputShapes() async throws {
+        try await FakeComfyUI.with { fake in
+            let recorded = try Self.transcript("i_every_output_kind")
+            let posted = try #require(recorded.compactMap { $0["kind"] == "http_get_history" ? $0["body"] : nil }.last?.objectValue?.values.first)
+            let graph = try #require(posted["prompt"]?.arrayValue?[2])
+            let clientId = "test-\(UUID().uuidString.prefix(8))"
+            let promptId = UUID().uuidString.lowercased()
+            try await WebSocketClient.connect(url: "ws://127.0.0.1:\(fake.port)/ws?clientId=\(clientId)", logger: Logger(label: "test")) {
+                inbound, outbound, _ in
+                _ = try await Self.post(fake, #"{"prompt": \#(graph.jsonString), "client_id": "\#(clientId)", "prompt_id": "\#(promptId)"}"#)
+                for try await message in inbound.messages(maxSize: 1 << 24) {
+                    guard case .text(let text) = message, let event = try? JSONValue.parse(text) else { continue }
+                    if event["type"] == "executing", event["data"]?["node"] == .null {
+                        try await outbound.close(.normalClosure, reason: nil)
+                        return
+                    }
+                }
+            }
+            let fakeOutputs = try #require(try await Self.history(fake, promptId)[promptId]?["outputs"])
+            #expect(Self.shape(fakeOutputs) == Self.shape(try #require(posted["outputs"])))
+        }
+    }
+
+    /// Output kinds per node with each entry's type (`output`/`temp`), `text` values and the `animated` flag; file
+    /// names left out.
+    static func shape(_ outputs: JSONValue) -> [String: [String: [String]]] {
+        (outputs.objectValue ?? [:]).mapValues { kinds in
+            (kinds.objectValue ?? [:]).mapValues { entries in
+                (entries.arrayValue ?? []).map { entry in
+                    if let type = entry["type"]?.stringValue { return "file:\(type)" }
+                    return entry.jsonString
+                }
+            }
+        }
+    }
+
+    static func history(_ fake: FakeComfyUI, _ promptId: String) async throws -> JSONValue {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: fake.baseURL + "/history/\(promptId)"), timeout: .seconds(5))
+        return try JSONValue.parse(Array(buffer: try await response.body.collect(upTo: 1 << 20)))
+    }
+
+    static func transcript(_ name: String) throws -> [JSONValue] {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/comfyui/transcripts/\(name).json")
+        return try JSONValue.parse(Array(try Data(contentsOf: url))).arrayValue ?? []
     }
 
     @Test("validation answers as recorded: unknown node, no outputs, missing checkpoint, bad JSON")

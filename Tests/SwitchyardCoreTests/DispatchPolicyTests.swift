@@ -33,7 +33,7 @@ struct DispatchPolicyTests {
             (agent(1, status: .syncing), requirement, .status(.syncing)),
             (agent(1, status: .unhealthy), requirement, .status(.unhealthy)),
             (agent(1, status: .busy, capacity: 2, running: 1), requirement, nil),
-            (agent(1, status: .busy, capacity: 1, running: 1), requirement, .full(running: 1, capacity: 1)),
+            (agent(1, status: .busy, capacity: 1, running: 1), requirement, .full(running: 1, slots: 1)),
             (
                 agent(1, vramGB: 16), DispatchRequirement(teamId: team, requiredLabels: [], pool: .team, minVRAMGB: 24),
                 .notEnoughVRAM(largestGB: 16, requiredGB: 24)

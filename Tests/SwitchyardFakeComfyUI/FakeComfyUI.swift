@@ -28,12 +28,34 @@ public final class FakeComfyUI: Sendable {
         public var progressTick: Duration = .milliseconds(10)
         /// 0 picks a free port.
         public var port: Int = 0
+        /// Between `execution_success` and the history entry being written (then `executing {node: null}`): the real
+        /// server sends the first from inside its executor and writes the entry afterwards, so a client that reads
+        /// the history on `execution_success` sometimes finds none (spec/comfyui-protocol.md, "Ordering that matters").
+        public var historyDelay: Duration = .milliseconds(3)
 
-        public init(nodeDuration: Duration = .milliseconds(1), progressTick: Duration = .milliseconds(10), port: Int = 0) {
+        public init(
+            nodeDuration: Duration = .milliseconds(1), progressTick: Duration = .milliseconds(10), port: Int = 0,
+            historyDelay: Duration = .milliseconds(3)
+        ) {
             self.nodeDuration = nodeDuration
             self.progressTick = progressTick
             self.port = port
+            self.historyDelay = historyDelay
         }
+    }
+
+    /// Misbehaviour to test an executor against (none of it is what a healthy ComfyUI does).
+    public enum Fault: Sendable, Equatable {
+        /// `POST /prompt` answers 500 with ComfyUI's text body.
+        case promptServerError
+        /// Every WebSocket is closed as soon as a prompt starts; the server itself stays up.
+        case dropSocketsOnStart
+        /// The server goes away (every request 503, sockets refused) as soon as a prompt starts.
+        case dieOnStart
+        /// History entries are written without their `outputs`.
+        case historyWithoutOutputs
+        /// `/view` answers 404 for every output file.
+        case outputFilesMissing
     }
 
     let engine: Engine
@@ -48,6 +70,25 @@ public final class FakeComfyUI: Sendable {
 
     /// While false, every HTTP request answers 503 and sockets are refused (ComfyUI down or restarting).
     public func setAvailable(_ available: Bool) async { await engine.setAvailable(available) }
+    /// While held, a finished prompt's history entry (and its `executing {node: null}`) waits after
+    /// `execution_success` until `releaseHistory()`: a test steps through the gap the real server has.
+    public func holdHistory() async { await engine.setHistoryHeld(true) }
+    public func releaseHistory() async { await engine.setHistoryHeld(false) }
+    /// How many `GET /history/{id}` came between a prompt's `execution_success` and its history entry (and found
+    /// none): what a client that trusts `execution_success` does.
+    public func prematureHistoryReads() async -> Int { await engine.prematureHistoryReads }
+    /// Turns on misbehaviour (nil: none).
+    public func inject(_ fault: Fault?) async { await engine.setFault(fault) }
+    /// How many WebSockets were opened.
+    public func connections() async -> Int { await engine.connections }
+    /// The most prompts that ever waited in the queue at once.
+    public func maximumPending() async -> Int { await engine.maximumPending }
+    /// How many nodes ran (cached ones do not).
+    public func executedNodes() async -> Int { await engine.executedNodes }
+    /// How many prompts ran with this `extra_data.switchyard_task_id` (or any key/value of `extra_data`).
+    public func promptsRun(extra key: String, _ value: String) async -> Int {
+        await engine.history.values.filter { $0["prompt"]?.arrayValue?.dropFirst(3).first?[key]?.stringValue == value }.count
+    }
     /// The bytes of a file the server holds (`type/subfolder/filename`).
     public func file(type: String, subfolder: String, filename: String) async -> [UInt8]? {
         await engine.files[Engine.fileKey(type, subfolder, filename)]
@@ -122,6 +163,12 @@ actor Engine {
     var fileCounters: [String: Int] = [:]
     var requestLog: [String] = []
     var finished = 0
+    var executedNodes = 0
+    var connections = 0
+    var maximumPending = 0
+    var fault: FakeComfyUI.Fault?
+    /// UI outputs of nodes by signature (class, inputs, upstream signatures): an identical node is not run again.
+    var cache: [String: JSONValue] = [:]
     private var wakeUp: AsyncStream<Void>.Continuation
     private let wakeUps: AsyncStream<Void>
 
@@ -142,10 +189,33 @@ actor Engine {
 
     func log(_ line: String) { requestLog.append(line) }
 
+    func setFault(_ fault: FakeComfyUI.Fault?) { self.fault = fault }
+
+    /// Prompts that reported success whose history entry is not written yet.
+    var unwrittenHistory: Set<String> = []
+    var prematureHistoryReads = 0
+
+    func historyEntry(_ id: String) -> JSONValue? {
+        if unwrittenHistory.contains(id) { prematureHistoryReads += 1 }
+        return history[id]
+    }
+
+    private var historyHeld = false
+    private var historyWaiters: [CheckedContinuation<Void, Never>] = []
+
+    func setHistoryHeld(_ held: Bool) {
+        historyHeld = held
+        if !held {
+            for waiter in historyWaiters { waiter.resume() }
+            historyWaiters.removeAll()
+        }
+    }
+
     // MARK: Sockets
 
     func connect(clientId: String) -> AsyncStream<FakeFrame> {
         let (stream, continuation) = AsyncStream.makeStream(of: FakeFrame.self)
+        connections += 1
         sockets[clientId]?.finish()
         sockets[clientId] = continuation
         var greeting: [String: JSONValue] = ["status": queueStatus, "sid": .string(clientId)]
@@ -206,6 +276,7 @@ actor Engine {
         queuedIds.insert(prompt.id)
         for waiter in queueWaiters.removeValue(forKey: prompt.id) ?? [] { waiter.resume() }
         pending.append(prompt)
+        maximumPending = max(maximumPending, pending.count)
         broadcast("status", ["status": queueStatus])
         wakeUp.yield()
     }
@@ -294,7 +365,18 @@ actor Engine {
         let start: JSONValue = ["prompt_id": .string(prompt.id), "timestamp": timestamp()]
         toClient(prompt, "execution_start", start)
         record("execution_start", start)
-        let cached: JSONValue = ["nodes": [], "prompt_id": .string(prompt.id), "timestamp": timestamp()]
+        switch fault {
+        case .dropSocketsOnStart?:
+            for socket in sockets.values { socket.finish() }
+            sockets.removeAll()
+        case .dieOnStart?:
+            setAvailable(false)
+        default: break
+        }
+        let order = Self.executionOrder(prompt.graph, outputs: prompt.outputs)
+        let signatures = Self.signatures(prompt.graph)
+        let cachedNodes = order.filter { cache[signatures[$0] ?? ""] != nil }
+        let cached: JSONValue = ["nodes": .array(cachedNodes.map(JSONValue.string)), "prompt_id": .string(prompt.id), "timestamp": timestamp()]
         toClient(prompt, "execution_cached", cached)
         record("execution_cached", cached)
 
@@ -320,9 +402,22 @@ actor Engine {
         var outputs: [String: JSONValue] = [:]
         var executed: [String] = []
         var outcome = "success"
-        run: for nodeId in Self.executionOrder(prompt.graph, outputs: prompt.outputs) {
+        run: for nodeId in order {
             let node = prompt.graph[nodeId] ?? .null
             let classType = node["class_type"]?.stringValue ?? ""
+            if let signature = signatures[nodeId], let cachedOutput = cache[signature] {
+                // Cached: no `executing`; an output node's UI output is replayed (the same files, none written).
+                if cachedOutput != .null {
+                    outputs[nodeId] = cachedOutput
+                    toClient(
+                        prompt, "executed",
+                        ["node": .string(nodeId), "display_node": .string(nodeId), "output": cachedOutput, "prompt_id": .string(prompt.id)])
+                    setState(nodeId, "finished", 1, 1)
+                    progressState()
+                }
+                executed.append(nodeId)
+                continue
+            }
             if interruptRequested {
                 interrupted(prompt, nodeId: nodeId, classType: classType, executed: executed, record: record)
                 outcome = "interrupted"
@@ -386,13 +481,16 @@ actor Engine {
                 break run
             default:
                 try? await Task.sleep(for: options.nodeDuration)
-                if let output = produce(prompt, nodeId: nodeId, classType: classType, inputs: inputs) {
+                let output = produce(prompt, nodeId: nodeId, classType: classType, inputs: inputs)
+                if let output {
                     outputs[nodeId] = output
                     toClient(
                         prompt, "executed",
                         ["node": .string(nodeId), "display_node": .string(nodeId), "output": output, "prompt_id": .string(prompt.id)])
                 }
+                if classType != "SaveImageWebsocket", let signature = signatures[nodeId] { cache[signature] = output ?? .null }
             }
+            executedNodes += 1
             setState(nodeId, "finished", 1, 1)
             progressState()
             executed.append(nodeId)
@@ -401,10 +499,12 @@ actor Engine {
             let success: JSONValue = ["prompt_id": .string(prompt.id), "timestamp": timestamp()]
             toClient(prompt, "execution_success", success)
             record("execution_success", success)
+            // The real server writes the history entry only after this message has gone out.
+            unwrittenHistory.insert(prompt.id)
+            try? await Task.sleep(for: options.historyDelay)
+            if historyHeld { await withCheckedContinuation { historyWaiters.append($0) } }
+            unwrittenHistory.remove(prompt.id)
         }
-        running = nil
-        broadcast("status", ["status": queueStatus])
-        toClient(prompt, "executing", ["node": .null, "prompt_id": .string(prompt.id)])
         history[prompt.id] = [
             "prompt": [
                 .number(JSONNumber(prompt.number)), .string(prompt.id), .object(prompt.graph), prompt.extraData,
@@ -420,6 +520,13 @@ actor Engine {
                     meta[node] = ["node_id": .string(node), "display_node": .string(node), "parent_node": .null, "real_node_id": .string(node)]
                 }),
         ]
+        if fault == .historyWithoutOutputs, case .object(var entry)? = history[prompt.id] {
+            entry["outputs"] = nil
+            history[prompt.id] = .object(entry)
+        }
+        running = nil
+        broadcast("status", ["status": queueStatus])
+        toClient(prompt, "executing", ["node": .null, "prompt_id": .string(prompt.id)])
         finished += 1
     }
 
@@ -470,6 +577,12 @@ actor Engine {
             return ["gifs": .array(files)]
         case "PreviewAny":
             return ["text": [.string(inputs["source"]?.stringValue ?? (inputs["source"]?.jsonString ?? ""))]]
+        case "SaveAnimatedWEBP", "SaveAnimatedPNG":
+            let ext = classType == "SaveAnimatedWEBP" ? "webp" : "png"
+            let images = save("output", prefix: prefix, ext: ext, bytes: { Array("animated \(ext) \(prompt.id) \($0)".utf8) }, count: 1)
+            return ["images": .array(images), "animated": [true]]
+        case "SaveGLB":
+            return ["3d": .array(save("output", prefix: prefix, ext: "glb", bytes: { Array("glTF \(prompt.id) \($0)".utf8) }, count: 1))]
         default:
             return nil
         }
@@ -477,11 +590,37 @@ actor Engine {
 
     // MARK: Graph helpers
 
-    static let outputClasses: Set<String> = ["SaveImage", "PreviewImage", "SaveImageWebsocket", "SaveAudio", "VHS_VideoCombine", "PreviewAny"]
+    static let outputClasses: Set<String> = [
+        "SaveImage", "PreviewImage", "SaveImageWebsocket", "SaveAudio", "VHS_VideoCombine", "PreviewAny", "SaveAnimatedWEBP", "SaveAnimatedPNG",
+        "SaveGLB",
+    ]
     static let knownClasses: Set<String> = outputClasses.union([
         "EmptyImage", "LoadImage", "ImageInvert", "ImageBlur", "ImageSharpen", "ImageScale", "ImageScaleBy", "ImageBatch", "ImageFlip",
         "TestSleep", "CheckpointLoaderSimple", "CLIPTextEncode", "KSampler", "VAEDecode", "EmptyLatentImage", "LoraLoader",
     ])
+
+    /// Each node's cache key: its class and inputs, links replaced by the upstream node's key (so a changed input
+    /// changes every node after it, as in ComfyUI's cache).
+    static func signatures(_ graph: [String: JSONValue]) -> [String: String] {
+        var keys: [String: String] = [:]
+        func key(_ id: String, _ depth: Int) -> String {
+            if let known = keys[id] { return known }
+            guard depth < 256, let node = graph[id] else { return "?" }
+            var inputs: [String: JSONValue] = [:]
+            for (name, value) in node["inputs"]?.objectValue ?? [:] {
+                if case .array(let link) = value, link.count == 2, case .string(let source) = link[0] {
+                    inputs[name] = .array([.string(key(source, depth + 1)), link[1]])
+                } else {
+                    inputs[name] = value
+                }
+            }
+            let made = JSONValue.object(["class_type": node["class_type"] ?? .null, "inputs": .object(inputs)]).jsonString
+            keys[id] = made
+            return made
+        }
+        for id in graph.keys { _ = key(id, 0) }
+        return keys
+    }
 
     /// The nodes `id` depends on (links are `[node_id, output_index]`).
     static func dependencies(_ graph: [String: JSONValue], _ id: String) -> [String] {

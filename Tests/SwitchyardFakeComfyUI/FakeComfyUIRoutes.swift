@@ -66,7 +66,7 @@ struct FakeComfyUIRoutes: Sendable {
             router.get("\(prefix)/history/{id}") { _, context in
                 try await guardAvailable {
                     let id = context.parameters.get("id") ?? ""
-                    guard let entry = await engine.history[id] else { return json([:]) }
+                    guard let entry = await engine.historyEntry(id) else { return json([:]) }
                     return json([id: entry])
                 }
             }
@@ -74,7 +74,7 @@ struct FakeComfyUIRoutes: Sendable {
                 try await guardAvailable {
                     let query = request.uri.queryParameters
                     let name = query["filename"].map(String.init) ?? ""
-                    guard
+                    guard await engine.fault != .outputFilesMissing,
                         let bytes = await engine.files[
                             Engine.fileKey(query["type"].map(String.init) ?? "output", query["subfolder"].map(String.init) ?? "", name)]
                     else { return Response(status: .notFound) }
@@ -110,6 +110,11 @@ struct FakeComfyUIRoutes: Sendable {
                 body: ResponseBody(byteBuffer: ByteBuffer(string: "500 Internal Server Error\n\nServer got itself in trouble")))
         }
         await engine.log("POST /prompt \(body["prompt_id"]?.stringValue ?? "")")
+        if await engine.fault == .promptServerError {
+            return Response(
+                status: .internalServerError, headers: [.contentType: "text/plain; charset=utf-8"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: "500 Internal Server Error\n\nServer got itself in trouble")))
+        }
         func error(_ type: String, _ message: String, details: String = "", nodeErrors: JSONValue = [:]) -> Response {
             json(
                 [
@@ -249,6 +254,7 @@ struct FakeComfyUIRoutes: Sendable {
         case "gif": "image/gif"
         case "mp4": "video/mp4"
         case "flac": "audio/flac"
+        case "glb": "model/gltf-binary"
         case "txt": "text/plain"
         default: "application/octet-stream"
         }

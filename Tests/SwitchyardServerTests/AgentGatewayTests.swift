@@ -62,15 +62,21 @@ struct AgentGatewayTests {
                 let events = try await live.value
                 let stream = String(buffer: events.body)
                 #expect(events.headers[.contentType] == "text/event-stream")
-                #expect(Self.eventNames(stream) == ["status", "status", "status", "progress", "completed"])
-                #expect(stream.contains("id: 1\n") && stream.contains("\"step_total\":2"))
+                // Progress reaches live streams from memory; a task this short logs none (its `completed` says it ended).
+                #expect(Self.eventNames(stream).filter { $0 != "progress" } == ["status", "status", "status", "completed"])
+                #expect(stream.contains("id: 1\n") && !stream.contains("id: 5\n"))
 
-                // Resume after the progress event: only the terminal one is left.
+                // Resume after the last status event: only the terminal one is left.
                 var headers = HTTPFields()
-                headers[HTTPField.Name("Last-Event-ID")!] = "4"
+                headers[HTTPField.Name("Last-Event-ID")!] = "3"
                 let resumed = try await app.call(
                     client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/events", token: app.bootstrap.integrationKey, headers: headers)
                 #expect(Self.eventNames(String(buffer: resumed.body)) == ["completed"])
+                // Resumed after the terminal event: nothing is left, and the stream ends rather than waiting forever.
+                headers[HTTPField.Name("Last-Event-ID")!] = "4"
+                let after = try await app.call(
+                    client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/events", token: app.bootstrap.integrationKey, headers: headers)
+                #expect(Self.eventNames(String(buffer: after.body)).isEmpty)
 
                 let agents = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
                 let listed = try #require((agents["agent_list"] as? [[String: Any]])?.first)

@@ -5,6 +5,11 @@
 //     <tasks> runs of the workflow `bench-trivial` one after another and reports submit → offer received.
 //   switchyard-agent-bench e2e <base-url> <sk-key> <tasks>
 //     with a real `switchyard agent` connected: submit → SSE `completed`, one task at a time.
+//   switchyard-agent-bench ratio-direct <comfyui-url> <latency-tasks> <backlog> <run-id>
+//   switchyard-agent-bench ratio-switchyard <base-url> <sk-key> <latency-tasks> <backlog> <workflow-slug>
+//   switchyard-agent-bench prompts-per-task <comfyui-url>
+//     the engine-ratio benchmark (Benchmarks/engine-ratio.sh): the same prompts driven directly and through
+//     Switchyard, one at a time and as a backlog.
 //   switchyard-agent-bench direct <comfyui-url> <tasks>
 //     the same trivial graph straight on ComfyUI, as the executor drives it: WS open, POST /prompt, wait for
 //     executing{node:null}, GET /history, GET /view.
@@ -183,14 +188,194 @@ func direct(comfyUI: String, tasks: Int) async throws {
     report("direct on ComfyUI (WS, POST /prompt, wait, history, view)", samples)
 }
 
+// MARK: engine ratio (Benchmarks/engine-ratio.sh)
+
+/// The trivial graph with a distinct colour per prompt, so the engine's cache never answers instead of running it.
+func ratioGraph(color: Int, prefix: String) -> String {
+    #"{"1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": \#(color)}},"#
+        + #" "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},"#
+        + #" "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "\#(prefix)"}}}"#
+}
+
+/// A random colour base per run: identical prompts of an earlier run would be served from ComfyUI's cache.
+let colorBase = Int.random(in: 0..<8_000_000)
+
+/// ComfyUI driven directly over one long-lived WebSocket, the way a careful client does it.
+actor DirectClient {
+    let base: String
+    let clientId = "bench-" + UUID().uuidString.lowercased()
+    private var waiters: [String: CheckedContinuation<Bool, Never>] = [:]
+    private var done: [String: Bool] = [:]
+
+    init(base: String) { self.base = base }
+
+    func finished(_ promptId: String, succeeded: Bool) {
+        if let waiter = waiters.removeValue(forKey: promptId) { waiter.resume(returning: succeeded) } else { done[promptId] = succeeded }
+    }
+
+    /// Waits for `executing {node: null}` of `promptId`; true when it reported success first.
+    func wait(_ promptId: String) async -> Bool {
+        if let result = done.removeValue(forKey: promptId) { return result }
+        return await withCheckedContinuation { waiters[promptId] = $0 }
+    }
+
+    nonisolated func listen(ready: @escaping @Sendable () -> Void) async throws {
+        let ws = base.replacingOccurrences(of: "http://", with: "ws://")
+        try await WebSocketClient.connect(url: "\(ws)/ws?clientId=\(clientId)", configuration: .init(maxFrameSize: 1 << 24), logger: logger) {
+            inbound, _, _ in
+            var succeeded: Set<String> = []
+            ready()
+            for try await message in inbound.messages(maxSize: 1 << 24) {
+                guard case .text(let text) = message, let event = try? JSONValue.parse(text), let id = event["data"]?["prompt_id"]?.stringValue else {
+                    continue
+                }
+                if event["type"] == "execution_success" { succeeded.insert(id) }
+                if event["type"] == "executing", event["data"]?["node"] == .null { await self.finished(id, succeeded: succeeded.remove(id) != nil) }
+            }
+        }
+    }
+}
+
+func ratioDirect(comfyUI: String, latencyTasks: Int, backlog: Int, run: String) async throws {
+    let client = DirectClient(base: comfyUI)
+    let (readyStream, readyContinuation) = AsyncStream.makeStream(of: Void.self)
+    let listener = Task { try await client.listen { readyContinuation.yield() } }
+    defer { listener.cancel() }
+    var readyIterator = readyStream.makeAsyncIterator()
+    _ = await readyIterator.next()
+    func submit(_ index: Int, prefix: String) async throws -> String {
+        let id = UUID().uuidString.lowercased()
+        let (status, _) = try await post(
+            "\(comfyUI)/prompt", key: "",
+            body: #"{"prompt": \#(ratioGraph(color: colorBase + index, prefix: prefix)), "client_id": "\#(client.clientId)", "prompt_id": "\#(id)"}"#)
+        guard status == 200 else { fatalError("POST /prompt answered \(status)") }
+        return id
+    }
+    // Latency: one prompt at a time, then its history and its file, as the agent needs them.
+    var samples: [Double] = []
+    var failures = 0
+    for index in 0..<(latencyTasks + 10) {
+        let start = ContinuousClock.now
+        let id = try await submit(index, prefix: "bench/\(run)-direct-latency/trivial")
+        _ = await client.wait(id)
+        let (_, history) = try await get("\(comfyUI)/history/\(id)")
+        guard let name = (try? JSONValue.parse(history))?[id]?["outputs"]?["3"]?["images"]?.arrayValue?.first?["filename"]?.stringValue else {
+            failures += 1
+            continue
+        }
+        _ = try await get("\(comfyUI)/view?filename=\(name)&subfolder=bench%2F\(run)-direct-latency&type=output")
+        if index >= 10 { samples.append(milliseconds(start.duration(to: .now))) }
+    }
+    report("direct: one prompt at a time (POST, wait for executing null, history, view)", samples)
+    // Backlog: every prompt posted at once; the rate is what ComfyUI itself reaches.
+    let start = ContinuousClock.now
+    var ids: [String] = []
+    for index in 0..<backlog { ids.append(try await submit(latencyTasks + 10 + index, prefix: "bench/\(run)-direct-backlog/trivial")) }
+    var succeeded = 0
+    for id in ids where await client.wait(id) { succeeded += 1 }
+    let seconds = milliseconds(start.duration(to: .now)) / 1000
+    print(
+        String(
+            format: "direct: backlog of %d drained in %.2f s = %.1f prompts/s; %d succeeded, %d failed (latency run: %d failed)", backlog, seconds,
+            Double(backlog) / seconds, succeeded, backlog - succeeded, failures))
+}
+
+/// Waits for a task's terminal SSE event; returns its name.
+func terminalEvent(base: String, key: String, taskId: String) async throws -> String {
+    var request = HTTPClientRequest(url: "\(base)/api/v1/r/tasks/\(taskId)/events")
+    request.headers.add(name: "Authorization", value: "Bearer \(key)")
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(600))
+    var text = ""
+    for try await chunk in response.body {
+        text += String(buffer: chunk)
+        for name in ["completed", "failed", "cancelled"] where text.contains("event: \(name)") { return name }
+    }
+    return "stream ended: \(text.suffix(300))"
+}
+
+func ratioSwitchyard(base: String, key: String, latencyTasks: Int, backlog: Int, workflow: String) async throws {
+    func submit(_ index: Int) async throws -> String {
+        let (status, body) = try await post(
+            "\(base)/api/v1/r/workflows/slug/\(workflow)/run", key: key, body: #"{"parameters":{"color":\#(colorBase + 5_000_000 + index)}}"#)
+        guard status == 202, let taskId = body["task_id"]?.stringValue else { fatalError("run answered \(status): \(body.jsonString)") }
+        return taskId
+    }
+    var samples: [Double] = []
+    var outcomes: [String: Int] = [:]
+    for index in 0..<(latencyTasks + 10) {
+        let start = ContinuousClock.now
+        let taskId = try await submit(index)
+        let end = try await terminalEvent(base: base, key: key, taskId: taskId)
+        outcomes[end, default: 0] += 1
+        if index >= 10, end == "completed" { samples.append(milliseconds(start.duration(to: .now))) }
+    }
+    report("switchyard: one task at a time (submit → SSE completed)", samples)
+    let latencyOutcomes = outcomes
+    outcomes = [:]
+    let start = ContinuousClock.now
+    // Submitted from 8 clients at once, as a burst of callers would.
+    let ids = try await withThrowingTaskGroup(of: [String].self) { group in
+        for lane in 0..<8 {
+            group.addTask {
+                var ids: [String] = []
+                for index in stride(from: lane, to: backlog, by: 8) { ids.append(try await submit(latencyTasks + 10 + index)) }
+                return ids
+            }
+        }
+        var all: [String] = []
+        while let ids = try await group.next() { all += ids }
+        return all
+    }
+    let submitted = milliseconds(start.duration(to: .now)) / 1000
+    try await withThrowingTaskGroup(of: String.self) { group in
+        var pending = ids[...]
+        for _ in 0..<16 {
+            guard let id = pending.popFirst() else { break }
+            group.addTask { try await terminalEvent(base: base, key: key, taskId: id) }
+        }
+        while let end = try await group.next() {
+            outcomes[end, default: 0] += 1
+            if let id = pending.popFirst() { group.addTask { try await terminalEvent(base: base, key: key, taskId: id) } }
+        }
+    }
+    let seconds = milliseconds(start.duration(to: .now)) / 1000
+    let summary = outcomes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+    print(
+        String(
+            format: "switchyard: backlog of %d drained in %.2f s = %.1f tasks/s (all submitted after %.2f s); %@ (latency run: %@)", backlog,
+            seconds, Double(backlog) / seconds, submitted, summary, latencyOutcomes.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))
+}
+
+/// How many prompts ComfyUI ran per task of this run (from its history's `extra_data.switchyard_task_id`).
+func promptsPerTask(comfyUI: String) async throws {
+    let (_, body) = try await get("\(comfyUI)/history?max_items=10000")
+    guard let entries = (try? JSONValue.parse(body))?.objectValue else { fatalError("no history") }
+    var counts: [String: Int] = [:]
+    for entry in entries.values {
+        if let task = entry["prompt"]?.arrayValue?.dropFirst(3).first?["switchyard_task_id"]?.stringValue { counts[task, default: 0] += 1 }
+    }
+    let twice = counts.values.filter { $0 > 1 }.count
+    print("ComfyUI history: \(counts.count) tasks ran there, \(twice) of them more than once")
+}
+
 switch arguments.first {
 case "dispatch" where arguments.count == 6:
     try await dispatch(base: arguments[1], key: arguments[2], agentKey: arguments[3], agents: Int(arguments[4])!, tasks: Int(arguments[5])!)
 case "e2e" where arguments.count == 4:
     try await endToEnd(base: arguments[1], key: arguments[2], tasks: Int(arguments[3])!)
+case "ratio-direct" where arguments.count == 5:
+    try await ratioDirect(comfyUI: arguments[1], latencyTasks: Int(arguments[2])!, backlog: Int(arguments[3])!, run: arguments[4])
+case "ratio-switchyard" where arguments.count == 6:
+    try await ratioSwitchyard(
+        base: arguments[1], key: arguments[2], latencyTasks: Int(arguments[3])!, backlog: Int(arguments[4])!, workflow: arguments[5])
+case "prompts-per-task" where arguments.count == 2:
+    try await promptsPerTask(comfyUI: arguments[1])
 case "direct" where arguments.count == 3:
     try await direct(comfyUI: arguments[1], tasks: Int(arguments[2])!)
 default:
-    print("usage: switchyard-agent-bench dispatch <base> <sk> <ak> <agents> <tasks> | e2e <base> <sk> <tasks> | direct <comfyui> <tasks>")
+    print(
+        "usage: switchyard-agent-bench dispatch <base> <sk> <ak> <agents> <tasks> | e2e <base> <sk> <tasks> | direct <comfyui> <tasks>"
+            + " | ratio-direct <comfyui> <latency-tasks> <backlog> <run> | ratio-switchyard <base> <sk> <latency-tasks> <backlog> <workflow>"
+            + " | prompts-per-task <comfyui>")
     exit(2)
 }

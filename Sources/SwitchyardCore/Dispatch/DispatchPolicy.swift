@@ -7,9 +7,11 @@ public struct AgentCandidate: Sendable, Equatable {
     public var teamId: UUID
     public var labels: Set<String>
     public var status: AgentStatus
-    /// How many attempts it runs at once, and how many it runs now.
+    /// How many attempts it runs at once, and how many it holds now (running or prefetched).
     public var capacity: Int
     public var running: Int
+    /// Attempts it takes beyond `capacity`, waiting in its engine's own queue.
+    public var prefetch: Int
     /// Lowercased and trimmed; nil when the agent did not say.
     public var region: String?
     public var communityOptIn: Bool
@@ -20,7 +22,7 @@ public struct AgentCandidate: Sendable, Equatable {
 
     public init(
         id: String, teamId: UUID, labels: Set<String>, status: AgentStatus, capacity: Int, running: Int, region: String?, communityOptIn: Bool,
-        gpuVRAM: [Int] = [], cachedModels: Set<String> = []
+        gpuVRAM: [Int] = [], cachedModels: Set<String> = [], prefetch: Int = 0
     ) {
         self.id = id
         self.teamId = teamId
@@ -28,6 +30,7 @@ public struct AgentCandidate: Sendable, Equatable {
         self.status = status
         self.capacity = capacity
         self.running = running
+        self.prefetch = prefetch
         self.region = region
         self.communityOptIn = communityOptIn
         self.gpuVRAM = gpuVRAM
@@ -63,7 +66,7 @@ public enum Ineligibility: Sendable, Equatable, CustomStringConvertible {
     case notInCommunityPool
     case missingLabels([String])
     case status(AgentStatus)
-    case full(running: Int, capacity: Int)
+    case full(running: Int, slots: Int)
     case notEnoughVRAM(largestGB: Int, requiredGB: Int)
 
     public var description: String {
@@ -72,7 +75,7 @@ public enum Ineligibility: Sendable, Equatable, CustomStringConvertible {
         case .notInCommunityPool: "has not opted in to the community pool"
         case .missingLabels(let labels): "lacks label\(labels.count == 1 ? "" : "s") \(labels.joined(separator: ", "))"
         case .status(let status): "is \(status.rawValue)"
-        case .full(let running, let capacity): "runs \(running) of \(capacity) attempts"
+        case .full(let running, let slots): "holds \(running) of \(slots) attempts"
         case .notEnoughVRAM(let largest, let required): "has \(largest) GB of VRAM, the task needs \(required) GB"
         }
     }
@@ -92,7 +95,9 @@ public enum DispatchPolicy {
         let missing = requirement.requiredLabels.subtracting(agent.labels)
         if !missing.isEmpty { return .missingLabels(missing.sorted()) }
         guard agent.status == .idle || agent.status == .busy else { return .status(agent.status) }
-        guard agent.running < agent.capacity else { return .full(running: agent.running, capacity: agent.capacity) }
+        // Prefetch slots count as room: the engine queues the attempt and starts it the moment it is free.
+        let slots = agent.capacity + max(0, agent.prefetch)
+        guard agent.running < slots else { return .full(running: agent.running, slots: slots) }
         if requirement.minVRAMGB > 0 {
             let largest = (agent.gpuVRAM.max() ?? 0) / (1024 * 1024 * 1024)
             guard largest >= requirement.minVRAMGB else { return .notEnoughVRAM(largestGB: largest, requiredGB: requirement.minVRAMGB) }
@@ -107,7 +112,8 @@ public enum DispatchPolicy {
     }
 
     /// The eligible agent to give the task to: highest region factor, then lowest load (running ÷ capacity),
-    /// then most required models already cached, then lowest id — the same inputs always give the same agent.
+    /// then most required models already cached, then lowest id — the same inputs always give the same agent. Load
+    /// passes 1 once an agent only has prefetch slots left, so an agent with a free engine is always preferred.
     public static func choose(from agents: [AgentCandidate], for requirement: DispatchRequirement) -> AgentCandidate? {
         agents.filter { ineligibility(of: $0, for: requirement) == nil }.min { left, right in
             rank(left, requirement) < rank(right, requirement)

@@ -44,6 +44,12 @@ public enum FileName {
         while cleaned.utf8.count > 200 { cleaned.removeFirst() }
         return cleaned
     }
+
+    /// `out.png` as its `copy`-th name: `out (2).png`.
+    public static func numbered(_ name: String, _ copy: Int) -> String {
+        guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return "\(name) (\(copy))" }
+        return "\(name[..<dot]) (\(copy))\(name[dot...])"
+    }
 }
 
 /// MIME types as `content_type` values and `accept` patterns use them.

@@ -18,11 +18,14 @@ public struct WorkflowDefinition: Sendable, Equatable {
     /// 0 means no minimum.
     public var minVRAMGB: Int
     public var requiredModels: [String]
+    /// `keep_previews`: whether ComfyUI's temp previews (PreviewImage) are kept as outputs, marked as previews.
+    public var keepPreviews: Bool
 
     public init(
         slug: String, displayName: String, description: String = "", toolType: ToolType = .comfyui, graph: JSONValue,
         parameters: [ParameterDefinition] = [], requiredLabels: [String] = [], taskTimeout: Int = 0, maxRetries: Int = 0,
-        preferredGPU: String? = nil, defaultDispatchTarget: DispatchTarget = .agent, minVRAMGB: Int = 0, requiredModels: [String] = []
+        preferredGPU: String? = nil, defaultDispatchTarget: DispatchTarget = .agent, minVRAMGB: Int = 0, requiredModels: [String] = [],
+        keepPreviews: Bool = true
     ) {
         self.slug = slug
         self.displayName = displayName
@@ -37,6 +40,7 @@ public struct WorkflowDefinition: Sendable, Equatable {
         self.defaultDispatchTarget = defaultDispatchTarget
         self.minVRAMGB = minVRAMGB
         self.requiredModels = requiredModels
+        self.keepPreviews = keepPreviews
     }
 
     public static let maximumTaskTimeout = 7 * 86_400
@@ -71,7 +75,8 @@ public struct WorkflowDefinition: Sendable, Equatable {
             preferredGPU: fields.members["preferred_gpu"] == nil ? base?.preferredGPU : try fields.string("preferred_gpu", length: 1...100),
             defaultDispatchTarget: try fields.enumeration("default_dispatch_target", DispatchTarget.self) ?? base?.defaultDispatchTarget ?? .agent,
             minVRAMGB: try fields.integer("min_vram_gb", range: 0...2048) ?? base?.minVRAMGB ?? 0,
-            requiredModels: try fields.stringArray("required_models", maxCount: 100, validate: modelPathRule) ?? base?.requiredModels ?? []
+            requiredModels: try fields.stringArray("required_models", maxCount: 100, validate: modelPathRule) ?? base?.requiredModels ?? [],
+            keepPreviews: try fields.bool("keep_previews") ?? base?.keepPreviews ?? true
         )
         if let raw = try fields.array("parameters", maxCount: ParameterDefinition.maximumCount) {
             var parameters: [ParameterDefinition] = []
@@ -124,7 +129,7 @@ public struct WorkflowDefinition: Sendable, Equatable {
             "required_labels": .array(requiredLabels.map(JSONValue.string)), "task_timeout": .number(JSONNumber(taskTimeout)),
             "max_retries": .number(JSONNumber(maxRetries)), "preferred_gpu": preferredGPU.map(JSONValue.string) ?? .null,
             "default_dispatch_target": .string(defaultDispatchTarget.rawValue), "min_vram_gb": .number(JSONNumber(minVRAMGB)),
-            "required_models": .array(requiredModels.map(JSONValue.string)),
+            "required_models": .array(requiredModels.map(JSONValue.string)), "keep_previews": .bool(keepPreviews),
         ]
         if includeGraph { members["workflow_json"] = graph }
         return members

@@ -111,6 +111,9 @@ struct TasksController {
             let signal = hub.subscribe(task.id)
             defer { hub.unsubscribe(task.id, signal) }
             var last = first
+            var progressVersion = 0
+            var closing = false
+            var shownProgress: JSONValue?
             var lastWrite = clock.now()
             try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
             streaming: while true {
@@ -119,18 +122,35 @@ struct TasksController {
                     var text = ""
                     var finished = false
                     for event in events {
-                        text += "id: \(event.sequence)\nevent: \(event.kind.rawValue)\ndata: \(event.data.jsonString)\n\n"
                         last = event.sequence
+                        // A persisted tick this stream already showed live is not shown twice.
+                        if event.kind == .progress, event.data == shownProgress { continue }
+                        text += "id: \(event.sequence)\nevent: \(event.kind.rawValue)\ndata: \(event.data.jsonString)\n\n"
                         if event.kind == .completed || event.kind == .failed || event.kind == .cancelled {
                             finished = true
                             break
                         }
+                    }
+                    // Live progress from memory (not in the log yet, so without an id: a reconnect resumes from the log).
+                    if !finished, let tick = hub.progress(of: task.id, after: progressVersion) {
+                        progressVersion = tick.version
+                        shownProgress = tick.data
+                        text += "event: progress\ndata: \(tick.data.jsonString)\n\n"
                     }
                     if !text.isEmpty {
                         try await writer.write(ByteBuffer(string: text))
                         lastWrite = clock.now()
                     }
                     if finished { break streaming }
+                    // Resumed past the terminal event: nothing more comes. (One more read first: the terminal event may
+                    // have been written between the read of the log and the read of the task.)
+                    if events.isEmpty {
+                        if closing { break streaming }
+                        if try await storage.task(id: task.id, teamId: task.teamId)?.status.isTerminal ?? true {
+                            closing = true
+                            continue streaming
+                        }
+                    }
                 } catch let error where !(error is CancellationError) {
                     let data: JSONValue = ["task_id": .uuid(task.id), "error": .string("could not read the task's events; retrying")]
                     try await writer.write(ByteBuffer(string: "event: error\ndata: \(data.jsonString)\n\n"))

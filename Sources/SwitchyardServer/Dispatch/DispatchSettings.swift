@@ -13,6 +13,9 @@ public struct DispatchSettings: Sendable, Equatable {
     /// How often deadlines are checked and the database is re-read for tasks another replica accepted.
     public var tickInterval: Duration = .milliseconds(100)
     public var rescanInterval: TimeInterval = 1
+    /// Progress ticks reach event streams from memory at once; the task's log gets at most one of them per attempt
+    /// this often (a task shorter than this logs none: its `completed` event says it reached the end).
+    public var progressPersistInterval: TimeInterval = 1
 
     public init() {}
 

@@ -19,6 +19,8 @@ public actor Dispatcher: Service {
         var candidate: AgentCandidate
         var record: AgentRecord
         var lastSeen: Date
+        /// The agent prefetches: its `ack` only says it holds the attempt, `started` that it runs.
+        var reportsStart: Bool
     }
 
     private struct Lease {
@@ -34,6 +36,9 @@ public actor Dispatcher: Service {
         var cancelling: Bool = false
         /// Found running after a restart: the agent must reconnect and claim it by this time.
         var orphanDeadline: Date?
+        /// The latest progress tick not yet in the task's log, and when one last went there.
+        var unloggedProgress: JSONValue?
+        var progressLoggedAt: Date?
     }
 
     let gatewayId: String
@@ -250,15 +255,16 @@ public actor Dispatcher: Service {
         }
         let region = hello.region?.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         let candidate = AgentCandidate(
-            id: hello.agentId, teamId: connection.key.teamId, labels: Set(hello.labels), status: .idle, capacity: max(1, hello.capacity),
+            id: hello.agentId, teamId: connection.key.teamId, labels: Set(hello.labels),
+            status: hello.status == .unhealthy || hello.status == .syncing ? hello.status! : .idle, capacity: max(1, hello.capacity),
             running: 0, region: region?.isEmpty == false ? region : nil, communityOptIn: hello.communityOptIn,
-            gpuVRAM: hello.systemStats.gpuDevices.map(\.vramTotal))
+            gpuVRAM: hello.systemStats.gpuDevices.map(\.vramTotal), prefetch: min(max(hello.prefetch ?? 0, 0), 64))
         let record = AgentRecord(
             teamId: connection.key.teamId, agentId: hello.agentId, credentialId: connection.credentialId, status: .idle,
             labels: hello.labels.sorted(), region: candidate.region, communityOptIn: hello.communityOptIn, capacity: candidate.capacity,
             agentVersion: hello.agentVersion, tool: hello.tool, toolVersion: hello.toolVersion, systemStats: Self.json(hello.systemStats),
             gatewayId: gatewayId, connectedAt: now, lastHeartbeatAt: now)
-        var session = Session(connection: connection, candidate: candidate, record: record, lastSeen: now)
+        var session = Session(connection: connection, candidate: candidate, record: record, lastSeen: now, reportsStart: hello.prefetch != nil)
 
         // Claim the attempts it still holds; tell it to drop the ones it no longer owns.
         for attemptId in held {
@@ -323,19 +329,16 @@ public actor Dispatcher: Service {
         case .ack(let ref):
             guard let lease = lease(ref.attemptId, of: connection) else { return }
             guard lease.ackedAt == nil else { return }
-            let outcome = await write {
-                try await self.storage.applyAttemptEvent(
-                    taskId: lease.taskId, attemptId: lease.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now)
-            }
-            guard outcome != nil else {
-                refuse(ref.attemptId, connection, "the attempt is no longer the task's")
+            if sessions[key]?.reportsStart == true {
+                // Held, perhaps behind others in the engine's queue: the task stays `queued` until `started`.
+                leases[lease.attemptId]?.ackDeadline = nil
                 return
             }
-            leases[lease.attemptId]?.ackedAt = now
-            leases[lease.attemptId]?.ackDeadline = nil
-            // task_timeout counts from the ACK; 0 means no limit (api.md §2.1).
-            leases[lease.attemptId]?.runDeadline = lease.timeout > 0 ? now.addingTimeInterval(lease.timeout) : nil
-            hub.signal(lease.taskId)
+            await started(lease, at: now, connection: connection)
+        case .started(let ref):
+            guard let lease = lease(ref.attemptId, of: connection) else { return }
+            guard lease.ackedAt == nil else { return }
+            await started(lease, at: now, connection: connection)
         case .progress(let progress):
             guard let lease = lease(progress.attemptId, of: connection) else { return }
             var data: [String: JSONValue] = [
@@ -345,18 +348,25 @@ public actor Dispatcher: Service {
             data["current_node"] = progress.currentNode.map(JSONValue.string) ?? .null
             data["step_current"] = progress.stepCurrent.map { .number(JSONNumber($0)) } ?? .null
             data["step_total"] = progress.stepTotal.map { .number(JSONNumber($0)) } ?? .null
+            guard lease.ackedAt != nil else { return }
+            // Streams get it from memory now; the log gets it coalesced, from `tick` (no commit per tick).
             let event = JSONValue.object(data)
-            let sequence = await write {
-                try await self.storage.appendProgress(taskId: lease.taskId, attemptId: lease.attemptId, data: event, at: now)
-            }
-            if sequence != nil { hub.signal(lease.taskId) }
+            leases[lease.attemptId]?.unloggedProgress = event
+            hub.publishProgress(lease.taskId, event)
         case .uploadRequest(let request):
             guard let lease = lease(request.attemptId, of: connection) else { return }
             guard let name = FileName.sanitize(request.fileName), request.size >= 0, request.size <= 5 * 1024 * 1024 * 1024 else {
                 refuse(request.attemptId, connection, "upload_request: file_name must be a usable name and size 0–5 GiB")
                 return
             }
-            let storageKey = "outputs/\(lease.teamId.lowercased)/\(lease.taskId.lowercased)/\(lease.attemptId.lowercased)/\(name)"
+            // Two outputs may share a file name (SaveImage into two subfolders): each gets its own key.
+            let folder = "outputs/\(lease.teamId.lowercased)/\(lease.taskId.lowercased)/\(lease.attemptId.lowercased)/"
+            var storageKey = folder + name
+            var copy = 1
+            while uploadKeys[lease.attemptId]?[storageKey] != nil {
+                copy += 1
+                storageKey = folder + FileName.numbered(name, copy)
+            }
             let signed = objects.presigner.presignedPut(
                 key: storageKey, contentLength: request.size, contentType: request.contentType, allowOverwrite: true,
                 expires: settings.urlLifetime, now: now)
@@ -394,6 +404,22 @@ public actor Dispatcher: Service {
             }
             await endAttempt(lease, event: lease.cancelling ? nil : .released, error: "the agent stopped the attempt")
         }
+    }
+
+    /// The attempt runs (`queued → running`): `task_timeout` counts from here (api.md §2.1; 0 means no limit).
+    private func started(_ lease: Lease, at now: Date, connection: AgentConnection) async {
+        let outcome = await write {
+            try await self.storage.applyAttemptEvent(
+                taskId: lease.taskId, attemptId: lease.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now)
+        }
+        guard outcome != nil else {
+            refuse(lease.attemptId.lowercased, connection, "the attempt is no longer the task's")
+            return
+        }
+        leases[lease.attemptId]?.ackedAt = now
+        leases[lease.attemptId]?.ackDeadline = nil
+        leases[lease.attemptId]?.runDeadline = lease.timeout > 0 ? now.addingTimeInterval(lease.timeout) : nil
+        hub.signal(lease.taskId)
     }
 
     /// The lease of `attemptId` when this connection's agent holds it; otherwise refuses the message.
@@ -442,7 +468,12 @@ public actor Dispatcher: Service {
                     message: error, at: now)
             }
             if let task = outcome?.task {
-                if task.status.isTerminal { hub.ended(task.id) } else { hub.signal(task.id) }
+                if task.status.isTerminal {
+                    hub.ended(task.id)
+                } else {
+                    hub.clearProgress(task.id)
+                    hub.signal(task.id)
+                }
                 if task.status == .waiting { queue[task.id] = task }
                 logger.info(
                     "attempt ended",
@@ -459,6 +490,7 @@ public actor Dispatcher: Service {
     /// `tickInterval`; tests call it to step past a deadline without waiting.
     public func tick() async {
         let now = clock.now()
+        await logProgress(now)
         for lease in leases.values {
             if let deadline = lease.orphanDeadline, deadline <= now {
                 await endAttempt(lease, event: .released, error: "the server restarted and agent \(lease.agent.agentId) did not reclaim the task")
@@ -484,6 +516,19 @@ public actor Dispatcher: Service {
         if now.timeIntervalSince(lastRescan) >= settings.rescanInterval, hasRoom || lastRescan == .distantPast {
             lastRescan = now
             await rescan()
+        }
+    }
+
+    /// Writes each running attempt's latest progress to its task's log, at most once per `progressPersistInterval`.
+    private func logProgress(_ now: Date) async {
+        for lease in leases.values {
+            guard let event = lease.unloggedProgress, let since = lease.progressLoggedAt ?? lease.ackedAt,
+                now.timeIntervalSince(since) >= settings.progressPersistInterval
+            else { continue }
+            leases[lease.attemptId]?.unloggedProgress = nil
+            leases[lease.attemptId]?.progressLoggedAt = now
+            let timestamp = event["timestamp"]?.stringValue.flatMap(RFC3339.parse) ?? now
+            _ = await write { try await self.storage.appendProgress(taskId: lease.taskId, attemptId: lease.attemptId, data: event, at: timestamp) }
         }
     }
 
@@ -519,7 +564,9 @@ public actor Dispatcher: Service {
     /// Whether some connected agent could take a task now (healthy, with room). Without one a pass only marks
     /// `pending` tasks as waiting, so a backlog costs nothing per submission.
     private var hasRoom: Bool {
-        sessions.values.contains { ($0.candidate.status == .idle || $0.candidate.status == .busy) && $0.candidate.running < $0.candidate.capacity }
+        sessions.values.contains {
+            ($0.candidate.status == .idle || $0.candidate.status == .busy) && $0.candidate.running < $0.candidate.capacity + $0.candidate.prefetch
+        }
     }
 
     private func passOnce(only subset: [UUID]? = nil) async {

@@ -1,10 +1,16 @@
 import Foundation
+import SwitchyardCore
 import Synchronization
 
 /// Wakes the event streams of a task when something appended to its log on this replica. Streams also re-read
 /// the log on a short timer, so events written by another replica arrive too, only later.
+///
+/// Progress lives here too: an agent's progress ticks are fanned out to the streams from memory, not written one
+/// fsynced commit each; the dispatcher persists them coalesced (`DispatchSettings.progressPersistInterval`).
 final class TaskEventHub: Sendable {
     private let subscribers = Mutex<[UUID: [ObjectIdentifier: EventSignal]]>([:])
+    /// The latest progress of each running task on this replica, with a version that grows with every tick.
+    private let progress = Mutex<(version: Int, latest: [UUID: (version: Int, data: JSONValue)])>((0, [:]))
     /// Called when a task ended here (the webhook sender looks at its outbox at once).
     private let onEnded: @Sendable () -> Void
 
@@ -27,8 +33,31 @@ final class TaskEventHub: Sendable {
 
     /// A task reached a terminal state: wake its streams and whoever waits for ended tasks.
     func ended(_ taskId: UUID) {
+        progress.withLock { _ = $0.latest.removeValue(forKey: taskId) }
         signal(taskId)
         onEnded()
+    }
+
+    /// A progress tick of a running task: kept as its latest, streams woken.
+    func publishProgress(_ taskId: UUID, _ data: JSONValue) {
+        progress.withLock { state in
+            state.version += 1
+            state.latest[taskId] = (state.version, data)
+        }
+        signal(taskId)
+    }
+
+    /// The task's latest progress newer than `version`, if any.
+    func progress(of taskId: UUID, after version: Int) -> (version: Int, data: JSONValue)? {
+        progress.withLock { state in
+            guard let latest = state.latest[taskId], latest.version > version else { return nil }
+            return latest
+        }
+    }
+
+    /// The attempt ended without the task ending (back to waiting): its progress no longer applies.
+    func clearProgress(_ taskId: UUID) {
+        progress.withLock { _ = $0.latest.removeValue(forKey: taskId) }
     }
 
     func signal(_ taskId: UUID) {

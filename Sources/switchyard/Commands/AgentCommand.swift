@@ -30,6 +30,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "How many tasks it runs at once (default 1).")
     var capacity: Int?
 
+    @Option(name: .long, help: "Offers taken beyond --capacity and queued in ComfyUI's own queue, so it never idles (default 2; 0 turns it off).")
+    var prefetch: Int?
+
     @Option(name: .long, help: "A stable id for this agent (default: the host name).")
     var agentId: String?
 
@@ -62,6 +65,10 @@ struct AgentCommand: AsyncParsableCommand {
         if let capacity {
             guard (1...256).contains(capacity) else { throw ValidationError("--capacity must be 1–256") }
             configuration.capacity = capacity
+        }
+        if let prefetch {
+            guard (0...64).contains(prefetch) else { throw ValidationError("--prefetch must be 0–64") }
+            configuration.prefetch = prefetch
         }
         if let agentId { configuration.agentId = agentId }
         if communityOptIn { configuration.communityOptIn = true }

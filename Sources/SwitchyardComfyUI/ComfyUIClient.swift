@@ -1,0 +1,141 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import SwitchyardCore
+
+/// ComfyUI's HTTP API as recorded in `spec/comfyui-protocol.md`: the calls an executor needs, each returning what
+/// the server said rather than throwing on a non-2xx answer (callers decide whose fault a refusal is). A thrown
+/// error means the server could not be reached at all.
+///
+/// ```swift
+/// let comfy = ComfyUIClient(baseURL: "http://127.0.0.1:8188")
+/// let answer = try await comfy.postPrompt(graph, promptId: id, clientId: connection.clientId)
+/// ```
+public struct ComfyUIClient: Sendable {
+    public let baseURL: String
+    let http: HTTPClient
+
+    public init(baseURL: String, http: HTTPClient = .shared) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.http = http
+    }
+
+    /// The WebSocket address for `clientId` (`ws://…/ws?clientId=…`).
+    public func webSocketURL(clientId: String) -> String {
+        let base = baseURL.replacingOccurrences(of: "http://", with: "ws://").replacingOccurrences(of: "https://", with: "wss://")
+        return "\(base)/ws?clientId=\(clientId)"
+    }
+
+    /// One HTTP answer: status, body and `Content-Type`.
+    public struct Answer: Sendable {
+        public var status: Int
+        public var body: [UInt8]
+        public var contentType: String?
+
+        /// The body as JSON, nil when it is not.
+        public var json: JSONValue? { try? JSONValue.parse(body) }
+    }
+
+    /// `GET /system_stats`: the readiness probe.
+    public func systemStats(timeout: TimeAmount = .seconds(5)) async throws -> Answer {
+        try await request(.GET, "/system_stats", timeout: timeout)
+    }
+
+    /// `POST /prompt` with our own `prompt_id` and the WebSocket's `client_id`.
+    public func postPrompt(_ graph: [String: JSONValue], promptId: String, clientId: String, extraData: [String: JSONValue] = [:]) async throws
+        -> Answer
+    {
+        let body = JSONValue.object([
+            "prompt": .object(graph), "client_id": .string(clientId), "prompt_id": .string(promptId), "extra_data": .object(extraData),
+        ]).jsonString
+        return try await request(.POST, "/prompt", body: Array(body.utf8), timeout: .seconds(30))
+    }
+
+    /// `POST /queue {"delete": [id]}`: removes a prompt that has not started; a no-op for any other.
+    public func deleteFromQueue(_ promptId: String) async throws {
+        _ = try await request(.POST, "/queue", body: Array(JSONValue.object(["delete": [.string(promptId)]]).jsonString.utf8), timeout: .seconds(10))
+    }
+
+    /// `POST /interrupt {"prompt_id": id}`: stops the prompt if it is the one running (at its next node boundary or
+    /// progress tick); a no-op otherwise.
+    public func interrupt(_ promptId: String) async throws {
+        _ = try await request(
+            .POST, "/interrupt", body: Array(JSONValue.object(["prompt_id": .string(promptId)]).jsonString.utf8), timeout: .seconds(10))
+    }
+
+    /// Where a prompt is in ComfyUI's queue.
+    public enum QueuePlace: Sendable, Equatable {
+        case running
+        case pending
+        case absent
+    }
+
+    /// `GET /queue`, looked up for one prompt.
+    public func queuePlace(of promptId: String) async throws -> QueuePlace {
+        let answer = try await request(.GET, "/queue", timeout: .seconds(10))
+        guard let queue = answer.json else { return .absent }
+        func contains(_ list: JSONValue?) -> Bool {
+            (list?.arrayValue ?? []).contains { entry in entry.arrayValue?.dropFirst().first?.stringValue == promptId }
+        }
+        if contains(queue["queue_running"]) { return .running }
+        if contains(queue["queue_pending"]) { return .pending }
+        return .absent
+    }
+
+    /// `GET /history/{id}`: the prompt's entry once it has finished, nil while it is pending or running (`{}`).
+    public func history(_ promptId: String) async throws -> JSONValue? {
+        let answer = try await request(.GET, "/history/\(Self.percentEncode(promptId))", timeout: .seconds(30))
+        guard answer.status == 200, let entry = answer.json?[promptId], entry.objectValue != nil else { return nil }
+        return entry
+    }
+
+    /// `GET /view` of one file a history lists.
+    public func view(filename: String, subfolder: String, type: String, maximumSize: Int = 8 << 30) async throws -> Answer {
+        let query = [("filename", filename), ("subfolder", subfolder), ("type", type)].map { "\($0)=\(Self.percentEncode($1))" }
+            .joined(separator: "&")
+        return try await request(.GET, "/view?\(query)", timeout: .seconds(300), maximumSize: maximumSize)
+    }
+
+    /// `POST /upload/image` (multipart: `image`, `subfolder`, `type=input`, `overwrite=true`).
+    public func uploadImage(fileName: String, bytes: [UInt8], subfolder: String) async throws -> Answer {
+        let boundary = "switchyard-\(UUID().uuidString.lowercased())"
+        var body: [UInt8] = []
+        body.reserveCapacity(bytes.count + 512)
+        func field(_ name: String, _ value: String) {
+            body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8)
+        }
+        let safeName = fileName.replacingOccurrences(of: "\"", with: "_")
+        body += Array(
+            "--\(boundary)\r\nContent-Disposition: form-data; name=\"image\"; filename=\"\(safeName)\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                .utf8)
+        body += bytes
+        body += Array("\r\n".utf8)
+        field("subfolder", subfolder)
+        field("type", "input")
+        field("overwrite", "true")
+        body += Array("--\(boundary)--\r\n".utf8)
+        return try await request(.POST, "/upload/image", body: body, contentType: "multipart/form-data; boundary=\(boundary)", timeout: .seconds(120))
+    }
+
+    static func percentEncode(_ value: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+    }
+
+    func request(
+        _ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, contentType: String = "application/json", timeout: TimeAmount,
+        maximumSize: Int = 64 << 20
+    ) async throws -> Answer {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        let response = try await http.execute(request, timeout: timeout)
+        let bytes = Array(buffer: try await response.body.collect(upTo: maximumSize))
+        return Answer(status: Int(response.status.code), body: bytes, contentType: response.headers.first(name: "Content-Type"))
+    }
+}
