@@ -13,19 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tasks=${TASKS:-1000}
 e2e_tasks=${E2E_TASKS:-300}
-for product in switchyard switchyard-fake-comfyui switchyard-agent-bench; do swift build -c release --product $product >/dev/null 2>&1; done
-bin=$(swift build -c release --show-bin-path)
-work=$(mktemp -d)
-pids=""
-trap 'kill $pids 2>/dev/null || true; rm -rf "$work"' EXIT
 port=${PORT:-18189}
-SWITCHYARD_S3_EMBEDDED_PORT=$((port + 1)) SWITCHYARD_LOG_LEVEL=warning "$bin/switchyard" serve --data-dir "$work/data" --port "$port" \
-  >"$work/serve.log" 2>&1 &
-pids="$pids $!"
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-base="http://127.0.0.1:$port"
-read -r email password team key agent_key <<<"$(python3 -c "import json;b=json.load(open('$work/data/bootstrap.json'));print(b['email_address'],b['password'],b['team_id'],b['integration_key'],b['agent_key'])")"
-token=$(curl -fsS -X POST "$base/api/v1/auth/login" -d "{\"email_address\":\"$email\",\"password\":\"$password\"}" | python3 -c "import sys,json;print(json.load(sys.stdin)['access_token'])")
+source Benchmarks/serve-for-bench.sh
 curl -fsS -o /dev/null -X POST "$base/api/v1/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" -H "Content-Type: application/json" \
   -d '{"workflow_slug":"bench-trivial","display_name":"Trivial","required_labels":["gpu","comfyui"],"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":64,"height":64,"batch_size":1,"color":0}},"2":{"class_type":"ImageInvert","inputs":{"image":["1",0]}},"3":{"class_type":"SaveImage","inputs":{"images":["2",0],"filename_prefix":"bench/trivial"}}},"parameters":[]}'
 

@@ -16,12 +16,8 @@ cd "$(dirname "$0")/.."
 backlog=${BACKLOG:-500}
 latency_tasks=${LATENCY_TASKS:-200}
 prefetch=${PREFETCH:-2}
-for product in switchyard switchyard-fake-comfyui switchyard-agent-bench; do swift build -c release --product $product >/dev/null 2>&1; done
-bin=$(swift build -c release --show-bin-path)
-work=$(mktemp -d)
-pids=""
-trap 'kill $pids 2>/dev/null || true; rm -rf "$work"' EXIT
 port=${PORT:-18289}
+source Benchmarks/serve-for-bench.sh
 comfyui=${COMFYUI_URL:-}
 engine="real ComfyUI at $comfyui"
 if [ -z "$comfyui" ]; then
@@ -33,13 +29,6 @@ if [ -z "$comfyui" ]; then
 fi
 curl -fsS "$comfyui/system_stats" >/dev/null || { echo "no ComfyUI answers at $comfyui" >&2; exit 1; }
 
-SWITCHYARD_S3_EMBEDDED_PORT=$((port + 1)) SWITCHYARD_LOG_LEVEL=warning "$bin/switchyard" serve --data-dir "$work/data" --port "$port" \
-  >"$work/serve.log" 2>&1 &
-pids="$pids $!"
-for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-base="http://127.0.0.1:$port"
-read -r email password team key agent_key <<<"$(python3 -c "import json;b=json.load(open('$work/data/bootstrap.json'));print(b['email_address'],b['password'],b['team_id'],b['integration_key'],b['agent_key'])")"
-token=$(curl -fsS -X POST "$base/api/v1/auth/login" -d "{\"email_address\":\"$email\",\"password\":\"$password\"}" | python3 -c "import sys,json;print(json.load(sys.stdin)['access_token'])")
 run=$(date +%s)
 curl -fsS -o /dev/null -X POST "$base/api/v1/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" -H "Content-Type: application/json" \
   -d '{"workflow_slug":"engine-ratio","display_name":"Engine ratio","required_labels":["gpu","comfyui"],"max_retries":1,

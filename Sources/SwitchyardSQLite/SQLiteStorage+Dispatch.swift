@@ -39,37 +39,75 @@ extension SQLiteStorage {
         }
     }
 
-    /// Reads the task, applies `change`, and writes the change and its event in one transaction.
+    /// Reads the task, applies `change`, and writes the change and its event, atomically. Concurrent changes are
+    /// group-committed: one transaction (and one fsync) for a batch, each change in a savepoint of its own.
     public func changeTask(id: UUID, _ change: TaskChange, at date: Date) async throws -> TaskTransitionOutcome? {
-        try await transaction { connection in
-            guard let row = try await connection.query("SELECT \(Self.taskSelectColumns) FROM tasks WHERE id = ?", [.uuid(id)]).first else {
-                return nil
+        try await taskChanges.submit(PendingTaskChange(id: id, change: change, date: date))
+    }
+
+    /// Writes a batch of changes in one transaction; a change that throws is rolled back to its savepoint alone.
+    static func flushTaskChanges(_ items: [PendingTaskChange], writer: SQLiteConnection, lock: AsyncLock) async -> [Result<
+        TaskTransitionOutcome?, any Error
+    >] {
+        do {
+            return try await transaction(writer: writer, lock: lock) { connection in
+                var results: [Result<TaskTransitionOutcome?, any Error>] = []
+                for item in items {
+                    _ = try await connection.query("SAVEPOINT change", [])
+                    do {
+                        results.append(.success(try await applyChange(item, on: connection)))
+                        _ = try await connection.query("RELEASE change", [])
+                    } catch {
+                        _ = try await connection.query("ROLLBACK TO change", [])
+                        _ = try await connection.query("RELEASE change", [])
+                        results.append(.failure(error))
+                    }
+                }
+                return results
             }
-            var task = try Self.decodeTask(row)
-            guard let (action, message) = task.apply(change, at: date) else { return nil }
-            guard case .transition = action else { return TaskTransitionOutcome(action: action, task: task) }
-            _ = try await connection.query(
-                """
-                UPDATE tasks SET task_status = ?, retry_count = ?, agent_id = ?, agent_labels = ?, gateway_id = ?, gpu_type = ?, attempt_id = ?,
-                    task_error = ?, task_output = ?, updated_at = ?, started_at = ?, completed_at = ?, stopped_at = ?, gpu_seconds = ?
-                WHERE id = ?
-                """,
-                [
-                    .text(task.status.rawValue), .integer(task.retryCount), task.agentId.map(SQLiteData.text) ?? .null,
-                    task.agentLabels.map { .text(StoredJSON.text($0)) } ?? .null, task.gatewayId.map(SQLiteData.text) ?? .null,
-                    task.gpuType.map(SQLiteData.text) ?? .null, .uuid(task.attemptId), .text(task.error),
-                    task.output.map { .text($0.jsonString) } ?? .null, .date(task.updatedAt), .date(task.startedAt), .date(task.completedAt),
-                    .date(task.stoppedAt), task.gpuSeconds.map(SQLiteData.float) ?? .null, .uuid(id),
-                ])
-            let sequence = try await Self.nextSequence(taskId: id, on: connection)
-            _ = try await connection.query(
-                "INSERT INTO task_events (task_id, sequence, event_type, data, created_at) VALUES (?, ?, ?, ?, ?)",
-                Self.eventBinds(task.statusEvent(sequence: sequence, message: message, at: date)))
-            try await Self.enqueueWebhookDeliveries(for: task, at: date, on: connection)
-            return TaskTransitionOutcome(action: action, task: task)
+        } catch {
+            return Array(repeating: .failure(error), count: items.count)
         }
     }
 
+    static func applyChange(_ item: PendingTaskChange, on connection: SQLiteConnection) async throws -> TaskTransitionOutcome? {
+        let (id, change, date) = (item.id, item.change, item.date)
+        guard let row = try await connection.query("SELECT \(Self.taskSelectColumns) FROM tasks WHERE id = ?", [.uuid(id)]).first else {
+            return nil
+        }
+        var task = try Self.decodeTask(row)
+        guard let (action, message) = task.apply(change, at: date) else { return nil }
+        guard case .transition = action else { return TaskTransitionOutcome(action: action, task: task) }
+        _ = try await connection.query(
+            """
+            UPDATE tasks SET task_status = ?, retry_count = ?, agent_id = ?, agent_labels = ?, gateway_id = ?, gpu_type = ?, attempt_id = ?,
+                task_error = ?, task_output = ?, updated_at = ?, started_at = ?, completed_at = ?, stopped_at = ?, gpu_seconds = ?
+            WHERE id = ?
+            """,
+            [
+                .text(task.status.rawValue), .integer(task.retryCount), task.agentId.map(SQLiteData.text) ?? .null,
+                task.agentLabels.map { .text(StoredJSON.text($0)) } ?? .null, task.gatewayId.map(SQLiteData.text) ?? .null,
+                task.gpuType.map(SQLiteData.text) ?? .null, .uuid(task.attemptId), .text(task.error),
+                task.output.map { .text($0.jsonString) } ?? .null, .date(task.updatedAt), .date(task.startedAt), .date(task.completedAt),
+                .date(task.stoppedAt), task.gpuSeconds.map(SQLiteData.float) ?? .null, .uuid(id),
+            ])
+        let sequence = try await Self.nextSequence(taskId: id, on: connection)
+        _ = try await connection.query(
+            "INSERT INTO task_events (task_id, sequence, event_type, data, created_at) VALUES (?, ?, ?, ?, ?)",
+            Self.eventBinds(task.statusEvent(sequence: sequence, message: message, at: date)))
+        try await Self.enqueueWebhookDeliveries(for: task, at: date, on: connection)
+        return TaskTransitionOutcome(action: action, task: task)
+    }
+}
+
+/// One queued `changeTask`.
+struct PendingTaskChange: Sendable {
+    let id: UUID
+    let change: TaskChange
+    let date: Date
+}
+
+extension SQLiteStorage {
     static func nextSequence(taskId: UUID, on connection: SQLiteConnection) async throws -> Int {
         try await connection.query("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM task_events WHERE task_id = ?", [.uuid(taskId)])
             .first?.int("next") ?? 1

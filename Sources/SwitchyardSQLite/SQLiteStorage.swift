@@ -22,6 +22,8 @@ public final class SQLiteStorage: SwitchyardStorage {
     let logger: Logger
     /// Task submissions are group-committed: one transaction (and one fsync) per batch of concurrent inserts.
     let taskInserts: GroupCommitQueue<PendingTaskInsert, TaskInsertOutcome>
+    /// Task state changes (assignments, starts, ends) likewise: the dispatcher writes them from many attempts at once.
+    let taskChanges: GroupCommitQueue<PendingTaskChange, TaskTransitionOutcome?>
     /// SQLite calls block their thread (the writer's fsync above all), so the storage has threads of its own: one
     /// per connection. On NIO's shared pool (one thread per core) reads queued behind the writer's commits.
     private let threadPool: NIOThreadPool
@@ -36,6 +38,9 @@ public final class SQLiteStorage: SwitchyardStorage {
         self.writeLock = writeLock
         self.taskInserts = GroupCommitQueue(maxBatch: 512) { items in
             await Self.flushTaskInserts(items, writer: writer, lock: writeLock)
+        }
+        self.taskChanges = GroupCommitQueue(maxBatch: 256) { items in
+            await Self.flushTaskChanges(items, writer: writer, lock: writeLock)
         }
     }
 

@@ -16,6 +16,27 @@ public enum AgentMessage: Sendable, Equatable {
     case fail(Failure)
     case cancelled(Cancelled)
 
+    /// The attempt the message is about; nil for session messages (hello, heartbeat, status).
+    public var attemptId: String? {
+        switch self {
+        case .hello, .heartbeat, .status: nil
+        case .ack(let ref), .started(let ref): ref.attemptId
+        case .progress(let progress): progress.attemptId
+        case .uploadRequest(let request): request.attemptId
+        case .complete(let completion): completion.attemptId
+        case .fail(let failure): failure.attemptId
+        case .cancelled(let cancelled): cancelled.attemptId
+        }
+    }
+
+    /// The attempt's last message: after it the agent sends nothing more about it.
+    public var endsAttempt: Bool {
+        switch self {
+        case .complete, .fail, .cancelled: true
+        default: false
+        }
+    }
+
     public struct Hello: Codable, Sendable, Equatable {
         public var protocolVersion: Int
         public var agentId: String

@@ -84,12 +84,13 @@ public enum WireCoding {
         case type
     }
 
-    /// The payload's fields with `type` added, keys sorted (stable frames, easy to read in logs).
+    /// The payload's fields, keys sorted (stable frames, easy to read in logs), then `type`: written in one pass
+    /// (an offer carries the whole definition; re-parsing it to add one key cost more than encoding it).
     private static func frame(_ type: String, _ payload: some Encodable) throws -> String {
-        let fields = try JSONSerialization.jsonObject(with: encoder.encode(payload))
-        guard var object = fields as? [String: Any] else { throw WireError.malformed("a payload must encode to an object") }
-        object["type"] = type
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        var data = try encoder.encode(payload)
+        guard data.first == UInt8(ascii: "{"), data.last == UInt8(ascii: "}") else { throw WireError.malformed("a payload must encode to an object") }
+        data.removeLast()
+        data.append(contentsOf: Array((data.count > 1 ? "," : "").utf8) + Array("\"type\":\"\(type)\"}".utf8))
         return String(decoding: data, as: UTF8.self)
     }
 
@@ -117,6 +118,7 @@ public enum WireCoding {
 
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
             try container.encode(RFC3339.format(date))

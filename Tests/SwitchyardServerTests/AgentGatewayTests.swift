@@ -78,6 +78,9 @@ struct AgentGatewayTests {
                     client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/events", token: app.bootstrap.integrationKey, headers: headers)
                 #expect(Self.eventNames(String(buffer: after.body)).isEmpty)
 
+                // The agent's row follows its counters within a second (written by the dispatcher's tick).
+                app.clock.advance(by: 1.5)
+                await app.built.dispatcher.tick()
                 let agents = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
                 let listed = try #require((agents["agent_list"] as? [[String: Any]])?.first)
                 #expect(listed["agent_id"] as? String == "gpu-01")

@@ -33,10 +33,16 @@ func milliseconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }
 
+/// Prints a line at once, also into a file or pipe.
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
 func report(_ name: String, _ samples: [Double]) {
     let sorted = samples.sorted()
     func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)] }
-    print(
+    say(
         String(
             format: "%@: n=%d p50=%.2f ms p90=%.2f ms p99=%.2f ms max=%.2f ms", name, sorted.count, percentile(0.5), percentile(0.9),
             percentile(0.99),
@@ -274,7 +280,7 @@ func ratioDirect(comfyUI: String, latencyTasks: Int, backlog: Int, run: String) 
     var succeeded = 0
     for id in ids where await client.wait(id) { succeeded += 1 }
     let seconds = milliseconds(start.duration(to: .now)) / 1000
-    print(
+    say(
         String(
             format: "direct: backlog of %d drained in %.2f s = %.1f prompts/s; %d succeeded, %d failed (latency run: %d failed)", backlog, seconds,
             Double(backlog) / seconds, succeeded, backlog - succeeded, failures))
@@ -340,7 +346,7 @@ func ratioSwitchyard(base: String, key: String, latencyTasks: Int, backlog: Int,
     }
     let seconds = milliseconds(start.duration(to: .now)) / 1000
     let summary = outcomes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-    print(
+    say(
         String(
             format: "switchyard: backlog of %d drained in %.2f s = %.1f tasks/s (all submitted after %.2f s); %@ (latency run: %@)", backlog,
             seconds, Double(backlog) / seconds, submitted, summary, latencyOutcomes.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))
@@ -355,7 +361,7 @@ func promptsPerTask(comfyUI: String) async throws {
         if let task = entry["prompt"]?.arrayValue?.dropFirst(3).first?["switchyard_task_id"]?.stringValue { counts[task, default: 0] += 1 }
     }
     let twice = counts.values.filter { $0 > 1 }.count
-    print("ComfyUI history: \(counts.count) tasks ran there, \(twice) of them more than once")
+    say("ComfyUI history: \(counts.count) tasks ran there, \(twice) of them more than once")
 }
 
 switch arguments.first {

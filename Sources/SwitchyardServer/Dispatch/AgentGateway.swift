@@ -11,6 +11,9 @@ import SwitchyardWire
 /// key (docs/agent-protocol.md). The first message must be `hello`; the session then lives until the socket
 /// closes, the agent goes silent, or the server stops.
 struct AgentGateway: Sendable {
+    /// Attempts of one session whose messages are handled side by side; beyond this they are handled in line.
+    static let maximumLanes = 64
+
     static let path = "/api/v1/agent/connect"
     /// The largest message either side sends (an offer carries the whole definition).
     static let maximumMessageSize = 16 * 1024 * 1024
@@ -90,24 +93,43 @@ struct AgentGateway: Sendable {
                 }
                 try? await outbound.close(.normalClosure, reason: nil)
             }
-            do {
-                while let message = try await messages.next() {
-                    guard case .text(let text) = message else { continue }
-                    let decoded: AgentMessage
-                    do throws(WireError) {
-                        decoded = try WireCoding.decodeAgentMessage(text)
-                    } catch {
-                        if case .unknownType(let type) = error {
-                            logger.debug("ignored a message of an unknown type", metadata: ["type": "\(type)"])
-                        } else {
-                            connection.send(.refused(.init(attemptId: nil, reason: error.description)))
+            // Messages about one attempt are handled in order; different attempts' messages side by side, so one
+            // attempt's commit never holds up the next attempt's start (their writes are group-committed). Every
+            // message read is handled before the session is ended.
+            await withDiscardingTaskGroup { lanesGroup in
+                var lanes: [String: AsyncStream<AgentMessage>.Continuation] = [:]
+                do {
+                    while let message = try await messages.next() {
+                        guard case .text(let text) = message else { continue }
+                        let decoded: AgentMessage
+                        do throws(WireError) {
+                            decoded = try WireCoding.decodeAgentMessage(text)
+                        } catch {
+                            if case .unknownType(let type) = error {
+                                logger.debug("ignored a message of an unknown type", metadata: ["type": "\(type)"])
+                            } else {
+                                connection.send(.refused(.init(attemptId: nil, reason: error.description)))
+                            }
+                            continue
                         }
-                        continue
+                        guard let attemptId = decoded.attemptId, lanes[attemptId] != nil || lanes.count < Self.maximumLanes else {
+                            await dispatcher.handle(decoded, from: connection)
+                            continue
+                        }
+                        if lanes[attemptId] == nil {
+                            let (lane, continuation) = AsyncStream.makeStream(of: AgentMessage.self)
+                            lanes[attemptId] = continuation
+                            lanesGroup.addTask {
+                                for await message in lane { await dispatcher.handle(message, from: connection) }
+                            }
+                        }
+                        lanes[attemptId]?.yield(decoded)
+                        if decoded.endsAttempt { lanes.removeValue(forKey: attemptId)?.finish() }
                     }
-                    await dispatcher.handle(decoded, from: connection)
+                } catch {
+                    logger.debug("agent socket ended", metadata: ["agent": "\(connection.key)", "error": "\(error)"])
                 }
-            } catch {
-                logger.debug("agent socket ended", metadata: ["agent": "\(connection.key)", "error": "\(error)"])
+                for lane in lanes.values { lane.finish() }
             }
             await dispatcher.disconnected(connection)
             connection.finish()

@@ -60,6 +60,7 @@ extension Dispatcher {
     }
 
     func persist(_ record: AgentRecord) async {
+        markPersisted(record)
         _ = await write { try await self.storage.upsertAgent(record) }
     }
 }

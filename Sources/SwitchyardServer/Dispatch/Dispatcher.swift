@@ -21,6 +21,10 @@ public actor Dispatcher: Service {
         var lastSeen: Date
         /// The agent prefetches: its `ack` only says it holds the attempt, `started` that it runs.
         var reportsStart: Bool
+        /// The status its row last got, and since when the row lags behind counters that changed since (written
+        /// from `tick`, at most once per `progressPersistInterval`, unless the status itself changes).
+        var persistedStatus: AgentStatus?
+        var unpersistedSince: Date?
     }
 
     private struct Lease {
@@ -460,30 +464,56 @@ public actor Dispatcher: Service {
             session.record.status = Self.status(of: session.candidate)
             sessions[lease.agent] = session
         }
-        if let event {
-            let now = clock.now()
-            let outcome = await write {
-                try await self.storage.applyAttemptEvent(
-                    taskId: lease.taskId, attemptId: lease.attemptId, event: event, result: AttemptResult(error: error, output: output),
-                    message: error, at: now)
+        guard let event else {
+            await persistSoon(lease.agent)
+            await pass()
+            return
+        }
+        let now = clock.now()
+        // The freed capacity is offered while the attempt's end is written: the next assignment joins the same
+        // group commit instead of waiting for this one.
+        async let written = write {
+            try await self.storage.applyAttemptEvent(
+                taskId: lease.taskId, attemptId: lease.attemptId, event: event, result: AttemptResult(error: error, output: output),
+                message: error, at: now)
+        }
+        await pass()
+        let outcome = await written
+        if let task = outcome?.task {
+            if task.status.isTerminal {
+                hub.ended(task.id)
+            } else {
+                hub.clearProgress(task.id)
+                hub.signal(task.id)
             }
-            if let task = outcome?.task {
-                if task.status.isTerminal {
-                    hub.ended(task.id)
-                } else {
-                    hub.clearProgress(task.id)
-                    hub.signal(task.id)
-                }
-                if task.status == .waiting { queue[task.id] = task }
-                logger.info(
-                    "attempt ended",
-                    metadata: [
-                        "task_id": "\(task.id)", "attempt_id": "\(lease.attemptId)", "status": "\(task.status.rawValue)", "error": "\(error ?? "")",
-                    ])
+            logger.info(
+                "attempt ended",
+                metadata: [
+                    "task_id": "\(task.id)", "attempt_id": "\(lease.attemptId)", "status": "\(task.status.rawValue)", "error": "\(error ?? "")",
+                ])
+            if task.status == .waiting {
+                queue[task.id] = task
+                await pass()
             }
         }
-        if let session = sessions[lease.agent] { await persist(session.record) }
-        await pass()
+        await persistSoon(lease.agent)
+    }
+
+    func markPersisted(_ record: AgentRecord) {
+        let key = AgentKey(teamId: record.teamId, agentId: record.agentId)
+        guard sessions[key]?.record.connectedAt == record.connectedAt else { return }
+        sessions[key]?.persistedStatus = record.status
+        sessions[key]?.unpersistedSince = nil
+    }
+
+    /// Writes the agent's row now if its status changed, else marks it for `tick` (tasks_completed can lag a second).
+    private func persistSoon(_ key: AgentKey) async {
+        guard let session = sessions[key] else { return }
+        if session.record.status != session.persistedStatus {
+            await persist(session.record)
+        } else if session.unpersistedSince == nil {
+            sessions[key]?.unpersistedSince = clock.now()
+        }
     }
 
     /// Deadlines: ACKs, run timeouts, heartbeats, orphans; then a rescan for tasks accepted elsewhere. Runs every
@@ -491,6 +521,11 @@ public actor Dispatcher: Service {
     public func tick() async {
         let now = clock.now()
         await logProgress(now)
+        for session in sessions.values {
+            if let since = session.unpersistedSince, now.timeIntervalSince(since) >= settings.progressPersistInterval {
+                await persist(session.record)
+            }
+        }
         for lease in leases.values {
             if let deadline = lease.orphanDeadline, deadline <= now {
                 await endAttempt(lease, event: .released, error: "the server restarted and agent \(lease.agent.agentId) did not reclaim the task")
@@ -571,12 +606,17 @@ public actor Dispatcher: Service {
 
     private func passOnce(only subset: [UUID]? = nil) async {
         let room = hasRoom
-        let pool = subset.map { $0.compactMap { queue[$0] } } ?? Array(queue.values)
-        let candidates = room ? pool : pool.filter { unmarked.contains($0.id) }
-        for task in candidates { unmarked.remove(task.id) }
-        let ordered = candidates.sorted { ($0.createdAt, $0.id.lowercased) < ($1.createdAt, $1.id.lowercased) }
-        for task in ordered {
-            guard queue[task.id] != nil, !Task.isCancelled else { continue }
+        let pool = subset ?? Array(queue.keys)
+        let candidates = room ? pool : pool.filter { unmarked.contains($0) }
+        // Oldest first; ids compared as bytes (their text order) without making strings.
+        let ordered = candidates.compactMap { id in queue[id].map { ($0.createdAt, id) } }.sorted { left, right in
+            left.0 != right.0 ? left.0 < right.0 : Self.precedes(left.1, right.1)
+        }
+        for (_, id) in ordered {
+            guard !Task.isCancelled, let task = queue[id] else { continue }
+            let pending = unmarked.remove(id) != nil
+            // Once no agent has room, only tasks still to be marked `waiting` need a look.
+            guard pending || hasRoom else { continue }
             let requirement = await requirement(for: task)
             guard queue[task.id] != nil else { continue }
             let candidates = sessions.values.map(\.candidate)
@@ -598,6 +638,11 @@ public actor Dispatcher: Service {
             sessions[key]?.candidate.running += 1
             await offer(task, to: key)
         }
+    }
+
+    /// `left` sorts before `right` in the order of their lowercase text.
+    static func precedes(_ left: UUID, _ right: UUID) -> Bool {
+        withUnsafeBytes(of: left.uuid) { l in withUnsafeBytes(of: right.uuid) { r in l.lexicographicallyPrecedes(r) } }
     }
 
     /// Writes the assignment, then sends the offer. Capacity for `key` is already reserved; it is given back if
