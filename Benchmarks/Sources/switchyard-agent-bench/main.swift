@@ -156,15 +156,8 @@ func endToEnd(base: String, key: String, tasks: Int) async throws {
         let start = ContinuousClock.now
         let (status, body) = try await post("\(base)/api/v1/r/workflows/slug/bench-trivial/run", key: key, body: #"{"parameters":{}}"#)
         guard status == 202, let taskId = body["task_id"]?.stringValue else { fatalError("run answered \(status)") }
-        var request = HTTPClientRequest(url: "\(base)/api/v1/r/tasks/\(taskId)/events")
-        request.headers.add(name: "Authorization", value: "Bearer \(key)")
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-        var text = ""
-        for try await chunk in response.body {
-            text += String(buffer: chunk)
-            if text.contains("event: completed") || text.contains("event: failed") { break }
-        }
-        guard text.contains("event: completed") else { fatalError("task \(taskId) did not complete: \(text)") }
+        let end = try await terminalEvent(base: base, key: key, taskId: taskId)
+        guard end == "completed" else { fatalError("task \(taskId) did not complete: \(end)") }
         if index >= 10 { samples.append(milliseconds(start.duration(to: .now))) }
     }
     report("end to end (submit → SSE completed, trivial graph, real agent + ComfyUI)", samples)
