@@ -33,9 +33,13 @@ struct EndToEndTests {
         configuration.agentId = id
         configuration.labels = AgentConfiguration.advertisedLabels(configured: ["e2e"], tool: "comfyui")
         let logger = Logger(label: "e2e-agent")
-        let runner = AgentRunner(configuration: configuration, executor: ComfyUIExecutor(baseURL: comfyUI, logger: logger), logger: logger)
+        let executor = ComfyUIExecutor(baseURL: comfyUI, logger: logger)
+        let runner = AgentRunner(configuration: configuration, executor: executor, logger: logger)
         let agent = Task { try await runner.run() }
-        defer { agent.cancel() }
+        defer {
+            agent.cancel()
+            executor.close()
+        }
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
             let agents = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()

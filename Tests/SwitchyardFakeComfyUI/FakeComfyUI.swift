@@ -125,11 +125,14 @@ public final class FakeComfyUI: Sendable {
             var ports = portStream.makeAsyncIterator()
             guard let port = await ports.next() else { throw CancellationError() }
             let worker = Task { await engine.work() }
-            defer {
-                worker.cancel()
-                group.cancelAll()
-            }
-            return try await body(FakeComfyUI(engine: engine, port: port))
+            // Sockets are closed from the server's side first: a client that keeps its WebSocket open (an executor
+            // shares one across prompts) would otherwise hold the server's graceful shutdown.
+            let result: Result<T, any Error>
+            do { result = .success(try await body(FakeComfyUI(engine: engine, port: port))) } catch { result = .failure(error) }
+            await engine.closeSockets()
+            worker.cancel()
+            group.cancelAll()
+            return try result.get()
         }
     }
 }
@@ -181,10 +184,7 @@ actor Engine {
 
     func setAvailable(_ value: Bool) {
         available = value
-        if !value {
-            for socket in sockets.values { socket.finish() }
-            sockets.removeAll()
-        }
+        if !value { closeSockets() }
     }
 
     func log(_ line: String) { requestLog.append(line) }
@@ -228,6 +228,11 @@ actor Engine {
             continuation.yield(.text(Self.message("status", .object(greeting))))
         }
         return stream
+    }
+
+    func closeSockets() {
+        for socket in sockets.values { socket.finish() }
+        sockets.removeAll()
     }
 
     func disconnect(clientId: String) {
@@ -367,8 +372,7 @@ actor Engine {
         record("execution_start", start)
         switch fault {
         case .dropSocketsOnStart?:
-            for socket in sockets.values { socket.finish() }
-            sockets.removeAll()
+            closeSockets()
         case .dieOnStart?:
             setAvailable(false)
         default: break

@@ -83,8 +83,9 @@ struct AgentCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "switchyard.agent")
-        let runner = AgentRunner(
-            configuration: configuration, executor: ComfyUIExecutor(baseURL: configuration.comfyUI, logger: logger), logger: logger)
+        let executor = ComfyUIExecutor(baseURL: configuration.comfyUI, logger: logger)
+        defer { executor.close() }
+        let runner = AgentRunner(configuration: configuration, executor: executor, logger: logger)
         logger.info(
             "agent starting",
             metadata: ["server": "\(configuration.server)", "agent_id": "\(configuration.agentId)", "labels": "\(configuration.labels)"])
