@@ -25,6 +25,8 @@ public final class ComfyUIConnection: Sendable {
     /// Our `clientId`: the same across reconnects, so ComfyUI keeps sending a running prompt's messages here.
     public let clientId: String
     let logger: Logger
+    /// How long opening the socket (handshake and ComfyUI's greeting) may take.
+    let connectTimeout: Duration
 
     private enum Phase {
         case idle
@@ -42,9 +44,13 @@ public final class ComfyUIConnection: Sendable {
 
     private let state = Mutex(State())
 
-    public init(client: ComfyUIClient, clientId: String = "switchyard-" + UUID().uuidString.lowercased(), logger: Logger) {
+    public init(
+        client: ComfyUIClient, clientId: String = "switchyard-" + UUID().uuidString.lowercased(), connectTimeout: Duration = .seconds(10),
+        logger: Logger
+    ) {
         self.client = client
         self.clientId = clientId
+        self.connectTimeout = connectTimeout
         self.logger = logger
     }
 
@@ -120,8 +126,14 @@ public final class ComfyUIConnection: Sendable {
         let task = Task {
             do {
                 try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, _, _ in
-                    self.opened(generation)
+                    // Open once ComfyUI's greeting (`status`) arrives: it registers the socket under our client id
+                    // only after the handshake, and messages for an unregistered client are dropped.
+                    var greeted = false
                     for try await message in inbound.messages(maxSize: 1 << 24) {
+                        if !greeted {
+                            greeted = true
+                            self.opened(generation)
+                        }
                         // Binary preview frames (SaveImageWebsocket) carry no state an executor needs.
                         guard case .text(let text) = message, let (promptId, event) = ComfyUIEvent.parse(text), let promptId else { continue }
                         self.route(promptId, event)
@@ -133,6 +145,25 @@ public final class ComfyUIConnection: Sendable {
             }
         }
         state.withLock { $0.socket = task }
+        // A handshake or greeting that never comes must not hold the prompts waiting for the socket.
+        let timeout = connectTimeout
+        Task {
+            try? await Task.sleep(for: timeout)
+            self.connectTimedOut(generation)
+        }
+    }
+
+    private func connectTimedOut(_ generation: Int) {
+        let (waiters, socket) = state.withLock { state -> ([CheckedContinuation<Void, any Error>], Task<Void, Never>?) in
+            guard state.generation == generation, case .connecting(let waiters) = state.phase else { return ([], nil) }
+            state.phase = .idle
+            state.generation += 1
+            return (waiters, state.socket)
+        }
+        guard !waiters.isEmpty else { return }
+        socket?.cancel()
+        let failure = Unreachable(description: "ComfyUI at \(client.baseURL) did not open a WebSocket within \(connectTimeout)")
+        for waiter in waiters { waiter.resume(throwing: failure) }
     }
 
     private func opened(_ generation: Int) {
