@@ -14,7 +14,7 @@ import Synchronization
 public actor Dispatcher: Service {
     typealias Settings = DispatchSettings
 
-    private struct Session {
+    struct Session {
         let connection: AgentConnection
         var candidate: AgentCandidate
         var record: AgentRecord
@@ -27,7 +27,7 @@ public actor Dispatcher: Service {
         var unpersistedSince: Date?
     }
 
-    private struct Lease {
+    struct Lease {
         let attemptId: UUID
         let taskId: UUID
         let teamId: UUID
@@ -49,12 +49,12 @@ public actor Dispatcher: Service {
     let storage: any SwitchyardStorage
     let objects: ObjectStorage
     let snapshots: SnapshotCache
-    private let hub: TaskEventHub
-    private let clock: any WallClock
+    let hub: TaskEventHub
+    let clock: any WallClock
     let logger: Logger
     let settings: Settings
 
-    private var sessions: [AgentKey: Session] = [:] {
+    var sessions: [AgentKey: Session] = [:] {
         didSet { sessionCount.store(sessions.count, ordering: .relaxed) }
     }
     /// How many agents are connected here, readable without entering the actor: submissions skip the hop to
@@ -68,12 +68,12 @@ public actor Dispatcher: Service {
     private var unmarked: Set<UUID> = []
     /// What each queued task asks of its agent (labels, pool, VRAM, models, region), from its workflow snapshot.
     var requirements: [UUID: DispatchRequirement] = [:]
-    private var leases: [UUID: Lease] = [:]
+    var leases: [UUID: Lease] = [:]
     private var uploadKeys: [UUID: [String: String]] = [:]
     private var passRunning = false
     private var passAgain = false
     private var lastRescan = Date.distantPast
-    private var started = false
+    var started = false
 
     init(
         storage: any SwitchyardStorage, objects: ObjectStorage, snapshots: SnapshotCache, hub: TaskEventHub, clock: any WallClock,
@@ -108,25 +108,6 @@ public actor Dispatcher: Service {
             }
         }
         for session in sessions.values { session.connection.close(reason: "the server is shutting down", retry: true) }
-    }
-
-    /// Attempts that were running when the server stopped are kept for `reconnectGrace`: an agent that
-    /// reconnects and lists them in `held_attempts` keeps them, the rest go back to waiting (a platform fault:
-    /// no retry used).
-    func recoverActiveAttempts() async {
-        guard !started else { return }
-        started = true
-        do {
-            let deadline = clock.now().addingTimeInterval(settings.reconnectGrace)
-            for task in try await storage.activeTasks() {
-                guard let attemptId = task.attemptId, let agentId = task.agentId, leases[attemptId] == nil else { continue }
-                leases[attemptId] = Lease(
-                    attemptId: attemptId, taskId: task.id, teamId: task.teamId, agent: AgentKey(teamId: task.teamId, agentId: agentId),
-                    ackDeadline: nil, runDeadline: nil, timeout: TimeInterval(task.taskTimeout), ackedAt: task.startedAt, orphanDeadline: deadline)
-            }
-        } catch {
-            logger.error("could not read the attempts in flight", metadata: ["error": "\(error)"])
-        }
     }
 
     // MARK: Tasks
@@ -238,12 +219,6 @@ public actor Dispatcher: Service {
             session.connection.close(reason: reason, retry: false)
             await endSession(key, why: reason)
         }
-    }
-
-    /// The tasks an agent connected here holds, oldest attempt first.
-    func runningTasks(teamId: UUID, agentId: String) -> [UUID] {
-        let key = AgentKey(teamId: teamId, agentId: agentId)
-        return leases.values.filter { $0.agent == key }.sorted { $0.attemptId.lowercased < $1.attemptId.lowercased }.map(\.taskId)
     }
 
     // MARK: Sessions
@@ -410,35 +385,6 @@ public actor Dispatcher: Service {
         }
     }
 
-    /// The attempt runs (`queued → running`): `task_timeout` counts from here (api.md §2.1; 0 means no limit).
-    private func started(_ lease: Lease, at now: Date, connection: AgentConnection) async {
-        let outcome = await write {
-            try await self.storage.applyAttemptEvent(
-                taskId: lease.taskId, attemptId: lease.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now)
-        }
-        guard outcome != nil else {
-            refuse(lease.attemptId.lowercased, connection, "the attempt is no longer the task's")
-            return
-        }
-        leases[lease.attemptId]?.ackedAt = now
-        leases[lease.attemptId]?.ackDeadline = nil
-        leases[lease.attemptId]?.runDeadline = lease.timeout > 0 ? now.addingTimeInterval(lease.timeout) : nil
-        hub.signal(lease.taskId)
-    }
-
-    /// The lease of `attemptId` when this connection's agent holds it; otherwise refuses the message.
-    private func lease(_ rawId: String, of connection: AgentConnection) -> Lease? {
-        guard let attemptId = UUID(text: rawId), let lease = leases[attemptId], lease.agent == connection.key, !lease.cancelling else {
-            refuse(rawId, connection, "this agent does not hold attempt \(rawId) (it ended, timed out, was cancelled or went to another agent)")
-            return nil
-        }
-        return lease
-    }
-
-    private func refuse(_ attemptId: String, _ connection: AgentConnection, _ reason: String) {
-        connection.send(.refused(.init(attemptId: attemptId, reason: reason)))
-    }
-
     private func changeStatus(_ key: AgentKey, to status: AgentStatus, detail: String?, percent: Double?) async {
         guard var session = sessions[key] else { return }
         // The agent reports idle or busy from its own count; capacity is ours to judge, so only the states that
@@ -499,23 +445,6 @@ public actor Dispatcher: Service {
         await persistSoon(lease.agent)
     }
 
-    func markPersisted(_ record: AgentRecord) {
-        let key = AgentKey(teamId: record.teamId, agentId: record.agentId)
-        guard sessions[key]?.record.connectedAt == record.connectedAt else { return }
-        sessions[key]?.persistedStatus = record.status
-        sessions[key]?.unpersistedSince = nil
-    }
-
-    /// Writes the agent's row now if its status changed, else marks it for `tick` (tasks_completed can lag a second).
-    private func persistSoon(_ key: AgentKey) async {
-        guard let session = sessions[key] else { return }
-        if session.record.status != session.persistedStatus {
-            await persist(session.record)
-        } else if session.unpersistedSince == nil {
-            sessions[key]?.unpersistedSince = clock.now()
-        }
-    }
-
     /// Deadlines: ACKs, run timeouts, heartbeats, orphans; then a rescan for tasks accepted elsewhere. Runs every
     /// `tickInterval`; tests call it to step past a deadline without waiting.
     public func tick() async {
@@ -551,19 +480,6 @@ public actor Dispatcher: Service {
         if now.timeIntervalSince(lastRescan) >= settings.rescanInterval, hasRoom || lastRescan == .distantPast {
             lastRescan = now
             await rescan()
-        }
-    }
-
-    /// Writes each running attempt's latest progress to its task's log, at most once per `progressPersistInterval`.
-    private func logProgress(_ now: Date) async {
-        for lease in leases.values {
-            guard let event = lease.unloggedProgress, let since = lease.progressLoggedAt ?? lease.ackedAt,
-                now.timeIntervalSince(since) >= settings.progressPersistInterval
-            else { continue }
-            leases[lease.attemptId]?.unloggedProgress = nil
-            leases[lease.attemptId]?.progressLoggedAt = now
-            let timestamp = event["timestamp"]?.stringValue.flatMap(RFC3339.parse) ?? now
-            _ = await write { try await self.storage.appendProgress(taskId: lease.taskId, attemptId: lease.attemptId, data: event, at: timestamp) }
         }
     }
 
@@ -640,11 +556,6 @@ public actor Dispatcher: Service {
         }
     }
 
-    /// `left` sorts before `right` in the order of their lowercase text.
-    static func precedes(_ left: UUID, _ right: UUID) -> Bool {
-        withUnsafeBytes(of: left.uuid) { l in withUnsafeBytes(of: right.uuid) { r in l.lexicographicallyPrecedes(r) } }
-    }
-
     /// Writes the assignment, then sends the offer. Capacity for `key` is already reserved; it is given back if
     /// the write loses (another dispatcher, a cancel) or the offer cannot be built.
     private func offer(_ task: TaskRecord, to key: AgentKey) async {
@@ -677,11 +588,5 @@ public actor Dispatcher: Service {
             logger.error("could not build an offer", metadata: ["task_id": "\(task.id)", "error": "\(error)"])
             await endAttempt(lease, event: .released, error: "the platform could not prepare the task: \(error)")
         }
-    }
-
-    private func release(_ key: AgentKey) {
-        guard var session = sessions[key] else { return }
-        session.candidate.running = max(0, session.candidate.running - 1)
-        sessions[key] = session
     }
 }

@@ -1,0 +1,41 @@
+import Foundation
+import SwitchyardCore
+
+/// What the dispatcher keeps coalesced rather than writing at once: progress ticks in the task log, agent rows whose
+/// status did not change; and the order of the queue.
+extension Dispatcher {
+    /// Writes each running attempt's latest progress to its task's log, at most once per `progressPersistInterval`.
+    func logProgress(_ now: Date) async {
+        for lease in leases.values {
+            guard let event = lease.unloggedProgress, let since = lease.progressLoggedAt ?? lease.ackedAt,
+                now.timeIntervalSince(since) >= settings.progressPersistInterval
+            else { continue }
+            leases[lease.attemptId]?.unloggedProgress = nil
+            leases[lease.attemptId]?.progressLoggedAt = now
+            let timestamp = event["timestamp"]?.stringValue.flatMap(RFC3339.parse) ?? now
+            _ = await write { try await self.storage.appendProgress(taskId: lease.taskId, attemptId: lease.attemptId, data: event, at: timestamp) }
+        }
+    }
+
+    func markPersisted(_ record: AgentRecord) {
+        let key = AgentKey(teamId: record.teamId, agentId: record.agentId)
+        guard sessions[key]?.record.connectedAt == record.connectedAt else { return }
+        sessions[key]?.persistedStatus = record.status
+        sessions[key]?.unpersistedSince = nil
+    }
+
+    /// Writes the agent's row now if its status changed, else marks it for `tick` (tasks_completed can lag a second).
+    func persistSoon(_ key: AgentKey) async {
+        guard let session = sessions[key] else { return }
+        if session.record.status != session.persistedStatus {
+            await persist(session.record)
+        } else if session.unpersistedSince == nil {
+            sessions[key]?.unpersistedSince = clock.now()
+        }
+    }
+
+    /// `left` sorts before `right` in the order of their lowercase text.
+    static func precedes(_ left: UUID, _ right: UUID) -> Bool {
+        withUnsafeBytes(of: left.uuid) { l in withUnsafeBytes(of: right.uuid) { r in l.lexicographicallyPrecedes(r) } }
+    }
+}
