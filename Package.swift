@@ -81,6 +81,7 @@ let package = Package(
                 "SwitchyardSQLite",
                 "SwitchyardPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -164,6 +165,7 @@ let package = Package(
             name: "SwitchyardFakeComfyUI",
             dependencies: [
                 "SwitchyardCore",
+                "SwitchyardServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -234,6 +236,7 @@ let package = Package(
                 "SwitchyardServer",
                 "SwitchyardObjectStore",
                 "SwitchyardTestSupport",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),

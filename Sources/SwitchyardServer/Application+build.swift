@@ -153,7 +153,7 @@ public func buildApplication(
     serverLogger[metadataKey: "component"] = "http"
     let application = Application(
         router: router,
-        server: .http1WebSocketUpgrade(
+        server: .http1WebSocketUpgradeClosingSilentConnections(
             configuration: .init(maxFrameSize: AgentGateway.maximumMessageSize, autoPing: .enabled(timePeriod: .seconds(15)))
         ) { request, _, _ in await gateway.shouldUpgrade(request) },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Switchyard"),

@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import SwitchyardCore
+import SwitchyardServer
 import Synchronization
 
 /// A ComfyUI server double, faithful to the protocol recorded in `spec/comfyui-protocol.md` (fixtures in
@@ -110,7 +111,7 @@ public final class FakeComfyUI: Sendable {
         logger.logLevel = .warning
         let app = Application(
             router: router,
-            server: .http1WebSocketUpgrade(configuration: .init(maxFrameSize: 1 << 24)) { request, _, _ in
+            server: .http1WebSocketUpgradeClosingSilentConnections(configuration: .init(maxFrameSize: 1 << 24)) { request, _, _ in
                 await FakeComfyUIRoutes(engine: engine).upgrade(request)
             },
             configuration: .init(address: .hostname("127.0.0.1", port: options.port), serverName: "FakeComfyUI"),

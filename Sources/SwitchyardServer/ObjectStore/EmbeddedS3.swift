@@ -30,7 +30,7 @@ public struct EmbeddedS3: Sendable {
         serverLogger[metadataKey: "component"] = "s3"
         let application = Application(
             responder: EmbeddedS3Responder(store: store, verifier: verifier, clock: clock),
-            server: .http1(additionalChannelHandlers: [ExpectContinueHandler()]),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: .seconds(120))),
             configuration: .init(address: .hostname(configuration.host, port: configuration.embeddedS3Port), serverName: "Switchyard S3"),
             logger: serverLogger)
         let host = configuration.host == "0.0.0.0" ? "127.0.0.1" : configuration.host
