@@ -19,6 +19,8 @@ import Synchronization
 /// ```
 public final class PostgresStorage: SwitchyardStorage, Service {
     public let backendName = "postgres"
+    public var notifier: any ReplicaNotifier { notifications }
+    let notifications: PostgresNotifier
     let client: PostgresClient
     let logger: Logger
     /// Task submissions without idempotency keys are group-committed, on a few queues so that several batches
@@ -32,6 +34,7 @@ public final class PostgresStorage: SwitchyardStorage, Service {
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         self.logger = logger
+        self.notifications = PostgresNotifier(client: client, logger: logger)
         self.taskInserts = (0..<Self.insertQueues).map { _ in
             GroupCommitQueue(maxBatch: 256) { items in await Self.flushTaskInserts(items, client: client, logger: logger) }
         }
@@ -44,7 +47,10 @@ public final class PostgresStorage: SwitchyardStorage, Service {
     }
 
     public func run() async throws {
-        await client.run()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            group.addTask { await self.notifications.run() }
+        }
     }
 
     /// Migrations run under a session advisory lock, so replicas starting together apply each version once.

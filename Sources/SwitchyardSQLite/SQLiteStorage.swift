@@ -15,6 +15,7 @@ import Synchronization
 /// ```
 public final class SQLiteStorage: SwitchyardStorage {
     public let backendName = "sqlite"
+    public let notifier: any ReplicaNotifier = SingleProcessNotifier()
     let writer: SQLiteConnection
     let readers: [SQLiteConnection]
     let writeLock: AsyncLock

@@ -105,7 +105,7 @@ public func buildApplication(
     let snapshots = SnapshotCache()
     let secrets = try SecretBox.load(configuration: configuration)
     let webhookSender = WebhookSender(storage: storage, box: secrets, clock: clock, settings: configuration.webhooks, logger: logger)
-    let hub = TaskEventHub(onEnded: { webhookSender.nudge() })
+    let hub = TaskEventHub(notifier: storage.notifier, onEnded: { webhookSender.nudge() })
     let dispatcher = Dispatcher(
         storage: storage, objects: objects, snapshots: snapshots, hub: hub, clock: clock, settings: configuration.dispatch, logger: logger)
     CredentialsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, keyCache: keyCache, dispatcher: dispatcher)
@@ -143,7 +143,9 @@ public func buildApplication(
     RuntimeWorkflowsController(storage: storage, submitter: submitter, maxBodySize: configuration.maxBodySize)
         .addRoutes(to: runtime.group("workflows"))
     TasksController(
-        storage: storage, clock: clock, objects: objects, dispatcher: dispatcher, hub: hub, outputRetention: configuration.retention.outputs
+        storage: storage, clock: clock, objects: objects, dispatcher: dispatcher, hub: hub,
+        rereadInterval: storage.notifier.isShared ? .seconds(configuration.dispatch.streamRereadInterval) : nil,
+        outputRetention: configuration.retention.outputs
     ).addRoutes(to: runtime.group("tasks"))
 
     let reaper = RetentionReaper(storage: storage, client: objects.client, policy: configuration.retention, clock: clock, logger: logger)

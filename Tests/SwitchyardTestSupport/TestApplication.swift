@@ -13,8 +13,16 @@ public struct TestApp: Sendable {
     public let clock: ManualWallClock
 
     public var storage: any SwitchyardStorage { built.storage }
-    /// The bootstrap secrets (every test app starts on an empty database, so they exist).
-    public var bootstrap: BootstrapResult { built.bootstrap! }
+    /// The bootstrap secrets (every test app starts on an empty database, so they exist; a second replica shares
+    /// the first one's).
+    public let bootstrap: BootstrapResult
+
+    init(environment: TestEnvironment, built: SwitchyardApplication, clock: ManualWallClock, bootstrap: BootstrapResult? = nil) {
+        self.environment = environment
+        self.built = built
+        self.clock = clock
+        self.bootstrap = bootstrap ?? built.bootstrap!
+    }
 
     /// Builds the application on a fresh environment and runs `body` with an in-process HTTP client.
     public static func with(
@@ -41,6 +49,39 @@ public struct TestApp: Sendable {
                     }
                 } else {
                     try await built.application.test(live ? .live : .router) { client in try await body(app, client) }
+                }
+            }
+        }
+    }
+
+    /// Two replicas (`serve` processes) on one fresh database, each live on its own port with its own embedded S3
+    /// endpoint over the same data directory, as two servers behind a load balancer would be.
+    public static func withReplicas(
+        _ backend: TestBackend, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        _ body: @Sendable (_ a: TestApp, _ clientA: any TestClientProtocol, _ b: TestApp, _ clientB: any TestClientProtocol) async throws -> Void
+    ) async throws {
+        try await TestEnvironment.with(backend) { environment in
+            try await environment.withStorage { storageA in
+                try await environment.withStorage { storageB in
+                    let clock = ManualWallClock(Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded()))
+                    var configurationA = environment.configuration
+                    configure(&configurationA)
+                    var configurationB = configurationA
+                    configurationB.embeddedS3Port = freeTCPPort()
+                    let builtA = try await buildApplication(configuration: configurationA, storage: storageA, logger: testLogger, clock: clock)
+                    let builtB = try await buildApplication(configuration: configurationB, storage: storageB, logger: testLogger, clock: clock)
+                    let a = TestApp(environment: environment, built: builtA, clock: clock)
+                    let b = TestApp(environment: environment, built: builtB, clock: clock, bootstrap: a.bootstrap)
+                    guard let storeA = builtA.objectStore, let storeB = builtB.objectStore else {
+                        throw TestSupportError("replicas use the embedded store here")
+                    }
+                    try await storeA.application.test(.live) { _ in
+                        try await storeB.application.test(.live) { _ in
+                            try await builtA.application.test(.live) { clientA in
+                                try await builtB.application.test(.live) { clientB in try await body(a, clientA, b, clientB) }
+                            }
+                        }
+                    }
                 }
             }
         }

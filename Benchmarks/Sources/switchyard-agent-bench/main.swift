@@ -114,13 +114,16 @@ func simulatedAgent(base: String, key: String, id: String, connected: @escaping 
     }
 }
 
-func dispatch(base: String, key: String, agentKey: String, agents: Int, tasks: Int) async throws {
+/// Submits on `base`; the simulated agents connect to `agentBase` (another replica on the same database, or `base`).
+func dispatch(base: String, key: String, agentKey: String, agents: Int, tasks: Int, agentBase: String? = nil) async throws {
     ready.withLock { $0 = 0 }
     let group = Task {
         await withTaskGroup(of: Void.self) { group in
             for index in 0..<agents {
                 group.addTask {
-                    try? await simulatedAgent(base: base, key: agentKey, id: String(format: "sim-%03d", index)) { ready.withLock { $0 += 1 } }
+                    try? await simulatedAgent(base: agentBase ?? base, key: agentKey, id: String(format: "sim-%03d", index)) {
+                        ready.withLock { $0 += 1 }
+                    }
                 }
             }
         }
@@ -143,7 +146,8 @@ func dispatch(base: String, key: String, agentKey: String, agents: Int, tasks: I
             accepted.append(milliseconds(start.duration(to: answered)))
         }
     }
-    report("dispatch, \(agents) agent\(agents == 1 ? "" : "s"): submit → offer received", latencies)
+    let across = agentBase.map { $0 == base ? "" : ", agents on \($0)" } ?? ""
+    report("dispatch, \(agents) agent\(agents == 1 ? "" : "s")\(across): submit → offer received", latencies)
     report("   (for reference: submit → 202)", accepted)
     group.cancel()
 }
@@ -358,8 +362,10 @@ func promptsPerTask(comfyUI: String) async throws {
 }
 
 switch arguments.first {
-case "dispatch" where arguments.count == 6:
-    try await dispatch(base: arguments[1], key: arguments[2], agentKey: arguments[3], agents: Int(arguments[4])!, tasks: Int(arguments[5])!)
+case "dispatch" where arguments.count == 6 || arguments.count == 7:
+    try await dispatch(
+        base: arguments[1], key: arguments[2], agentKey: arguments[3], agents: Int(arguments[4])!, tasks: Int(arguments[5])!,
+        agentBase: arguments.count == 7 ? arguments[6] : nil)
 case "e2e" where arguments.count == 4:
     try await endToEnd(base: arguments[1], key: arguments[2], tasks: Int(arguments[3])!)
 case "ratio-direct" where arguments.count == 5:
@@ -373,7 +379,7 @@ case "direct" where arguments.count == 3:
     try await direct(comfyUI: arguments[1], tasks: Int(arguments[2])!)
 default:
     print(
-        "usage: switchyard-agent-bench dispatch <base> <sk> <ak> <agents> <tasks> | e2e <base> <sk> <tasks> | direct <comfyui> <tasks>"
+        "usage: switchyard-agent-bench dispatch <base> <sk> <ak> <agents> <tasks> [<agent base>] | e2e <base> <sk> <tasks> | direct <comfyui> <tasks>"
             + " | ratio-direct <comfyui> <latency-tasks> <backlog> <run> | ratio-switchyard <base> <sk> <latency-tasks> <backlog> <workflow>"
             + " | prompts-per-task <comfyui>")
     exit(2)

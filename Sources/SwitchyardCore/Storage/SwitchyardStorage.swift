@@ -9,6 +9,8 @@ public protocol SwitchyardStorage: IdentityRepository, CredentialRepository, Set
 {
     /// `sqlite` or `postgres`, for logs and `/readyz`.
     var backendName: String { get }
+    /// How replicas sharing this database tell each other about task changes.
+    var notifier: any ReplicaNotifier { get }
     /// Applies pending schema migrations (idempotent; safe when several servers start at once).
     func migrate() async throws
     /// Succeeds when the database answers a trivial query.

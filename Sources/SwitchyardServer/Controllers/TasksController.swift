@@ -12,8 +12,9 @@ struct TasksController {
     let hub: TaskEventHub
     /// Seconds between keep-alive comments on an idle event stream.
     var keepAliveInterval: TimeInterval = 15
-    /// How often an event stream re-reads the log even without a wake-up (events written by another replica).
-    var pollInterval: Duration = .seconds(1)
+    /// How often an idle event stream re-reads the log without a wake-up: nil when every change wakes it (one
+    /// process; or replicas that notify each other, where this is only a safety net).
+    let rereadInterval: Duration?
     /// Seconds outputs live after completion (0: forever), so a result can say they expired even before the
     /// reaper has deleted them.
     let outputRetention: TimeInterval
@@ -106,7 +107,7 @@ struct TasksController {
             after = parsed
         }
         let (storage, hub, clock) = (self.storage, self.hub, self.clock)
-        let (keepAlive, poll, first) = (keepAliveInterval, pollInterval, after)
+        let (keepAlive, reread, first) = (keepAliveInterval, rereadInterval, after)
         let body = ResponseBody { writer in
             let signal = hub.subscribe(task.id)
             defer { hub.unsubscribe(task.id, signal) }
@@ -156,10 +157,17 @@ struct TasksController {
                     try await writer.write(ByteBuffer(string: "event: error\ndata: \(data.jsonString)\n\n"))
                     lastWrite = clock.now()
                 }
-                await signal.wait(timeout: poll)
-                if clock.now().timeIntervalSince(lastWrite) >= keepAlive {
-                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                    lastWrite = clock.now()
+                // Sleep until woken (or the safety re-read is due), with keep-alive comments meanwhile.
+                let rereadAt = reread.map { ContinuousClock.now + $0 }
+                while true {
+                    var timeout = Duration.seconds(max(0.05, keepAlive - clock.now().timeIntervalSince(lastWrite)))
+                    if let rereadAt { timeout = min(timeout, max(.zero, ContinuousClock.now.duration(to: rereadAt))) }
+                    if await signal.wait(timeout: timeout) { break }
+                    if clock.now().timeIntervalSince(lastWrite) >= keepAlive {
+                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                        lastWrite = clock.now()
+                    }
+                    if let rereadAt, ContinuousClock.now >= rereadAt { break }
                 }
             }
             try await writer.finish(nil)

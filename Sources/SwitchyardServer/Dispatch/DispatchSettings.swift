@@ -10,9 +10,14 @@ public struct DispatchSettings: Sendable, Equatable {
     public var reconnectGrace: TimeInterval = 30
     /// How long a presigned input or output URL handed to an agent stays valid.
     public var urlLifetime: Int = 3600
-    /// How often deadlines are checked and the database is re-read for tasks another replica accepted.
+    /// How often deadlines are checked.
     public var tickInterval: Duration = .milliseconds(100)
-    public var rescanInterval: TimeInterval = 1
+    /// How often the database is re-read for waiting tasks this replica was not told about: a safety net, since
+    /// replicas announce submissions to each other (`ReplicaNotifier`), and one process on SQLite sees them all.
+    public var rescanInterval: TimeInterval = 10
+    /// With a shared database (PostgreSQL), how often an idle event stream re-reads its task's log although no
+    /// notification woke it: a safety net for a notification lost between replicas.
+    public var streamRereadInterval: Double = 30
     /// Progress ticks reach event streams from memory at once; the task's log gets at most one of them per attempt
     /// this often (a task shorter than this logs none: its `completed` event says it reached the end).
     public var progressPersistInterval: TimeInterval = 1

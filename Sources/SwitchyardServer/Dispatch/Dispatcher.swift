@@ -101,10 +101,16 @@ public actor Dispatcher: Service {
     public func run() async throws {
         await recoverActiveAttempts()
         let tick = settings.tickInterval
+        let notifications = storage.notifier.notifications()
         try? await cancelWhenGracefulShutdown {
-            while true {
-                try await Task.sleep(for: tick)
-                await self.tick()
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask {
+                    for await notification in notifications { await self.heard(notification) }
+                }
+                while true {
+                    try await Task.sleep(for: tick)
+                    await self.tick()
+                }
             }
         }
         for session in sessions.values { session.connection.close(reason: "the server is shutting down", retry: true) }
@@ -197,19 +203,6 @@ public actor Dispatcher: Service {
     func releaseReservation(_ assignment: AttemptAssignment, teamId: UUID) async {
         release(AgentKey(teamId: teamId, agentId: assignment.agentId))
         await pass()
-    }
-
-    /// A caller cancelled the task (already written): forget it if it waited, or tell its agent to stop.
-    func cancelled(taskId: UUID) {
-        queue[taskId] = nil
-        definitions[taskId] = nil
-        requirements[taskId] = nil
-        for (attemptId, lease) in leases where lease.taskId == taskId {
-            leases[attemptId]?.cancelling = true
-            leases[attemptId]?.ackDeadline = nil
-            leases[attemptId]?.runDeadline = clock.now().addingTimeInterval(max(settings.ackTimeout, 30))
-            sessions[lease.agent]?.connection.send(.cancel(AttemptRef(attemptId: attemptId.lowercased)))
-        }
     }
 
     /// Credentials were revoked: sessions of `teamId` opened with one of `credentialIds` (every session of the team

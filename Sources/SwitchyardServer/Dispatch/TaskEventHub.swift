@@ -2,8 +2,9 @@ import Foundation
 import SwitchyardCore
 import Synchronization
 
-/// Wakes the event streams of a task when something appended to its log on this replica. Streams also re-read
-/// the log on a short timer, so events written by another replica arrive too, only later.
+/// Wakes the event streams of a task when something appended to its log: on this replica directly, on the others
+/// through the storage's `ReplicaNotifier` (`.changed`), so no stream polls the log. With a shared database,
+/// streams still re-read it on a slow timer as a safety net (`DispatchSettings.streamRereadInterval`).
 ///
 /// Progress lives here too: an agent's progress ticks are fanned out to the streams from memory, not written one
 /// fsynced commit each; the dispatcher persists them coalesced (`DispatchSettings.progressPersistInterval`).
@@ -13,8 +14,10 @@ final class TaskEventHub: Sendable {
     private let progress = Mutex<(version: Int, latest: [UUID: (version: Int, data: JSONValue)])>((0, [:]))
     /// Called when a task ended here (the webhook sender looks at its outbox at once).
     private let onEnded: @Sendable () -> Void
+    private let notifier: any ReplicaNotifier
 
-    init(onEnded: @escaping @Sendable () -> Void = {}) {
+    init(notifier: any ReplicaNotifier = SingleProcessNotifier(), onEnded: @escaping @Sendable () -> Void = {}) {
+        self.notifier = notifier
         self.onEnded = onEnded
     }
 
@@ -44,7 +47,7 @@ final class TaskEventHub: Sendable {
             state.version += 1
             state.latest[taskId] = (state.version, data)
         }
-        signal(taskId)
+        wake(taskId)
     }
 
     /// The task's latest progress newer than `version`, if any.
@@ -60,8 +63,20 @@ final class TaskEventHub: Sendable {
         progress.withLock { _ = $0.latest.removeValue(forKey: taskId) }
     }
 
+    /// The task's log grew: its streams here wake, and the other replicas are told.
     func signal(_ taskId: UUID) {
+        wake(taskId)
+        notifier.publish(.changed(taskId: taskId))
+    }
+
+    /// Wakes the task's streams on this replica only (progress from memory; a change another replica announced).
+    func wake(_ taskId: UUID) {
         for signal in subscribers.withLock({ Array(($0[taskId] ?? [:]).values) }) { signal.notify() }
+    }
+
+    /// Wakes every stream (notifications from other replicas may have been missed).
+    func wakeAll() {
+        for signal in subscribers.withLock({ $0.values.flatMap(\.values) }) { signal.notify() }
     }
 }
 
@@ -86,10 +101,13 @@ final class EventSignal: Sendable {
         waiter?.resume()
     }
 
-    /// Returns after a `notify` or `timeout`, whichever comes first.
-    func wait(timeout: Duration) async {
+    /// Returns after a `notify` (true) or `timeout` (false), whichever comes first.
+    @discardableResult
+    func wait(timeout: Duration) async -> Bool {
+        let timedOut = Atomic<Bool>(false)
         let timer = Task {
             guard (try? await Task.sleep(for: timeout)) != nil else { return }
+            timedOut.store(true, ordering: .relaxed)
             self.notify()
         }
         await withCheckedContinuation { continuation in
@@ -104,5 +122,6 @@ final class EventSignal: Sendable {
             if ready { continuation.resume() }
         }
         timer.cancel()
+        return !timedOut.load(ordering: .relaxed)
     }
 }

@@ -86,6 +86,10 @@ struct RunSubmitter: Sendable {
         }
         switch outcome {
         case .created:
+            // Another replica's agents may take what this one's cannot (nothing to tell with one process).
+            if reservation == nil, task.dispatchTarget == .agent, !task.status.isTerminal {
+                storage.notifier.publish(.submitted(taskId: task.id, teamId: teamId))
+            }
             if reservation != nil, let dispatcher {
                 let (stored, injected) = (task, run.injectedDefinition)
                 Task { await dispatcher.offerReserved(stored, definition: injected, workflow: definition) }

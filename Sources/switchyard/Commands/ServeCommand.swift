@@ -3,6 +3,7 @@ import Configuration
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import SwitchyardServer
 
 struct ServeCommand: AsyncParsableCommand {
@@ -73,7 +74,12 @@ struct ServeCommand: AsyncParsableCommand {
                 "starting Switchyard",
                 metadata: ["database": "\(storage.backendName)", "data_dir": "\(configuration.dataDirectory)", "address": "\(baseURL)"]
             )
-            try await built.application.runService()
+            // SIGTERM ends the process within ten seconds whatever the database does: the services get seven to
+            // finish in order (agents are told to reconnect elsewhere), then two after cancellation.
+            var group = ServiceGroupConfiguration(services: [built.application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            group.maximumGracefulShutdownDuration = .seconds(7)
+            group.maximumCancellationDuration = .seconds(2)
+            try await ServiceGroup(configuration: group).run()
         }
     }
 }
