@@ -3,7 +3,8 @@ import Foundation
 /// What `switchyard agent` needs: flags override `switchyard-agent.yaml`, which overrides the defaults
 /// (docs/agent.md lists every key).
 public struct AgentConfiguration: Sendable, Equatable {
-    /// The control plane's base URL (`http(s)://host:port`).
+    /// The control plane's base URL (`http(s)://host:port`); several replicas' URLs separated by commas, tried in
+    /// turn when a session drops.
     public var server: String = "http://127.0.0.1:8080"
     /// The `ak-` key.
     public var key: String = ""
@@ -22,12 +23,18 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     public init() {}
 
-    /// The gateway's WebSocket URL for `server`.
-    public var gatewayURL: String {
-        var base = server.hasSuffix("/") ? String(server.dropLast()) : server
-        if base.hasPrefix("https://") { base = "wss://" + base.dropFirst("https://".count) }
-        if base.hasPrefix("http://") { base = "ws://" + base.dropFirst("http://".count) }
-        return base + "/api/v1/agent/connect"
+    /// The gateway's WebSocket URL for (the first of) `server`.
+    public var gatewayURL: String { gatewayURLs[0] }
+
+    /// The gateway's WebSocket URL of every server listed.
+    public var gatewayURLs: [String] {
+        let listed = server.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        return (listed.isEmpty ? [server] : listed).map { server in
+            var base = server.hasSuffix("/") ? String(server.dropLast()) : server
+            if base.hasPrefix("https://") { base = "wss://" + base.dropFirst("https://".count) }
+            if base.hasPrefix("http://") { base = "ws://" + base.dropFirst("http://".count) }
+            return base + "/api/v1/agent/connect"
+        }
     }
 
     /// The labels advertised: the defaults for the tool (`gpu`, `comfyui`) plus the configured ones, deduplicated.

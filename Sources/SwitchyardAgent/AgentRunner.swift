@@ -59,19 +59,29 @@ public actor AgentRunner {
         }
     }
 
+    /// One session after another. With several servers (replicas) a dropped session moves on to the next one at
+    /// once, listing the attempts it holds, and backs off only after each was tried.
     private func sessions() async throws {
         var delay = 1.0
+        let urls = configuration.gatewayURLs
+        var next = 0
         while !Task.isCancelled {
             let began = ContinuousClock.now
+            let url = urls[next % urls.count]
+            next += 1
             do {
-                try await session()
+                try await session(url: url)
             } catch is CancellationError {
                 return
             } catch {
-                logger.warning("gateway session ended", metadata: ["error": "\(error)"])
+                logger.warning("gateway session ended", metadata: ["gateway": "\(url)", "error": "\(error)"])
             }
             if let fatal { throw Refused(description: fatal) }
             if began.duration(to: .now) > .seconds(30) { delay = 1 }
+            if urls.count > 1, next % urls.count != 0 || began.duration(to: .now) > .seconds(30) {
+                logger.info("trying the next server", metadata: ["gateway": "\(urls[next % urls.count])"])
+                continue
+            }
             let jittered = delay * Double.random(in: 0.8...1.2)
             logger.info("reconnecting", metadata: ["in_seconds": "\(String(format: "%.1f", jittered))"])
             try? await Task.sleep(for: .milliseconds(Int(jittered * 1000)))
@@ -81,12 +91,11 @@ public actor AgentRunner {
 
     // MARK: Session
 
-    private func session() async throws {
+    private func session(url: String) async throws {
         health = await executor.health()
         status = currentStatus()
         var wsConfiguration = WebSocketClientConfiguration(maxFrameSize: 16 * 1024 * 1024)
         wsConfiguration.additionalHeaders[.authorization] = "Bearer \(configuration.key)"
-        let url = configuration.gatewayURL
         let hello = AgentMessage.Hello(
             agentId: configuration.agentId, agentVersion: AgentVersion.current, tool: executor.tool, toolVersion: health.toolVersion,
             labels: configuration.labels, region: configuration.region, communityOptIn: configuration.communityOptIn,

@@ -127,4 +127,38 @@ extension PostgresStorage {
         }
         return Page(items: items, totalCount: total)
     }
+
+    // MARK: Replica leases
+
+    public func heartbeatReplica(gatewayId: String, at date: Date) async throws {
+        _ = try await rows(
+            """
+            INSERT INTO replicas (gateway_id, heartbeat_at) VALUES (\(gatewayId), \(date))
+            ON CONFLICT (gateway_id) DO UPDATE SET heartbeat_at = EXCLUDED.heartbeat_at
+            """
+        )
+    }
+
+    public func liveReplicas(since: Date) async throws -> Set<String> {
+        Set(try await rows("SELECT gateway_id FROM replicas WHERE heartbeat_at >= \(since)").map { try $0.decode(String.self) })
+    }
+
+    public func takeOverAttempt(taskId: UUID, attemptId: UUID, from: String, to: String) async throws -> Bool {
+        try await !rows(
+            """
+            UPDATE tasks SET gateway_id = \(to)
+            WHERE id = \(taskId) AND attempt_id = \(attemptId) AND gateway_id = \(from) AND task_status IN ('queued', 'running')
+            RETURNING id
+            """
+        ).isEmpty
+    }
+
+    public func disconnectAgents(notOn live: Set<String>, at date: Date) async throws -> Int {
+        try await rows(
+            """
+            UPDATE agents SET disconnected_at = \(date) WHERE disconnected_at IS NULL AND NOT (gateway_id = ANY(\(live.sorted())))
+            RETURNING agent_id
+            """
+        ).count
+    }
 }

@@ -153,4 +153,41 @@ extension SQLiteStorage {
                     disconnectedAt: row.optionalDate("disconnected_at"), tasksCompleted: try row.int("tasks_completed"))
             }, totalCount: total)
     }
+
+    // MARK: Replica leases
+
+    public func heartbeatReplica(gatewayId: String, at date: Date) async throws {
+        try await transaction { connection in
+            _ = try await connection.query(
+                "INSERT INTO replicas (gateway_id, heartbeat_at) VALUES (?, ?) ON CONFLICT (gateway_id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                [.text(gatewayId), .date(date)])
+        }
+    }
+
+    public func liveReplicas(since: Date) async throws -> Set<String> {
+        Set(try await read("SELECT gateway_id FROM replicas WHERE heartbeat_at >= ?", [.date(since)]).map { try $0.string("gateway_id") })
+    }
+
+    public func takeOverAttempt(taskId: UUID, attemptId: UUID, from: String, to: String) async throws -> Bool {
+        try await transaction { connection in
+            try await !connection.query(
+                """
+                UPDATE tasks SET gateway_id = ? WHERE id = ? AND attempt_id = ? AND gateway_id = ? AND task_status IN ('queued', 'running')
+                RETURNING id
+                """,
+                [.text(to), .uuid(taskId), .uuid(attemptId), .text(from)]
+            ).isEmpty
+        }
+    }
+
+    public func disconnectAgents(notOn live: Set<String>, at date: Date) async throws -> Int {
+        let list = live.sorted()
+        let placeholders = list.isEmpty ? "" : " AND gateway_id NOT IN (" + list.map { _ in "?" }.joined(separator: ", ") + ")"
+        return try await transaction { connection in
+            try await connection.query(
+                "UPDATE agents SET disconnected_at = ? WHERE disconnected_at IS NULL\(placeholders) RETURNING agent_id",
+                [.date(date)] + list.map(SQLiteData.text)
+            ).count
+        }
+    }
 }

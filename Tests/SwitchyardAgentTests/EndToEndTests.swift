@@ -241,6 +241,8 @@ struct EndToEndTests {
         #expect(configuration.communityOptIn)
         #expect(configuration.gatewayURL == "wss://switchyard.example.com/api/v1/agent/connect")
         #expect(AgentConfiguration.advertisedLabels(configured: configuration.labels, tool: "comfyui") == ["gpu", "comfyui", "team-a", "gpu-h100"])
+        try configuration.apply(yaml: "server: https://a.example.com, http://b.example.com:8080/")
+        #expect(configuration.gatewayURLs == ["wss://a.example.com/api/v1/agent/connect", "ws://b.example.com:8080/api/v1/agent/connect"])
         try configuration.apply(yaml: "agent_labels: [a, 'b']")
         #expect(configuration.labels == ["a", "b"])
         #expect(throws: AgentConfiguration.Invalid.self) { try configuration.apply(yaml: "capacity: lots") }

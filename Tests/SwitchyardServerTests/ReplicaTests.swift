@@ -60,4 +60,103 @@ struct ReplicaTests {
             }
         }
     }
+
+    @Test(
+        "a replica that stops renewing its lease: its agents are marked disconnected, an agent that reconnects here keeps its attempt, unclaimed ones go back to waiting without a retry, a live replica's are left alone",
+        arguments: TestBackend.available)
+    func deadReplica(backend: TestBackend) async throws {
+        try await TestApp.with(backend, live: true, configure: { $0.dispatch.reconnectGrace = 5 }) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            // No agent connected here: the runs wait, then other replicas (written straight to the database) hold them.
+            let kept = try await app.run(client)
+            let orphan = try await app.run(client)
+            let alive = try await app.run(client)
+            let now = app.clock.now()
+            func assign(_ id: UUID, agent: String, gateway: String) async throws -> UUID {
+                let attemptId = UUIDv7.make(at: now)
+                let assignment = AttemptAssignment(
+                    attemptId: attemptId, agentId: agent, agentLabels: ["gpu", "comfyui"], gatewayId: gateway, gpuType: nil)
+                _ = try #require(try await app.storage.assignTask(id: id, to: assignment, at: now))
+                return attemptId
+            }
+            let keptAttempt = try await assign(kept, agent: "gpu-01", gateway: "gw-dead")
+            _ = try await assign(orphan, agent: "gpu-02", gateway: "gw-dead")
+            _ = try await assign(alive, agent: "gpu-03", gateway: "gw-alive")
+            try await app.storage.heartbeatReplica(gatewayId: "gw-dead", at: now.addingTimeInterval(-60))
+            try await app.storage.heartbeatReplica(gatewayId: "gw-alive", at: now)
+            try await app.storage.upsertAgent(
+                AgentRecord(
+                    teamId: app.bootstrap.teamId, agentId: "gpu-02", credentialId: UUID(), status: .busy, labels: ["gpu"], region: nil,
+                    communityOptIn: false, capacity: 1, agentVersion: "test", tool: "comfyui", toolVersion: nil, systemStats: [:],
+                    gatewayId: "gw-dead",
+                    connectedAt: now, lastHeartbeatAt: now))
+
+            app.clock.advance(by: 3)
+            try await app.storage.heartbeatReplica(gatewayId: "gw-alive", at: app.clock.now())
+            await app.built.dispatcher.tick()
+            let listed = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
+            #expect((listed["agent_list"] as? [[String: Any]])?.isEmpty == true, "the dead replica's agent is no longer listed as connected")
+
+            try await WireTestAgent.connect(
+                port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu-01", held: [keptAttempt.lowercased])
+            ) {
+                agent in
+                try await agent.send(.ack(.init(attemptId: keptAttempt.lowercased)))
+                try await agent.send(.complete(.init(attemptId: keptAttempt.lowercased, outputs: [])))
+                let done = try await app.waitForTask(client, kept) { $0["task_status"] as? String == "completed" }
+                #expect(done["retry_count"] as? Int == 0)
+
+                // Past the grace, the attempt nobody reclaimed goes back to waiting (no retry used) and this agent gets it.
+                app.clock.advance(by: 6)
+                try await app.storage.heartbeatReplica(gatewayId: "gw-alive", at: app.clock.now())
+                await app.built.dispatcher.tick()
+                let offer = try await agent.offer()
+                #expect(offer.taskId == orphan.lowercased)
+                #expect(try await app.taskJSON(client, orphan)["retry_count"] as? Int == 0)
+                #expect(try await app.taskJSON(client, alive)["task_status"] as? String == "queued", "a live replica's attempt is its own")
+            }
+        }
+    }
+
+    @Test(
+        "an agent that moves here before its replica's lease expired keeps its attempt once it does; if that replica is alive after all, the attempt goes back to it",
+        arguments: TestBackend.available)
+    func claimBeforeExpiry(backend: TestBackend) async throws {
+        try await TestApp.with(backend, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            let moving = try await app.run(client)
+            let flapping = try await app.run(client)
+            let now = app.clock.now()
+            func assign(_ id: UUID, agent: String, gateway: String) async throws -> UUID {
+                let attemptId = UUIDv7.make(at: now)
+                let assignment = AttemptAssignment(
+                    attemptId: attemptId, agentId: agent, agentLabels: ["gpu", "comfyui"], gatewayId: gateway, gpuType: nil)
+                _ = try #require(try await app.storage.assignTask(id: id, to: assignment, at: now))
+                return attemptId
+            }
+            let movingAttempt = try await assign(moving, agent: "gpu-01", gateway: "gw-dying")
+            let flappingAttempt = try await assign(flapping, agent: "gpu-02", gateway: "gw-fine")
+            try await app.storage.heartbeatReplica(gatewayId: "gw-dying", at: now)
+            try await app.storage.heartbeatReplica(gatewayId: "gw-fine", at: now)
+            let hello1 = WireTestAgent.hello("gpu-01", held: [movingAttempt.lowercased])
+            let hello2 = WireTestAgent.hello("gpu-02", held: [flappingAttempt.lowercased])
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: hello1) { first in
+                try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: hello2) { second in
+                    // gw-dying stops renewing its lease; gw-fine goes on.
+                    app.clock.advance(by: 15)
+                    try await app.storage.heartbeatReplica(gatewayId: "gw-fine", at: app.clock.now())
+                    await app.built.dispatcher.tick()
+                    try await first.send(.ack(.init(attemptId: movingAttempt.lowercased)))
+                    try await first.send(.complete(.init(attemptId: movingAttempt.lowercased, outputs: [])))
+                    let done = try await app.waitForTask(client, moving) { $0["task_status"] as? String == "completed" }
+                    #expect(done["retry_count"] as? Int == 0)
+                    let handedBack = try await second.receive("cancel") { if case .cancel(let ref) = $0 { ref } else { nil } }
+                    #expect(handedBack.attemptId == flappingAttempt.lowercased)
+                    #expect(try await app.taskJSON(client, flapping)["task_status"] as? String == "queued", "still gw-fine's")
+                }
+            }
+        }
+    }
 }

@@ -8,6 +8,46 @@ extension StorageContractTests {
         AttemptAssignment(attemptId: UUIDv7.make(at: now), agentId: agent, agentLabels: ["gpu", "sd15"], gatewayId: "gw-test", gpuType: "GPU")
     }
 
+    @Test(
+        "replica leases: heartbeats say who is alive; an attempt moves off a dead replica once, to one replica; a dead replica's agents disconnect",
+        arguments: TestBackend.available)
+    func replicaLeases(backend: TestBackend) async throws {
+        try await withStorage(backend) { storage async throws in
+            let team = try await seedTeam(storage)
+            try await storage.heartbeatReplica(gatewayId: "gw-old", at: now.addingTimeInterval(-30))
+            try await storage.heartbeatReplica(gatewayId: "gw-a", at: now.addingTimeInterval(-30))
+            try await storage.heartbeatReplica(gatewayId: "gw-a", at: now)
+            #expect(try await storage.liveReplicas(since: now.addingTimeInterval(-10)) == ["gw-a"])
+
+            let (workflow, _) = try await storage.importWorkflow(id: UUID(), teamId: team.id, definition: definition(), status: nil, at: now)
+            let task = taskRecord(team: team.id, workflow: workflow.id)
+            try await submit(storage, task)
+            var attempt = assignment("a")
+            attempt.gatewayId = "gw-old"
+            _ = try #require(try await storage.assignTask(id: task.id, to: attempt, at: now))
+            let (id, attemptId) = (task.id, attempt.attemptId)
+            let winners = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for replica in ["gw-a", "gw-b", "gw-c"] {
+                    group.addTask { try await storage.takeOverAttempt(taskId: id, attemptId: attemptId, from: "gw-old", to: replica) }
+                }
+                return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+            }
+            #expect(winners == 1)
+            #expect(try await storage.takeOverAttempt(taskId: id, attemptId: UUID(), from: "gw-old", to: "gw-a") == false)
+
+            for (agentId, gateway) in [("on-old", "gw-old"), ("on-a", "gw-a")] {
+                try await storage.upsertAgent(
+                    AgentRecord(
+                        teamId: team.id, agentId: agentId, credentialId: UUID(), status: .idle, labels: [], region: nil, communityOptIn: false,
+                        capacity: 1, agentVersion: "t", tool: "comfyui", toolVersion: nil, systemStats: [:], gatewayId: gateway, connectedAt: now,
+                        lastHeartbeatAt: now))
+            }
+            #expect(try await storage.disconnectAgents(notOn: ["gw-a"], at: now) == 1)
+            let connected = try await storage.agents(teamId: team.id, includeDisconnected: false, page: PageRequest())
+            #expect(connected.items.map(\.agentId) == ["on-a"])
+        }
+    }
+
     @Test("dispatch: two dispatchers racing for one task — exactly one assignment wins", arguments: TestBackend.available)
     func assignmentRace(backend: TestBackend) async throws {
         try await withStorage(backend) { storage async throws in

@@ -51,6 +51,16 @@ public protocol DispatchRepository: Sendable {
     func upsertAgent(_ agent: AgentRecord) async throws
     /// The team's agents, connected ones first, then by id.
     func agents(teamId: UUID, includeDisconnected: Bool, page: PageRequest) async throws -> Page<AgentRecord>
+
+    /// Records that the replica (dispatcher) `gatewayId` is alive now: its lease row.
+    func heartbeatReplica(gatewayId: String, at date: Date) async throws
+    /// The replicas whose last heartbeat is at or after `since`.
+    func liveReplicas(since: Date) async throws -> Set<String>
+    /// Moves an active attempt to replica `to`, if it is still the task's attempt and still held by replica `from`
+    /// (a dead one); false when another replica took it first or the attempt ended.
+    func takeOverAttempt(taskId: UUID, attemptId: UUID, from: String, to: String) async throws -> Bool
+    /// Marks the connected agent rows of every replica not in `live` disconnected (their replica died); how many.
+    func disconnectAgents(notOn live: Set<String>, at date: Date) async throws -> Int
 }
 
 extension DispatchRepository {

@@ -9,5 +9,6 @@ enum PostgresMigrations {
         m0004CreateRetention,
         m0005CreateDispatch,
         m0006CreateTeamsWebhooksPairing,
+        m0007CreateReplicas,
     ]
 }

@@ -9,5 +9,6 @@ enum SQLiteMigrations {
         m0004CreateRetention,
         m0005CreateDispatch,
         m0006CreateTeamsWebhooksPairing,
+        m0007CreateReplicas,
     ]
 }

@@ -10,6 +10,10 @@ public struct DispatchSettings: Sendable, Equatable {
     public var reconnectGrace: TimeInterval = 30
     /// How long a presigned input or output URL handed to an agent stays valid.
     public var urlLifetime: Int = 3600
+    /// How often a replica renews its lease row and looks for replicas that stopped renewing theirs.
+    public var replicaHeartbeatInterval: TimeInterval = 2
+    /// A replica whose lease is older than this is gone: its agents are disconnected, its attempts adopted.
+    public var replicaLeaseTimeout: TimeInterval = 10
     /// How often deadlines are checked.
     public var tickInterval: Duration = .milliseconds(100)
     /// How often the database is re-read for waiting tasks this replica was not told about: a safety net, since

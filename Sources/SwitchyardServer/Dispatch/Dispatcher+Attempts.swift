@@ -4,23 +4,111 @@ import SwitchyardWire
 
 /// Attempts: adopting those found running after a restart, starting one, and which agent holds which.
 extension Dispatcher {
-    /// Attempts that were running when the server stopped are kept for `reconnectGrace`: an agent that
-    /// reconnects and lists them in `held_attempts` keeps them, the rest go back to waiting (a platform fault:
-    /// no retry used).
+    /// At start: this replica's lease row, and the attempts of replicas that are gone (see `checkReplicas`).
     func recoverActiveAttempts() async {
         guard !started else { return }
         started = true
+        lastReplicaCheck = clock.now()
+        await checkReplicas(lastReplicaCheck)
+    }
+
+    /// Renews this replica's lease and looks for replicas whose lease expired (killed, or this one before a restart):
+    /// their agent rows are marked disconnected, and their attempts are kept for `reconnectGrace` — an agent that
+    /// reconnects here listing one in `held_attempts` keeps it; the rest go back to waiting as a platform fault (no
+    /// retry used). Attempts of live replicas are never touched. Moving an attempt between replicas is one
+    /// conditional write (`takeOverAttempt`), so two replicas never both act on it.
+    func checkReplicas(_ now: Date) async {
         do {
-            let deadline = clock.now().addingTimeInterval(settings.reconnectGrace)
+            try await storage.heartbeatReplica(gatewayId: gatewayId, at: now)
+            var live = try await storage.liveReplicas(since: now.addingTimeInterval(-settings.replicaLeaseTimeout))
+            live.insert(gatewayId)
+            let disconnected = try await storage.disconnectAgents(notOn: live, at: now)
+            if disconnected > 0 { logger.info("agents of a stopped replica marked disconnected", metadata: ["count": "\(disconnected)"]) }
+            await settleOrphans(live: live, now: now)
+            let deadline = now.addingTimeInterval(settings.reconnectGrace)
             for task in try await storage.activeTasks() {
                 guard let attemptId = task.attemptId, let agentId = task.agentId, leases[attemptId] == nil else { continue }
+                let owner = task.gatewayId ?? ""
+                guard !live.contains(owner) else { continue }
                 leases[attemptId] = Lease(
                     attemptId: attemptId, taskId: task.id, teamId: task.teamId, agent: AgentKey(teamId: task.teamId, agentId: agentId),
-                    ackDeadline: nil, runDeadline: nil, timeout: TimeInterval(task.taskTimeout), ackedAt: task.startedAt, orphanDeadline: deadline)
+                    ackDeadline: nil, runDeadline: nil, timeout: TimeInterval(task.taskTimeout), ackedAt: task.startedAt, orphanDeadline: deadline,
+                    orphanOf: owner)
             }
         } catch {
-            logger.error("could not read the attempts in flight", metadata: ["error": "\(error)"])
+            logger.error("could not check the other replicas", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Orphans whose grace ended go back to waiting (unless another replica's agent reclaimed them first); claims on
+    /// a replica that has now died are taken over, claims on one that is alive after all are handed back.
+    private func settleOrphans(live: Set<String>, now: Date) async {
+        for lease in leases.values {
+            guard let owner = lease.orphanOf else { continue }
+            if live.contains(owner) {
+                if let deadline = lease.claimDeadline, deadline <= now {
+                    leases[lease.attemptId] = nil
+                    release(lease.agent)
+                    sessions[lease.agent]?.connection.send(.cancel(AttemptRef(attemptId: lease.attemptId.lowercased)))
+                }
+                continue
+            }
+            if lease.claimDeadline != nil {
+                if await adopt(lease) {
+                    leases[lease.attemptId]?.claimDeadline = nil
+                    if let ackedAt = lease.ackedAt, lease.timeout > 0 {
+                        leases[lease.attemptId]?.runDeadline = ackedAt.addingTimeInterval(lease.timeout)
+                    }
+                } else {
+                    release(lease.agent)
+                    sessions[lease.agent]?.connection.send(.cancel(AttemptRef(attemptId: lease.attemptId.lowercased)))
+                }
+            } else if let deadline = lease.orphanDeadline, deadline <= now, await adopt(lease) {
+                await endAttempt(
+                    lease, event: .released,
+                    error:
+                        "the replica holding the task stopped and agent \(lease.agent.agentId) did not reclaim it within \(Self.seconds(settings.reconnectGrace))"
+                )
+            }
+        }
+    }
+
+    /// An agent lists an attempt this replica has no lease for: it may have been connected to another replica that
+    /// died. If the task's row still names this agent's attempt, the attempt is taken over now (its replica is gone)
+    /// or claimed until that replica's lease says whether it is (`claimDeadline`).
+    func claimHeldElsewhere(_ attemptId: UUID, agent key: AgentKey, now: Date) async -> Lease? {
+        guard let tasks = await write({ try await self.storage.activeTasks() }),
+            let task = tasks.first(where: { $0.attemptId == attemptId }), task.teamId == key.teamId, task.agentId == key.agentId,
+            let owner = task.gatewayId, owner != gatewayId
+        else { return nil }
+        var lease = Lease(
+            attemptId: attemptId, taskId: task.id, teamId: task.teamId, agent: key, ackDeadline: nil, runDeadline: nil,
+            timeout: TimeInterval(task.taskTimeout), ackedAt: task.startedAt, orphanOf: owner)
+        let live = await write { try await self.storage.liveReplicas(since: now.addingTimeInterval(-self.settings.replicaLeaseTimeout)) } ?? []
+        guard !live.contains(owner) else {
+            lease.claimDeadline = now.addingTimeInterval(settings.replicaLeaseTimeout + 2 * settings.replicaHeartbeatInterval)
+            return lease
+        }
+        leases[attemptId] = lease
+        guard await adopt(lease) else { return nil }
+        lease.orphanOf = nil
+        if let ackedAt = lease.ackedAt, lease.timeout > 0 { lease.runDeadline = ackedAt.addingTimeInterval(lease.timeout) }
+        return lease
+    }
+
+    /// Takes an orphaned attempt over from the dead replica its row names; false (and the lease forgotten) when
+    /// another replica took it first or it ended. Leases that are not orphans are this replica's already.
+    func adopt(_ lease: Lease) async -> Bool {
+        guard let from = lease.orphanOf else { return true }
+        let taken = await write {
+            try await self.storage.takeOverAttempt(taskId: lease.taskId, attemptId: lease.attemptId, from: from, to: self.gatewayId)
+        }
+        guard taken == true else {
+            leases[lease.attemptId] = nil
+            return false
+        }
+        leases[lease.attemptId]?.orphanOf = nil
+        return true
     }
 
     /// The attempt runs (`queued → running`): `task_timeout` counts from here (api.md §2.1; 0 means no limit).

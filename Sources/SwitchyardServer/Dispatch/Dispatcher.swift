@@ -38,8 +38,13 @@ public actor Dispatcher: Service {
         var ackedAt: Date?
         /// Cancelled by a caller: the agent was told to stop; capacity stays reserved until it says it did.
         var cancelling: Bool = false
-        /// Found running after a restart: the agent must reconnect and claim it by this time.
+        /// Found held by a replica that died (or by this one before a restart): the agent must reconnect and claim
+        /// it by this time. `orphanOf` is the dead replica the task's row still names.
         var orphanDeadline: Date?
+        var orphanOf: String?
+        /// Listed as held by an agent that connected here while the replica the row names still looked alive: taken
+        /// over when that replica's lease expires; handed back (the agent told to drop it) if it is still alive then.
+        var claimDeadline: Date?
         /// The latest progress tick not yet in the task's log, and when one last went there.
         var unloggedProgress: JSONValue?
         var progressLoggedAt: Date?
@@ -73,6 +78,7 @@ public actor Dispatcher: Service {
     private var passRunning = false
     private var passAgain = false
     private var lastRescan = Date.distantPast
+    var lastReplicaCheck = Date.distantPast
     var started = false
 
     init(
@@ -240,12 +246,16 @@ public actor Dispatcher: Service {
 
         // Claim the attempts it still holds; tell it to drop the ones it no longer owns.
         for attemptId in held {
-            if var lease = leases[attemptId], lease.agent == connection.key {
+            if var lease = leases[attemptId], lease.agent == connection.key, await adopt(lease) {
                 lease.orphanDeadline = nil
+                lease.orphanOf = nil
                 if lease.ackedAt != nil, lease.runDeadline == nil, lease.timeout > 0 {
                     lease.runDeadline = (lease.ackedAt ?? now).addingTimeInterval(lease.timeout)
                 }
                 leases[attemptId] = lease
+                session.candidate.running += 1
+            } else if leases[attemptId] == nil, let claim = await claimHeldElsewhere(attemptId, agent: connection.key, now: now) {
+                leases[attemptId] = claim
                 session.candidate.running += 1
             } else {
                 connection.send(.cancel(AttemptRef(attemptId: attemptId.lowercased)))
@@ -272,6 +282,10 @@ public actor Dispatcher: Service {
         let now = clock.now()
         session.record.disconnectedAt = now
         await persist(session.record)
+        // A claim on another replica's attempt was never this replica's to end: it is only forgotten here.
+        for lease in leases.values where lease.agent == key && lease.claimDeadline != nil && !kept.contains(lease.attemptId) {
+            leases[lease.attemptId] = nil
+        }
         for lease in leases.values where lease.agent == key && lease.orphanDeadline == nil && !kept.contains(lease.attemptId) {
             await endAttempt(
                 lease, event: lease.cancelling ? nil : .attemptFailed(retriable: true),
@@ -395,7 +409,7 @@ public actor Dispatcher: Service {
 
     /// Ends an attempt: applies `event` to the task (nil: the task already ended, as for a cancel), releases the
     /// agent's capacity, and puts the task back in the queue when it waits again.
-    private func endAttempt(_ lease: Lease, event: TaskStateMachine.Event?, error: String? = nil, output: JSONValue? = nil) async {
+    func endAttempt(_ lease: Lease, event: TaskStateMachine.Event?, error: String? = nil, output: JSONValue? = nil) async {
         guard leases.removeValue(forKey: lease.attemptId) != nil else { return }
         uploadKeys[lease.attemptId] = nil
         if lease.orphanDeadline == nil, var session = sessions[lease.agent] {
@@ -442,6 +456,10 @@ public actor Dispatcher: Service {
     /// `tickInterval`; tests call it to step past a deadline without waiting.
     public func tick() async {
         let now = clock.now()
+        if now.timeIntervalSince(lastReplicaCheck) >= settings.replicaHeartbeatInterval {
+            lastReplicaCheck = now
+            await checkReplicas(now)
+        }
         await logProgress(now)
         for session in sessions.values {
             if let since = session.unpersistedSince, now.timeIntervalSince(since) >= settings.progressPersistInterval {
@@ -449,9 +467,9 @@ public actor Dispatcher: Service {
             }
         }
         for lease in leases.values {
-            if let deadline = lease.orphanDeadline, deadline <= now {
-                await endAttempt(lease, event: .released, error: "the server restarted and agent \(lease.agent.agentId) did not reclaim the task")
-            } else if let deadline = lease.ackDeadline, deadline <= now {
+            // Orphans and claims are settled by `checkReplicas`, which knows which replicas are alive.
+            guard lease.orphanOf == nil else { continue }
+            if let deadline = lease.ackDeadline, deadline <= now {
                 sessions[lease.agent]?.connection.send(.cancel(AttemptRef(attemptId: lease.attemptId.lowercased)))
                 await endAttempt(
                     lease, event: .released,

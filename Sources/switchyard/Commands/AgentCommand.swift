@@ -12,7 +12,7 @@ struct AgentCommand: AsyncParsableCommand {
         discussion: "Flags override the config file; the key can also come from SWITCHYARD_AGENT_KEY. See docs/agent.md."
     )
 
-    @Option(name: .long, help: "The control plane's URL (default http://127.0.0.1:8080).")
+    @Option(name: .long, help: "The control plane's URL (default http://127.0.0.1:8080); several replicas' URLs separated by commas.")
     var server: String?
 
     @Option(name: .long, help: "The agent key (ak-…); prefer SWITCHYARD_AGENT_KEY or the config file.")
