@@ -44,4 +44,16 @@ extension Dispatcher {
             sessions[lease.agent]?.connection.send(.cancel(AttemptRef(attemptId: attemptId.lowercased)))
         }
     }
+
+    /// Picks up dispatchable tasks this replica has not seen (accepted by another replica, or before a restart).
+    func rescan() async {
+        guard let tasks = await write({ try await self.storage.dispatchableTasks(limit: 1000) }) else { return }
+        var added = false
+        for task in tasks where queue[task.id] == nil && task.dispatchTarget == .agent {
+            queue[task.id] = task
+            if task.status == .pending { unmarked.insert(task.id) }
+            added = true
+        }
+        if added || !queue.isEmpty { await pass() }
+    }
 }

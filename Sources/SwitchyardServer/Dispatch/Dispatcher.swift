@@ -70,7 +70,7 @@ public actor Dispatcher: Service {
     /// Definitions handed over by the submitter, so an offer needs no read of the task's definition.
     var definitions: [UUID: JSONValue] = [:]
     /// Queued tasks still `pending` (from another replica, or from before a restart): to be marked `waiting`.
-    private var unmarked: Set<UUID> = []
+    var unmarked: Set<UUID> = []
     /// What each queued task asks of its agent (labels, pool, VRAM, models, region), from its workflow snapshot.
     var requirements: [UUID: DispatchRequirement] = [:]
     var leases: [UUID: Lease] = [:]
@@ -492,18 +492,6 @@ public actor Dispatcher: Service {
             lastRescan = now
             await rescan()
         }
-    }
-
-    /// Picks up dispatchable tasks this replica has not seen (accepted by another replica, or before a restart).
-    func rescan() async {
-        guard let tasks = await write({ try await self.storage.dispatchableTasks(limit: 1000) }) else { return }
-        var added = false
-        for task in tasks where queue[task.id] == nil && task.dispatchTarget == .agent {
-            queue[task.id] = task
-            if task.status == .pending { unmarked.insert(task.id) }
-            added = true
-        }
-        if added || !queue.isEmpty { await pass() }
     }
 
     // MARK: The dispatch pass
