@@ -18,6 +18,12 @@ public actor AgentRunner {
     /// The current session's outbox (nil while disconnected); one writer drains it in order.
     private var outbox: AsyncStream<AgentMessage>.Continuation?
     private var pendingMessages: [AgentMessage] = []
+    /// The last report (complete/fail/stopped) of each attempt that ended in the last minute, by attempt id. The
+    /// gateway does not confirm reports: one written just before its replica died is lost with it. So the next
+    /// session lists these attempts as held and sends their reports again — a gateway that already has them
+    /// refuses the repeat and changes nothing; one that adopted the dead replica's attempt records the end.
+    private var recentEnds: [String: (message: AgentMessage, at: ContinuousClock.Instant)] = [:]
+    static let endReplayWindow = Duration.seconds(60)
     private var attempts: [String: Task<Void, Never>] = [:]
     private var uploadWaiters: [String: CheckedContinuation<GatewayMessage.UploadURL, any Error>] = [:]
     private var status: AgentStatus = .idle
@@ -100,7 +106,7 @@ public actor AgentRunner {
             agentId: configuration.agentId, agentVersion: AgentVersion.current, tool: executor.tool, toolVersion: health.toolVersion,
             labels: configuration.labels, region: configuration.region, communityOptIn: configuration.communityOptIn,
             capacity: configuration.capacity, prefetch: configuration.prefetch, status: status, systemStats: health.systemStats ?? SystemStats(),
-            heldAttempts: attempts.keys.sorted())
+            heldAttempts: Set(attempts.keys).union(replayableEnds().map(\.key)).sorted())
         try await WebSocketClient.connect(url: url, configuration: wsConfiguration, logger: logger) { inbound, outbound, _ in
             try await outbound.writeTextMessage(try WireCoding.encode(AgentMessage.hello(hello)))
             var messages = inbound.messages(maxSize: 16 * 1024 * 1024).makeAsyncIterator()
@@ -146,8 +152,17 @@ public actor AgentRunner {
         outbox = continuation
         let queued = pendingMessages
         pendingMessages = []
+        let queuedEnds = Set(queued.compactMap { $0.endsAttempt ? $0.attemptId : nil })
+        for (attemptId, end) in replayableEnds() where !queuedEnds.contains(attemptId) { continuation.yield(end.message) }
         for message in queued { continuation.yield(message) }
         return stream
+    }
+
+    /// The reports of attempts that ended within `endReplayWindow` (older ones are forgotten).
+    private func replayableEnds() -> [String: (message: AgentMessage, at: ContinuousClock.Instant)] {
+        let now = ContinuousClock.now
+        recentEnds = recentEnds.filter { $0.value.at.duration(to: now) < Self.endReplayWindow }
+        return recentEnds
     }
 
     private func requeue(_ message: AgentMessage) {
@@ -169,6 +184,7 @@ public actor AgentRunner {
     /// Messages are written in order by the session's writer; while disconnected, they wait for the next session.
     /// Never suspends, so a cancelled attempt can still report that it stopped.
     private func send(_ message: AgentMessage) {
+        if message.endsAttempt, let attemptId = message.attemptId { recentEnds[attemptId] = (message, ContinuousClock.now) }
         if let outbox, case .enqueued = outbox.yield(message) { return }
         pendingMessages.append(message)
     }
@@ -228,7 +244,14 @@ public actor AgentRunner {
             uploadWaiters.removeValue(forKey: url.requestId)?.resume(returning: url)
         case .cancel(let ref):
             attempts[ref.attemptId]?.cancel()
+            // An ended attempt listed again: the gateway does not hold it, so its report need not be sent again.
+            if attempts[ref.attemptId] == nil { recentEnds[ref.attemptId] = nil }
         case .refused(let refusal):
+            if let attemptId = refusal.attemptId, attempts[attemptId] == nil, recentEnds.removeValue(forKey: attemptId) != nil {
+                // A repeated report the gateway already had (or no longer wants): expected after a reconnect.
+                logger.debug("the gateway did not need a repeated report", metadata: ["attempt_id": "\(attemptId)", "reason": "\(refusal.reason)"])
+                return
+            }
             logger.warning("the gateway refused a message", metadata: ["attempt_id": "\(refusal.attemptId ?? "-")", "reason": "\(refusal.reason)"])
             if let attemptId = refusal.attemptId { attempts[attemptId]?.cancel() }
         case .goodbye(let goodbye):

@@ -63,6 +63,20 @@ struct FakeComfyUIRoutes: Sendable {
                 }
             }
             router.post("\(prefix)/free") { _, _ in try await guardAvailable { Response(status: .ok) } }
+            // `GET /history?max_items=N`: every entry (the newest N), as ComfyUI answers it.
+            router.get("\(prefix)/history") { request, _ in
+                try await guardAvailable {
+                    let all = await engine.history
+                    guard let limit = request.uri.queryParameters["max_items"].flatMap({ Int($0) }), limit < all.count else {
+                        return json(.object(all))
+                    }
+                    func number(_ entry: JSONValue) -> Double { entry["prompt"]?.arrayValue?.first?.numberValue?.doubleValue ?? 0 }
+                    let newest = all.sorted { (left: (key: String, value: JSONValue), right: (key: String, value: JSONValue)) in
+                        number(left.value) < number(right.value)
+                    }.suffix(limit)
+                    return json(.object(Dictionary(uniqueKeysWithValues: newest.map { ($0.key, $0.value) })))
+                }
+            }
             router.get("\(prefix)/history/{id}") { _, context in
                 try await guardAvailable {
                     let id = context.parameters.get("id") ?? ""

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Chaos: two release `serve` replicas on one throwaway PostgreSQL (sharing a data directory, so their embedded
+# stores serve the same objects), the fake ComfyUI, and one `switchyard agent` given both replicas' URLs. A steady
+# stream of runs is submitted to both replicas; the replica the agent is connected to is killed with `kill -9`
+# mid-stream and restarted a few seconds later. Prints accepted / completed / failed / lost / run-twice.
+#
+#   scripts/chaos.sh                  # 400 runs, one every 10 ms, kill after 1.5 s
+#   RUNS=1000 KILL_AFTER=3 scripts/chaos.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${RUNS:-400}
+kill_after=${KILL_AFTER:-1.5}
+port=${PORT:-18389}
+for product in switchyard switchyard-fake-comfyui switchyard-agent-bench; do swift build -c release --product $product >/dev/null 2>&1; done
+bin=$(swift build -c release --show-bin-path)
+work=$(mktemp -d)
+pg_env=$(scripts/postgres-throwaway.sh)
+PGDATA=$(echo "$pg_env" | sed -n 's/^PGDATA=//p')
+database=$(echo "$pg_env" | sed -n 's/^SWITCHYARD_TEST_POSTGRES_URL=//p')
+pids=""
+trap 'kill $pids 2>/dev/null || true; kill "${replica_pid[a]:-}" "${replica_pid[b]:-}" 2>/dev/null || true; scripts/postgres-throwaway.sh stop "$PGDATA" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+declare -A replica_pid replica_port
+replica_port[a]=$port
+replica_port[b]=$((port + 10))
+start_replica() { # name
+  SWITCHYARD_DATABASE_URL="$database" SWITCHYARD_S3_EMBEDDED_PORT=$((replica_port[$1] + 1)) SWITCHYARD_LOG_LEVEL=warning \
+    "$bin/switchyard" serve --data-dir "$work/data" --port "${replica_port[$1]}" >>"$work/$1.log" 2>&1 &
+  replica_pid[$1]=$!
+  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:${replica_port[$1]}/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+}
+start_replica a
+start_replica b
+a="http://127.0.0.1:${replica_port[a]}"
+b="http://127.0.0.1:${replica_port[b]}"
+read -r email password team key agent_key <<<"$(python3 -c "import json;b=json.load(open('$work/data/bootstrap.json'));print(b['email_address'],b['password'],b['team_id'],b['integration_key'],b['agent_key'])")"
+token=$(curl -fsS -X POST "$a/api/v1/auth/login" -d "{\"email_address\":\"$email\",\"password\":\"$password\"}" | python3 -c "import sys,json;print(json.load(sys.stdin)['access_token'])")
+curl -fsS -o /dev/null -X POST "$a/api/v1/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" -H "Content-Type: application/json" \
+  -d '{"workflow_slug":"chaos","display_name":"Chaos","required_labels":["gpu","comfyui"],"max_retries":2,"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":8,"height":8,"batch_size":1,"color":0}},"2":{"class_type":"SaveImage","inputs":{"images":["1",0],"filename_prefix":"chaos"}}},"parameters":[{"key":"color","node_id":"1","field":"color","type":"number"}]}'
+
+fake_port=$((port + 20))
+"$bin/switchyard-fake-comfyui" "$fake_port" >"$work/fake.log" 2>&1 &
+pids="$pids $!"
+for _ in $(seq 1 100); do grep -q listening "$work/fake.log" && break; sleep 0.1; done
+"$bin/switchyard" agent --server "$a,$b" --key "$agent_key" --comfyui "http://127.0.0.1:$fake_port" --agent-id chaos-gpu --capacity 2 \
+  --log-level info >"$work/agent.log" 2>&1 &
+pids="$pids $!"
+for _ in $(seq 1 50); do grep -q "connected to the gateway" "$work/agent.log" && break; sleep 0.1; done
+
+# Submit to both replicas in turn; a replica that is down refuses (not accepted). Then follow every accepted task.
+python3 - "$a" "$b" "$key" "$runs" "$work/accepted" <<'PY' &
+import json, sys, time, urllib.request
+a, b, key, runs, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+accepted, refused = [], 0
+for i in range(runs):
+    base = (a, b)[i % 2]
+    request = urllib.request.Request(f"{base}/api/v1/r/workflows/slug/chaos/run", data=json.dumps({"parameters": {"color": i}}).encode(),
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            accepted.append(json.load(response)["task_id"])
+    except Exception:
+        refused += 1
+    time.sleep(0.01)
+json.dump({"accepted": accepted, "refused": refused}, open(out, "w"))
+PY
+submitter=$!
+sleep "$kill_after"
+victim=a # the agent dials the first URL it was given
+echo "kill -9 replica $victim (the agent's) while runs are being submitted"
+kill -9 "${replica_pid[$victim]}"
+sleep 4
+start_replica "$victim"
+wait "$submitter"
+
+python3 - "$a" "$b" "$key" "$work/accepted" <<'PY'
+import json, sys, time, urllib.request
+a, b, key, path = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+data = json.load(open(path))
+pending, ended = set(data["accepted"]), {}
+deadline = time.time() + 180
+while pending and time.time() < deadline:
+    for task in list(pending):
+        request = urllib.request.Request(f"{b}/api/v1/r/tasks/{task}", headers={"Authorization": f"Bearer {key}"})
+        try:
+            status = json.load(urllib.request.urlopen(request, timeout=5))["task_status"]
+        except Exception:
+            continue
+        if status in ("completed", "failed", "cancelled"):
+            ended[task] = status
+            pending.discard(task)
+    time.sleep(0.5)
+counts = {s: list(ended.values()).count(s) for s in ("completed", "failed", "cancelled")}
+print(f"accepted {len(data['accepted'])} (refused while a replica was down: {data['refused']}); completed {counts['completed']}, "
+      f"failed {counts['failed']}, cancelled {counts['cancelled']}, lost (not ended after 180 s) {len(pending)}")
+PY
+"$bin/switchyard-agent-bench" prompts-per-task "http://127.0.0.1:$fake_port"
