@@ -6,6 +6,7 @@
 #
 #   scripts/chaos.sh                  # 400 runs, one every 10 ms, kill after 1.5 s
 #   RUNS=1000 KILL_AFTER=3 scripts/chaos.sh
+#   KEEP=1 scripts/chaos.sh           # leave the logs, the data directory and PostgreSQL running afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-400}
@@ -18,7 +19,14 @@ pg_env=$(scripts/postgres-throwaway.sh)
 PGDATA=$(echo "$pg_env" | sed -n 's/^PGDATA=//p')
 database=$(echo "$pg_env" | sed -n 's/^SWITCHYARD_TEST_POSTGRES_URL=//p')
 pids=""
-trap 'kill $pids 2>/dev/null || true; kill "${replica_pid[a]:-}" "${replica_pid[b]:-}" 2>/dev/null || true; scripts/postgres-throwaway.sh stop "$PGDATA" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+cleanup() {
+  kill $pids 2>/dev/null || true
+  kill "${replica_pid[a]:-}" "${replica_pid[b]:-}" 2>/dev/null || true
+  if [ -n "${KEEP:-}" ]; then echo "kept: $work (logs, data); PostgreSQL $database (stop: scripts/postgres-throwaway.sh stop $PGDATA)"; return; fi
+  scripts/postgres-throwaway.sh stop "$PGDATA" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 declare -A replica_pid replica_port
 replica_port[a]=$port
 replica_port[b]=$((port + 10))

@@ -103,7 +103,12 @@ struct ReplicaTests {
             ) {
                 agent in
                 try await agent.send(.ack(.init(attemptId: keptAttempt.lowercased)))
-                try await agent.send(.complete(.init(attemptId: keptAttempt.lowercased, outputs: [])))
+                // Its output was uploaded through the dead replica: the key is in the attempt's folder, not issued here.
+                let folder = "outputs/\(app.bootstrap.teamId.lowercased)/\(kept.lowercased)/\(keptAttempt.lowercased)/"
+                let output = OutputFile(
+                    nodeId: "3", kind: "images", index: 0, fileName: "a_00001_.png", storageKey: folder + "a_00001_.png", contentType: "image/png",
+                    size: 4)
+                try await agent.send(.complete(.init(attemptId: keptAttempt.lowercased, outputs: [output])))
                 let done = try await app.waitForTask(client, kept) { $0["task_status"] as? String == "completed" }
                 #expect(done["retry_count"] as? Int == 0)
 
@@ -156,6 +161,25 @@ struct ReplicaTests {
                     #expect(handedBack.attemptId == flappingAttempt.lowercased)
                     #expect(try await app.taskJSON(client, flapping)["task_status"] as? String == "queued", "still gw-fine's")
                 }
+            }
+        }
+    }
+
+    @Test("an output reported at a key outside the attempt's own folder fails the attempt (retried): agents write only where they were sent")
+    func foreignOutputKey() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
+                let taskId = try await app.run(client)
+                let offer = try await agent.offer()
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                let elsewhere = "outputs/\(app.bootstrap.teamId.lowercased)/\(UUID().lowercased)/\(offer.attemptId)/a.png"
+                let output = OutputFile(
+                    nodeId: "3", kind: "images", index: 0, fileName: "a.png", storageKey: elsewhere, contentType: "image/png", size: 4)
+                try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [output])))
+                let retried = try await app.waitForTask(client, taskId) { ($0["retry_count"] as? Int ?? 0) == 1 }
+                #expect((retried["task_error"] as? String)?.contains("did not issue") == true)
             }
         }
     }

@@ -357,8 +357,10 @@ func promptsPerTask(comfyUI: String) async throws {
     for entry in entries.values {
         if let task = entry["prompt"]?.arrayValue?.dropFirst(3).first?["switchyard_task_id"]?.stringValue { counts[task, default: 0] += 1 }
     }
-    let twice = counts.values.filter { $0 > 1 }.count
-    say("ComfyUI history: \(counts.count) tasks ran there, \(twice) of them more than once")
+    let twice = counts.filter { $0.value > 1 }.keys.sorted()
+    say(
+        "ComfyUI history: \(counts.count) tasks ran there, \(twice.count) of them more than once\(twice.isEmpty ? "" : ": " + twice.joined(separator: ", "))"
+    )
 }
 
 switch arguments.first {

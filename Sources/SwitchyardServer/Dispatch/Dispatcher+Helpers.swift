@@ -48,4 +48,9 @@ extension Dispatcher {
             "outputs": .object(outputs),
         ]
     }
+
+    /// Where an attempt's outputs go: every upload URL the gateway issues for it is for a key in this folder.
+    static func outputFolder(_ lease: Lease) -> String {
+        "outputs/\(lease.teamId.lowercased)/\(lease.taskId.lowercased)/\(lease.attemptId.lowercased)/"
+    }
 }

@@ -346,7 +346,7 @@ public actor Dispatcher: Service {
                 return
             }
             // Two outputs may share a file name (SaveImage into two subfolders): each gets its own key.
-            let folder = "outputs/\(lease.teamId.lowercased)/\(lease.taskId.lowercased)/\(lease.attemptId.lowercased)/"
+            let folder = Self.outputFolder(lease)
             var storageKey = folder + name
             var copy = 1
             while uploadKeys[lease.attemptId]?[storageKey] != nil {
@@ -365,7 +365,15 @@ public actor Dispatcher: Service {
         case .complete(let completion):
             guard let lease = lease(completion.attemptId, of: connection) else { return }
             let issued = uploadKeys[lease.attemptId] ?? [:]
-            if let foreign = completion.outputs.first(where: { issued[$0.storageKey] == nil }) {
+            let folder = Self.outputFolder(lease)
+            let foreign = completion.outputs.first { output in
+                guard issued[output.storageKey] == nil else { return false }
+                // An attempt adopted from a replica that died: that replica issued its keys, all in the attempt's folder.
+                guard issued.isEmpty, output.storageKey.hasPrefix(folder) else { return true }
+                let name = String(output.storageKey.dropFirst(folder.count))
+                return FileName.sanitize(name) != name
+            }
+            if let foreign {
                 await endAttempt(
                     lease, event: .attemptFailed(retriable: true),
                     error: "agent \(key.agentId) reported output \(foreign.outputId) at a key the gateway did not issue")
