@@ -99,6 +99,10 @@ public struct ServerConfiguration: Sendable {
             ackTimeout: TimeInterval(try Self.int(reader, "dispatch.ackTimeout", default: Int(defaults.dispatch.ackTimeout))),
             heartbeatInterval: TimeInterval(try Self.int(reader, "dispatch.heartbeatInterval", default: Int(defaults.dispatch.heartbeatInterval))),
             reconnectGrace: TimeInterval(try Self.int(reader, "dispatch.reconnectGrace", default: Int(defaults.dispatch.reconnectGrace))))
+        dispatch.maxAgentsPerTeam = try Self.int(reader, "dispatch.maxAgentsPerTeam", default: defaults.dispatch.maxAgentsPerTeam)
+        guard dispatch.maxAgentsPerTeam >= 0 else {
+            throw Invalid(description: "dispatch.maxAgentsPerTeam: must be 0 (no limit) or more, got \(dispatch.maxAgentsPerTeam)")
+        }
         webhooks.timeout = TimeInterval(try Self.int(reader, "webhooks.timeout", default: Int(defaults.webhooks.timeout)))
         webhooks.policy = WebhookTargetPolicy(
             allowInsecureLoopback: try Self.bool(reader, "webhooks.allowInsecure", default: false),

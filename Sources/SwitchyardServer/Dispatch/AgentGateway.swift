@@ -84,10 +84,18 @@ struct AgentGateway: Sendable {
         let connection = AgentConnection(key: AgentKey(teamId: credential.teamId, agentId: hello.agentId), credentialId: credential.id)
         let welcome = await dispatcher.connect(connection, hello: hello)
         try await outbound.writeTextMessage(try WireCoding.encode(welcome))
+        if case .goodbye = welcome {
+            try? await outbound.close(.normalClosure, reason: nil)
+            return
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 // The writer: drains the outbox in order; when it ends (goodbye, session replaced), closes the socket.
                 for await message in connection.outbox {
+                    if connection.overflowed {
+                        logger.warning("agent disconnected: it does not read its messages", metadata: ["agent": "\(connection.key)"])
+                        break
+                    }
                     guard let text = try? WireCoding.encode(message) else { continue }
                     do { try await outbound.writeTextMessage(text) } catch { break }
                 }

@@ -26,6 +26,15 @@ public struct DispatchSettings: Sendable, Equatable {
     /// this often (a task shorter than this logs none: its `completed` event says it reached the end).
     public var progressPersistInterval: TimeInterval = 1
 
+    /// Agents of one team connected at once, over every replica (0: no limit); one more is refused at `hello`.
+    public var maxAgentsPerTeam: Int = 0
+    /// Upload URLs one attempt may ask for, and the bytes they may declare in all.
+    public var maxUploadsPerAttempt: Int = 1000
+    public var maxUploadBytesPerAttempt: Int = 100 * 1024 * 1024 * 1024
+    /// Progress ticks of one attempt reach event streams at most this often (later ones within the interval are
+    /// kept as the latest, shown with the next).
+    public var progressInterval: TimeInterval = 0.05
+
     public init() {}
 
     public init(ackTimeout: TimeInterval, heartbeatInterval: TimeInterval, reconnectGrace: TimeInterval) {

@@ -56,4 +56,37 @@ extension Dispatcher {
         }
         if added || !queue.isEmpty { await pass() }
     }
+
+    // MARK: Admission of agents
+
+    /// At each heartbeat: the session's key must still be active (not revoked, not past `expires_at`, on any
+    /// replica) and the member who created it must still be in the team with a role that runs tasks. Otherwise the
+    /// session ends now, and the agent is told not to retry.
+    func credentialStillValid(_ connection: AgentConnection, now: Date) async -> Bool {
+        let key = connection.key
+        let problem: String? = await write {
+            guard let credential = try await self.storage.credential(id: connection.credentialId, teamId: key.teamId),
+                credential.status(at: now) == .active
+            else { return "the agent key was revoked or expired" }
+            if let userId = credential.userId {
+                let role = try await self.storage.role(userId: userId, teamId: key.teamId)
+                guard let role, role != .viewer else { return "the member who created the agent key left the team or became a viewer" }
+            }
+            return ""
+        }
+        guard let problem, !problem.isEmpty else { return true }
+        connection.close(reason: problem, retry: false)
+        await credentialsRevoked(teamId: key.teamId, credentialIds: [connection.credentialId], reason: problem)
+        return false
+    }
+
+    /// Why a new agent of `teamId` may not connect (`maxAgentsPerTeam` reached over every replica), or nil.
+    func admissionRefusal(teamId: UUID, agentId: String) async -> String? {
+        guard settings.maxAgentsPerTeam > 0 else { return nil }
+        let connected = await write { try await self.storage.agents(teamId: teamId, includeDisconnected: false, page: PageRequest(perPage: 100)) }
+        let others = (connected?.items.filter { $0.agentId != agentId }.count ?? 0)
+        let total = max(others, (connected?.totalCount ?? 0) - (connected?.items.contains { $0.agentId == agentId } == true ? 1 : 0))
+        guard total >= settings.maxAgentsPerTeam else { return nil }
+        return "the team already has \(total) agents connected, its limit (dispatch.maxAgentsPerTeam = \(settings.maxAgentsPerTeam))"
+    }
 }

@@ -48,6 +48,11 @@ public actor Dispatcher: Service {
         /// The latest progress tick not yet in the task's log, and when one last went there.
         var unloggedProgress: JSONValue?
         var progressLoggedAt: Date?
+        /// When a tick last went to the event streams (`progressInterval` apart at most; real time, not the wall
+        /// clock, which tests move by hand).
+        var progressShownAt: ContinuousClock.Instant?
+        /// Bytes the upload URLs issued for this attempt may carry in all.
+        var uploadBytes = 0
     }
 
     let gatewayId: String
@@ -224,6 +229,9 @@ public actor Dispatcher: Service {
 
     /// Registers an agent after its `hello`; returns the `welcome`, or the `goodbye` that ends the session.
     func connect(_ connection: AgentConnection, hello: AgentMessage.Hello) async -> GatewayMessage {
+        if sessions[connection.key] == nil, let refusal = await admissionRefusal(teamId: connection.key.teamId, agentId: hello.agentId) {
+            return .goodbye(.init(reason: refusal, retry: false))
+        }
         let now = clock.now()
         let held = Set(hello.heldAttempts.compactMap(UUID.init(text:)))
         if let previous = sessions[connection.key] {
@@ -307,6 +315,7 @@ public actor Dispatcher: Service {
         case .hello:
             connection.send(.refused(.init(attemptId: nil, reason: "hello is only the first message of a session")))
         case .heartbeat(let heartbeat):
+            guard await credentialStillValid(connection, now: now) else { return }
             sessions[key]?.record.lastHeartbeatAt = now
             if let stats = heartbeat.systemStats { sessions[key]?.record.systemStats = Self.json(stats) }
             await changeStatus(key, to: heartbeat.status, detail: nil, percent: nil)
@@ -338,6 +347,10 @@ public actor Dispatcher: Service {
             // Streams get it from memory now; the log gets it coalesced, from `tick` (no commit per tick).
             let event = JSONValue.object(data)
             leases[lease.attemptId]?.unloggedProgress = event
+            // Rate-limited: an agent sending a flood of ticks costs one wake-up per interval, not one per tick.
+            let instant = ContinuousClock.now
+            if let shown = lease.progressShownAt, shown.duration(to: instant) < .seconds(settings.progressInterval) { return }
+            leases[lease.attemptId]?.progressShownAt = instant
             hub.publishProgress(lease.taskId, event)
         case .uploadRequest(let request):
             guard let lease = lease(request.attemptId, of: connection) else { return }
@@ -345,6 +358,16 @@ public actor Dispatcher: Service {
                 refuse(request.attemptId, connection, "upload_request: file_name must be a usable name and size 0–5 GiB")
                 return
             }
+            guard (uploadKeys[lease.attemptId]?.count ?? 0) < settings.maxUploadsPerAttempt,
+                lease.uploadBytes + request.size <= settings.maxUploadBytesPerAttempt
+            else {
+                refuse(
+                    request.attemptId, connection,
+                    "upload_request: an attempt may upload at most \(settings.maxUploadsPerAttempt) files and \(settings.maxUploadBytesPerAttempt) bytes"
+                )
+                return
+            }
+            leases[lease.attemptId]?.uploadBytes += request.size
             // Two outputs may share a file name (SaveImage into two subfolders): each gets its own key.
             let folder = Self.outputFolder(lease)
             var storageKey = folder + name

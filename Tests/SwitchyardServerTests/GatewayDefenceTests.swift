@@ -1,0 +1,98 @@
+import Foundation
+import HummingbirdTesting
+import SwitchyardCore
+import SwitchyardServer
+import SwitchyardTestSupport
+import SwitchyardWire
+import Testing
+
+@testable import SwitchyardServer
+
+@Suite("The gateway defends itself")
+struct GatewayDefenceTests {
+    @Test("an agent that does not read its messages: the outbox stops at its limit and the session is ended")
+    func boundedOutbox() async throws {
+        let connection = AgentConnection(key: AgentKey(teamId: UUID(), agentId: "slow"), credentialId: UUID(), outboxLimit: 3)
+        for index in 0..<3 { connection.send(.refused(.init(attemptId: nil, reason: "\(index)"))) }
+        #expect(!connection.overflowed)
+        connection.send(.refused(.init(attemptId: nil, reason: "one too many")))
+        #expect(connection.overflowed)
+        var delivered = 0
+        for await _ in connection.outbox { delivered += 1 }
+        #expect(delivered == 3, "the outbox ended; nothing beyond its limit was kept")
+    }
+
+    @Test("an expired key, and a key whose creator became a viewer, end their agents' sessions at the next heartbeat")
+    func keyRecheckedOnHeartbeat() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let expiring = try await app.insertKey(.agent, expiresAt: app.clock.now().addingTimeInterval(60))
+            try await WireTestAgent.connect(port: client.port!, key: expiring.secret, hello: WireTestAgent.hello("expiring")) { agent in
+                try await agent.send(.heartbeat(.init(status: .idle, running: [])))
+                app.clock.advance(by: 61)
+                try await agent.send(.heartbeat(.init(status: .idle, running: [])))
+                let goodbye = try await agent.receive("goodbye") { if case .goodbye(let goodbye) = $0 { goodbye } else { nil } }
+                #expect(goodbye.reason.contains("revoked or expired") && goodbye.retry == false)
+            }
+
+            let member = try await app.member(role: .member)
+            let userId = try #require(try await app.storage.credential(keyHash: SecretHasher.keyHash(member))?.userId)
+            let memberKey = try await app.insertKey(.agent, userId: userId)
+            try await WireTestAgent.connect(port: client.port!, key: memberKey.secret, hello: WireTestAgent.hello("members")) { agent in
+                try await agent.send(.heartbeat(.init(status: .idle, running: [])))
+                _ = try await app.storage.setRole(userId: userId, teamId: app.bootstrap.teamId, role: .viewer)
+                try await agent.send(.heartbeat(.init(status: .idle, running: [])))
+                let goodbye = try await agent.receive("goodbye") { if case .goodbye(let goodbye) = $0 { goodbye } else { nil } }
+                #expect(goodbye.reason.contains("viewer") && goodbye.retry == false)
+            }
+        }
+    }
+
+    @Test("dispatch.maxAgentsPerTeam: one agent more is refused at hello and never listed")
+    func agentsPerTeam() async throws {
+        try await TestApp.with(.sqlite, live: true, configure: { $0.dispatch.maxAgentsPerTeam = 1 }) { app, client in
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("first")) { _ in
+                await #expect(throws: (any Error).self) {
+                    try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("second")) { _ in }
+                }
+                let listed = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
+                #expect((listed["agent_list"] as? [[String: Any]])?.compactMap { $0["agent_id"] as? String } == ["first"])
+            }
+        }
+    }
+
+    @Test("upload requests are capped per attempt (count and declared bytes)")
+    func uploadCaps() async throws {
+        try await TestApp.with(
+            .sqlite, live: true,
+            configure: {
+                $0.dispatch.maxUploadsPerAttempt = 2; $0.dispatch.maxUploadBytesPerAttempt = 100
+            }
+        ) {
+            app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
+                _ = try await app.run(client)
+                let offer = try await agent.offer()
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                func request(_ id: String, size: Int) async throws -> GatewayMessage {
+                    try await agent.send(
+                        .uploadRequest(.init(attemptId: offer.attemptId, requestId: id, fileName: "\(id).png", contentType: "image/png", size: size)))
+                    return try await agent.receive("answer") { message in
+                        switch message {
+                        case .uploadURL(let url) where url.requestId == id: message
+                        case .refused: message
+                        default: nil
+                        }
+                    }
+                }
+                guard case .uploadURL = try await request("a", size: 60) else { Issue.record("the first upload was refused"); return }
+                guard case .refused(let bytes) = try await request("b", size: 60) else { Issue.record("120 bytes were allowed"); return }
+                #expect(bytes.reason.contains("100 bytes"))
+                guard case .uploadURL = try await request("c", size: 10) else { Issue.record("the second upload was refused"); return }
+                guard case .refused(let count) = try await request("d", size: 1) else { Issue.record("a third upload was allowed"); return }
+                #expect(count.reason.contains("at most 2 files"))
+            }
+        }
+    }
+}
