@@ -79,7 +79,7 @@ public actor Dispatcher: Service {
     /// What each queued task asks of its agent (labels, pool, VRAM, models, region), from its workflow snapshot.
     var requirements: [UUID: DispatchRequirement] = [:]
     var leases: [UUID: Lease] = [:]
-    private var uploadKeys: [UUID: [String: String]] = [:]
+    var uploadKeys: [UUID: [String: String]] = [:]
     private var passRunning = false
     private var passAgain = false
     private var lastRescan = Date.distantPast
@@ -354,56 +354,10 @@ public actor Dispatcher: Service {
             hub.publishProgress(lease.taskId, event)
         case .uploadRequest(let request):
             guard let lease = lease(request.attemptId, of: connection) else { return }
-            guard let name = FileName.sanitize(request.fileName), request.size >= 0, request.size <= 5 * 1024 * 1024 * 1024 else {
-                refuse(request.attemptId, connection, "upload_request: file_name must be a usable name and size 0–5 GiB")
-                return
-            }
-            guard (uploadKeys[lease.attemptId]?.count ?? 0) < settings.maxUploadsPerAttempt,
-                lease.uploadBytes + request.size <= settings.maxUploadBytesPerAttempt
-            else {
-                refuse(
-                    request.attemptId, connection,
-                    "upload_request: an attempt may upload at most \(settings.maxUploadsPerAttempt) files and \(settings.maxUploadBytesPerAttempt) bytes"
-                )
-                return
-            }
-            leases[lease.attemptId]?.uploadBytes += request.size
-            // Two outputs may share a file name (SaveImage into two subfolders): each gets its own key.
-            let folder = Self.outputFolder(lease)
-            var storageKey = folder + name
-            var copy = 1
-            while uploadKeys[lease.attemptId]?[storageKey] != nil {
-                copy += 1
-                storageKey = folder + FileName.numbered(name, copy)
-            }
-            let signed = objects.presigner.presignedPut(
-                key: storageKey, contentLength: request.size, contentType: request.contentType, allowOverwrite: true,
-                expires: settings.urlLifetime, now: now)
-            uploadKeys[lease.attemptId, default: [:]][storageKey] = request.contentType
-            connection.send(
-                .uploadURL(
-                    .init(
-                        attemptId: request.attemptId, requestId: request.requestId, storageKey: storageKey, url: signed.url,
-                        headers: Dictionary(signed.headers.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last }))))
+            requestUpload(request, lease: lease, connection: connection, now: now)
         case .complete(let completion):
             guard let lease = lease(completion.attemptId, of: connection) else { return }
-            let issued = uploadKeys[lease.attemptId] ?? [:]
-            let folder = Self.outputFolder(lease)
-            let foreign = completion.outputs.first { output in
-                guard issued[output.storageKey] == nil else { return false }
-                // An attempt adopted from a replica that died: that replica issued its keys, all in the attempt's folder.
-                guard issued.isEmpty, output.storageKey.hasPrefix(folder) else { return true }
-                let name = String(output.storageKey.dropFirst(folder.count))
-                return FileName.sanitize(name) != name
-            }
-            if let foreign {
-                await endAttempt(
-                    lease, event: .attemptFailed(retriable: true),
-                    error: "agent \(key.agentId) reported output \(foreign.outputId) at a key the gateway did not issue")
-                return
-            }
-            sessions[key]?.record.tasksCompleted += 1
-            await endAttempt(lease, event: .succeeded, output: Self.output(completion.outputs))
+            await complete(completion, lease: lease)
         case .fail(let failure):
             guard let lease = lease(failure.attemptId, of: connection) else { return }
             let event: TaskStateMachine.Event =

@@ -1,0 +1,60 @@
+import Foundation
+import SwitchyardCore
+import SwitchyardWire
+
+/// Outputs: upload URLs for an attempt's files (capped per attempt), and the completion that lists them.
+extension Dispatcher {
+    func requestUpload(_ request: AgentMessage.UploadRequest, lease: Lease, connection: AgentConnection, now: Date) {
+        guard let name = FileName.sanitize(request.fileName), request.size >= 0, request.size <= 5 * 1024 * 1024 * 1024 else {
+            refuse(request.attemptId, connection, "upload_request: file_name must be a usable name and size 0–5 GiB")
+            return
+        }
+        guard (uploadKeys[lease.attemptId]?.count ?? 0) < settings.maxUploadsPerAttempt,
+            lease.uploadBytes + request.size <= settings.maxUploadBytesPerAttempt
+        else {
+            refuse(
+                request.attemptId, connection,
+                "upload_request: an attempt may upload at most \(settings.maxUploadsPerAttempt) files and \(settings.maxUploadBytesPerAttempt) bytes"
+            )
+            return
+        }
+        leases[lease.attemptId]?.uploadBytes += request.size
+        // Two outputs may share a file name (SaveImage into two subfolders): each gets its own key.
+        let folder = Self.outputFolder(lease)
+        var storageKey = folder + name
+        var copy = 1
+        while uploadKeys[lease.attemptId]?[storageKey] != nil {
+            copy += 1
+            storageKey = folder + FileName.numbered(name, copy)
+        }
+        let signed = objects.presigner.presignedPut(
+            key: storageKey, contentLength: request.size, contentType: request.contentType, allowOverwrite: true,
+            expires: settings.urlLifetime, now: now)
+        uploadKeys[lease.attemptId, default: [:]][storageKey] = request.contentType
+        connection.send(
+            .uploadURL(
+                .init(
+                    attemptId: request.attemptId, requestId: request.requestId, storageKey: storageKey, url: signed.url,
+                    headers: Dictionary(signed.headers.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last }))))
+    }
+
+    func complete(_ completion: AgentMessage.Completion, lease: Lease) async {
+        let issued = uploadKeys[lease.attemptId] ?? [:]
+        let folder = Self.outputFolder(lease)
+        let foreign = completion.outputs.first { output in
+            guard issued[output.storageKey] == nil else { return false }
+            // An attempt adopted from a replica that died: that replica issued its keys, all in the attempt's folder.
+            guard issued.isEmpty, output.storageKey.hasPrefix(folder) else { return true }
+            let name = String(output.storageKey.dropFirst(folder.count))
+            return FileName.sanitize(name) != name
+        }
+        if let foreign {
+            await endAttempt(
+                lease, event: .attemptFailed(retriable: true),
+                error: "agent \(lease.agent.agentId) reported output \(foreign.outputId) at a key the gateway did not issue")
+            return
+        }
+        sessions[lease.agent]?.record.tasksCompleted += 1
+        await endAttempt(lease, event: .succeeded, output: Self.output(completion.outputs))
+    }
+}
