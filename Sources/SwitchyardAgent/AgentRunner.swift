@@ -26,6 +26,9 @@ public actor AgentRunner {
     static let endReplayWindow = Duration.seconds(60)
     private var attempts: [String: Task<Void, Never>] = [:]
     private var uploadWaiters: [String: CheckedContinuation<GatewayMessage.UploadURL, any Error>] = [:]
+    /// Upload requests not answered yet, by request id: sent again at the start of the next session, since one
+    /// written into a session that was dying is lost (the attempt would wait for its URL forever).
+    private var unansweredUploads: [String: AgentMessage] = [:]
     private var status: AgentStatus = .idle
     private var health = ToolHealth(healthy: false)
     /// Set by a `goodbye` that says reconnecting cannot help.
@@ -107,6 +110,8 @@ public actor AgentRunner {
             labels: configuration.labels, region: configuration.region, communityOptIn: configuration.communityOptIn,
             capacity: configuration.capacity, prefetch: configuration.prefetch, status: status, systemStats: health.systemStats ?? SystemStats(),
             heldAttempts: Set(attempts.keys).union(replayableEnds().map(\.key)).sorted())
+        // Whatever way the session ends (a reset socket throws), later messages wait for the next one.
+        defer { detach() }
         try await WebSocketClient.connect(url: url, configuration: wsConfiguration, logger: logger) { inbound, outbound, _ in
             try await outbound.writeTextMessage(try WireCoding.encode(AgentMessage.hello(hello)))
             var messages = inbound.messages(maxSize: 16 * 1024 * 1024).makeAsyncIterator()
@@ -115,20 +120,26 @@ public actor AgentRunner {
             case .welcome(let welcome):
                 let outgoing = await self.attach()
                 self.logger.info("connected to the gateway", metadata: ["gateway": "\(welcome.gatewayId)", "agent_id": "\(welcome.agentId)"])
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        // The writer: a message it could not write waits for the next session.
-                        for await message in outgoing {
+                // The writer: once a write fails, it and every later message wait for the next session. It is not
+                // cancelled when the session ends: the outbox is finished, and it drains what is left into the
+                // next session's queue, so nothing written into a dying session is lost.
+                let writer = Task {
+                    var broken = false
+                    for await message in outgoing {
+                        if !broken {
                             do {
                                 try await outbound.writeTextMessage(try WireCoding.encode(message))
+                                continue
                             } catch {
-                                await self.requeue(message)
-                                break
+                                broken = true
                             }
                         }
+                        await self.requeue(message)
                     }
-                    group.addTask { try await self.heartbeats(every: welcome.heartbeatInterval) }
-                    defer { group.cancelAll() }
+                }
+                let heartbeats = Task { try await self.heartbeats(every: welcome.heartbeatInterval) }
+                var failure: (any Error)?
+                do {
                     while let message = try await messages.next() {
                         guard case .text(let text) = message else { continue }
                         do {
@@ -137,14 +148,19 @@ public actor AgentRunner {
                             self.logger.debug("ignored a gateway message", metadata: ["error": "\(error)"])
                         }
                     }
+                } catch {
+                    failure = error
                 }
+                heartbeats.cancel()
+                await self.detach()
+                await writer.value
+                if let failure { throw failure }
             case .goodbye(let goodbye):
                 await self.refuse(goodbye)
             default:
                 return
             }
         }
-        detach()
     }
 
     private func attach() -> AsyncStream<AgentMessage> {
@@ -154,6 +170,8 @@ public actor AgentRunner {
         pendingMessages = []
         let queuedEnds = Set(queued.compactMap { $0.endsAttempt ? $0.attemptId : nil })
         for (attemptId, end) in replayableEnds() where !queuedEnds.contains(attemptId) { continuation.yield(end.message) }
+        let queuedUploads = Set(queued.compactMap { if case .uploadRequest(let request) = $0 { request.requestId } else { nil } })
+        for (requestId, request) in unansweredUploads where !queuedUploads.contains(requestId) { continuation.yield(request) }
         for message in queued { continuation.yield(message) }
         return stream
     }
@@ -169,11 +187,20 @@ public actor AgentRunner {
         pendingMessages.append(message)
     }
 
+    /// The session ended: messages wait for the next one. Attempts waiting for an upload URL keep waiting — their
+    /// requests are sent again — unless the attempt is refused or cancelled meanwhile.
     private func detach() {
         outbox?.finish()
         outbox = nil
-        for waiter in uploadWaiters.values { waiter.resume(throwing: ExecutionFailure("the gateway connection dropped", fault: .platform)) }
-        uploadWaiters.removeAll()
+    }
+
+    /// Fails the attempt's pending upload waits (it was refused or cancelled: no URL will come).
+    private func abandonUploads(of attemptId: String) {
+        for (requestId, request) in unansweredUploads where request.attemptId == attemptId {
+            unansweredUploads[requestId] = nil
+            uploadWaiters.removeValue(forKey: requestId)?.resume(
+                throwing: ExecutionFailure("the gateway no longer holds the attempt", fault: .platform))
+        }
     }
 
     private func refuse(_ goodbye: GatewayMessage.Goodbye) {
@@ -241,9 +268,11 @@ public actor AgentRunner {
             guard attempts[offer.attemptId] == nil else { return }
             attempts[offer.attemptId] = Task { await self.runAttempt(offer) }
         case .uploadURL(let url):
+            unansweredUploads[url.requestId] = nil
             uploadWaiters.removeValue(forKey: url.requestId)?.resume(returning: url)
         case .cancel(let ref):
             attempts[ref.attemptId]?.cancel()
+            abandonUploads(of: ref.attemptId)
             // An ended attempt listed again: the gateway does not hold it, so its report need not be sent again.
             if attempts[ref.attemptId] == nil { recentEnds[ref.attemptId] = nil }
         case .refused(let refusal):
@@ -253,7 +282,10 @@ public actor AgentRunner {
                 return
             }
             logger.warning("the gateway refused a message", metadata: ["attempt_id": "\(refusal.attemptId ?? "-")", "reason": "\(refusal.reason)"])
-            if let attemptId = refusal.attemptId { attempts[attemptId]?.cancel() }
+            if let attemptId = refusal.attemptId {
+                attempts[attemptId]?.cancel()
+                abandonUploads(of: attemptId)
+            }
         case .goodbye(let goodbye):
             refuse(goodbye)
             throw CancellationError()
@@ -333,11 +365,11 @@ public actor AgentRunner {
         let requestId = UUID().uuidString.lowercased()
         let url = try await withCheckedThrowingContinuation { continuation in
             uploadWaiters[requestId] = continuation
-            send(
-                .uploadRequest(
-                    .init(
-                        attemptId: attemptId, requestId: requestId, fileName: output.fileName, contentType: output.contentType,
-                        size: output.bytes.count)))
+            let request = AgentMessage.uploadRequest(
+                .init(
+                    attemptId: attemptId, requestId: requestId, fileName: output.fileName, contentType: output.contentType, size: output.bytes.count))
+            unansweredUploads[requestId] = request
+            send(request)
         }
         var request = HTTPClientRequest(url: url.url)
         request.method = .PUT
