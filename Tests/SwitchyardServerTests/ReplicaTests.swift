@@ -1,10 +1,11 @@
 import Foundation
 import HummingbirdTesting
 import SwitchyardCore
-import SwitchyardServer
 import SwitchyardTestSupport
 import SwitchyardWire
 import Testing
+
+@testable import SwitchyardServer
 
 @Suite("Replicas: notifications between servers on one PostgreSQL")
 struct ReplicaTests {
@@ -94,7 +95,7 @@ struct ReplicaTests {
 
             app.clock.advance(by: 3)
             try await app.storage.heartbeatReplica(gatewayId: "gw-alive", at: app.clock.now())
-            await app.built.dispatcher.tick()
+            await app.built.dispatcher.checkReplicas(app.clock.now())
             let listed = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
             #expect((listed["agent_list"] as? [[String: Any]])?.isEmpty == true, "the dead replica's agent is no longer listed as connected")
 
@@ -115,7 +116,7 @@ struct ReplicaTests {
                 // Past the grace, the attempt nobody reclaimed goes back to waiting (no retry used) and this agent gets it.
                 app.clock.advance(by: 6)
                 try await app.storage.heartbeatReplica(gatewayId: "gw-alive", at: app.clock.now())
-                await app.built.dispatcher.tick()
+                await app.built.dispatcher.checkReplicas(app.clock.now())
                 let offer = try await agent.offer()
                 #expect(offer.taskId == orphan.lowercased)
                 #expect(try await app.taskJSON(client, orphan)["retry_count"] as? Int == 0)
@@ -152,7 +153,7 @@ struct ReplicaTests {
                     // gw-dying stops renewing its lease; gw-fine goes on.
                     app.clock.advance(by: 15)
                     try await app.storage.heartbeatReplica(gatewayId: "gw-fine", at: app.clock.now())
-                    await app.built.dispatcher.tick()
+                    await app.built.dispatcher.checkReplicas(app.clock.now())
                     try await first.send(.ack(.init(attemptId: movingAttempt.lowercased)))
                     try await first.send(.complete(.init(attemptId: movingAttempt.lowercased, outputs: [])))
                     let done = try await app.waitForTask(client, moving) { $0["task_status"] as? String == "completed" }
@@ -180,6 +181,22 @@ struct ReplicaTests {
                 try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [output])))
                 let retried = try await app.waitForTask(client, taskId) { ($0["retry_count"] as? Int ?? 0) == 1 }
                 #expect((retried["task_error"] as? String)?.contains("did not issue") == true)
+            }
+        }
+    }
+
+    @Test("a completion whose ack was lost (written into a replica that died) still completes the task, once")
+    func completionWithoutAck() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
+                let taskId = try await app.run(client)
+                let offer = try await agent.offer()
+                try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
+                let done = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "completed" }
+                #expect(done["retry_count"] as? Int == 0)
+                #expect(done["started_at"] is String)
             }
         }
     }

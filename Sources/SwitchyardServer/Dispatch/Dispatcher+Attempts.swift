@@ -112,6 +112,14 @@ extension Dispatcher {
     }
 
     /// The attempt runs (`queued → running`): `task_timeout` counts from here (api.md §2.1; 0 means no limit).
+    /// An end reported for an attempt still `queued` here: its `ack`/`started` was lost (written into the session of
+    /// a replica that died). It ran, so it is marked running first and the end applies, rather than the end being
+    /// refused and the task run again.
+    func markRunning(_ lease: Lease, at now: Date, connection: AgentConnection) async {
+        guard lease.ackedAt == nil, let current = leases[lease.attemptId], current.ackedAt == nil else { return }
+        await started(lease, at: now, connection: connection)
+    }
+
     func started(_ lease: Lease, at now: Date, connection: AgentConnection) async {
         let outcome = await write {
             try await self.storage.applyAttemptEvent(

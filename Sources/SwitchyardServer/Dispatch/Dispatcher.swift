@@ -357,9 +357,11 @@ public actor Dispatcher: Service {
             requestUpload(request, lease: lease, connection: connection, now: now)
         case .complete(let completion):
             guard let lease = lease(completion.attemptId, of: connection) else { return }
+            await markRunning(lease, at: now, connection: connection)
             await complete(completion, lease: lease)
         case .fail(let failure):
             guard let lease = lease(failure.attemptId, of: connection) else { return }
+            if failure.fault != .platform { await markRunning(lease, at: now, connection: connection) }
             let event: TaskStateMachine.Event =
                 switch failure.fault {
                 case .task: .attemptFailed(retriable: false)
