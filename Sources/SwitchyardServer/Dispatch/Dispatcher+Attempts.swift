@@ -100,8 +100,15 @@ extension Dispatcher {
     /// another replica took it first or it ended. Leases that are not orphans are this replica's already.
     func adopt(_ lease: Lease) async -> Bool {
         guard let from = lease.orphanOf else { return true }
-        let taken = await write {
+        var taken = await write {
             try await self.storage.takeOverAttempt(taskId: lease.taskId, attemptId: lease.attemptId, from: from, to: self.gatewayId)
+        }
+        if taken != true {
+            // Another of this replica's checks may have taken it over in between (the actor interleaves at awaits):
+            // then the row names this replica already.
+            taken = await write {
+                try await self.storage.takeOverAttempt(taskId: lease.taskId, attemptId: lease.attemptId, from: self.gatewayId, to: self.gatewayId)
+            }
         }
         guard taken == true else {
             leases[lease.attemptId] = nil
@@ -111,7 +118,6 @@ extension Dispatcher {
         return true
     }
 
-    /// The attempt runs (`queued → running`): `task_timeout` counts from here (api.md §2.1; 0 means no limit).
     /// An end reported for an attempt still `queued` here: its `ack`/`started` was lost (written into the session of
     /// a replica that died). It ran, so it is marked running first and the end applies, rather than the end being
     /// refused and the task run again.
@@ -120,6 +126,7 @@ extension Dispatcher {
         await started(lease, at: now, connection: connection)
     }
 
+    /// The attempt runs (`queued → running`): `task_timeout` counts from here (api.md §2.1; 0 means no limit).
     func started(_ lease: Lease, at now: Date, connection: AgentConnection) async {
         let outcome = await write {
             try await self.storage.applyAttemptEvent(
