@@ -361,7 +361,23 @@ public actor AgentRunner {
         return Array(buffer: try await response.body.collect(upTo: 8 << 30))
     }
 
+    /// Uploads one output: an upload URL from the gateway, then the PUT. A PUT that cannot reach the store (its
+    /// replica's embedded store went away with the replica, a connection reset) is tried again with a fresh URL,
+    /// three times in all, before the attempt fails — the work is done; only its upload failed.
     private func upload(_ output: ProducedOutput, attemptId: String) async throws -> OutputFile {
+        var tries = 0
+        while true {
+            tries += 1
+            do {
+                return try await uploadOnce(output, attemptId: attemptId)
+            } catch let error as HTTPClientError where tries < 3 {
+                logger.warning("an output upload failed; asking for a new URL", metadata: ["attempt_id": "\(attemptId)", "error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(200 * tries))
+            }
+        }
+    }
+
+    private func uploadOnce(_ output: ProducedOutput, attemptId: String) async throws -> OutputFile {
         let requestId = UUID().uuidString.lowercased()
         let url = try await withCheckedThrowingContinuation { continuation in
             uploadWaiters[requestId] = continuation
