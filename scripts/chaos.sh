@@ -12,36 +12,8 @@ cd "$(dirname "$0")/.."
 runs=${RUNS:-400}
 kill_after=${KILL_AFTER:-1.5}
 port=${PORT:-18389}
-for product in switchyard switchyard-fake-comfyui switchyard-agent-bench; do swift build -c release --product $product >/dev/null 2>&1; done
-bin=$(swift build -c release --show-bin-path)
-work=$(mktemp -d)
-pg_env=$(scripts/postgres-throwaway.sh)
-PGDATA=$(echo "$pg_env" | sed -n 's/^PGDATA=//p')
-database=$(echo "$pg_env" | sed -n 's/^SWITCHYARD_TEST_POSTGRES_URL=//p')
-pids=""
-cleanup() {
-  kill $pids 2>/dev/null || true
-  kill "${replica_pid[a]:-}" "${replica_pid[b]:-}" 2>/dev/null || true
-  if [ -n "${KEEP:-}" ]; then echo "kept: $work (logs, data); PostgreSQL $database (stop: scripts/postgres-throwaway.sh stop $PGDATA)"; return; fi
-  scripts/postgres-throwaway.sh stop "$PGDATA" >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-declare -A replica_pid replica_port
-replica_port[a]=$port
-replica_port[b]=$((port + 10))
-start_replica() { # name
-  SWITCHYARD_DATABASE_URL="$database" SWITCHYARD_S3_EMBEDDED_PORT=$((replica_port[$1] + 1)) SWITCHYARD_LOG_LEVEL=warning \
-    "$bin/switchyard" serve --data-dir "$work/data" --port "${replica_port[$1]}" >>"$work/$1.log" 2>&1 &
-  replica_pid[$1]=$!
-  for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:${replica_port[$1]}/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-}
-start_replica a
-start_replica b
-a="http://127.0.0.1:${replica_port[a]}"
-b="http://127.0.0.1:${replica_port[b]}"
-read -r email password team key agent_key <<<"$(python3 -c "import json;b=json.load(open('$work/data/bootstrap.json'));print(b['email_address'],b['password'],b['team_id'],b['integration_key'],b['agent_key'])")"
-token=$(curl -fsS -X POST "$a/api/v1/auth/login" -d "{\"email_address\":\"$email\",\"password\":\"$password\"}" | python3 -c "import sys,json;print(json.load(sys.stdin)['access_token'])")
+products="switchyard switchyard-fake-comfyui switchyard-agent-bench"
+source scripts/two-replicas.sh
 curl -fsS -o /dev/null -X POST "$a/api/v1/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" -H "Content-Type: application/json" \
   -d '{"workflow_slug":"chaos","display_name":"Chaos","required_labels":["gpu","comfyui"],"max_retries":2,"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":8,"height":8,"batch_size":1,"color":0}},"2":{"class_type":"SaveImage","inputs":{"images":["1",0],"filename_prefix":"chaos"}}},"parameters":[{"key":"color","node_id":"1","field":"color","type":"number"}]}'
 

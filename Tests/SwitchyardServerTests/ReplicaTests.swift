@@ -19,6 +19,15 @@ struct ReplicaTests {
         #expect(ReplicaNotification(encoded: "x123") == nil && ReplicaNotification(encoded: "cnot-a-uuid") == nil)
     }
 
+    /// Gives a waiting task to `agent` as replica `gateway` would have (written straight to the database); the attempt.
+    static func assign(_ id: UUID, agent: String, gateway: String, in app: TestApp) async throws -> UUID {
+        let now = app.clock.now()
+        let attemptId = UUIDv7.make(at: now)
+        let assignment = AttemptAssignment(attemptId: attemptId, agentId: agent, agentLabels: ["gpu", "comfyui"], gatewayId: gateway, gpuType: nil)
+        _ = try #require(try await app.storage.assignTask(id: id, to: assignment, at: now))
+        return attemptId
+    }
+
     /// Both replicas re-read nothing on a timer here (rescan and stream re-read an hour apart), so whatever moves
     /// across them moved because one told the other.
     static func notificationsOnly(_ configuration: inout ServerConfiguration) {
@@ -74,16 +83,9 @@ struct ReplicaTests {
             let orphan = try await app.run(client)
             let alive = try await app.run(client)
             let now = app.clock.now()
-            func assign(_ id: UUID, agent: String, gateway: String) async throws -> UUID {
-                let attemptId = UUIDv7.make(at: now)
-                let assignment = AttemptAssignment(
-                    attemptId: attemptId, agentId: agent, agentLabels: ["gpu", "comfyui"], gatewayId: gateway, gpuType: nil)
-                _ = try #require(try await app.storage.assignTask(id: id, to: assignment, at: now))
-                return attemptId
-            }
-            let keptAttempt = try await assign(kept, agent: "gpu-01", gateway: "gw-dead")
-            _ = try await assign(orphan, agent: "gpu-02", gateway: "gw-dead")
-            _ = try await assign(alive, agent: "gpu-03", gateway: "gw-alive")
+            let keptAttempt = try await Self.assign(kept, agent: "gpu-01", gateway: "gw-dead", in: app)
+            _ = try await Self.assign(orphan, agent: "gpu-02", gateway: "gw-dead", in: app)
+            _ = try await Self.assign(alive, agent: "gpu-03", gateway: "gw-alive", in: app)
             try await app.storage.heartbeatReplica(gatewayId: "gw-dead", at: now.addingTimeInterval(-60))
             try await app.storage.heartbeatReplica(gatewayId: "gw-alive", at: now)
             try await app.storage.upsertAgent(
@@ -135,15 +137,8 @@ struct ReplicaTests {
             let moving = try await app.run(client)
             let flapping = try await app.run(client)
             let now = app.clock.now()
-            func assign(_ id: UUID, agent: String, gateway: String) async throws -> UUID {
-                let attemptId = UUIDv7.make(at: now)
-                let assignment = AttemptAssignment(
-                    attemptId: attemptId, agentId: agent, agentLabels: ["gpu", "comfyui"], gatewayId: gateway, gpuType: nil)
-                _ = try #require(try await app.storage.assignTask(id: id, to: assignment, at: now))
-                return attemptId
-            }
-            let movingAttempt = try await assign(moving, agent: "gpu-01", gateway: "gw-dying")
-            let flappingAttempt = try await assign(flapping, agent: "gpu-02", gateway: "gw-fine")
+            let movingAttempt = try await Self.assign(moving, agent: "gpu-01", gateway: "gw-dying", in: app)
+            let flappingAttempt = try await Self.assign(flapping, agent: "gpu-02", gateway: "gw-fine", in: app)
             try await app.storage.heartbeatReplica(gatewayId: "gw-dying", at: now)
             try await app.storage.heartbeatReplica(gatewayId: "gw-fine", at: now)
             let hello1 = WireTestAgent.hello("gpu-01", held: [movingAttempt.lowercased])
