@@ -162,3 +162,44 @@ extension PostgresStorage {
         ).count
     }
 }
+
+extension PostgresStorage {
+    public func tasksPastStartDeadline(at date: Date, limit: Int) async throws -> [UUID] {
+        try await rows(
+            """
+            SELECT id FROM tasks WHERE start_deadline IS NOT NULL AND start_deadline <= \(date) AND task_status IN ('pending', 'waiting')
+            ORDER BY start_deadline LIMIT \(limit)
+            """
+        ).map { try $0.decode(UUID.self) }
+    }
+
+    public func backlog(teamId: UUID) async throws -> Int {
+        try await rows("SELECT count(*)::bigint FROM tasks WHERE team_id = \(teamId) AND task_status IN ('pending', 'waiting')").first?.decode(
+            Int.self) ?? 0
+    }
+
+    public func queueStanding(of task: TaskRecord) async throws -> QueueStanding {
+        let ahead =
+            try await rows(
+                """
+                SELECT count(*)::bigint FROM tasks
+                WHERE team_id = \(task.teamId) AND task_status IN ('pending', 'waiting') AND dispatch_target = 'agent'
+                    AND target_pool = \(task.targetPool.rawValue) AND required_labels = \(StoredJSON.text(task.requiredLabels))
+                    AND (created_at, id) < (\(task.createdAt), \(task.id))
+                """
+            ).first?.decode(Int.self) ?? 0
+        // The team's latest completed tasks (by the status index), of which those of this workflow.
+        let runs = try await rows(
+            """
+            SELECT started_at, completed_at FROM (
+                SELECT workflow_id, started_at, completed_at FROM tasks WHERE team_id = \(task.teamId) AND task_status = 'completed'
+                ORDER BY created_at DESC, id DESC LIMIT \(QueueStanding.sampleSize * 10)) recent
+            WHERE workflow_id = \(task.workflowId) AND started_at IS NOT NULL LIMIT \(QueueStanding.sampleSize)
+            """
+        ).map { row -> Double in
+            let (started, completed) = try row.decode((Date, Date).self)
+            return max(0, completed.timeIntervalSince(started))
+        }
+        return QueueStanding(ahead: ahead, recentRunSeconds: runs)
+    }
+}

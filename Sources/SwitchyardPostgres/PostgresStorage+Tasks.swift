@@ -6,7 +6,7 @@ extension PostgresStorage {
     static let taskColumns = """
         id, team_id, workflow_id, workflow_version, task_status, task_source, user_id, credential_id, parameters, dispatch_target, \
         target_pool, submitter_region, tool_type, required_labels, task_timeout, max_retries, retry_count, agent_id, agent_labels, \
-        gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at, attempt_id
+        gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at, attempt_id, start_deadline
         """
     /// What reads select: the inserted columns plus those only dispatch writes.
     static let taskSelectColumns = taskColumns + ", stopped_at, gpu_seconds"
@@ -87,7 +87,7 @@ extension PostgresStorage {
                     task.credentialId, item.parameters, task.dispatchTarget.rawValue, task.targetPool.rawValue, task.submitterRegion,
                     task.toolType.rawValue, item.requiredLabels, task.taskTimeout, task.maxRetries, task.retryCount, task.agentId,
                     task.agentLabels.map(StoredJSON.text), task.gatewayId, task.gpuType, task.error, task.output?.jsonString, task.createdAt,
-                    task.updatedAt, task.startedAt, task.completedAt, task.attemptId, item.definition,
+                    task.updatedAt, task.startedAt, task.completedAt, task.attemptId, task.startDeadline, item.definition,
                 ], to: &sql, first: index == 0)
         }
         // The events' foreign key is checked at the end of the statement, after the tasks are in.
@@ -234,7 +234,7 @@ extension PostgresStorage {
             createdAt: try value("created_at", Date.self), updatedAt: try value("updated_at", Date.self),
             startedAt: try value("started_at", Date?.self), completedAt: try value("completed_at", Date?.self),
             attemptId: try value("attempt_id", UUID?.self), stoppedAt: try value("stopped_at", Date?.self),
-            gpuSeconds: try value("gpu_seconds", Double?.self)
+            gpuSeconds: try value("gpu_seconds", Double?.self), startDeadline: try value("start_deadline", Date?.self)
         )
     }
 }

@@ -191,3 +191,48 @@ extension SQLiteStorage {
         }
     }
 }
+
+extension SQLiteStorage {
+    public func tasksPastStartDeadline(at date: Date, limit: Int) async throws -> [UUID] {
+        try await read(
+            """
+            SELECT id FROM tasks WHERE start_deadline IS NOT NULL AND start_deadline <= ? AND task_status IN ('pending', 'waiting')
+            ORDER BY start_deadline LIMIT ?
+            """, [.date(date), .integer(limit)]
+        ).map { try $0.uuid("id") }
+    }
+
+    public func backlog(teamId: UUID) async throws -> Int {
+        try await read(
+            "SELECT count(*) AS n FROM tasks WHERE team_id = ? AND task_status IN ('pending', 'waiting')", [.uuid(teamId)]
+        ).first?.int("n") ?? 0
+    }
+
+    public func queueStanding(of task: TaskRecord) async throws -> QueueStanding {
+        let ahead =
+            try await read(
+                """
+                SELECT count(*) AS n FROM tasks
+                WHERE team_id = ? AND task_status IN ('pending', 'waiting') AND dispatch_target = 'agent' AND target_pool = ?
+                    AND required_labels = ? AND (created_at < ? OR (created_at = ? AND id < ?))
+                """,
+                [
+                    .uuid(task.teamId), .text(task.targetPool.rawValue), .text(StoredJSON.text(task.requiredLabels)), .date(task.createdAt),
+                    .date(task.createdAt), .uuid(task.id),
+                ]
+            ).first?.int("n") ?? 0
+        // The team's latest completed tasks (by the status index), of which those of this workflow.
+        let runs = try await read(
+            """
+            SELECT started_at, completed_at FROM (
+                SELECT workflow_id, started_at, completed_at FROM tasks WHERE team_id = ? AND task_status = 'completed'
+                ORDER BY created_at DESC, id DESC LIMIT ?)
+            WHERE workflow_id = ? AND started_at IS NOT NULL LIMIT ?
+            """, [.uuid(task.teamId), .integer(QueueStanding.sampleSize * 10), .uuid(task.workflowId), .integer(QueueStanding.sampleSize)]
+        ).compactMap { row -> Double? in
+            guard let started = row.optionalDate("started_at"), let completed = row.optionalDate("completed_at") else { return nil }
+            return max(0, completed.timeIntervalSince(started))
+        }
+        return QueueStanding(ahead: ahead, recentRunSeconds: runs)
+    }
+}

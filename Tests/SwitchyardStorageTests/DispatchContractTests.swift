@@ -186,3 +186,60 @@ extension StorageContractTests {
         }
     }
 }
+
+extension StorageContractTests {
+    @Test(
+        "waiting: start deadlines expire once and never a started task; backlog and queue standing count the team's tasks ahead",
+        arguments: TestBackend.available)
+    func waitingTasks(backend: TestBackend) async throws {
+        try await withStorage(backend) { storage async throws in
+            let team = try await seedTeam(storage)
+            let other = try await seedTeam(storage, owner: "bob@example.com")
+            let (workflow, _) = try await storage.importWorkflow(id: UUID(), teamId: team.id, definition: definition(), status: nil, at: now)
+            var tasks: [TaskRecord] = []
+            for index in 0..<4 {
+                var task = taskRecord(team: team.id, workflow: workflow.id, at: now.addingTimeInterval(Double(index)))
+                if index < 3 { task.startDeadline = now.addingTimeInterval(60) }
+                if index == 3 { task.requiredLabels = ["cpu"] }
+                try await submit(storage, task)
+                tasks.append(task)
+            }
+            #expect(try await storage.backlog(teamId: team.id) == 4)
+            #expect(try await storage.backlog(teamId: other.id) == 0)
+            #expect(try await storage.queueStanding(of: tasks[0]).ahead == 0)
+            #expect(try await storage.queueStanding(of: tasks[2]).ahead == 2)
+            // Other labels compete for other agents: not ahead.
+            #expect(try await storage.queueStanding(of: tasks[3]).ahead == 0)
+
+            // Task 1 starts (and goes back to waiting after a platform fault): past its start, it never expires.
+            let attempt = assignment("a")
+            _ = try #require(try await storage.assignTask(id: tasks[1].id, to: attempt, at: now))
+            _ = try #require(
+                try await storage.applyAttemptEvent(
+                    taskId: tasks[1].id, attemptId: attempt.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now))
+            _ = try #require(
+                try await storage.applyAttemptEvent(
+                    taskId: tasks[1].id, attemptId: attempt.attemptId, event: .released, result: AttemptResult(), message: nil, at: now))
+
+            #expect(try await storage.tasksPastStartDeadline(at: now.addingTimeInterval(59), limit: 10).isEmpty)
+            let due = try await storage.tasksPastStartDeadline(at: now.addingTimeInterval(60), limit: 10)
+            #expect(Set(due) == [tasks[0].id, tasks[1].id, tasks[2].id])
+            var expired: [UUID] = []
+            for id in due {
+                let early = try await storage.changeTask(id: id, .expire(message: "expired: test"), at: now.addingTimeInterval(30))
+                #expect(early == nil)
+                if let outcome = try await storage.changeTask(id: id, .expire(message: "expired: test"), at: now.addingTimeInterval(60)) {
+                    #expect(outcome.task.status == .failed && outcome.task.error == "expired: test")
+                    expired.append(id)
+                }
+                // A second replica's try finds it ended.
+                #expect(try await storage.changeTask(id: id, .expire(message: "expired: test"), at: now.addingTimeInterval(61)) == nil)
+            }
+            #expect(Set(expired) == [tasks[0].id, tasks[2].id])
+            let stored = try #require(try await storage.task(id: tasks[0].id, teamId: team.id))
+            #expect(stored.startDeadline == now.addingTimeInterval(60) && stored.status == .failed)
+            #expect(try await storage.taskEvents(taskId: tasks[0].id, teamId: team.id, afterSequence: 0)?.last?.kind == .failed)
+            #expect(try await storage.backlog(teamId: team.id) == 2)
+        }
+    }
+}

@@ -61,6 +61,13 @@ public protocol DispatchRepository: Sendable {
     func takeOverAttempt(taskId: UUID, attemptId: UUID, from: String, to: String) async throws -> Bool
     /// Marks the connected agent rows of every replica not in `live` disconnected (their replica died); how many.
     func disconnectAgents(notOn live: Set<String>, at date: Date) async throws -> Int
+
+    /// `pending`/`waiting` tasks of every team whose `start_deadline` is at or before `date`, soonest first.
+    func tasksPastStartDeadline(at date: Date, limit: Int) async throws -> [UUID]
+    /// How many of the team's tasks wait to be taken (`pending` and `waiting`).
+    func backlog(teamId: UUID) async throws -> Int
+    /// Where a waiting task stands in its team's queue (see `QueueStanding`).
+    func queueStanding(of task: TaskRecord) async throws -> QueueStanding
 }
 
 extension DispatchRepository {

@@ -11,12 +11,14 @@ public enum SwitchyardError: Error, Equatable, Sendable {
     case notFound(String)
     /// 409: conflicts with the current state.
     case conflict(String)
+    /// 429: a limit is reached; the caller may try again after `retryAfter` seconds (sent as `Retry-After`).
+    case tooManyRequests(String, retryAfter: Int)
 
     /// The caller-facing text.
     public var message: String {
         switch self {
         case .invalid(let message), .unauthenticated(let message), .forbidden(let message), .notFound(let message),
-            .conflict(let message):
+            .conflict(let message), .tooManyRequests(let message, _):
             message
         }
     }

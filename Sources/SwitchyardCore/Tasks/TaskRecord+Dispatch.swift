@@ -8,6 +8,9 @@ public enum TaskChange: Sendable, Equatable {
     case attempt(id: UUID, event: TaskStateMachine.Event, result: AttemptResult, message: String?)
     /// `pending` → `waiting`, saying why.
     case markWaiting(message: String)
+    /// `pending`/`waiting` → `failed` with this error, when the task's `start_deadline` has passed and no attempt of
+    /// it ever started.
+    case expire(message: String)
 }
 
 extension TaskRecord {
@@ -21,6 +24,10 @@ extension TaskRecord {
             return takeAttemptEvent(attemptId: attemptId, event, result: result, at: date).map { ($0, message) }
         case .markWaiting(let message):
             guard status == .pending, let action = try? take(.scheduled, at: date) else { return nil }
+            return (action, message)
+        case .expire(let message):
+            guard let deadline = startDeadline, deadline <= date, startedAt == nil, let action = try? take(.expired, at: date) else { return nil }
+            error = message
             return (action, message)
         }
     }

@@ -45,6 +45,8 @@ public struct TaskRecord: Sendable, Equatable {
     public var updatedAt: Date
     public var startedAt: Date?
     public var completedAt: Date?
+    /// The run's `start_deadline`: if no attempt has started by then, the task fails as expired.
+    public var startDeadline: Date?
 
     public init(
         id: UUID, teamId: UUID, workflowId: UUID, workflowVersion: Int, status: TaskStatus = .pending, source: Source, userId: UUID?,
@@ -52,7 +54,7 @@ public struct TaskRecord: Sendable, Equatable {
         submitterRegion: String?, toolType: ToolType, requiredLabels: [String], taskTimeout: Int, maxRetries: Int, retryCount: Int = 0,
         agentId: String? = nil, agentLabels: [String]? = nil, gatewayId: String? = nil, gpuType: String? = nil, error: String = "",
         output: JSONValue? = nil, createdAt: Date, updatedAt: Date? = nil, startedAt: Date? = nil, completedAt: Date? = nil,
-        attemptId: UUID? = nil, stoppedAt: Date? = nil, gpuSeconds: Double? = nil
+        attemptId: UUID? = nil, stoppedAt: Date? = nil, gpuSeconds: Double? = nil, startDeadline: Date? = nil
     ) {
         self.id = id
         self.teamId = teamId
@@ -84,6 +86,7 @@ public struct TaskRecord: Sendable, Equatable {
         self.updatedAt = updatedAt ?? createdAt
         self.startedAt = startedAt
         self.completedAt = completedAt
+        self.startDeadline = startDeadline
     }
 }
 

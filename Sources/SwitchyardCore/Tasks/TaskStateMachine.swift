@@ -5,6 +5,7 @@
 ///    └────────────────────▲  │        │
 ///                            └─▶ waiting (attempt failed, retries left) ◀─┘
 /// any non-terminal ─▶ cancelled
+/// pending | waiting ─▶ failed (start_deadline passed)
 /// ```
 ///
 /// Storage applies the decision inside the transaction that read the state, so a terminal state is written
@@ -27,6 +28,8 @@ public enum TaskStateMachine {
         case released
         /// A caller cancelled the task.
         case cancel
+        /// No agent started the task before its `start_deadline`.
+        case expired
     }
 
     public enum Action: Sendable, Equatable {
@@ -52,6 +55,8 @@ public enum TaskStateMachine {
         switch (status, event) {
         case (_, .cancel):
             return .success(.transition(to: .cancelled, retryCount: retryCount))
+        case (.pending, .expired), (.waiting, .expired):
+            return .success(.transition(to: .failed, retryCount: retryCount))
         case (.pending, .scheduled):
             return .success(.transition(to: .waiting, retryCount: retryCount))
         case (.pending, .assigned), (.waiting, .assigned):

@@ -9,6 +9,12 @@ public struct RunRequest: Sendable, Equatable {
     public var targetPool: TargetPool
     /// Lowercased and trimmed; nil when omitted or empty.
     public var submitterRegion: String?
+    /// `start_deadline`: seconds from submission within which an agent must start the task, or it fails as expired
+    /// (Switchyard's addition; nil: it waits as long as it takes).
+    public var startDeadline: Int?
+
+    /// The longest `start_deadline` (seven days).
+    public static let maximumStartDeadline = 7 * 24 * 3600
 
     /// Checks a run body against a workflow definition. Every rule of api.md §2.1 gives a 400 naming the
     /// parameter and the rule; all broken parameter rules are reported together. `fileKeyRule` checks `file`
@@ -75,11 +81,15 @@ public struct RunRequest: Sendable, Equatable {
             }
             region = normalized.isEmpty ? nil : normalized
         }
+        let startDeadline = try fields.integer("start_deadline", range: 1...maximumStartDeadline)
+        if startDeadline != nil, dispatchTarget != .agent {
+            throw .invalid("field \"start_deadline\" applies to agent tasks only (dispatch_target is \(dispatchTarget.rawValue))")
+        }
         return RunRequest(
             parameters: values,
             injectedDefinition: DefinitionGraph.inject(
                 values, parameters: definition.parameters, into: definition.graph, toolType: definition.toolType),
-            dispatchTarget: dispatchTarget, targetPool: targetPool, submitterRegion: region
+            dispatchTarget: dispatchTarget, targetPool: targetPool, submitterRegion: region, startDeadline: startDeadline
         )
     }
 }

@@ -10,5 +10,6 @@ enum SQLiteMigrations {
         m0005CreateDispatch,
         m0006CreateTeamsWebhooksPairing,
         m0007CreateReplicas,
+        m0008AddStartDeadline,
     ]
 }

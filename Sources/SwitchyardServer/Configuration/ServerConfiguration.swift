@@ -103,6 +103,10 @@ public struct ServerConfiguration: Sendable {
         guard dispatch.maxAgentsPerTeam >= 0 else {
             throw Invalid(description: "dispatch.maxAgentsPerTeam: must be 0 (no limit) or more, got \(dispatch.maxAgentsPerTeam)")
         }
+        dispatch.maxBacklogPerTeam = try Self.int(reader, "dispatch.maxBacklogPerTeam", default: defaults.dispatch.maxBacklogPerTeam)
+        guard dispatch.maxBacklogPerTeam >= 0 else {
+            throw Invalid(description: "dispatch.maxBacklogPerTeam: must be 0 (no limit) or more, got \(dispatch.maxBacklogPerTeam)")
+        }
         webhooks.timeout = TimeInterval(try Self.int(reader, "webhooks.timeout", default: Int(defaults.webhooks.timeout)))
         webhooks.policy = WebhookTargetPolicy(
             allowInsecureLoopback: try Self.bool(reader, "webhooks.allowInsecure", default: false),

@@ -36,7 +36,9 @@ struct TasksController {
     }
 
     @Sendable func detail(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        JSONBody.response(Presenters.task(try await load(context)))
+        let task = try await load(context)
+        let standing = try await QueueEstimates(storage: storage).standing(of: task, now: clock.now())
+        return JSONBody.response(Presenters.task(task, standing: standing))
     }
 
     /// A completed task's outputs past retention are reported as expired (`outputs_expired_at`, no URLs)

@@ -28,6 +28,9 @@ public struct DispatchSettings: Sendable, Equatable {
 
     /// Agents of one team connected at once, over every replica (0: no limit); one more is refused at `hello`.
     public var maxAgentsPerTeam: Int = 0
+    /// Tasks of one team waiting to be taken (`pending`/`waiting`) past which a submission gets 429 with
+    /// `Retry-After` (0: no limit).
+    public var maxBacklogPerTeam: Int = 0
     /// Upload URLs one attempt may ask for, and the bytes they may declare in all.
     public var maxUploadsPerAttempt: Int = 1000
     public var maxUploadBytesPerAttempt: Int = 100 * 1024 * 1024 * 1024

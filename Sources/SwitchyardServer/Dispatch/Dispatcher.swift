@@ -84,6 +84,8 @@ public actor Dispatcher: Service {
     private var passAgain = false
     private var lastRescan = Date.distantPast
     var lastReplicaCheck = Date.distantPast
+    var lastExpiryCheck = Date.distantPast
+    private let tickLock = AsyncLock()
     var started = false
 
     init(
@@ -439,15 +441,24 @@ public actor Dispatcher: Service {
         await persistSoon(lease.agent)
     }
 
-    /// Deadlines: ACKs, run timeouts, heartbeats, orphans; then a rescan for tasks accepted elsewhere. Runs every
-    /// `tickInterval`; tests call it to step past a deadline without waiting.
+    /// Deadlines: ACKs, run timeouts, heartbeats, orphans, start deadlines; then a rescan for tasks accepted
+    /// elsewhere. Runs every `tickInterval`; tests call it to step past a deadline without waiting. Ticks run one
+    /// after another, so when a call returns, every deadline up to the clock's time at the call has been acted on.
     public func tick() async {
+        _ = try? await tickLock.withLock { await self.tickOnce() }
+    }
+
+    private func tickOnce() async {
         let now = clock.now()
         if now.timeIntervalSince(lastReplicaCheck) >= settings.replicaHeartbeatInterval {
             lastReplicaCheck = now
             await checkReplicas(now)
         }
         await logProgress(now)
+        if now.timeIntervalSince(lastExpiryCheck) >= 1 {
+            lastExpiryCheck = now
+            await expireOverdue(now)
+        }
         for session in sessions.values {
             if let since = session.unpersistedSince, now.timeIntervalSince(since) >= settings.progressPersistInterval {
                 await persist(session.record)

@@ -44,6 +44,7 @@ struct ErrorMiddleware: RouterMiddleware {
         case let error as SwitchyardError:
             (status, message) = Self.statusAndMessage(error)
             if case .unauthenticated = error { headers[.wwwAuthenticate] = "Bearer" }
+            if case .tooManyRequests(_, let retryAfter) = error { headers[.retryAfter] = String(max(1, retryAfter)) }
         case let refusal as TaskStateMachine.Refusal:
             status = .conflict
             switch refusal {
@@ -82,6 +83,7 @@ struct ErrorMiddleware: RouterMiddleware {
         case .forbidden(let message): (.forbidden, message)
         case .notFound(let message): (.notFound, message)
         case .conflict(let message): (.conflict, message)
+        case .tooManyRequests(let message, _): (.tooManyRequests, message)
         }
     }
 }

@@ -26,6 +26,8 @@ struct RunSubmitter: Sendable {
     var onCreated: @Sendable (TaskRecord, JSONValue, WorkflowDefinition) -> Void = { _, _, _ in }
     /// The dispatcher, for dispatch at submission (nil: every task goes through `onCreated`).
     var dispatcher: Dispatcher?
+    /// `dispatch.maxBacklogPerTeam`: a team with this many tasks waiting gets 429 on submit (0: no limit).
+    var maxBacklogPerTeam = 0
 
     func submit(_ target: Target, body: JSONValue, caller: Caller, idempotencyKey: String?) async throws -> Submitted {
         let teamId = try caller.requireTeam()
@@ -56,8 +58,10 @@ struct RunSubmitter: Sendable {
             id: UUIDv7.make(at: now), teamId: teamId, workflowId: head.id, workflowVersion: version,
             source: caller.kind == .session ? .jwt : .apiKey, userId: caller.userId, credentialId: caller.credentialId, parameters: run.parameters,
             dispatchTarget: run.dispatchTarget, targetPool: run.targetPool, submitterRegion: run.submitterRegion, toolType: definition.toolType,
-            requiredLabels: definition.requiredLabels, taskTimeout: definition.taskTimeout, maxRetries: definition.maxRetries, createdAt: now
+            requiredLabels: definition.requiredLabels, taskTimeout: definition.taskTimeout, maxRetries: definition.maxRetries, createdAt: now,
+            startDeadline: run.startDeadline.map { now.addingTimeInterval(TimeInterval($0)) }
         )
+        try await checkBacklog(task)
         var events: [TaskEventRecord] = [.statusChange(taskId: task.id, sequence: 1, to: .pending, at: now)]
         // The scheduler's first decision goes into the same commit: an idle eligible agent takes the task, or it
         // waits, saying why (no hop to the dispatcher when no agent is connected at all).
@@ -101,6 +105,19 @@ struct RunSubmitter: Sendable {
             if let reservation { await dispatcher?.releaseReservation(reservation, teamId: teamId) }
             return Submitted(taskId: taskId, replayed: true)
         }
+    }
+
+    /// Back-pressure: a team whose backlog reached `maxBacklogPerTeam` is told to come back later (429 with
+    /// `Retry-After`) instead of growing a queue it cannot drain. The count is read before the insert, so concurrent
+    /// submissions may pass the limit by their number.
+    private func checkBacklog(_ task: TaskRecord) async throws {
+        guard maxBacklogPerTeam > 0, task.dispatchTarget == .agent else { return }
+        let backlog = try await storage.backlog(teamId: task.teamId)
+        guard backlog >= maxBacklogPerTeam else { return }
+        let retryAfter = await QueueEstimates(storage: storage).retryAfter(for: task)
+        throw SwitchyardError.tooManyRequests(
+            "the team has \(backlog) tasks waiting, its limit (dispatch.maxBacklogPerTeam = \(maxBacklogPerTeam)); "
+                + "submit again after \(retryAfter) s, when agents have taken some", retryAfter: retryAfter)
     }
 
     /// Every `file` value must name an uploaded object whose type the parameter accepts (HEAD on the store, in

@@ -23,8 +23,9 @@ enum Presenters {
         return .object(members)
     }
 
-    /// `GET /r/tasks/{id}`; the list leaves out `task_error` and `parameters` (api.md §2.2 TaskSummary).
-    static func task(_ task: TaskRecord, summary: Bool = false) -> JSONValue {
+    /// `GET /r/tasks/{id}`; the list leaves out `task_error` and `parameters` (api.md §2.2 TaskSummary). A waiting
+    /// task's detail says where it stands: `queue_position` (1: next) and `estimated_start_at` (null when unknown).
+    static func task(_ task: TaskRecord, summary: Bool = false, standing: (position: Int, estimatedStart: Date?)? = nil) -> JSONValue {
         var members: [String: JSONValue] = [
             "id": .uuid(task.id), "workflow_id": .uuid(task.workflowId), "workflow_version": .integer(task.workflowVersion),
             "task_status": .string(task.status.rawValue), "task_source": .string(task.source.rawValue), "created_at": .date(task.createdAt),
@@ -35,10 +36,13 @@ enum Presenters {
             "gpu_type": task.gpuType.map(JSONValue.string) ?? .null, "dispatch_target": .string(task.dispatchTarget.rawValue),
             "target_pool": .string(task.targetPool.rawValue), "submitter_region": task.submitterRegion.map(JSONValue.string) ?? .null,
             "tool_type": .string(task.toolType.rawValue), "required_labels": .strings(task.requiredLabels),
+            "start_deadline": .date(task.startDeadline),
         ]
         if !summary {
             members["task_error"] = .string(task.error)
             members["parameters"] = .object(task.parameters)
+            members["queue_position"] = standing.map { .integer($0.position) } ?? .null
+            members["estimated_start_at"] = .date(standing?.estimatedStart)
         }
         return .object(members)
     }

@@ -1,0 +1,13 @@
+import SwitchyardCore
+
+extension SQLiteMigrations {
+    /// A run's optional `start_deadline`, and the indexes that find expired and queued-ahead tasks without a scan.
+    static let m0008AddStartDeadline = SchemaMigration(
+        version: 8,
+        name: "add_start_deadline",
+        statements: [
+            "ALTER TABLE tasks ADD COLUMN start_deadline INTEGER",
+            "CREATE INDEX tasks_start_deadline ON tasks (start_deadline) WHERE start_deadline IS NOT NULL",
+        ]
+    )
+}

@@ -1,0 +1,135 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import SwitchyardCore
+import SwitchyardTestSupport
+import SwitchyardWire
+import Testing
+
+/// Honesty about waiting (issue 14 item 7): `start_deadline`, `queue_position` with `estimated_start_at`, and the
+/// per-team backlog limit.
+@Suite("Waiting tasks")
+struct WaitingTests {
+    @Test("start_deadline: a task no agent started in time fails as expired, once; one without a deadline waits on", arguments: TestBackend.available)
+    func startDeadline(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            let bounded = try await app.run(client, body: #"{"start_deadline": 5}"#)
+            let patient = try await app.run(client)
+            let shown = try await app.taskJSON(client, bounded)
+            let created = try #require((shown["created_at"] as? String).flatMap(RFC3339.parse))
+            #expect((shown["start_deadline"] as? String).flatMap(RFC3339.parse) == created.addingTimeInterval(5))
+            #expect(try await app.taskJSON(client, patient)["start_deadline"] is NSNull)
+
+            app.clock.advance(by: 4)
+            await app.built.dispatcher.tick()
+            #expect(try await app.taskJSON(client, bounded)["task_status"] as? String == "waiting")
+            app.clock.advance(by: 2)
+            await app.built.dispatcher.tick()
+            let expired = try await app.taskJSON(client, bounded)
+            #expect(expired["task_status"] as? String == "failed")
+            #expect((expired["task_error"] as? String)?.hasPrefix("expired:") == true)
+            let result = try await app.call(client, .get, "/api/v1/r/tasks/\(bounded.lowercased)/result", token: app.bootstrap.integrationKey).json()
+            #expect((result["task_error"] as? String)?.contains("start_deadline") == true)
+            let events = try #require(try await app.storage.taskEvents(taskId: bounded, teamId: app.bootstrap.teamId, afterSequence: 0))
+            #expect(events.map(\.kind) == [.status, .status, .failed])
+            #expect(try await app.taskJSON(client, patient)["task_status"] as? String == "waiting")
+
+            for (body, rule) in [
+                (#"{"start_deadline": 0}"#, "outside 1–604800"), (#"{"start_deadline": "soon"}"#, "must be a number"),
+                (#"{"start_deadline": 60, "dispatch_target": "comfy_cloud"}"#, "agent tasks only"),
+            ] {
+                let refused = try await app.call(
+                    client, .post, "/api/v1/r/workflows/slug/invert/run", token: app.bootstrap.integrationKey, body: body)
+                #expect(refused.status == .badRequest)
+                let message = try refused.json()["error_message"] as? String
+                #expect(message?.contains("start_deadline") == true && message?.contains(rule) == true, "\(message ?? "")")
+            }
+        }
+    }
+
+    @Test("queue_position counts the team's tasks ahead with the same labels; a running or ended task has none", arguments: TestBackend.available)
+    func queuePosition(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            var ids: [UUID] = []
+            for _ in 0..<3 {
+                ids.append(try await app.run(client))
+                app.clock.advance(by: 1)  // submitted one after another, as a real clock would say
+            }
+            var positions: [Int?] = []
+            for id in ids { positions.append(try await app.taskJSON(client, id)["queue_position"] as? Int) }
+            #expect(positions == [1, 2, 3])
+            // No agent is connected: no estimate rather than a guess.
+            #expect(try await app.taskJSON(client, ids[2])["estimated_start_at"] is NSNull)
+            let cancel = try await app.call(client, .post, "/api/v1/r/tasks/\(ids[0].lowercased)/cancel", token: app.bootstrap.integrationKey)
+            #expect(cancel.status == .ok)
+            #expect(try await app.taskJSON(client, ids[0])["queue_position"] is NSNull)
+            #expect(try await app.taskJSON(client, ids[1])["queue_position"] as? Int == 1)
+            #expect(try await app.taskJSON(client, ids[2])["queue_position"] as? Int == 2)
+            let list = try await app.call(client, .get, "/api/v1/r/tasks", token: app.bootstrap.integrationKey).json()
+            #expect((list["task_list"] as? [[String: Any]])?.first?["queue_position"] == nil)
+        }
+    }
+
+    @Test("estimated_start_at: the tasks ahead and half a run, at the workflow's typical run time, over the eligible agents' slots")
+    func estimatedStart() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
+                // One run of 10 s (by the server's clock) makes the typical run time.
+                let first = try await app.run(client)
+                let offer = try await agent.offer()
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                // Answered after the ack was handled: the run's start is written before the clock moves.
+                try await agent.send(
+                    .uploadRequest(.init(attemptId: offer.attemptId, requestId: "r", fileName: "a.png", contentType: "image/png", size: 1)))
+                _ = try await agent.receive("upload_url") { if case .uploadURL(let url) = $0 { url } else { nil } }
+                app.clock.advance(by: 10)
+                let stream = Task {
+                    try await app.call(client, .get, "/api/v1/r/tasks/\(first.lowercased)/events", token: app.bootstrap.integrationKey)
+                }
+                try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
+                _ = try await stream.value  // ends with the task's terminal event
+
+                // The agent's one slot is busy with the next task; two more wait behind it.
+                let busy = try await app.run(client)
+                #expect(try await agent.offer().taskId == busy.lowercased)
+                let next = try await app.run(client)
+                app.clock.advance(by: 1)  // submitted one after another, as a real clock would say
+                let after = try await app.run(client)
+                let now = app.clock.now()
+                let nextShown = try await app.taskJSON(client, next)
+                #expect(nextShown["queue_position"] as? Int == 1)
+                #expect((nextShown["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(5))
+                let afterShown = try await app.taskJSON(client, after)
+                #expect(afterShown["queue_position"] as? Int == 2)
+                #expect((afterShown["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(15))
+            }
+        }
+    }
+
+    @Test(
+        "dispatch.maxBacklogPerTeam: past the limit a submission gets 429 with Retry-After, and nothing is stored", arguments: TestBackend.available)
+    func backlogLimit(backend: TestBackend) async throws {
+        try await TestApp.with(backend, configure: { $0.dispatch.maxBacklogPerTeam = 2 }) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            let first = try await app.run(client)
+            _ = try await app.run(client)
+            let refused = try await app.call(client, .post, "/api/v1/r/workflows/slug/invert/run", token: app.bootstrap.integrationKey, body: "{}")
+            #expect(refused.status == .tooManyRequests)
+            #expect(refused.headers[.retryAfter] == "10")
+            #expect((try refused.json()["error_message"] as? String)?.contains("dispatch.maxBacklogPerTeam = 2") == true)
+            let listed = try await app.call(client, .get, "/api/v1/r/tasks", token: app.bootstrap.integrationKey).json()
+            #expect((listed["page_meta"] as? [String: Any])?["total_count"] as? Int == 2)
+            // Room again once one leaves the queue.
+            _ = try await app.call(client, .post, "/api/v1/r/tasks/\(first.lowercased)/cancel", token: app.bootstrap.integrationKey)
+            _ = try await app.run(client)
+        }
+    }
+}
