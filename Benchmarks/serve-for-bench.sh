@@ -1,8 +1,12 @@
 # Sourced by benchmark scripts (dispatch-latency.sh, engine-ratio.sh): builds the release products, starts a
 # release `serve` on the embedded default (SQLite, embedded store) in a throwaway data directory on $port, and
 # sets bin, work, pids (killed on exit), base, team, key (sk-), agent_key (ak-) and token (an owner session).
-for product in switchyard switchyard-fake-comfyui switchyard-agent-bench; do swift build -c release --product $product >/dev/null 2>&1; done
-bin=$(swift build -c release --show-bin-path)
+# (A script that sources this more than once builds first and sets SWITCHYARD_BENCH_BUILT=1; SWITCHYARD_BENCH_BIN runs
+# binaries built elsewhere, such as an earlier commit's, for a before/after.)
+if [ -z "${SWITCHYARD_BENCH_BUILT:-}" ]; then
+  for product in switchyard switchyard-fake-comfyui switchyard-agent-bench; do swift build -c release --product $product >/dev/null 2>&1; done
+fi
+bin=${SWITCHYARD_BENCH_BIN:-$(swift build -c release --show-bin-path)}
 work=$(mktemp -d)
 pids=""
 trap 'kill $pids 2>/dev/null || true; rm -rf "$work"' EXIT

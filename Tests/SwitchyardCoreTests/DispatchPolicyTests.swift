@@ -98,3 +98,55 @@ struct QueueStandingTests {
         #expect(QueueStanding(ahead: 0, recentRunSeconds: [7, 1, 9]).typicalRunSeconds == 7)
     }
 }
+
+@Suite("Waiting queue")
+struct WaitingQueueTests {
+    static let team = UUID(uuidString: "01a2047b-0000-7000-8000-000000000001")!
+    static let start = Date(timeIntervalSince1970: 1_767_225_600)
+    static let gpu = DispatchRequirement(teamId: team, requiredLabels: ["gpu"], pool: .team)
+    static let h100 = DispatchRequirement(teamId: team, requiredLabels: ["gpu", "h100"], pool: .team)
+
+    static func id(_ n: Int) -> UUID { UUID(uuidString: String(format: "01a2047b-0000-7000-8000-%012d", n))! }
+
+    @Test("the next task is the oldest lane head some agent can take; taken, cancelled and released tasks keep the order")
+    func order() {
+        var queue = WaitingQueue()
+        for n in 0..<6 {
+            queue.insert(
+                Self.id(n), createdAt: Self.start.addingTimeInterval(Double(n)), requirement: n.isMultiple(of: 2) ? Self.h100 : Self.gpu,
+                pending: n == 5)
+        }
+        #expect(queue.count == 6 && queue.pending == [Self.id(5)])
+        #expect(queue.next { _ in true } == Self.id(0))
+        #expect(queue.next { $0 == Self.gpu } == Self.id(1))
+        #expect(queue.next { _ in false } == nil)
+        #expect(queue.hasWork { $0 == Self.gpu } && !queue.hasWork { _ in false })
+        queue.remove(Self.id(1))  // offered
+        queue.remove(Self.id(3))  // cancelled while not at the head
+        #expect(queue.next { $0 == Self.gpu } == Self.id(5))
+        // Released back to waiting: its place is its submission time, ahead of younger tasks.
+        queue.insert(Self.id(1), createdAt: Self.start.addingTimeInterval(1), requirement: Self.gpu, pending: false)
+        #expect(queue.next { $0 == Self.gpu } == Self.id(1))
+        // Read back by a rescan, older than all: it goes first.
+        queue.insert(Self.id(9), createdAt: Self.start.addingTimeInterval(-1), requirement: Self.gpu, pending: true)
+        #expect(queue.next { _ in true } == Self.id(9))
+        queue.markedWaiting(Self.id(9))
+        #expect(queue.pending == [Self.id(5)] && queue[Self.id(9)]?.pending == false)
+        #expect(queue.requirements == [Self.gpu: 3, Self.h100: 3])
+    }
+
+    @Test("a long lane drains in order; dead keys are dropped, so memory follows the live tasks")
+    func drain() {
+        var queue = WaitingQueue()
+        for n in 0..<10_000 { queue.insert(Self.id(n), createdAt: Self.start.addingTimeInterval(Double(n)), requirement: Self.gpu, pending: false) }
+        // Cancel every other task from the back, then take the rest from the front.
+        for n in stride(from: 9_999, to: 0, by: -2) { queue.remove(Self.id(n)) }
+        var taken: [Int] = []
+        while let next = queue.next(where: { _ in true }) {
+            taken.append(Int(next.uuidString.suffix(12))!)
+            queue.remove(next)
+        }
+        #expect(taken == Array(stride(from: 0, to: 10_000, by: 2)))
+        #expect(queue.isEmpty && queue.requirements.isEmpty)
+    }
+}

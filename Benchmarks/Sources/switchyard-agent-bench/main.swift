@@ -95,6 +95,14 @@ func simulatedAgent(base: String, key: String, id: String, connected: @escaping 
             agentId: id, agentVersion: "bench", tool: "comfyui", toolVersion: nil, labels: ["gpu", "comfyui"], region: nil, communityOptIn: false,
             capacity: 1, systemStats: SystemStats())
         try await outbound.writeTextMessage(try WireCoding.encode(AgentMessage.hello(hello)))
+        // Heartbeats keep an agent that waits a long time (while a backlog is submitted) from being dropped as silent.
+        let heartbeats = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: .seconds(5))
+                try await outbound.writeTextMessage(try WireCoding.encode(AgentMessage.heartbeat(.init(status: .idle, running: []))))
+            }
+        }
+        defer { heartbeats.cancel() }
         for try await message in inbound.messages(maxSize: 1 << 24) {
             guard case .text(let text) = message else { continue }
             switch try WireCoding.decodeGatewayMessage(text) {
@@ -114,8 +122,34 @@ func simulatedAgent(base: String, key: String, id: String, connected: @escaping 
     }
 }
 
+/// Submits `count` runs of `workflow` (no agent can take them: they wait), 64 at a time.
+func submitBacklog(base: String, key: String, workflow: String, count: Int) async throws {
+    guard count > 0 else { return }
+    let start = ContinuousClock.now
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for worker in 0..<64 {
+            group.addTask {
+                for _ in stride(from: worker, to: count, by: 64) {
+                    let (status, body) = try await post("\(base)/api/v1/r/workflows/slug/\(workflow)/run", key: key, body: #"{"parameters":{}}"#)
+                    guard status == 202 else { fatalError("backlog run answered \(status): \(body.jsonString)") }
+                }
+            }
+        }
+        try await group.waitForAll()
+    }
+    let seconds = milliseconds(start.duration(to: .now)) / 1000
+    say(
+        String(
+            format: "backlog: %d tasks of %@ submitted in %.1f s (%.0f/s); they wait, no agent has their labels", count, workflow, seconds,
+            Double(count) / seconds))
+}
+
 /// Submits on `base`; the simulated agents connect to `agentBase` (another replica on the same database, or `base`).
-func dispatch(base: String, key: String, agentKey: String, agents: Int, tasks: Int, agentBase: String? = nil) async throws {
+/// With `backlog`, that many tasks no agent can take are submitted first, while the agents are connected (so the
+/// dispatcher holds them), to show that a long queue does not slow the dispatch of the tasks that can go.
+func dispatch(
+    base: String, key: String, agentKey: String, agents: Int, tasks: Int, agentBase: String? = nil, backlog: Int = 0
+) async throws {
     ready.withLock { $0 = 0 }
     let group = Task {
         await withTaskGroup(of: Void.self) { group in
@@ -130,6 +164,7 @@ func dispatch(base: String, key: String, agentKey: String, agents: Int, tasks: I
     }
     while ready.withLock({ $0 }) < agents { try await Task.sleep(for: .milliseconds(10)) }
     try await Task.sleep(for: .milliseconds(500))
+    try await submitBacklog(base: base, key: key, workflow: "bench-backlog", count: backlog)
     var latencies: [Double] = []
     var accepted: [Double] = []
     for index in 0..<(tasks + 50) {
@@ -147,7 +182,8 @@ func dispatch(base: String, key: String, agentKey: String, agents: Int, tasks: I
         }
     }
     let across = agentBase.map { $0 == base ? "" : ", agents on \($0)" } ?? ""
-    report("dispatch, \(agents) agent\(agents == 1 ? "" : "s")\(across): submit → offer received", latencies)
+    let waiting = backlog > 0 ? ", \(backlog) tasks waiting" : ""
+    report("dispatch, \(agents) agent\(agents == 1 ? "" : "s")\(across)\(waiting): submit → offer received", latencies)
     report("   (for reference: submit → 202)", accepted)
     group.cancel()
 }
@@ -368,6 +404,9 @@ case "dispatch" where arguments.count == 6 || arguments.count == 7:
     try await dispatch(
         base: arguments[1], key: arguments[2], agentKey: arguments[3], agents: Int(arguments[4])!, tasks: Int(arguments[5])!,
         agentBase: arguments.count == 7 ? arguments[6] : nil)
+case "backlog" where arguments.count == 6:
+    try await dispatch(
+        base: arguments[1], key: arguments[2], agentKey: arguments[3], agents: 1, tasks: Int(arguments[5])!, backlog: Int(arguments[4])!)
 case "e2e" where arguments.count == 4:
     try await endToEnd(base: arguments[1], key: arguments[2], tasks: Int(arguments[3])!)
 case "ratio-direct" where arguments.count == 5:
@@ -381,7 +420,7 @@ case "direct" where arguments.count == 3:
     try await direct(comfyUI: arguments[1], tasks: Int(arguments[2])!)
 default:
     print(
-        "usage: switchyard-agent-bench dispatch <base> <sk> <ak> <agents> <tasks> [<agent base>] | e2e <base> <sk> <tasks> | direct <comfyui> <tasks>"
+        "usage: switchyard-agent-bench dispatch <base> <sk> <ak> <agents> <tasks> [<agent base>] | backlog <base> <sk> <ak> <waiting> <tasks> | e2e <base> <sk> <tasks> | direct <comfyui> <tasks>"
             + " | ratio-direct <comfyui> <latency-tasks> <backlog> <run> | ratio-switchyard <base> <sk> <latency-tasks> <backlog> <workflow>"
             + " | prompts-per-task <comfyui>")
     exit(2)

@@ -39,7 +39,7 @@ public struct AgentCandidate: Sendable, Equatable {
 }
 
 /// What a task asks of the agent that runs it.
-public struct DispatchRequirement: Sendable, Equatable {
+public struct DispatchRequirement: Sendable, Hashable {
     public var teamId: UUID
     public var requiredLabels: Set<String>
     public var pool: TargetPool

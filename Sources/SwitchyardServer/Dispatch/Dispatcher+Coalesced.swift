@@ -2,7 +2,7 @@ import Foundation
 import SwitchyardCore
 
 /// What the dispatcher keeps coalesced rather than writing at once: progress ticks in the task log, agent rows whose
-/// status did not change; and the order of the queue.
+/// status did not change.
 extension Dispatcher {
     /// Writes each running attempt's latest progress to its task's log, at most once per `progressPersistInterval`.
     func logProgress(_ now: Date) async {
@@ -32,10 +32,5 @@ extension Dispatcher {
         } else if session.unpersistedSince == nil {
             sessions[key]?.unpersistedSince = clock.now()
         }
-    }
-
-    /// `left` sorts before `right` in the order of their lowercase text.
-    static func precedes(_ left: UUID, _ right: UUID) -> Bool {
-        withUnsafeBytes(of: left.uuid) { l in withUnsafeBytes(of: right.uuid) { r in l.lexicographicallyPrecedes(r) } }
     }
 }

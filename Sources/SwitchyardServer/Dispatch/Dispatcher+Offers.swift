@@ -13,13 +13,9 @@ extension Dispatcher {
         }
     }
 
-    /// The task's requirement, its workflow snapshot read (through the cache) the first time.
+    /// The task's requirement, from its workflow snapshot (through the cache).
     func requirement(for task: TaskRecord) async -> DispatchRequirement {
-        if let known = requirements[task.id] { return known }
-        let workflow = try? await workflow(of: task)
-        let requirement = workflow.map { Self.requirement(task, $0) } ?? Self.requirement(task, nil)
-        if queue[task.id] != nil { requirements[task.id] = requirement }
-        return requirement
+        Self.requirement(task, try? await workflow(of: task))
     }
 
     static func requirement(_ task: TaskRecord, _ workflow: WorkflowDefinition?) -> DispatchRequirement {

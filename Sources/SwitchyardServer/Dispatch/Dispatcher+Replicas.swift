@@ -11,7 +11,7 @@ extension Dispatcher {
         switch notification {
         case .submitted(let taskId, let teamId):
             // With no agent here the task is read back when one connects.
-            guard hasAgents, queue[taskId] == nil, leases.values.allSatisfy({ $0.taskId != taskId }) else { return }
+            guard hasAgents, !queue.contains(taskId), leases.values.allSatisfy({ $0.taskId != taskId }) else { return }
             guard let found = await write({ try await self.storage.task(id: taskId, teamId: teamId) }),
                 found.status == .pending || found.status == .waiting
             else { return }
@@ -34,9 +34,8 @@ extension Dispatcher {
     }
 
     func stop(taskId: UUID) {
-        queue[taskId] = nil
+        queue.remove(taskId)
         definitions[taskId] = nil
-        requirements[taskId] = nil
         for (attemptId, lease) in leases where lease.taskId == taskId {
             leases[attemptId]?.cancelling = true
             leases[attemptId]?.ackDeadline = nil
@@ -48,13 +47,10 @@ extension Dispatcher {
     /// Picks up dispatchable tasks this replica has not seen (accepted by another replica, or before a restart).
     func rescan() async {
         guard let tasks = await write({ try await self.storage.dispatchableTasks(limit: 1000) }) else { return }
-        var added = false
-        for task in tasks where queue[task.id] == nil && task.dispatchTarget == .agent {
-            queue[task.id] = task
-            if task.status == .pending { unmarked.insert(task.id) }
-            added = true
+        for task in tasks where !queue.contains(task.id) && task.dispatchTarget == .agent {
+            queue.insert(task.id, createdAt: task.createdAt, requirement: await requirement(for: task), pending: task.status == .pending)
         }
-        if added || !queue.isEmpty { await pass() }
+        if !queue.isEmpty { await pass() }
     }
 
     // MARK: Admission of agents

@@ -71,13 +71,10 @@ public actor Dispatcher: Service {
     /// `reserve` when there are none.
     private nonisolated let sessionCount = Atomic<Int>(0)
     nonisolated var hasAgents: Bool { sessionCount.load(ordering: .relaxed) > 0 }
-    var queue: [UUID: TaskRecord] = [:]
+    /// The tasks waiting for an agent: ids and requirements (labels, pool, VRAM, models, region), in lanes.
+    var queue = WaitingQueue()
     /// Definitions handed over by the submitter, so an offer needs no read of the task's definition.
     var definitions: [UUID: JSONValue] = [:]
-    /// Queued tasks still `pending` (from another replica, or from before a restart): to be marked `waiting`.
-    var unmarked: Set<UUID> = []
-    /// What each queued task asks of its agent (labels, pool, VRAM, models, region), from its workflow snapshot.
-    var requirements: [UUID: DispatchRequirement] = [:]
     var leases: [UUID: Lease] = [:]
     var uploadKeys: [UUID: [String: String]] = [:]
     private var passRunning = false
@@ -133,19 +130,15 @@ public actor Dispatcher: Service {
 
     /// A task was accepted on this replica: dispatch it now rather than at the next rescan.
     func enqueue(_ task: TaskRecord, definition: JSONValue? = nil, workflow: WorkflowDefinition? = nil) async {
-        guard task.dispatchTarget == .agent, !task.status.isTerminal else { return }
-        queue[task.id] = task
-        if task.status == .pending { unmarked.insert(task.id) }
+        guard task.dispatchTarget == .agent, task.status == .pending || task.status == .waiting, !queue.contains(task.id) else { return }
+        var requirement: DispatchRequirement
+        if let workflow { requirement = Self.requirement(task, workflow) } else { requirement = await self.requirement(for: task) }
+        queue.insert(task.id, createdAt: task.createdAt, requirement: requirement, pending: task.status == .pending)
         if let definition { definitions[task.id] = definition }
-        if let workflow { requirements[task.id] = Self.requirement(task, workflow) }
-        // Tasks queued earlier were already offered to every agent with room; only the new one needs a look.
-        guard !passRunning else {
-            passAgain = true
-            return
-        }
-        await passOnce(only: [task.id])
+        // Tasks queued earlier were already offered to every agent with room: a pass looks at each lane's head once.
+        await pass()
         // Still waiting: the definition is read again when it is offered, rather than held for who knows how long.
-        if queue[task.id] != nil { definitions[task.id] = nil }
+        if queue.contains(task.id) { definitions[task.id] = nil }
     }
 
     /// The scheduler's decision for a task being submitted, written in the same commit that stores it.
@@ -170,7 +163,7 @@ public actor Dispatcher: Service {
             return .wait(DispatchPolicy.waitingReason(agents: candidates.filter { $0.teamId == task.teamId || $0.communityOptIn }, for: requirement))
         }
         let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
-        guard queue.isEmpty, let session = sessions[key] else {
+        guard !queue.hasWork(where: { DispatchPolicy.choose(from: [chosen], for: $0) != nil }), let session = sessions[key] else {
             return .wait("waiting for eligible agent: earlier tasks go first")
         }
         sessions[key]?.candidate.running += 1
@@ -191,7 +184,6 @@ public actor Dispatcher: Service {
         leases[attemptId] = lease
         guard sessions[key] != nil else {
             // The agent left between the reservation and the commit: the task waits for another (no retry used).
-            requirements[task.id] = Self.requirement(task, workflow)
             definitions[task.id] = definition
             await endAttempt(lease, event: .released, error: "agent \(agentId) disconnected before it was offered the task")
             return
@@ -433,10 +425,7 @@ public actor Dispatcher: Service {
                 metadata: [
                     "task_id": "\(task.id)", "attempt_id": "\(lease.attemptId)", "status": "\(task.status.rawValue)", "error": "\(error ?? "")",
                 ])
-            if task.status == .waiting {
-                queue[task.id] = task
-                await pass()
-            }
+            if task.status == .waiting { await enqueue(task) }
         }
         await persistSoon(lease.agent)
     }
@@ -517,57 +506,46 @@ public actor Dispatcher: Service {
         }
     }
 
-    private func passOnce(only subset: [UUID]? = nil) async {
-        let room = hasRoom
-        let pool = subset ?? Array(queue.keys)
-        let candidates = room ? pool : pool.filter { unmarked.contains($0) }
-        // Oldest first; ids compared as bytes (their text order) without making strings.
-        let ordered = candidates.compactMap { id in queue[id].map { ($0.createdAt, id) } }.sorted { left, right in
-            left.0 != right.0 ? left.0 < right.0 : Self.precedes(left.1, right.1)
-        }
-        for (_, id) in ordered {
-            guard !Task.isCancelled, let task = queue[id] else { continue }
-            let pending = unmarked.remove(id) != nil
-            // Once no agent has room, only tasks still to be marked `waiting` need a look.
-            guard pending || hasRoom else { continue }
-            let requirement = await requirement(for: task)
-            guard queue[task.id] != nil else { continue }
+    /// While an agent has room: the oldest waiting task some agent can take goes to the best of them (one look per
+    /// lane of the queue, no sort). Then tasks still `pending` are marked `waiting`, with the reason.
+    private func passOnce() async {
+        while !Task.isCancelled, hasRoom {
             let candidates = sessions.values.map(\.candidate)
-            guard let chosen = DispatchPolicy.choose(from: candidates, for: requirement) else {
-                if task.status == .pending {
-                    queue[task.id]?.status = .waiting
-                    let reason = DispatchPolicy.waitingReason(
-                        agents: candidates.filter { $0.teamId == task.teamId || $0.communityOptIn }, for: requirement)
-                    let now = clock.now()
-                    if await write({ try await self.storage.markTaskWaiting(id: task.id, message: reason, at: now) }) != nil {
-                        hub.signal(task.id)
-                    }
-                }
-                continue
-            }
+            guard let id = queue.next(where: { DispatchPolicy.choose(from: candidates, for: $0) != nil }), let entry = queue.remove(id),
+                let chosen = DispatchPolicy.choose(from: candidates, for: entry.requirement)
+            else { break }
             let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
-            queue[task.id] = nil
-            requirements[task.id] = nil
             sessions[key]?.candidate.running += 1
-            await offer(task, to: key)
+            await offer(taskId: id, to: key)
+        }
+        guard !queue.pending.isEmpty else { return }
+        let candidates = sessions.values.map(\.candidate)
+        for id in queue.pending {
+            guard let requirement = queue[id]?.requirement else { continue }
+            queue.markedWaiting(id)
+            let reason = DispatchPolicy.waitingReason(
+                agents: candidates.filter { $0.teamId == requirement.teamId || $0.communityOptIn }, for: requirement)
+            let now = clock.now()
+            if await write({ try await self.storage.markTaskWaiting(id: id, message: reason, at: now) }) != nil { hub.signal(id) }
         }
     }
 
     /// Writes the assignment, then sends the offer. Capacity for `key` is already reserved; it is given back if
     /// the write loses (another dispatcher, a cancel) or the offer cannot be built.
-    private func offer(_ task: TaskRecord, to key: AgentKey) async {
+    private func offer(taskId: UUID, to key: AgentKey) async {
         let now = clock.now()
         let attemptId = UUIDv7.make(at: now)
         guard let session = sessions[key] else { return }
         let assignment = AttemptAssignment(
             attemptId: attemptId, agentId: key.agentId, agentLabels: session.record.labels, gatewayId: gatewayId,
             gpuType: Self.gpuType(session.record.systemStats))
-        let assigned = await write { try await self.storage.assignTask(id: task.id, to: assignment, at: now) }
+        let assigned = await write { try await self.storage.assignTask(id: taskId, to: assignment, at: now) }
         guard let assigned else {
             release(key)
-            definitions[task.id] = nil
+            definitions[taskId] = nil
             return
         }
+        let task = assigned.task
         let lease = Lease(
             attemptId: attemptId, taskId: task.id, teamId: task.teamId, agent: key, ackDeadline: now.addingTimeInterval(settings.ackTimeout),
             runDeadline: nil, timeout: TimeInterval(task.taskTimeout))
@@ -578,7 +556,7 @@ public actor Dispatcher: Service {
         }
         hub.signal(task.id)
         do {
-            let message = try await makeOffer(assigned.task, attemptId: attemptId, now: now)
+            let message = try await makeOffer(task, attemptId: attemptId, now: now)
             guard let connection = sessions[key]?.connection, leases[attemptId] != nil else { return }
             connection.send(.offer(message))
         } catch {
