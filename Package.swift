@@ -67,6 +67,7 @@ let package = Package(
             dependencies: [
                 "SwitchyardCore",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -227,7 +228,10 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchyardStorageTests",
-            dependencies: ["SwitchyardCore", "SwitchyardSQLite", "SwitchyardPostgres", "SwitchyardTestSupport"],
+            dependencies: [
+                "SwitchyardCore", "SwitchyardSQLite", "SwitchyardPostgres", "SwitchyardTestSupport",
+                .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

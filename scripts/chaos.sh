@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Chaos: two release `serve` replicas on one throwaway PostgreSQL (sharing a data directory, so their embedded
 # stores serve the same objects), the fake ComfyUI, and one `switchyard agent` given both replicas' URLs. A steady
-# stream of runs is submitted to both replicas; the replica the agent is connected to is killed with `kill -9`
-# mid-stream and restarted a few seconds later. Prints accepted / completed / failed / lost / run-twice.
+# stream of runs is submitted to both replicas; mid-stream one fault is injected (SCENARIO):
+#   replica   the replica the agent is connected to is killed with `kill -9`, restarted 4 s later;
+#   agent     the agent is killed with `kill -9`, restarted 2 s later (same agent id);
+#   postgres  PostgreSQL is restarted fast (`pg_ctl restart -m fast`); submissions meanwhile must get 503.
+# Prints accepted / refused (by status) / completed / failed / lost / run-twice, and how long each replica took to
+# be ready again.
 #
-#   scripts/chaos.sh                  # 400 runs, one every 10 ms, kill after 1.5 s
-#   RUNS=1000 KILL_AFTER=3 scripts/chaos.sh
-#   KEEP=1 scripts/chaos.sh           # leave the logs, the data directory and PostgreSQL running afterwards
+#   scripts/chaos.sh                          # SCENARIO=replica: 400 runs, one every 10 ms, fault after 1.5 s
+#   SCENARIO=postgres RUNS=1000 KILL_AFTER=3 scripts/chaos.sh
+#   KEEP=1 scripts/chaos.sh                   # leave the logs, the data directory and PostgreSQL running afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-400}
 kill_after=${KILL_AFTER:-1.5}
+scenario=${SCENARIO:-replica}
 port=${PORT:-18389}
 products="switchyard switchyard-fake-comfyui switchyard-agent-bench"
 source scripts/two-replicas.sh
@@ -21,16 +26,20 @@ fake_port=$((port + 20))
 "$bin/switchyard-fake-comfyui" "$fake_port" >"$work/fake.log" 2>&1 &
 pids="$pids $!"
 for _ in $(seq 1 100); do grep -q listening "$work/fake.log" && break; sleep 0.1; done
-"$bin/switchyard" agent --server "$a,$b" --key "$agent_key" --comfyui "http://127.0.0.1:$fake_port" --agent-id chaos-gpu --capacity 2 \
-  --log-level info >"$work/agent.log" 2>&1 &
-pids="$pids $!"
+start_agent() {
+  "$bin/switchyard" agent --server "$a,$b" --key "$agent_key" --comfyui "http://127.0.0.1:$fake_port" --agent-id chaos-gpu --capacity 2 \
+    --log-level info >>"$work/agent.log" 2>&1 &
+  agent_pid=$!
+  pids="$pids $agent_pid"
+}
+start_agent
 for _ in $(seq 1 50); do grep -q "connected to the gateway" "$work/agent.log" && break; sleep 0.1; done
 
 # Submit to both replicas in turn; a replica that is down refuses (not accepted). Then follow every accepted task.
 python3 - "$a" "$b" "$key" "$runs" "$work/accepted" <<'PY' &
-import json, sys, time, urllib.request
+import json, sys, time, urllib.error, urllib.request
 a, b, key, runs, out = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-accepted, refused = [], 0
+accepted, refused = [], {}
 for i in range(runs):
     base = (a, b)[i % 2]
     request = urllib.request.Request(f"{base}/api/v1/r/workflows/slug/chaos/run", data=json.dumps({"parameters": {"color": i}}).encode(),
@@ -38,18 +47,41 @@ for i in range(runs):
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             accepted.append(json.load(response)["task_id"])
+    except urllib.error.HTTPError as error:
+        refused[str(error.code)] = refused.get(str(error.code), 0) + 1
     except Exception:
-        refused += 1
+        refused["no answer"] = refused.get("no answer", 0) + 1
     time.sleep(0.01)
 json.dump({"accepted": accepted, "refused": refused}, open(out, "w"))
 PY
 submitter=$!
 sleep "$kill_after"
-victim=a # the agent dials the first URL it was given
-echo "kill -9 replica $victim (the agent's) while runs are being submitted"
-kill -9 "${replica_pid[$victim]}"
-sleep 4
-start_replica "$victim"
+ready_within() { # name: seconds until /readyz answers 200
+  local start=$(date +%s.%N)
+  until curl -fsS "http://127.0.0.1:${replica_port[$1]}/readyz" >/dev/null 2>&1; do sleep 0.05; done
+  python3 -c "print(f'{$(date +%s.%N) - $start:.2f}')"
+}
+case "$scenario" in
+replica)
+  victim=a # the agent dials the first URL it was given
+  echo "kill -9 replica $victim (the agent's) while runs are being submitted"
+  kill -9 "${replica_pid[$victim]}"
+  sleep 4
+  start_replica "$victim"
+  ;;
+agent)
+  echo "kill -9 the agent while runs are being submitted; restarted 2 s later"
+  kill -9 "$agent_pid"
+  sleep 2
+  start_agent
+  ;;
+postgres)
+  echo "PostgreSQL fast restart while runs are being submitted"
+  scripts/postgres-throwaway.sh restart "$PGDATA"
+  echo "PostgreSQL is back; ready again after: replica a $(ready_within a) s, replica b $(ready_within b) s"
+  ;;
+*) echo "SCENARIO must be replica, agent or postgres" >&2; exit 2 ;;
+esac
 wait "$submitter"
 
 python3 - "$a" "$b" "$key" "$work/accepted" <<'PY'
@@ -70,7 +102,7 @@ while pending and time.time() < deadline:
             pending.discard(task)
     time.sleep(0.5)
 counts = {s: list(ended.values()).count(s) for s in ("completed", "failed", "cancelled")}
-print(f"accepted {len(data['accepted'])} (refused while a replica was down: {data['refused']}); completed {counts['completed']}, "
+print(f"accepted {len(data['accepted'])} (refused, by status: {data['refused'] or 'none'}); completed {counts['completed']}, "
       f"failed {counts['failed']}, cancelled {counts['cancelled']}, lost (not ended after 180 s) {len(pending)}")
 PY
 "$bin/switchyard-agent-bench" prompts-per-task "http://127.0.0.1:$fake_port"

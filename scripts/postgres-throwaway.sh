@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL cluster on 127.0.0.1 for tests and benchmarks (run as root; installs the
 # server from Debian if it is missing). Prints SWITCHYARD_TEST_POSTGRES_URL=... and PGDATA=... on stdout.
-# Stop it with: scripts/postgres-throwaway.sh stop PGDATA
+# Stop it with: scripts/postgres-throwaway.sh stop PGDATA; restart it fast (as chaos.sh does) with
+# scripts/postgres-throwaway.sh restart PGDATA.
 set -euo pipefail
+
+if [ "${1:-}" = "restart" ]; then
+  pgdata=${2:?usage: postgres-throwaway.sh restart PGDATA}
+  pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdata" -m fast -w restart >/dev/null
+  exit 0
+fi
 
 if [ "${1:-}" = "stop" ]; then
   pgdata=${2:?usage: postgres-throwaway.sh stop PGDATA}

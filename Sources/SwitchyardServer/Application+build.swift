@@ -88,7 +88,9 @@ public func buildApplication(
 
     let router = Router(context: SwitchyardRequestContext.self)
     let routeTable = RouteTableBox()
-    router.add(middleware: ErrorMiddleware(routes: { routeTable.value }))
+    router.add(
+        middleware: ErrorMiddleware(
+            routes: { routeTable.value }, unavailable: { storage.isUnavailable($0) }, reachable: { storage.isReachable }))
 
     HealthController(storage: storage).addRoutes(to: router)
     let api = router.group("api/v1")

@@ -1,6 +1,7 @@
 import Configuration
 import Foundation
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import SwitchyardCore
@@ -23,6 +24,21 @@ struct ConventionsTests {
             #expect(wrongMethod.status == .methodNotAllowed)
             #expect(wrongMethod.headers[.allow] == "DELETE")
             #expect(wrongMethod.errorMessage?.contains("allowed: DELETE") == true)
+        }
+    }
+
+    @Test("while the database is known to be down, API requests are 503 with Retry-After at once; health checks still answer")
+    func databaseDown() async throws {
+        let router = Router(context: SwitchyardRequestContext.self)
+        router.add(middleware: ErrorMiddleware(routes: { RouteTable([]) }, reachable: { false }))
+        router.get("api/v1/r/tasks") { _, _ in "never reached" }
+        router.get("healthz") { _, _ in "ok" }
+        try await Application(router: router).test(.router) { client in
+            let refused = try await client.execute(uri: "/api/v1/r/tasks", method: .get)
+            #expect(refused.status == .serviceUnavailable)
+            #expect(refused.headers[.retryAfter] == "2")
+            #expect(refused.errorMessage?.contains("database is unavailable") == true)
+            #expect(try await client.execute(uri: "/healthz", method: .get).status == .ok)
         }
     }
 

@@ -17,6 +17,17 @@ public protocol SwitchyardStorage: IdentityRepository, CredentialRepository, Set
     func ping() async throws
     /// Releases connections. The storage must not be used afterwards.
     func close() async throws
+    /// Whether `error` says the database cannot be reached now (down, restarting, connection lost) rather than that
+    /// the request was wrong: the API answers 503 with `Retry-After` for these.
+    func isUnavailable(_ error: any Error) -> Bool
+    /// False while the storage knows the database is unreachable (its listening connection was lost and not yet
+    /// re-established): requests then get 503 at once.
+    var isReachable: Bool { get }
+}
+
+extension SwitchyardStorage {
+    public func isUnavailable(_ error: any Error) -> Bool { false }
+    public var isReachable: Bool { true }
 }
 
 /// Users, teams and memberships.

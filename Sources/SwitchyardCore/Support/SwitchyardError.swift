@@ -13,12 +13,14 @@ public enum SwitchyardError: Error, Equatable, Sendable {
     case conflict(String)
     /// 429: a limit is reached; the caller may try again after `retryAfter` seconds (sent as `Retry-After`).
     case tooManyRequests(String, retryAfter: Int)
+    /// 503: the database cannot be reached now; try again after a moment (sent as `Retry-After: 2`).
+    case unavailable(String)
 
     /// The caller-facing text.
     public var message: String {
         switch self {
         case .invalid(let message), .unauthenticated(let message), .forbidden(let message), .notFound(let message),
-            .conflict(let message), .tooManyRequests(let message, _):
+            .conflict(let message), .tooManyRequests(let message, _), .unavailable(let message):
             message
         }
     }

@@ -11,6 +11,7 @@ struct HealthController {
         }
         router.get("readyz") { _, context in
             do {
+                guard storage.isReachable else { throw SwitchyardError.unavailable("the listening connection is lost") }
                 try await storage.ping()
                 return try APIJSON.response(["status": "ready", "database": storage.backendName])
             } catch {

@@ -10,6 +10,14 @@ import SwitchyardCore
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = SwitchyardRequestContext
     let routes: @Sendable () -> RouteTable
+    /// Whether an error says the database cannot be reached now (503 rather than 500).
+    var unavailable: @Sendable (any Error) -> Bool = { _ in false }
+    /// False while the database is known to be down: API requests are answered 503 without waiting for it.
+    var reachable: @Sendable () -> Bool = { true }
+
+    static let unavailableMessage =
+        "the database is unavailable for the moment; try again shortly (a submission that got this answer may not have been "
+        + "stored: resend it with the same Idempotency-Key to be sure it runs once)"
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -18,6 +26,7 @@ struct ErrorMiddleware: RouterMiddleware {
         context.logger[metadataKey: "request_id"] = "\(requestID)"
         var response: Response
         do {
+            guard reachable() || !request.uri.path.hasPrefix("/api/") else { throw SwitchyardError.unavailable(Self.unavailableMessage) }
             response = try await next(request, context)
         } catch {
             response = errorResponse(for: error, request: request, context: context)
@@ -45,6 +54,7 @@ struct ErrorMiddleware: RouterMiddleware {
             (status, message) = Self.statusAndMessage(error)
             if case .unauthenticated = error { headers[.wwwAuthenticate] = "Bearer" }
             if case .tooManyRequests(_, let retryAfter) = error { headers[.retryAfter] = String(max(1, retryAfter)) }
+            if case .unavailable = error { headers[.retryAfter] = "2" }
         case let refusal as TaskStateMachine.Refusal:
             status = .conflict
             switch refusal {
@@ -67,6 +77,10 @@ struct ErrorMiddleware: RouterMiddleware {
         case let error as any HTTPResponseError where error.status.code < 500:
             status = error.status
             message = (error as? HTTPError)?.body ?? error.status.reasonPhrase.lowercased()
+        case let error where unavailable(error):
+            context.logger.warning("database unavailable", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
+            headers[.retryAfter] = "2"
+            (status, message) = (.serviceUnavailable, Self.unavailableMessage)
         default:
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
             let body = ["error_message": "internal server error (request id \(context.requestID))", "request_id": context.requestID]
@@ -84,6 +98,7 @@ struct ErrorMiddleware: RouterMiddleware {
         case .notFound(let message): (.notFound, message)
         case .conflict(let message): (.conflict, message)
         case .tooManyRequests(let message, _): (.tooManyRequests, message)
+        case .unavailable(let message): (.serviceUnavailable, message)
         }
     }
 }
