@@ -92,8 +92,9 @@ public enum DispatchPolicy {
         case .community where agent.teamId != requirement.teamId && !agent.communityOptIn: return .notInCommunityPool
         default: break
         }
-        let missing = requirement.requiredLabels.subtracting(agent.labels)
-        if !missing.isEmpty { return .missingLabels(missing.sorted()) }
+        if !requirement.requiredLabels.isSubset(of: agent.labels) {
+            return .missingLabels(requirement.requiredLabels.subtracting(agent.labels).sorted())
+        }
         guard agent.status == .idle || agent.status == .busy else { return .status(agent.status) }
         // Prefetch slots count as room: the engine queues the attempt and starts it the moment it is free.
         let slots = agent.capacity + max(0, agent.prefetch)
@@ -114,10 +115,16 @@ public enum DispatchPolicy {
     /// The eligible agent to give the task to: highest region factor, then lowest load (running ÷ capacity),
     /// then most required models already cached, then lowest id — the same inputs always give the same agent. Load
     /// passes 1 once an agent only has prefetch slots left, so an agent with a free engine is always preferred.
-    public static func choose(from agents: [AgentCandidate], for requirement: DispatchRequirement) -> AgentCandidate? {
-        agents.filter { ineligibility(of: $0, for: requirement) == nil }.min { left, right in
-            rank(left, requirement) < rank(right, requirement)
+    /// One pass, each agent ranked once, nothing allocated for an eligible agent (dispatch with 10,000 connected
+    /// agents scans them all; docs/performance.md).
+    public static func choose<Agents: Sequence<AgentCandidate>>(from agents: Agents, for requirement: DispatchRequirement) -> AgentCandidate? {
+        var best: (agent: AgentCandidate, rank: Rank)?
+        for agent in agents where ineligibility(of: agent, for: requirement) == nil {
+            let rank = rank(agent, requirement)
+            if let current = best, !(rank < current.rank) { continue }
+            best = (agent, rank)
         }
+        return best?.agent
     }
 
     /// Why a task waits: the closest agents' reasons, for the task's status message.
@@ -145,7 +152,7 @@ public enum DispatchPolicy {
         Rank(
             region: regionFactor(agent: agent.region, submitter: requirement.submitterRegion),
             load: Double(agent.running) / Double(max(agent.capacity, 1)),
-            cacheHits: requirement.requiredModels.intersection(agent.cachedModels).count,
+            cacheHits: requirement.requiredModels.isEmpty ? 0 : requirement.requiredModels.intersection(agent.cachedModels).count,
             id: agent.id)
     }
 }

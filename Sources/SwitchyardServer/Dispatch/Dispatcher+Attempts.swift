@@ -128,11 +128,16 @@ extension Dispatcher {
 
     /// The attempt runs (`queued → running`): `task_timeout` counts from here (api.md §2.1; 0 means no limit).
     func started(_ lease: Lease, at now: Date, connection: AgentConnection) async {
-        let outcome = await write {
+        let outcome = await writeDurably {
             try await self.storage.applyAttemptEvent(
                 taskId: lease.taskId, attemptId: lease.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now)
         }
-        guard outcome != nil else {
+        // Not applied: the attempt lost the task — unless a try whose answer was lost with the connection applied it.
+        var applied = outcome != nil
+        if !applied, let task = await write({ try await self.storage.task(id: lease.taskId, teamId: lease.teamId) }) {
+            applied = task.attemptId == lease.attemptId && task.status == .running
+        }
+        guard applied else {
             refuse(lease.attemptId.lowercased, connection, "the attempt is no longer the task's")
             return
         }

@@ -55,6 +55,28 @@ extension Dispatcher {
         }
     }
 
+    /// Runs a storage call that must not be lost — an attempt's start or end: while the database is unreachable
+    /// (restarting, say) it is tried again, every 0.1 s backing off to 2 s, until it answers; any other error gets
+    /// two more tries. Nil when the change no longer applies (or the dispatcher is shutting down).
+    func writeDurably<T: Sendable>(_ body: @Sendable () async throws -> T?) async -> T? {
+        var delay = Duration.milliseconds(100)
+        var failures = 0
+        while true {
+            do {
+                return try await body()
+            } catch {
+                failures += 1
+                guard !Task.isCancelled, failures < 3 || storage.isUnavailable(error) else {
+                    logger.error("storage call failed", metadata: ["error": "\(error)", "tries": "\(failures)"])
+                    return nil
+                }
+                if failures == 1 { logger.warning("storage call failed; trying again", metadata: ["error": "\(error)"]) }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
+            }
+        }
+    }
+
     func persist(_ record: AgentRecord) async {
         markPersisted(record)
         _ = await write { try await self.storage.upsertAgent(record) }

@@ -158,9 +158,9 @@ public actor Dispatcher: Service {
     /// scheduler's first decision costs no second commit.
     func admit(_ task: TaskRecord, workflow: WorkflowDefinition) -> Admission {
         let requirement = Self.requirement(task, workflow)
-        let candidates = sessions.values.map(\.candidate)
-        guard let chosen = DispatchPolicy.choose(from: candidates, for: requirement) else {
-            return .wait(DispatchPolicy.waitingReason(agents: candidates.filter { $0.teamId == task.teamId || $0.communityOptIn }, for: requirement))
+        guard let chosen = DispatchPolicy.choose(from: sessions.values.lazy.map(\.candidate), for: requirement) else {
+            let agents = sessions.values.lazy.map(\.candidate).filter { $0.teamId == task.teamId || $0.communityOptIn }
+            return .wait(DispatchPolicy.waitingReason(agents: Array(agents), for: requirement))
         }
         let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
         guard !queue.hasWork(where: { DispatchPolicy.choose(from: [chosen], for: $0) != nil }), let session = sessions[key] else {
@@ -406,7 +406,7 @@ public actor Dispatcher: Service {
         let now = clock.now()
         // The freed capacity is offered while the attempt's end is written: the next assignment joins the same
         // group commit instead of waiting for this one.
-        async let written = write {
+        async let written = writeDurably {
             try await self.storage.applyAttemptEvent(
                 taskId: lease.taskId, attemptId: lease.attemptId, event: event, result: AttemptResult(error: error, output: output),
                 message: error, at: now)
@@ -510,7 +510,7 @@ public actor Dispatcher: Service {
     /// lane of the queue, no sort). Then tasks still `pending` are marked `waiting`, with the reason.
     private func passOnce() async {
         while !Task.isCancelled, hasRoom {
-            let candidates = sessions.values.map(\.candidate)
+            let candidates = sessions.values.lazy.map(\.candidate)
             guard let id = queue.next(where: { DispatchPolicy.choose(from: candidates, for: $0) != nil }), let entry = queue.remove(id),
                 let chosen = DispatchPolicy.choose(from: candidates, for: entry.requirement)
             else { break }
