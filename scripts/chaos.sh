@@ -28,7 +28,7 @@ pids="$pids $!"
 for _ in $(seq 1 100); do grep -q listening "$work/fake.log" && break; sleep 0.1; done
 start_agent() {
   "$bin/switchyard" agent --server "$a,$b" --key "$agent_key" --comfyui "http://127.0.0.1:$fake_port" --agent-id chaos-gpu --capacity 2 \
-    --log-level info >>"$work/agent.log" 2>&1 &
+    --log-level "${AGENT_LOG_LEVEL:-info}" >>"$work/agent.log" 2>&1 &
   agent_pid=$!
   pids="$pids $agent_pid"
 }

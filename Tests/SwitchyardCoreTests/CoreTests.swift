@@ -132,3 +132,22 @@ struct AsyncLockTests {
         #expect(await counter.maxInside == 1)
     }
 }
+
+@Suite("Deadlines")
+struct DeadlineTests {
+    @Test("a call that answers in time gives its answer or its error; one that never answers gives DeadlineExceeded")
+    func deadline() async throws {
+        #expect(try await withDeadline(.seconds(5)) { 42 } == 42)
+        await #expect(throws: SwitchyardError.self) { try await withDeadline(.seconds(5)) { throw SwitchyardError.invalid("x") } }
+        let started = ContinuousClock.now
+        // Answers only after an hour: a query its client lost.
+        let error = await #expect(throws: DeadlineExceeded.self) {
+            try await withDeadline(.milliseconds(50)) {
+                try await Task.sleep(for: .seconds(3600))
+                return 0
+            }
+        }
+        #expect(error?.limit == .milliseconds(50))
+        #expect(started.duration(to: .now) < .seconds(30))
+    }
+}

@@ -60,6 +60,25 @@ struct GatewayDefenceTests {
         }
     }
 
+    @Test("an attempt three heartbeats in a row do not list is ended as a platform fault and offered again, no retry used")
+    func unlistedAttempt() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
+                let taskId = try await app.run(client)
+                let lost = try await agent.offer()  // as if it never arrived: never acknowledged, never listed
+                for _ in 0..<3 { try await agent.send(.heartbeat(.init(status: .idle, running: []))) }
+                let again = try await agent.offer()
+                #expect(again.taskId == taskId.lowercased && again.attemptId != lost.attemptId)
+                let task = try await app.taskJSON(client, taskId)
+                #expect(task["retry_count"] as? Int == 0)
+                let events = try #require(try await app.storage.taskEvents(taskId: taskId, teamId: app.bootstrap.teamId, afterSequence: 0))
+                #expect(events.contains { $0.data["message"]?.stringValue?.contains("three heartbeats did not list it") == true })
+            }
+        }
+    }
+
     @Test("upload requests are capped per attempt (count and declared bytes)")
     func uploadCaps() async throws {
         try await TestApp.with(

@@ -147,6 +147,27 @@ extension Dispatcher {
         hub.signal(lease.taskId)
     }
 
+    /// Heartbeats list the attempts the agent holds. An attempt leased to it that three heartbeats in a row do not
+    /// list was lost on the way (an offer that never arrived, an agent that dropped it): it is ended as a platform
+    /// fault — back to waiting, no retry used — rather than held until its task's timeout, or forever when it never
+    /// started. Three, because an offer sent after the agent wrote a heartbeat, or a final report still in its
+    /// attempt's lane, misses one legitimately.
+    func reconcile(_ key: AgentKey, holding running: [String]) async {
+        let held = Set(running.compactMap(UUID.init(text:)))
+        for lease in leases.values where lease.agent == key && lease.orphanOf == nil && lease.claimDeadline == nil {
+            guard !held.contains(lease.attemptId) else {
+                leases[lease.attemptId]?.unlisted = 0
+                continue
+            }
+            leases[lease.attemptId]?.unlisted += 1
+            guard lease.unlisted + 1 >= 3 else { continue }
+            logger.warning("an attempt its agent does not hold is ended", metadata: ["attempt_id": "\(lease.attemptId)", "agent": "\(key)"])
+            await endAttempt(
+                lease, event: lease.cancelling ? nil : .released,
+                error: "agent \(key.agentId) no longer held the attempt (three heartbeats did not list it)")
+        }
+    }
+
     /// The lease of `attemptId` when this connection's agent holds it; otherwise refuses the message.
     func lease(_ rawId: String, of connection: AgentConnection) -> Lease? {
         guard let attemptId = UUID(text: rawId), let lease = leases[attemptId], lease.agent == connection.key, !lease.cancelling else {

@@ -46,27 +46,31 @@ extension Dispatcher {
     }
 
     /// Runs a storage call; a failure is logged and reads as nil (the next tick or rescan tries again).
-    func write<T: Sendable>(_ body: @Sendable () async throws -> T?) async -> T? {
+    func write<T: Sendable>(_ body: @escaping @Sendable () async throws -> T?) async -> T? {
         do {
-            return try await body()
+            return try await withDeadline(Self.storageDeadline, body)
         } catch {
             logger.error("storage call failed", metadata: ["error": "\(error)"])
             return nil
         }
     }
 
+    /// How long the dispatcher waits for any one storage call: a call lost by the database client (its server
+    /// killed mid-query) must not hold a dispatch pass, a tick or an agent's messages forever.
+    static let storageDeadline = Duration.seconds(20)
+
     /// Runs a storage call that must not be lost — an attempt's start or end: while the database is unreachable
     /// (restarting, say) it is tried again, every 0.1 s backing off to 2 s, until it answers; any other error gets
     /// two more tries. Nil when the change no longer applies (or the dispatcher is shutting down).
-    func writeDurably<T: Sendable>(_ body: @Sendable () async throws -> T?) async -> T? {
+    func writeDurably<T: Sendable>(_ body: @escaping @Sendable () async throws -> T?) async -> T? {
         var delay = Duration.milliseconds(100)
         var failures = 0
         while true {
             do {
-                return try await body()
+                return try await withDeadline(Self.storageDeadline, body)
             } catch {
                 failures += 1
-                guard !Task.isCancelled, failures < 3 || storage.isUnavailable(error) else {
+                guard !Task.isCancelled, failures < 3 || storage.isUnavailable(error) || error is DeadlineExceeded else {
                     logger.error("storage call failed", metadata: ["error": "\(error)", "tries": "\(failures)"])
                     return nil
                 }

@@ -53,6 +53,8 @@ public actor Dispatcher: Service {
         var progressShownAt: ContinuousClock.Instant?
         /// Bytes the upload URLs issued for this attempt may carry in all.
         var uploadBytes = 0
+        /// Consecutive heartbeats of its agent that did not list it (`Dispatcher.reconcile`).
+        var unlisted = 0
     }
 
     let gatewayId: String
@@ -312,6 +314,7 @@ public actor Dispatcher: Service {
             guard await credentialStillValid(connection, now: now) else { return }
             sessions[key]?.record.lastHeartbeatAt = now
             if let stats = heartbeat.systemStats { sessions[key]?.record.systemStats = Self.json(stats) }
+            await reconcile(key, holding: heartbeat.running)
             await changeStatus(key, to: heartbeat.status, detail: nil, percent: nil)
         case .status(let change):
             await changeStatus(key, to: change.status, detail: change.detail, percent: change.syncPercent)
