@@ -98,7 +98,7 @@ func simulatedAgent(base: String, key: String, id: String, connected: @escaping 
         // Heartbeats keep an agent that waits a long time (while a backlog is submitted) from being dropped as silent.
         let heartbeats = Task {
             while !Task.isCancelled {
-                try await Task.sleep(for: .seconds(5))
+                try await Task.sleep(for: .seconds(10))  // the server's default heartbeat interval
                 try await outbound.writeTextMessage(try WireCoding.encode(AgentMessage.heartbeat(.init(status: .idle, running: []))))
             }
         }

@@ -25,6 +25,9 @@ public struct DispatchSettings: Sendable, Equatable {
     /// Progress ticks reach event streams from memory at once; the task's log gets at most one of them per attempt
     /// this often (a task shorter than this logs none: its `completed` event says it reached the end).
     public var progressPersistInterval: TimeInterval = 1
+    /// An agent row whose only change is its last heartbeat is written at most this often (`last_heartbeat` in
+    /// the API lags by up to this much; a status change is written at once).
+    public var heartbeatPersistInterval: TimeInterval = 30
 
     /// Agents of one team connected at once, over every replica (0: no limit); one more is refused at `hello`.
     public var maxAgentsPerTeam: Int = 0

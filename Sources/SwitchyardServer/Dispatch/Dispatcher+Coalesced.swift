@@ -22,6 +22,7 @@ extension Dispatcher {
         guard sessions[key]?.record.connectedAt == record.connectedAt else { return }
         sessions[key]?.persistedStatus = record.status
         sessions[key]?.unpersistedSince = nil
+        sessions[key]?.persistedAt = clock.now()
     }
 
     /// Writes the agent's row now if its status changed, else marks it for `tick` (tasks_completed can lag a second).

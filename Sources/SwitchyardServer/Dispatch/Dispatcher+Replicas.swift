@@ -60,6 +60,7 @@ extension Dispatcher {
     /// session ends now, and the agent is told not to retry.
     func credentialStillValid(_ connection: AgentConnection, now: Date) async -> Bool {
         let key = connection.key
+        if let checked = credentialsChecked[connection.credentialId], now.timeIntervalSince(checked) < 1 { return true }
         let problem: String? = await write {
             guard let credential = try await self.storage.credential(id: connection.credentialId, teamId: key.teamId),
                 credential.status(at: now) == .active
@@ -70,7 +71,11 @@ extension Dispatcher {
             }
             return ""
         }
-        guard let problem, !problem.isEmpty else { return true }
+        guard let problem, !problem.isEmpty else {
+            if problem != nil { credentialsChecked[connection.credentialId] = now }
+            return true
+        }
+        credentialsChecked[connection.credentialId] = nil
         connection.close(reason: problem, retry: false)
         await credentialsRevoked(teamId: key.teamId, credentialIds: [connection.credentialId], reason: problem)
         return false

@@ -25,6 +25,9 @@ public actor Dispatcher: Service {
         /// from `tick`, at most once per `progressPersistInterval`, unless the status itself changes).
         var persistedStatus: AgentStatus?
         var unpersistedSince: Date?
+        /// When its row was last written: a heartbeat that changes nothing but the time is written at most every
+        /// `heartbeatPersistInterval`.
+        var persistedAt: Date?
     }
 
     struct Lease {
@@ -84,6 +87,9 @@ public actor Dispatcher: Service {
     private var lastRescan = Date.distantPast
     var lastReplicaCheck = Date.distantPast
     var lastExpiryCheck = Date.distantPast
+    /// When each agent key was last found valid: heartbeats of the agents sharing a key re-read it at most once a
+    /// second between them, not once per heartbeat (10,000 agents on one key heartbeat 1,000 times a second).
+    var credentialsChecked: [UUID: Date] = [:]
     private let tickLock = AsyncLock()
     var started = false
 
@@ -315,9 +321,9 @@ public actor Dispatcher: Service {
             sessions[key]?.record.lastHeartbeatAt = now
             if let stats = heartbeat.systemStats { sessions[key]?.record.systemStats = Self.json(stats) }
             await reconcile(key, holding: heartbeat.running)
-            await changeStatus(key, to: heartbeat.status, detail: nil, percent: nil)
+            await changeStatus(key, to: heartbeat.status, detail: nil, percent: nil, now: now)
         case .status(let change):
-            await changeStatus(key, to: change.status, detail: change.detail, percent: change.syncPercent)
+            await changeStatus(key, to: change.status, detail: change.detail, percent: change.syncPercent, now: now)
         case .ack(let ref):
             guard let lease = lease(ref.attemptId, of: connection) else { return }
             guard lease.ackedAt == nil else { return }
@@ -376,8 +382,12 @@ public actor Dispatcher: Service {
         }
     }
 
-    private func changeStatus(_ key: AgentKey, to status: AgentStatus, detail: String?, percent: Double?) async {
+    /// A heartbeat or status report. Only a change is written at once (and, back to idle, offered work); a
+    /// heartbeat that changes nothing but the time is written at most every `heartbeatPersistInterval`, so many
+    /// agents cost the database little.
+    private func changeStatus(_ key: AgentKey, to status: AgentStatus, detail: String?, percent: Double?, now: Date) async {
         guard var session = sessions[key] else { return }
+        let before = (session.candidate.status, session.record.syncDetail, session.record.syncPercent)
         // The agent reports idle or busy from its own count; capacity is ours to judge, so only the states that
         // make it ineligible are taken as said.
         session.candidate.status = status == .syncing || status == .unhealthy ? status : .idle
@@ -385,6 +395,10 @@ public actor Dispatcher: Service {
         session.record.syncDetail = status == .syncing || status == .unhealthy ? detail : nil
         session.record.syncPercent = status == .syncing ? percent : nil
         sessions[key] = session
+        guard before != (session.candidate.status, session.record.syncDetail, session.record.syncPercent) else {
+            if session.persistedAt.map({ now.timeIntervalSince($0) >= settings.heartbeatPersistInterval }) ?? true { await persistSoon(key) }
+            return
+        }
         await persist(session.record)
         if session.candidate.status == .idle { await pass() }
     }
