@@ -298,6 +298,8 @@ public actor AgentRunner {
         let started = ContinuousClock.now
         let attemptId = offer.attemptId
         post(.ack(.init(attemptId: attemptId)))
+        // One line when an attempt arrives and one when it ends, so an attempt's fate can be read from the log.
+        logger.info("attempt received", metadata: ["attempt_id": "\(attemptId)", "task_id": "\(offer.taskId)"])
         defer { attempts[attemptId] = nil }
         guard health.healthy else {
             // Offered before the gateway heard that the engine is down: give it back at once, no retry used.
@@ -320,7 +322,9 @@ public actor AgentRunner {
             let produced = try await executor.execute(job) { [weak self] report in
                 guard let self else { return }
                 switch report {
-                case .started: self.post(.started(.init(attemptId: attemptId)))
+                case .started:
+                    self.logger.debug("attempt started in the engine", metadata: ["attempt_id": "\(attemptId)"])
+                    self.post(.started(.init(attemptId: attemptId)))
                 case .progress(let progress):
                     self.post(
                         .progress(
@@ -336,12 +340,19 @@ public actor AgentRunner {
                 return uploaded
             }
             try Task.checkCancellation()
+            logger.info(
+                "attempt completed",
+                metadata: ["attempt_id": "\(attemptId)", "outputs": "\(outputs.count)", "seconds": "\(Self.seconds(started.duration(to: .now)))"])
             post(.complete(.init(attemptId: attemptId, outputs: outputs)))
         } catch let stopped as ExecutionStopped {
+            logger.info("attempt stopped", metadata: ["attempt_id": "\(attemptId)"])
             post(.cancelled(.init(attemptId: attemptId, stoppedAt: stopped.at, gpuSeconds: Self.seconds(started.duration(to: .now)))))
         } catch is CancellationError {
+            logger.info("attempt stopped", metadata: ["attempt_id": "\(attemptId)"])
             post(.cancelled(.init(attemptId: attemptId, stoppedAt: Date(), gpuSeconds: Self.seconds(started.duration(to: .now)))))
         } catch let failure as ExecutionFailure {
+            logger.info(
+                "attempt failed", metadata: ["attempt_id": "\(attemptId)", "fault": "\(failure.fault.rawValue)", "error": "\(failure.message)"])
             if failure.toolUnavailable {
                 engineUnavailable(failure.message)
                 post(.fail(.init(attemptId: attemptId, error: "agent \(configuration.agentId) cannot run it: \(failure.message)", fault: .platform)))
@@ -349,6 +360,7 @@ public actor AgentRunner {
                 post(.fail(.init(attemptId: attemptId, error: failure.message, fault: failure.fault)))
             }
         } catch {
+            logger.info("attempt failed", metadata: ["attempt_id": "\(attemptId)", "fault": "agent", "error": "\(error)"])
             post(.fail(.init(attemptId: attemptId, error: "the agent failed: \(error)", fault: .agent)))
         }
     }
