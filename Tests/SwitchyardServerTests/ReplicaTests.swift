@@ -12,11 +12,21 @@ struct ReplicaTests {
     @Test("the compact notification text round-trips; another replica's payload parses, its own is skipped")
     func encoding() throws {
         let (task, team) = (UUID(), UUID())
-        let all: [ReplicaNotification] = [.submitted(taskId: task, teamId: team), .cancelled(taskId: task), .changed(taskId: task), .resync]
+        let dispatch = ReplicaNotification.Dispatch(
+            createdAt: Date(timeIntervalSince1970: 1_767_225_600.123456), workflowId: UUID(), workflowVersion: 3, pool: .community,
+            submitterRegion: "eu-west:1,a")
+        var plain = dispatch
+        plain.submitterRegion = nil
+        let all: [ReplicaNotification] = [
+            .submitted(taskId: task, teamId: team), .submitted(taskId: task, teamId: team, dispatch: dispatch),
+            .submitted(taskId: task, teamId: team, dispatch: plain), .cancelled(taskId: task), .changed(taskId: task), .resync,
+        ]
         for notification in all {
             #expect(ReplicaNotification(encoded: Substring(notification.encoded)) == notification)
         }
         #expect(ReplicaNotification(encoded: "x123") == nil && ReplicaNotification(encoded: "cnot-a-uuid") == nil)
+        // Entries are comma-separated in one payload: a region with a comma or colon travels as hex.
+        #expect(!ReplicaNotification.submitted(taskId: task, teamId: team, dispatch: dispatch).encoded.contains(","))
     }
 
     /// Gives a waiting task to `agent` as replica `gateway` would have (written straight to the database); the attempt.

@@ -4,8 +4,34 @@ import Foundation
 /// (DESIGN §8 "Notifications"): PostgreSQL `LISTEN/NOTIFY` between replicas; nothing to tell with SQLite, where
 /// one process makes, and sees, every change.
 public enum ReplicaNotification: Sendable, Equatable {
-    /// A task that waits for an agent was stored: a replica with an eligible agent may claim it.
-    case submitted(taskId: UUID, teamId: UUID)
+    /// What a replica needs to queue a submitted task without reading it back: with the workflow snapshot (cached)
+    /// these give its `DispatchRequirement` and its place in the queue.
+    public struct Dispatch: Sendable, Equatable {
+        public var createdAt: Date
+        public var workflowId: UUID
+        public var workflowVersion: Int
+        public var pool: TargetPool
+        public var submitterRegion: String?
+
+        public init(createdAt: Date, workflowId: UUID, workflowVersion: Int, pool: TargetPool, submitterRegion: String?) {
+            // Microseconds, as carried (and as both databases keep them).
+            self.createdAt = Date(timeIntervalSince1970: (createdAt.timeIntervalSince1970 * 1_000_000).rounded() / 1_000_000)
+            self.workflowId = workflowId
+            self.workflowVersion = workflowVersion
+            self.pool = pool
+            self.submitterRegion = submitterRegion
+        }
+
+        public init(_ task: TaskRecord) {
+            self.init(
+                createdAt: task.createdAt, workflowId: task.workflowId, workflowVersion: task.workflowVersion, pool: task.targetPool,
+                submitterRegion: task.submitterRegion)
+        }
+    }
+
+    /// A task that waits for an agent was stored: a replica with an eligible agent may claim it. `dispatch` spares it
+    /// reading the task (nil from a replica that does not send it).
+    case submitted(taskId: UUID, teamId: UUID, dispatch: Dispatch? = nil)
     /// A caller cancelled the task: the replica whose agent holds it tells the agent to stop.
     case cancelled(taskId: UUID)
     /// The task's event log grew: event streams on every replica read it.
@@ -13,10 +39,15 @@ public enum ReplicaNotification: Sendable, Equatable {
     /// Notifications may have been missed (the listener reconnected): look at everything again.
     case resync
 
-    /// The compact text form carried in a NOTIFY payload: `s<task>:<team>`, `c<task>`, `e<task>`, `r`.
+    /// The compact text form carried in a NOTIFY payload: `s<task>:<team>[:<created µs>:<workflow>:<version>:<pool>[:<region
+    /// as hex>]]`, `c<task>`, `e<task>`, `r` (no commas: entries are comma-separated).
     public var encoded: String {
         switch self {
-        case .submitted(let taskId, let teamId): "s\(taskId.lowercased):\(teamId.lowercased)"
+        case .submitted(let taskId, let teamId, nil): "s\(taskId.lowercased):\(teamId.lowercased)"
+        case .submitted(let taskId, let teamId, let dispatch?):
+            "s\(taskId.lowercased):\(teamId.lowercased):\(Int64((dispatch.createdAt.timeIntervalSince1970 * 1_000_000).rounded()))"
+                + ":\(dispatch.workflowId.lowercased):\(dispatch.workflowVersion):\(dispatch.pool == .team ? "t" : "c")"
+                + (dispatch.submitterRegion.map { ":" + Hex.encode(Array($0.utf8)) } ?? "")
         case .cancelled(let taskId): "c\(taskId.lowercased)"
         case .changed(let taskId): "e\(taskId.lowercased)"
         case .resync: "r"
@@ -29,11 +60,27 @@ public enum ReplicaNotification: Sendable, Equatable {
         let rest = text.dropFirst()
         switch kind {
         case "s":
-            let parts = rest.split(separator: ":")
-            guard parts.count == 2, let taskId = UUID(uuidString: String(parts[0])), let teamId = UUID(uuidString: String(parts[1])) else {
-                return nil
+            let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2 || parts.count == 6 || parts.count == 7, let taskId = UUID(uuidString: String(parts[0])),
+                let teamId = UUID(uuidString: String(parts[1]))
+            else { return nil }
+            guard parts.count > 2 else {
+                self = .submitted(taskId: taskId, teamId: teamId)
+                return
             }
-            self = .submitted(taskId: taskId, teamId: teamId)
+            guard let micros = Int64(parts[2]), let workflowId = UUID(uuidString: String(parts[3])), let version = Int(parts[4]),
+                parts[5] == "t" || parts[5] == "c"
+            else { return nil }
+            var region: String?
+            if parts.count == 7 {
+                guard let bytes = Hex.decode(String(parts[6])), let text = String(bytes: bytes, encoding: .utf8) else { return nil }
+                region = text
+            }
+            self = .submitted(
+                taskId: taskId, teamId: teamId,
+                dispatch: Dispatch(
+                    createdAt: Date(timeIntervalSince1970: Double(micros) / 1_000_000), workflowId: workflowId, workflowVersion: version,
+                    pool: parts[5] == "t" ? .team : .community, submitterRegion: region))
         case "c":
             guard let taskId = UUID(uuidString: String(rest)) else { return nil }
             self = .cancelled(taskId: taskId)

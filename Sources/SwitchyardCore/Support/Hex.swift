@@ -15,6 +15,13 @@ public enum Hex {
         return String(decoding: output, as: UTF8.self)
     }
 
+    /// The bytes of an even-length run of `0-9 a-f` (as `encode` writes); nil for anything else.
+    public static func decode(_ text: String) -> [UInt8]? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count % 2 == 0, utf8.allSatisfy(isDigit) else { return nil }
+        return stride(from: 0, to: utf8.count, by: 2).map { UInt8(value(utf8[$0]) << 4 | value(utf8[$0 + 1])) }
+    }
+
     /// True for `0-9 a-f` (lowercase, as `encode` writes).
     public static func isDigit(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)

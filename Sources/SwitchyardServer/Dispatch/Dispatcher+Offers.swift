@@ -7,9 +7,13 @@ import SwitchyardWire
 extension Dispatcher {
     /// The workflow snapshot the task was validated against, through the snapshot cache.
     func workflow(of task: TaskRecord) async throws -> WorkflowDefinition? {
+        try await workflow(task.workflowId, version: task.workflowVersion, teamId: task.teamId)
+    }
+
+    func workflow(_ workflowId: UUID, version: Int, teamId: UUID) async throws -> WorkflowDefinition? {
         let storage = self.storage
-        return try await snapshots.definition(workflowId: task.workflowId, version: task.workflowVersion) {
-            try await storage.workflowSnapshot(workflowId: task.workflowId, teamId: task.teamId, version: task.workflowVersion)?.definition
+        return try await snapshots.definition(workflowId: workflowId, version: version) {
+            try await storage.workflowSnapshot(workflowId: workflowId, teamId: teamId, version: version)?.definition
         }
     }
 

@@ -9,9 +9,20 @@ extension Dispatcher {
     /// attempt held here, wake the task's event streams.
     func heard(_ notification: ReplicaNotification) async {
         switch notification {
-        case .submitted(let taskId, let teamId):
+        case .submitted(let taskId, let teamId, let dispatch):
             // With no agent here the task is read back when one connects.
             guard hasAgents, !queue.contains(taskId), leases.values.allSatisfy({ $0.taskId != taskId }) else { return }
+            if let dispatch, let workflow = try? await workflow(dispatch.workflowId, version: dispatch.workflowVersion, teamId: teamId) {
+                // No read of the task: it is queued from what the notification carries (stored `waiting`; an assignment
+                // that finds it taken or cancelled is refused by the database, as for any race).
+                let requirement = DispatchRequirement(
+                    teamId: teamId, requiredLabels: Set(workflow.requiredLabels), pool: dispatch.pool, minVRAMGB: workflow.minVRAMGB,
+                    submitterRegion: dispatch.submitterRegion, requiredModels: Set(workflow.requiredModels))
+                guard !queue.contains(taskId) else { return }
+                queue.insert(taskId, createdAt: dispatch.createdAt, requirement: requirement, pending: false)
+                await pass()
+                return
+            }
             guard let found = await write({ try await self.storage.task(id: taskId, teamId: teamId) }),
                 found.status == .pending || found.status == .waiting
             else { return }

@@ -92,7 +92,7 @@ struct RunSubmitter: Sendable {
         case .created:
             // Another replica's agents may take what this one's cannot (nothing to tell with one process).
             if reservation == nil, task.dispatchTarget == .agent, !task.status.isTerminal {
-                storage.notifier.publish(.submitted(taskId: task.id, teamId: teamId))
+                storage.notifier.publish(.submitted(taskId: task.id, teamId: teamId, dispatch: .init(task)))
             }
             if reservation != nil, let dispatcher {
                 let (stored, injected) = (task, run.injectedDefinition)
