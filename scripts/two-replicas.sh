@@ -4,8 +4,8 @@
 # replica_port, team, key (sk-), agent_key (ak-), token (an owner session), and start_replica NAME (to restart one).
 # Extra processes go in $pids; everything is stopped on exit unless KEEP is set (KEEP=running also leaves the
 # processes running); REPLICA_LOG_LEVEL sets the replicas' log level (default warning).
-for product in $products; do swift build -c release --product "$product" >/dev/null 2>&1; done
-bin=$(swift build -c release --show-bin-path)
+[ -n "${SWITCHYARD_BENCH_BIN:-}" ] || for product in $products; do swift build -c release --product "$product" >/dev/null 2>&1; done
+bin=${SWITCHYARD_BENCH_BIN:-$(swift build -c release --show-bin-path)}
 work=$(mktemp -d)
 pg_env=$(scripts/postgres-throwaway.sh)
 PGDATA=$(echo "$pg_env" | sed -n 's/^PGDATA=//p')
