@@ -63,56 +63,45 @@ struct GatewayDefenceTests {
 
     @Test("an attempt three heartbeats in a row do not list is ended as a platform fault and offered again, no retry used")
     func unlistedAttempt() async throws {
-        try await TestApp.with(.sqlite, live: true) { app, client in
-            let session = try await app.ownerSession(client)
-            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
-            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
-                let taskId = try await app.run(client)
-                let lost = try await agent.offer()  // as if it never arrived: never acknowledged, never listed
-                for _ in 0..<3 { try await agent.send(.heartbeat(.init(status: .idle, running: []))) }
-                let again = try await agent.offer()
-                #expect(again.taskId == taskId.lowercased && again.attemptId != lost.attemptId)
-                let task = try await app.taskJSON(client, taskId)
-                #expect(task["retry_count"] as? Int == 0)
-                let events = try #require(try await app.storage.taskEvents(taskId: taskId, teamId: app.bootstrap.teamId, afterSequence: 0))
-                #expect(events.contains { $0.data["message"]?.stringValue?.contains("three heartbeats did not list it") == true })
-            }
+        try await TestApp.withInvertAgent { app, client, agent in
+            let taskId = try await app.run(client)
+            let lost = try await agent.offer()  // as if it never arrived: never acknowledged, never listed
+            for _ in 0..<3 { try await agent.send(.heartbeat(.init(status: .idle, running: []))) }
+            let again = try await agent.offer()
+            #expect(again.taskId == taskId.lowercased && again.attemptId != lost.attemptId)
+            let task = try await app.taskJSON(client, taskId)
+            #expect(task["retry_count"] as? Int == 0)
+            let events = try #require(try await app.storage.taskEvents(taskId: taskId, teamId: app.bootstrap.teamId, afterSequence: 0))
+            #expect(events.contains { $0.data["message"]?.stringValue?.contains("three heartbeats did not list it") == true })
         }
     }
 
     @Test("upload requests are capped per attempt (count and declared bytes)")
     func uploadCaps() async throws {
-        try await TestApp.with(
-            .sqlite, live: true,
-            configure: {
-                $0.dispatch.maxUploadsPerAttempt = 2; $0.dispatch.maxUploadBytesPerAttempt = 100
-            }
-        ) {
-            app, client in
-            let session = try await app.ownerSession(client)
-            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
-            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
-                _ = try await app.run(client)
-                let offer = try await agent.offer()
-                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
-                func request(_ id: String, size: Int) async throws -> GatewayMessage {
-                    try await agent.send(
-                        .uploadRequest(.init(attemptId: offer.attemptId, requestId: id, fileName: "\(id).png", contentType: "image/png", size: size)))
-                    return try await agent.receive("answer") { message in
-                        switch message {
-                        case .uploadURL(let url) where url.requestId == id: message
-                        case .refused: message
-                        default: nil
-                        }
+        try await TestApp.withInvertAgent(configure: {
+            $0.dispatch.maxUploadsPerAttempt = 2; $0.dispatch.maxUploadBytesPerAttempt = 100
+        }) {
+            app, client, agent in
+            _ = try await app.run(client)
+            let offer = try await agent.offer()
+            try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+            func request(_ id: String, size: Int) async throws -> GatewayMessage {
+                try await agent.send(
+                    .uploadRequest(.init(attemptId: offer.attemptId, requestId: id, fileName: "\(id).png", contentType: "image/png", size: size)))
+                return try await agent.receive("answer") { message in
+                    switch message {
+                    case .uploadURL(let url) where url.requestId == id: message
+                    case .refused: message
+                    default: nil
                     }
                 }
-                guard case .uploadURL = try await request("a", size: 60) else { Issue.record("the first upload was refused"); return }
-                guard case .refused(let bytes) = try await request("b", size: 60) else { Issue.record("120 bytes were allowed"); return }
-                #expect(bytes.reason.contains("100 bytes"))
-                guard case .uploadURL = try await request("c", size: 10) else { Issue.record("the second upload was refused"); return }
-                guard case .refused(let count) = try await request("d", size: 1) else { Issue.record("a third upload was allowed"); return }
-                #expect(count.reason.contains("at most 2 files"))
             }
+            guard case .uploadURL = try await request("a", size: 60) else { Issue.record("the first upload was refused"); return }
+            guard case .refused(let bytes) = try await request("b", size: 60) else { Issue.record("120 bytes were allowed"); return }
+            #expect(bytes.reason.contains("100 bytes"))
+            guard case .uploadURL = try await request("c", size: 10) else { Issue.record("the second upload was refused"); return }
+            guard case .refused(let count) = try await request("d", size: 1) else { Issue.record("a third upload was allowed"); return }
+            #expect(count.reason.contains("at most 2 files"))
         }
     }
 }

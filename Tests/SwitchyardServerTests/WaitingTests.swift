@@ -77,39 +77,35 @@ struct WaitingTests {
 
     @Test("estimated_start_at: the tasks ahead and half a run, at the workflow's typical run time, over the eligible agents' slots")
     func estimatedStart() async throws {
-        try await TestApp.with(.sqlite, live: true) { app, client in
-            let session = try await app.ownerSession(client)
-            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
-            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
-                // One run of 10 s (by the server's clock) makes the typical run time.
-                let first = try await app.run(client)
-                let offer = try await agent.offer()
-                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
-                // Answered after the ack was handled: the run's start is written before the clock moves.
-                try await agent.send(
-                    .uploadRequest(.init(attemptId: offer.attemptId, requestId: "r", fileName: "a.png", contentType: "image/png", size: 1)))
-                _ = try await agent.receive("upload_url") { if case .uploadURL(let url) = $0 { url } else { nil } }
-                app.clock.advance(by: 10)
-                let stream = Task {
-                    try await app.call(client, .get, "/api/v1/r/tasks/\(first.lowercased)/events", token: app.bootstrap.integrationKey)
-                }
-                try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
-                _ = try await stream.value  // ends with the task's terminal event
-
-                // The agent's one slot is busy with the next task; two more wait behind it.
-                let busy = try await app.run(client)
-                #expect(try await agent.offer().taskId == busy.lowercased)
-                let next = try await app.run(client)
-                app.clock.advance(by: 1)  // submitted one after another, as a real clock would say
-                let after = try await app.run(client)
-                let now = app.clock.now()
-                let nextShown = try await app.taskJSON(client, next)
-                #expect(nextShown["queue_position"] as? Int == 1)
-                #expect((nextShown["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(5))
-                let afterShown = try await app.taskJSON(client, after)
-                #expect(afterShown["queue_position"] as? Int == 2)
-                #expect((afterShown["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(15))
+        try await TestApp.withInvertAgent { app, client, agent in
+            // One run of 10 s (by the server's clock) makes the typical run time.
+            let first = try await app.run(client)
+            let offer = try await agent.offer()
+            try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+            // Answered after the ack was handled: the run's start is written before the clock moves.
+            try await agent.send(
+                .uploadRequest(.init(attemptId: offer.attemptId, requestId: "r", fileName: "a.png", contentType: "image/png", size: 1)))
+            _ = try await agent.receive("upload_url") { if case .uploadURL(let url) = $0 { url } else { nil } }
+            app.clock.advance(by: 10)
+            let stream = Task {
+                try await app.call(client, .get, "/api/v1/r/tasks/\(first.lowercased)/events", token: app.bootstrap.integrationKey)
             }
+            try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
+            _ = try await stream.value  // ends with the task's terminal event
+
+            // The agent's one slot is busy with the next task; two more wait behind it.
+            let busy = try await app.run(client)
+            #expect(try await agent.offer().taskId == busy.lowercased)
+            let next = try await app.run(client)
+            app.clock.advance(by: 1)  // submitted one after another, as a real clock would say
+            let after = try await app.run(client)
+            let now = app.clock.now()
+            let nextShown = try await app.taskJSON(client, next)
+            #expect(nextShown["queue_position"] as? Int == 1)
+            #expect((nextShown["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(5))
+            let afterShown = try await app.taskJSON(client, after)
+            #expect(afterShown["queue_position"] as? Int == 2)
+            #expect((afterShown["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(15))
         }
     }
 

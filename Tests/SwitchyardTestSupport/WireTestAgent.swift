@@ -1,7 +1,9 @@
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import Logging
 import NIOCore
+import SwitchyardServer
 import SwitchyardWire
 import Synchronization
 import WSClient
@@ -128,6 +130,23 @@ public struct WireTestAgent: Sendable {
             guard case .some(let message) = result else { return nil }
             if message == nil { state.withLock { $0.closed = true } }
             return message
+        }
+    }
+}
+
+extension TestApp {
+    /// The common start of a gateway test: a live SQLite app with the `invert` workflow imported and one wire agent
+    /// (`WireTestAgent.hello(agentId)`) connected.
+    public static func withInvertAgent(
+        _ agentId: String = "gpu", configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        _ body: @escaping @Sendable (TestApp, any TestClientProtocol, WireTestAgent) async throws -> Void
+    ) async throws {
+        try await TestApp.with(.sqlite, live: true, configure: configure) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello(agentId)) { agent in
+                try await body(app, client, agent)
+            }
         }
     }
 }
