@@ -105,8 +105,8 @@ struct ReplicaTests {
                     gatewayId: "gw-dead",
                     connectedAt: now, lastHeartbeatAt: now))
 
+            try await app.storage.heartbeatReplica(gatewayId: "gw-alive", at: now.addingTimeInterval(3))
             app.clock.advance(by: 3)
-            try await app.storage.heartbeatReplica(gatewayId: "gw-alive", at: app.clock.now())
             await app.built.dispatcher.checkReplicas(app.clock.now())
             let listed = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
             #expect((listed["agent_list"] as? [[String: Any]])?.isEmpty == true, "the dead replica's agent is no longer listed as connected")
@@ -126,8 +126,8 @@ struct ReplicaTests {
                 #expect(done["retry_count"] as? Int == 0)
 
                 // Past the grace, the attempt nobody reclaimed goes back to waiting (no retry used) and this agent gets it.
+                try await app.storage.heartbeatReplica(gatewayId: "gw-alive", at: app.clock.now().addingTimeInterval(6))
                 app.clock.advance(by: 6)
-                try await app.storage.heartbeatReplica(gatewayId: "gw-alive", at: app.clock.now())
                 await app.built.dispatcher.checkReplicas(app.clock.now())
                 let offer = try await agent.offer()
                 #expect(offer.taskId == orphan.lowercased)
@@ -155,9 +155,10 @@ struct ReplicaTests {
             let hello2 = WireTestAgent.hello("gpu-02", held: [flappingAttempt.lowercased])
             try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: hello1) { first in
                 try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: hello2) { second in
-                    // gw-dying stops renewing its lease; gw-fine goes on.
+                    // gw-dying stops renewing its lease; gw-fine goes on (renewed before the clock moves, so the
+                    // dispatcher's own tick never sees it lapse).
+                    try await app.storage.heartbeatReplica(gatewayId: "gw-fine", at: now.addingTimeInterval(15))
                     app.clock.advance(by: 15)
-                    try await app.storage.heartbeatReplica(gatewayId: "gw-fine", at: app.clock.now())
                     await app.built.dispatcher.checkReplicas(app.clock.now())
                     try await first.send(.ack(.init(attemptId: movingAttempt.lowercased)))
                     try await first.send(.complete(.init(attemptId: movingAttempt.lowercased, outputs: [])))
@@ -173,36 +174,28 @@ struct ReplicaTests {
 
     @Test("an output reported at a key outside the attempt's own folder fails the attempt (retried): agents write only where they were sent")
     func foreignOutputKey() async throws {
-        try await TestApp.with(.sqlite, live: true) { app, client in
-            let session = try await app.ownerSession(client)
-            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
-            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
-                let taskId = try await app.run(client)
-                let offer = try await agent.offer()
-                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
-                let elsewhere = "outputs/\(app.bootstrap.teamId.lowercased)/\(UUID().lowercased)/\(offer.attemptId)/a.png"
-                let output = OutputFile(
-                    nodeId: "3", kind: "images", index: 0, fileName: "a.png", storageKey: elsewhere, contentType: "image/png", size: 4)
-                try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [output])))
-                let retried = try await app.waitForTask(client, taskId) { ($0["retry_count"] as? Int ?? 0) == 1 }
-                #expect((retried["task_error"] as? String)?.contains("did not issue") == true)
-            }
+        try await TestApp.withInvertAgent { app, client, agent in
+            let taskId = try await app.run(client)
+            let offer = try await agent.offer()
+            try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+            let elsewhere = "outputs/\(app.bootstrap.teamId.lowercased)/\(UUID().lowercased)/\(offer.attemptId)/a.png"
+            let output = OutputFile(
+                nodeId: "3", kind: "images", index: 0, fileName: "a.png", storageKey: elsewhere, contentType: "image/png", size: 4)
+            try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [output])))
+            let retried = try await app.waitForTask(client, taskId) { ($0["retry_count"] as? Int ?? 0) == 1 }
+            #expect((retried["task_error"] as? String)?.contains("did not issue") == true)
         }
     }
 
     @Test("a completion whose ack was lost (written into a replica that died) still completes the task, once")
     func completionWithoutAck() async throws {
-        try await TestApp.with(.sqlite, live: true) { app, client in
-            let session = try await app.ownerSession(client)
-            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
-            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
-                let taskId = try await app.run(client)
-                let offer = try await agent.offer()
-                try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
-                let done = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "completed" }
-                #expect(done["retry_count"] as? Int == 0)
-                #expect(done["started_at"] is String)
-            }
+        try await TestApp.withInvertAgent { app, client, agent in
+            let taskId = try await app.run(client)
+            let offer = try await agent.offer()
+            try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
+            let done = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "completed" }
+            #expect(done["retry_count"] as? Int == 0)
+            #expect(done["started_at"] is String)
         }
     }
 }
