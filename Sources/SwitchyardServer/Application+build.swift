@@ -130,7 +130,7 @@ public func buildApplication(
     pairing.addConfirmRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
     pairing.addRevokeRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     var submitter = RunSubmitter(storage: storage, snapshots: snapshots, heads: heads, objects: objects, clock: clock)
-    submitter.onCreated = { task, definition, workflow in Task { await dispatcher.enqueue(task, definition: definition, workflow: workflow) } }
+    submitter.onCreated = { task, definition, workflow in dispatcher.post(.created(task, definition: definition, workflow: workflow)) }
     submitter.dispatcher = dispatcher
     submitter.maxBacklogPerTeam = configuration.dispatch.maxBacklogPerTeam
     let gateway = AgentGateway(storage: storage, dispatcher: dispatcher, clock: clock, logger: logger)

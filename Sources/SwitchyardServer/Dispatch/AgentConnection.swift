@@ -3,14 +3,6 @@ import SwitchyardCore
 import SwitchyardWire
 import Synchronization
 
-/// Identifies an agent: agents choose their ids, so they are unique within a team only.
-struct AgentKey: Hashable, Sendable, CustomStringConvertible {
-    let teamId: UUID
-    let agentId: String
-
-    var description: String { "\(agentId)@\(teamId.lowercased)" }
-}
-
 /// One agent's live session as the dispatcher sees it: messages to the agent go through an outbox that the
 /// gateway's writer drains in order, so the dispatcher never waits on a slow socket. The outbox is bounded: an
 /// agent that reads so slowly that `outboxLimit` messages wait for it is disconnected (`overflowed`), rather than

@@ -2,7 +2,8 @@ import Foundation
 import SwitchyardCore
 import SwitchyardWire
 
-/// Attempts: adopting those found running after a restart, starting one, and which agent holds which.
+/// Attempts: the writes that start and end them, taking over those of a replica that died, and which agent holds
+/// which.
 extension Dispatcher {
     /// At start: this replica's lease row, and the attempts of replicas that are gone (see `checkReplicas`).
     func recoverActiveAttempts() async {
@@ -24,154 +25,115 @@ extension Dispatcher {
             live.insert(gatewayId)
             let disconnected = try await storage.disconnectAgents(notOn: live, at: now)
             if disconnected > 0 { logger.info("agents of a stopped replica marked disconnected", metadata: ["count": "\(disconnected)"]) }
-            await settleOrphans(live: live, now: now)
-            let deadline = now.addingTimeInterval(settings.reconnectGrace)
+            await feed(.replicasChecked(live: live))
+            var orphans: [DispatchMachine.Orphan] = []
             for task in try await storage.activeTasks() {
-                guard let attemptId = task.attemptId, let agentId = task.agentId, leases[attemptId] == nil else { continue }
+                guard let attemptId = task.attemptId, let agentId = task.agentId, machine.leases[attemptId] == nil else { continue }
                 let owner = task.gatewayId ?? ""
                 guard !live.contains(owner) else { continue }
-                leases[attemptId] = Lease(
-                    attemptId: attemptId, taskId: task.id, teamId: task.teamId, agent: AgentKey(teamId: task.teamId, agentId: agentId),
-                    ackDeadline: nil, runDeadline: nil, timeout: TimeInterval(task.taskTimeout), ackedAt: task.startedAt, orphanDeadline: deadline,
-                    orphanOf: owner)
+                orphans.append(
+                    .init(
+                        attemptId: attemptId, taskId: task.id, agent: AgentKey(teamId: task.teamId, agentId: agentId),
+                        timeout: TimeInterval(task.taskTimeout), startedAt: task.startedAt, owner: owner))
             }
+            if !orphans.isEmpty { await feed(.orphansFound(orphans)) }
         } catch {
             logger.error("could not check the other replicas", metadata: ["error": "\(error)"])
         }
     }
 
-    /// Orphans whose grace ended go back to waiting (unless another replica's agent reclaimed them first); claims on
-    /// a replica that has now died are taken over, claims on one that is alive after all are handed back.
-    private func settleOrphans(live: Set<String>, now: Date) async {
-        for lease in leases.values {
-            guard let owner = lease.orphanOf else { continue }
-            if live.contains(owner) {
-                if let deadline = lease.claimDeadline, deadline <= now {
-                    leases[lease.attemptId] = nil
-                    release(lease.agent)
-                    sessions[lease.agent]?.connection.send(.cancel(AttemptRef(attemptId: lease.attemptId.lowercased)))
-                }
-                continue
-            }
-            if lease.claimDeadline != nil {
-                if await adopt(lease) {
-                    leases[lease.attemptId]?.claimDeadline = nil
-                    if let ackedAt = lease.ackedAt, lease.timeout > 0 {
-                        leases[lease.attemptId]?.runDeadline = ackedAt.addingTimeInterval(lease.timeout)
-                    }
-                } else {
-                    release(lease.agent)
-                    sessions[lease.agent]?.connection.send(.cancel(AttemptRef(attemptId: lease.attemptId.lowercased)))
-                }
-            } else if let deadline = lease.orphanDeadline, deadline <= now, await adopt(lease) {
-                await endAttempt(
-                    lease, event: .released,
-                    error:
-                        "the replica holding the task stopped and agent \(lease.agent.agentId) did not reclaim it within \(Self.seconds(settings.reconnectGrace))"
-                )
-            }
-        }
-    }
-
-    /// An agent lists an attempt this replica has no lease for: it may have been connected to another replica that
-    /// died. If the task's row still names this agent's attempt, the attempt is taken over now (its replica is gone)
-    /// or claimed until that replica's lease says whether it is (`claimDeadline`).
-    func claimHeldElsewhere(_ attemptId: UUID, agent key: AgentKey, now: Date) async -> Lease? {
+    /// An agent lists an attempt this replica has no lease for: the task's row, and whether the replica it names is
+    /// alive (nil when the row names no other replica's attempt).
+    func lookUpHeld(_ attemptId: UUID, agent key: AgentKey) async -> DispatchMachine.HeldTask? {
         guard let tasks = await write({ try await self.storage.activeTasks() }),
-            let task = tasks.first(where: { $0.attemptId == attemptId }), task.teamId == key.teamId, task.agentId == key.agentId,
+            let task = tasks.first(where: { $0.attemptId == attemptId }), let agentId = task.agentId,
             let owner = task.gatewayId, owner != gatewayId
         else { return nil }
-        var lease = Lease(
-            attemptId: attemptId, taskId: task.id, teamId: task.teamId, agent: key, ackDeadline: nil, runDeadline: nil,
-            timeout: TimeInterval(task.taskTimeout), ackedAt: task.startedAt, orphanOf: owner)
-        let live = await write { try await self.storage.liveReplicas(since: now.addingTimeInterval(-self.settings.replicaLeaseTimeout)) } ?? []
-        guard !live.contains(owner) else {
-            lease.claimDeadline = now.addingTimeInterval(settings.replicaLeaseTimeout + 2 * settings.replicaHeartbeatInterval)
-            return lease
-        }
-        leases[attemptId] = lease
-        guard await adopt(lease) else { return nil }
-        lease.orphanOf = nil
-        if let ackedAt = lease.ackedAt, lease.timeout > 0 { lease.runDeadline = ackedAt.addingTimeInterval(lease.timeout) }
-        return lease
+        let since = clock.now().addingTimeInterval(-settings.replicaLeaseTimeout)
+        let live = await write { try await self.storage.liveReplicas(since: since) } ?? []
+        return DispatchMachine.HeldTask(
+            taskId: task.id, teamId: task.teamId, agentId: agentId, timeout: TimeInterval(task.taskTimeout), startedAt: task.startedAt,
+            owner: owner, ownerAlive: live.contains(owner))
     }
 
-    /// Takes an orphaned attempt over from the dead replica its row names; false (and the lease forgotten) when
-    /// another replica took it first or it ended. Leases that are not orphans are this replica's already.
+    /// Takes an attempt over from the replica its row names; false when another replica took it first or it ended.
     func adopt(_ lease: Lease) async -> Bool {
         guard let from = lease.orphanOf else { return true }
         var taken = await write {
             try await self.storage.takeOverAttempt(taskId: lease.taskId, attemptId: lease.attemptId, from: from, to: self.gatewayId)
         }
         if taken != true {
-            // Another of this replica's checks may have taken it over in between (the actor interleaves at awaits):
-            // then the row names this replica already.
+            // A try whose answer was lost may have taken it over already: then the row names this replica.
             taken = await write {
                 try await self.storage.takeOverAttempt(taskId: lease.taskId, attemptId: lease.attemptId, from: self.gatewayId, to: self.gatewayId)
             }
         }
-        guard taken == true else {
-            leases[lease.attemptId] = nil
-            return false
-        }
-        leases[lease.attemptId]?.orphanOf = nil
-        return true
+        return taken == true
     }
 
-    /// An end reported for an attempt still `queued` here: its `ack`/`started` was lost (written into the session of
-    /// a replica that died). It ran, so it is marked running first and the end applies, rather than the end being
-    /// refused and the task run again.
-    func markRunning(_ lease: Lease, at now: Date, connection: AgentConnection) async {
-        guard lease.ackedAt == nil, let current = leases[lease.attemptId], current.ackedAt == nil else { return }
-        await started(lease, at: now, connection: connection)
-    }
-
-    /// The attempt runs (`queued → running`): `task_timeout` counts from here (api.md §2.1; 0 means no limit).
-    func started(_ lease: Lease, at now: Date, connection: AgentConnection) async {
+    /// Writes the attempt's start (`queued → running`); true when the task runs under it — also when a try whose
+    /// answer was lost with the connection applied it.
+    func writeStart(_ lease: Lease) async -> Bool {
+        let now = clock.now()
         let outcome = await writeDurably {
             try await self.storage.applyAttemptEvent(
                 taskId: lease.taskId, attemptId: lease.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now)
         }
-        // Not applied: the attempt lost the task — unless a try whose answer was lost with the connection applied it.
-        var applied = outcome != nil
-        if !applied, let task = await write({ try await self.storage.task(id: lease.taskId, teamId: lease.teamId) }) {
-            applied = task.attemptId == lease.attemptId && task.status == .running
-        }
-        guard applied else {
-            refuse(lease.attemptId.lowercased, connection, "the attempt is no longer the task's")
-            return
-        }
-        leases[lease.attemptId]?.ackedAt = now
-        leases[lease.attemptId]?.ackDeadline = nil
-        leases[lease.attemptId]?.runDeadline = lease.timeout > 0 ? now.addingTimeInterval(lease.timeout) : nil
-        hub.signal(lease.taskId)
+        if outcome != nil { return true }
+        guard let task = await write({ try await self.storage.task(id: lease.taskId, teamId: lease.teamId) }) else { return false }
+        return task.attemptId == lease.attemptId && task.status == .running
     }
 
-    /// Heartbeats list the attempts the agent holds. An attempt leased to it that three heartbeats in a row do not
-    /// list was lost on the way (an offer that never arrived, an agent that dropped it): it is ended as a platform
-    /// fault — back to waiting, no retry used — rather than held until its task's timeout, or forever when it never
-    /// started. Three, because an offer sent after the agent wrote a heartbeat, or a final report still in its
-    /// attempt's lane, misses one legitimately.
-    func reconcile(_ key: AgentKey, holding running: [String]) async {
-        let held = Set(running.compactMap(UUID.init(text:)))
-        for lease in leases.values where lease.agent == key && lease.orphanOf == nil && lease.claimDeadline == nil {
-            guard !held.contains(lease.attemptId) else {
-                leases[lease.attemptId]?.unlisted = 0
-                continue
-            }
-            leases[lease.attemptId]?.unlisted += 1
-            guard lease.unlisted + 1 >= 3 else { continue }
-            logger.warning("an attempt its agent does not hold is ended", metadata: ["attempt_id": "\(lease.attemptId)", "agent": "\(key)"])
-            await endAttempt(
-                lease, event: lease.cancelling ? nil : .released,
-                error: "agent \(key.agentId) no longer held the attempt (three heartbeats did not list it)")
+    /// Writes an attempt's end (its capacity is already free), and puts its task back in line when it waits again.
+    func end(_ ending: DispatchMachine.Ending) async {
+        let lease = ending.lease
+        uploadKeys[lease.attemptId] = nil
+        uploadBytes[lease.attemptId] = nil
+        progress[lease.attemptId] = nil
+        offerTasks[lease.attemptId] = nil
+        guard let event = ending.event else {
+            await persistSoon(lease.agent)
+            return
         }
+        if ending.startFirst { _ = await writeStart(lease) }
+        let now = clock.now()
+        let outcome = await writeDurably {
+            try await self.storage.applyAttemptEvent(
+                taskId: lease.taskId, attemptId: lease.attemptId, event: event,
+                result: AttemptResult(error: ending.error, output: ending.output), message: ending.error, at: now)
+        }
+        if let task = outcome?.task {
+            if task.status.isTerminal {
+                hub.ended(task.id)
+            } else {
+                hub.clearProgress(task.id)
+                hub.signal(task.id)
+            }
+            logger.info(
+                "attempt ended",
+                metadata: [
+                    "task_id": "\(task.id)", "attempt_id": "\(lease.attemptId)", "status": "\(task.status.rawValue)",
+                    "error": "\(ending.error ?? "")",
+                ])
+            if task.status == .waiting { await enqueue(task) }
+        }
+        await persistSoon(lease.agent)
+    }
+
+    /// The attempt id of a message, when it is one; otherwise the message is refused.
+    func attempt(_ rawId: String, _ connection: AgentConnection) -> UUID? {
+        guard let attemptId = UUID(text: rawId) else {
+            refuse(rawId, connection, DispatchMachine.refusal(rawId))
+            return nil
+        }
+        return attemptId
     }
 
     /// The lease of `attemptId` when this connection's agent holds it; otherwise refuses the message.
     func lease(_ rawId: String, of connection: AgentConnection) -> Lease? {
-        guard let attemptId = UUID(text: rawId), let lease = leases[attemptId], lease.agent == connection.key, !lease.cancelling else {
-            refuse(rawId, connection, "this agent does not hold attempt \(rawId) (it ended, timed out, was cancelled or went to another agent)")
+        guard let attemptId = attempt(rawId, connection) else { return nil }
+        guard let lease = machine.lease(attemptId, heldBy: connection.key) else {
+            refuse(rawId, connection, DispatchMachine.refusal(rawId))
             return nil
         }
         return lease
@@ -183,13 +145,25 @@ extension Dispatcher {
 
     /// The tasks an agent connected here holds, oldest attempt first.
     func runningTasks(teamId: UUID, agentId: String) -> [UUID] {
-        let key = AgentKey(teamId: teamId, agentId: agentId)
-        return leases.values.filter { $0.agent == key }.sorted { $0.attemptId.lowercased < $1.attemptId.lowercased }.map(\.taskId)
+        machine.tasks(heldBy: AgentKey(teamId: teamId, agentId: agentId))
     }
 
-    func release(_ key: AgentKey) {
-        guard var session = sessions[key] else { return }
-        session.candidate.running = max(0, session.candidate.running - 1)
-        sessions[key] = session
+    /// Shows the attempt's progress on its event streams (at most once per `progressInterval`; later ticks within
+    /// the interval are kept as the latest) and keeps it for the task's log, written coalesced from `tick`.
+    func showProgress(_ report: AgentMessage.Progress, lease: Lease, now: Date) {
+        guard lease.ackedAt != nil else { return }
+        var data: [String: JSONValue] = [
+            "task_id": .string(lease.taskId.lowercased), "progress": .number(JSONNumber(min(max(report.progress, 0), 1))),
+            "timestamp": .string(RFC3339.format(now)),
+        ]
+        data["current_node"] = report.currentNode.map(JSONValue.string) ?? .null
+        data["step_current"] = report.stepCurrent.map { .number(JSONNumber($0)) } ?? .null
+        data["step_total"] = report.stepTotal.map { .number(JSONNumber($0)) } ?? .null
+        let event = JSONValue.object(data)
+        progress[lease.attemptId, default: Progress()].unlogged = event
+        let instant = ContinuousClock.now
+        if let shown = progress[lease.attemptId]?.shownAt, shown.duration(to: instant) < .seconds(settings.progressInterval) { return }
+        progress[lease.attemptId]?.shownAt = instant
+        hub.publishProgress(lease.taskId, event)
     }
 }

@@ -6,14 +6,14 @@ import SwitchyardCore
 extension Dispatcher {
     /// Writes each running attempt's latest progress to its task's log, at most once per `progressPersistInterval`.
     func logProgress(_ now: Date) async {
-        for lease in leases.values {
-            guard let event = lease.unloggedProgress, let since = lease.progressLoggedAt ?? lease.ackedAt,
+        for (attemptId, state) in progress {
+            guard let event = state.unlogged, let lease = machine.leases[attemptId], let since = state.loggedAt ?? lease.ackedAt,
                 now.timeIntervalSince(since) >= settings.progressPersistInterval
             else { continue }
-            leases[lease.attemptId]?.unloggedProgress = nil
-            leases[lease.attemptId]?.progressLoggedAt = now
+            progress[attemptId]?.unlogged = nil
+            progress[attemptId]?.loggedAt = now
             let timestamp = event["timestamp"]?.stringValue.flatMap(RFC3339.parse) ?? now
-            _ = await write { try await self.storage.appendProgress(taskId: lease.taskId, attemptId: lease.attemptId, data: event, at: timestamp) }
+            _ = await write { try await self.storage.appendProgress(taskId: lease.taskId, attemptId: attemptId, data: event, at: timestamp) }
         }
     }
 
@@ -27,9 +27,9 @@ extension Dispatcher {
 
     /// Writes the agent's row now if its status changed, else marks it for `tick` (tasks_completed can lag a second).
     func persistSoon(_ key: AgentKey) async {
-        guard let session = sessions[key] else { return }
-        if session.record.status != session.persistedStatus {
-            await persist(session.record)
+        guard let session = sessions[key], let record = currentRecord(key) else { return }
+        if record.status != session.persistedStatus {
+            await persist(record)
         } else if session.unpersistedSince == nil {
             sessions[key]?.unpersistedSince = clock.now()
         }

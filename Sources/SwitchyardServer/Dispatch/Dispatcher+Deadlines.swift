@@ -13,7 +13,7 @@ extension Dispatcher {
                     id: taskId, .expire(message: "expired: no agent started the task before its start_deadline"), at: now)
             }
             guard let task = outcome?.task else { continue }
-            stop(taskId: task.id)
+            await stop(taskId: task.id)
             hub.ended(task.id)
             logger.info("task expired before it started", metadata: ["task_id": "\(task.id)"])
         }

@@ -3,13 +3,6 @@ import SwitchyardCore
 import SwitchyardWire
 
 extension Dispatcher {
-    static func status(of candidate: AgentCandidate) -> AgentStatus {
-        switch candidate.status {
-        case .syncing, .unhealthy: candidate.status
-        case .idle, .busy: candidate.running > 0 ? .busy : .idle
-        }
-    }
-
     static func json(_ stats: SystemStats) -> JSONValue {
         guard let data = try? JSONEncoder().encode(stats), let value = try? JSONValue.parse(Array(data)) else { return .object([:]) }
         return value
@@ -18,10 +11,6 @@ extension Dispatcher {
     static func gpuType(_ stats: JSONValue) -> String? {
         guard case .array(let devices)? = stats["gpu_devices"], case .string(let name)? = devices.first?["name"] else { return nil }
         return name
-    }
-
-    static func seconds(_ value: TimeInterval) -> String {
-        value == value.rounded() ? "\(Int(value)) s" : String(format: "%.1f s", value)
     }
 
     /// `task_output` of a completed agent task: the primary output's `storage_key` (api.md §2.2: the first saved

@@ -10,7 +10,7 @@ extension Dispatcher {
             return
         }
         guard (uploadKeys[lease.attemptId]?.count ?? 0) < settings.maxUploadsPerAttempt,
-            lease.uploadBytes + request.size <= settings.maxUploadBytesPerAttempt
+            (uploadBytes[lease.attemptId] ?? 0) + request.size <= settings.maxUploadBytesPerAttempt
         else {
             refuse(
                 request.attemptId, connection,
@@ -18,7 +18,7 @@ extension Dispatcher {
             )
             return
         }
-        leases[lease.attemptId]?.uploadBytes += request.size
+        uploadBytes[lease.attemptId, default: 0] += request.size
         // Two outputs may share a file name (SaveImage into two subfolders): each gets its own key.
         let folder = Self.outputFolder(lease)
         var storageKey = folder + name
@@ -49,12 +49,13 @@ extension Dispatcher {
             return FileName.sanitize(name) != name
         }
         if let foreign {
-            await endAttempt(
-                lease, event: .attemptFailed(retriable: true),
-                error: "agent \(lease.agent.agentId) reported output \(foreign.outputId) at a key the gateway did not issue")
+            await feed(
+                .finished(
+                    lease.agent, attemptId: lease.attemptId, event: .attemptFailed(retriable: true),
+                    error: "agent \(lease.agent.agentId) reported output \(foreign.outputId) at a key the gateway did not issue", output: nil))
             return
         }
         sessions[lease.agent]?.record.tasksCompleted += 1
-        await endAttempt(lease, event: .succeeded, output: Self.output(completion.outputs))
+        await feed(.finished(lease.agent, attemptId: lease.attemptId, event: .succeeded, error: nil, output: Self.output(completion.outputs)))
     }
 }

@@ -11,16 +11,14 @@ extension Dispatcher {
         switch notification {
         case .submitted(let taskId, let teamId, let dispatch):
             // With no agent here the task is read back when one connects.
-            guard hasAgents, !queue.contains(taskId), leases.values.allSatisfy({ $0.taskId != taskId }) else { return }
+            guard hasAgents, !machine.knows(taskId) else { return }
             if let dispatch, let workflow = try? await workflow(dispatch.workflowId, version: dispatch.workflowVersion, teamId: teamId) {
                 // No read of the task: it is queued from what the notification carries (stored `waiting`; an assignment
                 // that finds it taken or cancelled is refused by the database, as for any race).
                 let requirement = DispatchRequirement(
                     teamId: teamId, requiredLabels: Set(workflow.requiredLabels), pool: dispatch.pool, minVRAMGB: workflow.minVRAMGB,
                     submitterRegion: dispatch.submitterRegion, requiredModels: Set(workflow.requiredModels))
-                guard !queue.contains(taskId) else { return }
-                queue.insert(taskId, createdAt: dispatch.createdAt, requirement: requirement, pending: false)
-                await pass()
+                await feed(.submitted(taskId, createdAt: dispatch.createdAt, requirement: requirement, pending: false))
                 return
             }
             guard let found = await write({ try await self.storage.task(id: taskId, teamId: teamId) }),
@@ -28,7 +26,7 @@ extension Dispatcher {
             else { return }
             await enqueue(found)
         case .cancelled(let taskId):
-            stop(taskId: taskId)
+            await stop(taskId: taskId)
         case .changed(let taskId):
             hub.wake(taskId)
         case .resync:
@@ -39,29 +37,14 @@ extension Dispatcher {
 
     /// A caller cancelled the task (already written): forget it if it waited, or tell its agent to stop — here, and
     /// on the replica whose agent holds it.
-    func cancelled(taskId: UUID) {
+    func cancelled(taskId: UUID) async {
         storage.notifier.publish(.cancelled(taskId: taskId))
-        stop(taskId: taskId)
+        await stop(taskId: taskId)
     }
 
-    func stop(taskId: UUID) {
-        queue.remove(taskId)
+    func stop(taskId: UUID) async {
         definitions[taskId] = nil
-        for (attemptId, lease) in leases where lease.taskId == taskId {
-            leases[attemptId]?.cancelling = true
-            leases[attemptId]?.ackDeadline = nil
-            leases[attemptId]?.runDeadline = clock.now().addingTimeInterval(max(settings.ackTimeout, 30))
-            sessions[lease.agent]?.connection.send(.cancel(AttemptRef(attemptId: attemptId.lowercased)))
-        }
-    }
-
-    /// Picks up dispatchable tasks this replica has not seen (accepted by another replica, or before a restart).
-    func rescan() async {
-        guard let tasks = await write({ try await self.storage.dispatchableTasks(limit: 1000) }) else { return }
-        for task in tasks where !queue.contains(task.id) && task.dispatchTarget == .agent {
-            queue.insert(task.id, createdAt: task.createdAt, requirement: await requirement(for: task), pending: task.status == .pending)
-        }
-        if !queue.isEmpty { await pass() }
+        await feed(.cancelled(taskId: taskId))
     }
 
     // MARK: Admission of agents
@@ -87,7 +70,6 @@ extension Dispatcher {
             return true
         }
         credentialsChecked[connection.credentialId] = nil
-        connection.close(reason: problem, retry: false)
         await credentialsRevoked(teamId: key.teamId, credentialIds: [connection.credentialId], reason: problem)
         return false
     }

@@ -85,7 +85,7 @@ struct RunSubmitter: Sendable {
         do {
             outcome = try await storage.insertTask(task, definition: run.injectedDefinition, events: events, idempotency: claim)
         } catch {
-            if let reservation { await dispatcher?.releaseReservation(reservation, teamId: teamId) }
+            if let reservation { await dispatcher?.releaseReservation(reservation) }
             throw error
         }
         switch outcome {
@@ -95,14 +95,13 @@ struct RunSubmitter: Sendable {
                 storage.notifier.publish(.submitted(taskId: task.id, teamId: teamId, dispatch: .init(task)))
             }
             if reservation != nil, let dispatcher {
-                let (stored, injected) = (task, run.injectedDefinition)
-                Task { await dispatcher.offerReserved(stored, definition: injected, workflow: definition) }
+                dispatcher.post(.reserved(task, definition: run.injectedDefinition, workflow: definition))
             } else if !noAgents {
                 onCreated(task, run.injectedDefinition, definition)
             }
             return Submitted(taskId: task.id, replayed: false)
         case .replayed(let taskId):
-            if let reservation { await dispatcher?.releaseReservation(reservation, teamId: teamId) }
+            if let reservation { await dispatcher?.releaseReservation(reservation) }
             return Submitted(taskId: taskId, replayed: true)
         }
     }

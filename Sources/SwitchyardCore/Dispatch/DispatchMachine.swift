@@ -1,0 +1,496 @@
+import Foundation
+
+/// Identifies an agent: agents choose their ids, so they are unique within a team only.
+public struct AgentKey: Hashable, Sendable, CustomStringConvertible {
+    public let teamId: UUID
+    public let agentId: String
+
+    public init(teamId: UUID, agentId: String) {
+        self.teamId = teamId
+        self.agentId = agentId
+    }
+
+    public var description: String { "\(agentId)@\(teamId.lowercased)" }
+}
+
+/// The dispatcher's decisions as a value type (DESIGN §8): who is connected and with what room, which attempt each
+/// agent holds and until when, which tasks wait. Events go in (`handle`), actions come out — offer, cancel, end an
+/// attempt, end a session, write, wake — and the `Dispatcher` actor performs them and feeds their results back as
+/// events (`assignmentWritten`, `startWritten`, `takenOver`, …). Nothing here waits, reads a clock or touches a
+/// socket or the database, so every transition is tested as a transcript: events in, actions out.
+///
+/// Capacity is reserved when an assignment is decided, before its write, and given back when the write loses, so
+/// the actor may perform several actions at once without over-committing an agent.
+public struct DispatchMachine: Sendable {
+    public struct Settings: Sendable, Equatable {
+        /// Seconds an agent has to `ack` an offer.
+        public var ackTimeout: TimeInterval
+        /// Silence after which a session ends (three heartbeat intervals).
+        public var heartbeatSilence: TimeInterval
+        /// Attempts found held by a replica that died wait this long for their agent to reconnect.
+        public var reconnectGrace: TimeInterval
+        /// How long an attempt claimed from a replica that still looks alive waits for that replica's lease to say.
+        public var claimWait: TimeInterval
+        /// Consecutive heartbeats that may leave out an attempt before it is taken as lost.
+        public var unlistedHeartbeats: Int = 3
+
+        public init(ackTimeout: TimeInterval, heartbeatSilence: TimeInterval, reconnectGrace: TimeInterval, claimWait: TimeInterval) {
+            self.ackTimeout = ackTimeout
+            self.heartbeatSilence = heartbeatSilence
+            self.reconnectGrace = reconnectGrace
+            self.claimWait = claimWait
+        }
+
+        /// How long a cancelled attempt's agent has to say it stopped before its capacity is taken back anyway.
+        public var cancelGrace: TimeInterval { max(ackTimeout, 30) }
+    }
+
+    public let settings: Settings
+    public private(set) var agents: [AgentKey: Agent] = [:]
+    public private(set) var leases: [UUID: Lease] = [:]
+    public private(set) var queue = WaitingQueue()
+    /// Assignments decided and not yet answered: the agent whose capacity they hold, and whether a cancel came.
+    private var assigning: [UUID: (taskId: UUID, agent: AgentKey, cancelled: Bool)] = [:]
+    /// Reservations made at admission, awaiting the task's commit.
+    private var reserved: [UUID: AgentKey] = [:]
+    /// Attempts listed by reconnecting agents and looked up in the database, with the capacity they reserve.
+    private var lookingUp: [UUID: AgentKey] = [:]
+    private var now: Date
+    private let makeAttemptId: @Sendable (Date) -> UUID
+
+    public init(settings: Settings, now: Date, makeAttemptId: @escaping @Sendable (Date) -> UUID = { UUIDv7.make(at: $0) }) {
+        self.settings = settings
+        self.now = now
+        self.makeAttemptId = makeAttemptId
+    }
+
+    // MARK: Reading
+
+    /// The lease of `attemptId` when `agent` holds it and it was not cancelled.
+    public func lease(_ attemptId: UUID, heldBy agent: AgentKey) -> Lease? {
+        guard let lease = leases[attemptId], lease.agent == agent, !lease.cancelling else { return nil }
+        return lease
+    }
+
+    /// Whether the task waits here or one of its attempts is held here.
+    public func knows(_ taskId: UUID) -> Bool {
+        queue.contains(taskId) || leases.values.contains { $0.taskId == taskId } || assigning.values.contains { $0.taskId == taskId }
+    }
+
+    /// Whether some connected agent could take a task now (healthy, with room).
+    public var hasRoom: Bool { agents.values.contains { Self.hasRoom($0.candidate) } }
+
+    /// The tasks `agent` holds, oldest attempt first.
+    public func tasks(heldBy agent: AgentKey) -> [UUID] {
+        leases.values.filter { $0.agent == agent }.sorted { $0.attemptId.lowercased < $1.attemptId.lowercased }.map(\.taskId)
+    }
+
+    public static func refusal(_ attemptId: String) -> String {
+        "this agent does not hold attempt \(attemptId) (it ended, timed out, was cancelled or went to another agent)"
+    }
+
+    public static func seconds(_ value: TimeInterval) -> String {
+        value == value.rounded() ? "\(Int(value)) s" : String(format: "%.1f s", value)
+    }
+
+    // MARK: Admission
+
+    /// Dispatch at submission: when nothing is queued ahead and an eligible agent has room, its capacity is
+    /// reserved for the task (stored `queued` in the same commit; then `reservationStored` or `reservationDropped`).
+    public mutating func admit(_ requirement: DispatchRequirement, at now: Date) -> Admission {
+        self.now = now
+        let candidates = agents.values.lazy.map(\.candidate)
+        guard let chosen = DispatchPolicy.choose(from: candidates, for: requirement) else {
+            let visible = candidates.filter { $0.teamId == requirement.teamId || $0.communityOptIn }
+            return .wait(DispatchPolicy.waitingReason(agents: Array(visible), for: requirement))
+        }
+        guard !queue.hasWork(where: { DispatchPolicy.choose(from: [chosen], for: $0) != nil }) else {
+            return .wait("waiting for eligible agent: earlier tasks go first")
+        }
+        let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
+        agents[key]?.candidate.running += 1
+        let attemptId = makeAttemptId(now)
+        reserved[attemptId] = key
+        return .assign(attemptId: attemptId, agent: key)
+    }
+
+    // MARK: Events
+
+    public mutating func handle(_ event: Event, at now: Date) -> [Action] {
+        self.now = now
+        var actions: [Action] = []
+        switch event {
+        case .submitted(let taskId, let createdAt, let requirement, let pending):
+            guard !knows(taskId) else { return [] }
+            queue.insert(taskId, createdAt: createdAt, requirement: requirement, pending: pending)
+            pass(&actions)
+        case .reservationStored(let attemptId, let taskId, let timeout):
+            guard let agent = reserved.removeValue(forKey: attemptId) else { return [] }
+            lease(attemptId, taskId: taskId, agent: agent, timeout: timeout, cancelled: false, &actions)
+        case .reservationDropped(let attemptId):
+            guard let agent = reserved.removeValue(forKey: attemptId) else { return [] }
+            release(agent)
+            pass(&actions)
+        case .assignmentWritten(let attemptId, let timeout):
+            guard let pending = assigning.removeValue(forKey: attemptId) else { return [] }
+            lease(attemptId, taskId: pending.taskId, agent: pending.agent, timeout: timeout, cancelled: pending.cancelled, &actions)
+        case .assignmentLost(let attemptId):
+            guard let pending = assigning.removeValue(forKey: attemptId) else { return [] }
+            release(pending.agent)
+            pass(&actions)
+        case .offerFailed(let attemptId, let error):
+            guard let lease = leases[attemptId] else { return [] }
+            end(lease, .released, error: "the platform could not prepare the task: \(error)", &actions)
+        case .cancelled(let taskId):
+            cancel(taskId, &actions)
+
+        case .connected(let key, let agent, let holding):
+            connect(key, agent, holding: holding, &actions)
+        case .disconnected(let key, let why, let keeping):
+            disconnect(key, why: why, notice: nil, retry: false, keeping: keeping, &actions)
+        case .revoked(let key, let reason):
+            disconnect(key, why: reason, notice: reason, retry: false, keeping: [], &actions)
+        case .seen(let key):
+            agents[key]?.lastSeen = now
+        case .heartbeat(let key, let holding):
+            agents[key]?.lastSeen = now
+            reconcile(key, holding: holding, &actions)
+        case .statusReported(let key, let status):
+            guard var agent = agents[key] else { return [] }
+            agent.lastSeen = now
+            // The agent reports idle or busy from its own count; capacity is ours to judge, so only the states that
+            // make it ineligible are taken as said.
+            let before = agent.candidate.status
+            agent.candidate.status = status == .syncing || status == .unhealthy ? status : .idle
+            agents[key] = agent
+            if before != agent.candidate.status, agent.candidate.status == .idle { pass(&actions) }
+        case .acknowledged(let key, let attemptId):
+            agents[key]?.lastSeen = now
+            guard let lease = held(attemptId, by: key, &actions), lease.ackedAt == nil else { return actions }
+            if agents[key]?.reportsStart == true {
+                // Held, perhaps behind others in the engine's queue: the task stays `queued` until `started`.
+                leases[attemptId]?.ackDeadline = nil
+            } else {
+                start(lease, &actions)
+            }
+        case .started(let key, let attemptId):
+            agents[key]?.lastSeen = now
+            guard let lease = held(attemptId, by: key, &actions), lease.ackedAt == nil else { return actions }
+            start(lease, &actions)
+        case .startWritten(let attemptId, let applied):
+            guard var lease = leases[attemptId] else { return [] }
+            lease.starting = false
+            guard applied else {
+                leases[attemptId] = lease
+                return [.refuse(lease.agent, attemptId: attemptId, reason: "the attempt is no longer the task's")]
+            }
+            lease.ackedAt = now
+            lease.ackDeadline = nil
+            if !lease.cancelling { lease.runDeadline = lease.timeout > 0 ? now.addingTimeInterval(lease.timeout) : nil }
+            leases[attemptId] = lease
+            actions.append(.wake(taskId: lease.taskId))
+        case .finished(let key, let attemptId, let event, let error, let output):
+            agents[key]?.lastSeen = now
+            guard let lease = held(attemptId, by: key, &actions) else { return actions }
+            // An end reported for an attempt still `queued` here: its `ack`/`started` was lost (written into the
+            // session of a replica that died). It ran, so it is marked running first rather than run again.
+            let startFirst = lease.ackedAt == nil && event != .released
+            end(lease, event, error: error, output: output, startFirst: startFirst, &actions)
+        case .stopped(let key, let attemptId):
+            agents[key]?.lastSeen = now
+            guard let lease = leases[attemptId], lease.agent == key else { return [] }
+            end(lease, lease.cancelling ? nil : .released, error: "the agent stopped the attempt", &actions)
+
+        case .orphansFound(let orphans):
+            for orphan in orphans where leases[orphan.attemptId] == nil {
+                var lease = Lease(
+                    attemptId: orphan.attemptId, taskId: orphan.taskId, teamId: orphan.agent.teamId, agent: orphan.agent, timeout: orphan.timeout)
+                lease.ackedAt = orphan.startedAt
+                lease.orphanOf = orphan.owner
+                lease.orphanDeadline = now.addingTimeInterval(settings.reconnectGrace)
+                leases[orphan.attemptId] = lease
+            }
+        case .replicasChecked(let live):
+            settleOrphans(live: live, &actions)
+        case .takenOver(let attemptId, let taken):
+            tookOver(attemptId, taken: taken, &actions)
+        case .heldLookedUp(let key, let attemptId, let found):
+            lookedUp(key, attemptId: attemptId, found: found, &actions)
+
+        case .tick:
+            expireDeadlines(&actions)
+        }
+        return actions
+    }
+
+    // MARK: Tasks
+
+    /// While an agent has room: the oldest waiting task some agent can take goes to the best of them (one look per
+    /// lane of the queue, no sort). Then tasks still `pending` are marked `waiting`, with the reason.
+    private mutating func pass(_ actions: inout [Action]) {
+        while hasRoom {
+            let candidates = agents.values.lazy.map(\.candidate)
+            guard let id = queue.next(where: { DispatchPolicy.choose(from: candidates, for: $0) != nil }), let entry = queue.remove(id),
+                let chosen = DispatchPolicy.choose(from: candidates, for: entry.requirement)
+            else { break }
+            let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
+            agents[key]?.candidate.running += 1
+            let attemptId = makeAttemptId(now)
+            assigning[attemptId] = (id, key, false)
+            actions.append(.assign(taskId: id, attemptId: attemptId, agent: key))
+        }
+        guard !queue.pending.isEmpty else { return }
+        let candidates = agents.values.map(\.candidate)
+        for id in queue.pending.sorted(by: { $0.lowercased < $1.lowercased }) {
+            guard let requirement = queue[id]?.requirement else { continue }
+            queue.markedWaiting(id)
+            let reason = DispatchPolicy.waitingReason(
+                agents: candidates.filter { $0.teamId == requirement.teamId || $0.communityOptIn }, for: requirement)
+            actions.append(.markWaiting(taskId: id, reason: reason))
+        }
+    }
+
+    /// The assignment is written: the agent holds the attempt until it acknowledges (or `ackTimeout` passes).
+    private mutating func lease(
+        _ attemptId: UUID, taskId: UUID, agent: AgentKey, timeout: TimeInterval, cancelled: Bool, _ actions: inout [Action]
+    ) {
+        var lease = Lease(attemptId: attemptId, taskId: taskId, teamId: agent.teamId, agent: agent, timeout: timeout)
+        lease.ackDeadline = now.addingTimeInterval(settings.ackTimeout)
+        leases[attemptId] = lease
+        actions.append(.wake(taskId: taskId))
+        if cancelled {
+            // Cancelled while the assignment was written: never offered, so nothing to stop.
+            end(lease, nil, error: nil, &actions)
+        } else if agents[agent] == nil {
+            end(lease, .released, error: "agent \(agent.agentId) disconnected before it was offered the task", &actions)
+        } else {
+            actions.append(.offer(attemptId: attemptId, taskId: taskId, agent: agent))
+        }
+    }
+
+    /// Forgets the task if it waits; tells the agent holding it to stop, giving it `cancelGrace` to say it did.
+    private mutating func cancel(_ taskId: UUID, _ actions: inout [Action]) {
+        queue.remove(taskId)
+        for (attemptId, pending) in assigning where pending.taskId == taskId { assigning[attemptId]?.cancelled = true }
+        for (attemptId, lease) in leases where lease.taskId == taskId && !lease.cancelling {
+            leases[attemptId]?.cancelling = true
+            leases[attemptId]?.ackDeadline = nil
+            leases[attemptId]?.runDeadline = now.addingTimeInterval(settings.cancelGrace)
+            actions.append(.cancel(attemptId: attemptId, agent: lease.agent))
+        }
+    }
+
+    // MARK: Attempts
+
+    /// The lease when `key` holds the attempt, else a refusal.
+    private func held(_ attemptId: UUID, by key: AgentKey, _ actions: inout [Action]) -> Lease? {
+        guard let lease = lease(attemptId, heldBy: key) else {
+            actions.append(.refuse(key, attemptId: attemptId, reason: Self.refusal(attemptId.lowercased)))
+            return nil
+        }
+        return lease
+    }
+
+    private mutating func start(_ lease: Lease, _ actions: inout [Action]) {
+        guard !lease.starting else { return }
+        leases[lease.attemptId]?.starting = true
+        actions.append(.writeStart(lease))
+    }
+
+    /// Ends an attempt: its capacity is free at once (and offered), its task's change is written.
+    private mutating func end(
+        _ lease: Lease, _ event: TaskStateMachine.Event?, error: String?, output: JSONValue? = nil, startFirst: Bool = false,
+        _ actions: inout [Action]
+    ) {
+        guard leases.removeValue(forKey: lease.attemptId) != nil else { return }
+        // An orphan's capacity was never counted here.
+        if lease.orphanDeadline == nil { release(lease.agent) }
+        actions.append(.end(Ending(lease: lease, event: event, error: error, output: output, startFirst: startFirst)))
+        pass(&actions)
+    }
+
+    private mutating func release(_ key: AgentKey) {
+        guard var agent = agents[key] else { return }
+        agent.candidate.running = max(0, agent.candidate.running - 1)
+        agents[key] = agent
+    }
+
+    /// Heartbeats list the attempts the agent holds. An attempt leased to it that `unlistedHeartbeats` heartbeats in
+    /// a row do not list was lost on the way (an offer that never arrived, an agent that dropped it): it ends as a
+    /// platform fault, rather than being held until its task's timeout, or forever when it never started. Not at the
+    /// first miss: an offer sent after the agent wrote a heartbeat, or a final report still in its lane, misses one.
+    private mutating func reconcile(_ key: AgentKey, holding: Set<UUID>, _ actions: inout [Action]) {
+        for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased })
+        where lease.agent == key && lease.orphanOf == nil && lease.claimDeadline == nil {
+            guard !holding.contains(lease.attemptId) else {
+                leases[lease.attemptId]?.unlisted = 0
+                continue
+            }
+            let unlisted = lease.unlisted + 1
+            leases[lease.attemptId]?.unlisted = unlisted
+            guard unlisted >= settings.unlistedHeartbeats else { continue }
+            end(
+                lease, lease.cancelling ? nil : .released,
+                error: "agent \(key.agentId) no longer held the attempt (three heartbeats did not list it)", &actions)
+        }
+    }
+
+    /// Acknowledge deadlines, run deadlines (`task_timeout` from the ACK; a cancelled attempt's grace), silent agents.
+    private mutating func expireDeadlines(_ actions: inout [Action]) {
+        for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased }) {
+            // Orphans and claims are settled by `replicasChecked`, which knows which replicas are alive.
+            guard lease.orphanOf == nil, leases[lease.attemptId] != nil else { continue }
+            if let deadline = lease.ackDeadline, deadline <= now {
+                actions.append(.cancel(attemptId: lease.attemptId, agent: lease.agent))
+                end(
+                    lease, .released,
+                    error: "agent \(lease.agent.agentId) did not acknowledge the task within \(Self.seconds(settings.ackTimeout))", &actions)
+            } else if let deadline = lease.runDeadline, deadline <= now {
+                actions.append(.cancel(attemptId: lease.attemptId, agent: lease.agent))
+                end(
+                    lease, lease.cancelling ? nil : .attemptFailed(retriable: true),
+                    error: "the task timed out after \(Self.seconds(lease.timeout)) (task_timeout counts from the agent's ACK)", &actions)
+            }
+        }
+        for (key, agent) in agents.sorted(by: { $0.key.description < $1.key.description })
+        where now.timeIntervalSince(agent.lastSeen) > settings.heartbeatSilence {
+            disconnect(
+                key, why: "it missed three heartbeats", notice: "no heartbeat for \(Self.seconds(settings.heartbeatSilence))", retry: true,
+                keeping: [], &actions)
+        }
+    }
+
+    // MARK: Sessions
+
+    /// Registers the agent, keeps the attempts it still holds (taking over those of a replica that died, looking up
+    /// those this replica never knew), tells it to drop the rest, and offers it work.
+    private mutating func connect(_ key: AgentKey, _ agent: Agent, holding: [UUID], _ actions: inout [Action]) {
+        var agent = agent
+        agent.candidate.running = 0
+        agents[key] = agent
+        for attemptId in holding {
+            if var lease = leases[attemptId], lease.agent == key {
+                agents[key]?.candidate.running += 1
+                lease.orphanDeadline = nil
+                if lease.orphanOf != nil {
+                    lease.takingOver = .reconnected
+                    actions.append(.takeOver(lease))
+                } else if lease.ackedAt != nil, lease.runDeadline == nil, lease.timeout > 0, !lease.cancelling {
+                    lease.runDeadline = (lease.ackedAt ?? now).addingTimeInterval(lease.timeout)
+                }
+                leases[attemptId] = lease
+            } else if leases[attemptId] == nil, lookingUp[attemptId] == nil {
+                agents[key]?.candidate.running += 1
+                lookingUp[attemptId] = key
+                actions.append(.lookUpHeld(key, attemptId: attemptId))
+            } else {
+                actions.append(.cancel(attemptId: attemptId, agent: key))
+            }
+        }
+        actions.append(.rescan)
+        pass(&actions)
+    }
+
+    /// Ends the session: claims on other replicas' attempts are forgotten, the attempts it held end (failed,
+    /// retriable), except those `keeping` (its new session lists them).
+    private mutating func disconnect(
+        _ key: AgentKey, why: String, notice: String?, retry: Bool, keeping: Set<UUID>, _ actions: inout [Action]
+    ) {
+        guard agents.removeValue(forKey: key) != nil else { return }
+        actions.append(.endSession(key, why: why, notice: notice, retry: retry))
+        for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased })
+        where lease.agent == key && !keeping.contains(lease.attemptId) {
+            if lease.claimDeadline != nil || lease.takingOver == .reconnected || lease.takingOver == .claimed {
+                // A claim on another replica's attempt was never this replica's to end: it is only forgotten here.
+                leases[lease.attemptId] = nil
+            } else if lease.orphanDeadline == nil && lease.orphanOf == nil {
+                end(
+                    lease, lease.cancelling ? nil : .attemptFailed(retriable: true),
+                    error: "agent \(key.agentId) disconnected while it held the task (\(why))", &actions)
+            }
+        }
+        pass(&actions)
+    }
+
+    // MARK: Replicas
+
+    /// Orphans whose grace ended go back to waiting (unless another replica's agent reclaimed them first); claims on
+    /// a replica that has died since are taken over, claims on one still alive when the wait ends are handed back.
+    private mutating func settleOrphans(live: Set<String>, _ actions: inout [Action]) {
+        var released = false
+        for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased }) {
+            guard let owner = lease.orphanOf, lease.takingOver == nil else { continue }
+            if live.contains(owner) {
+                if let deadline = lease.claimDeadline, deadline <= now {
+                    leases[lease.attemptId] = nil
+                    release(lease.agent)
+                    released = true
+                    actions.append(.cancel(attemptId: lease.attemptId, agent: lease.agent))
+                }
+            } else if lease.claimDeadline != nil {
+                leases[lease.attemptId]?.takingOver = .claimed
+                actions.append(.takeOver(lease))
+            } else if let deadline = lease.orphanDeadline, deadline <= now {
+                leases[lease.attemptId]?.takingOver = .expired
+                actions.append(.takeOver(lease))
+            }
+        }
+        if released { pass(&actions) }
+    }
+
+    private mutating func tookOver(_ attemptId: UUID, taken: Bool, _ actions: inout [Action]) {
+        guard var lease = leases[attemptId], let reason = lease.takingOver else { return }
+        lease.takingOver = nil
+        guard taken else {
+            // Another replica took it first, or it ended.
+            leases[attemptId] = nil
+            if reason != .expired {
+                release(lease.agent)
+                actions.append(.cancel(attemptId: attemptId, agent: lease.agent))
+                pass(&actions)
+            }
+            return
+        }
+        lease.orphanOf = nil
+        lease.claimDeadline = nil
+        if reason == .expired {
+            leases[attemptId] = lease
+            end(
+                lease, .released,
+                error:
+                    "the replica holding the task stopped and agent \(lease.agent.agentId) did not reclaim it within \(Self.seconds(settings.reconnectGrace))",
+                &actions)
+            return
+        }
+        if let ackedAt = lease.ackedAt, lease.timeout > 0, !lease.cancelling { lease.runDeadline = ackedAt.addingTimeInterval(lease.timeout) }
+        leases[attemptId] = lease
+    }
+
+    /// An agent listed an attempt this replica had no lease for: it may have been connected to a replica that died.
+    /// If the task's row still names this agent's attempt, it is taken over now (its replica is gone) or claimed
+    /// until that replica's lease says whether it is.
+    private mutating func lookedUp(_ key: AgentKey, attemptId: UUID, found: HeldTask?, _ actions: inout [Action]) {
+        guard lookingUp.removeValue(forKey: attemptId) == key else { return }
+        guard agents[key] != nil else { return }
+        guard let found, found.teamId == key.teamId, found.agentId == key.agentId, leases[attemptId] == nil else {
+            release(key)
+            actions.append(.cancel(attemptId: attemptId, agent: key))
+            pass(&actions)
+            return
+        }
+        var lease = Lease(attemptId: attemptId, taskId: found.taskId, teamId: found.teamId, agent: key, timeout: found.timeout)
+        lease.ackedAt = found.startedAt
+        lease.orphanOf = found.owner
+        if found.ownerAlive {
+            lease.claimDeadline = now.addingTimeInterval(settings.claimWait)
+        } else {
+            lease.takingOver = .claimed
+            actions.append(.takeOver(lease))
+        }
+        leases[attemptId] = lease
+    }
+
+    private static func hasRoom(_ candidate: AgentCandidate) -> Bool {
+        (candidate.status == .idle || candidate.status == .busy) && candidate.running < candidate.capacity + candidate.prefetch
+    }
+}
