@@ -49,6 +49,8 @@ public struct DispatchMachine: Sendable {
     public private(set) var agents: [AgentKey: Agent] = [:]
     public private(set) var leases: [UUID: Lease] = [:]
     public private(set) var queue = WaitingQueue()
+    /// The agents with room, grouped so that choosing one does not look at each.
+    private var index = AgentIndex()
     /// Assignments decided and not yet answered: the agent whose capacity they hold, and whether a cancel came.
     private var assigning: [UUID: (taskId: UUID, agent: AgentKey, cancelled: Bool)] = [:]
     /// Reservations made at admission, awaiting the task's commit.
@@ -78,7 +80,7 @@ public struct DispatchMachine: Sendable {
     }
 
     /// Whether some connected agent could take a task now (healthy, with room).
-    public var hasRoom: Bool { agents.values.contains { Self.hasRoom($0.candidate) } }
+    public var hasRoom: Bool { index.hasRoom }
 
     /// The tasks `agent` holds, oldest attempt first.
     public func tasks(heldBy agent: AgentKey) -> [UUID] {
@@ -99,16 +101,12 @@ public struct DispatchMachine: Sendable {
     /// reserved for the task (stored `queued` in the same commit; then `reservationStored` or `reservationDropped`).
     public mutating func admit(_ requirement: DispatchRequirement, at now: Date) -> Admission {
         self.now = now
-        let candidates = agents.values.lazy.map(\.candidate)
-        guard let chosen = DispatchPolicy.choose(from: candidates, for: requirement) else {
-            let visible = candidates.filter { $0.teamId == requirement.teamId || $0.communityOptIn }
-            return .wait(DispatchPolicy.waitingReason(agents: Array(visible), for: requirement))
-        }
+        guard let chosen = index.choose(for: requirement) else { return .wait(waitingReason(requirement)) }
         guard !queue.hasWork(where: { DispatchPolicy.choose(from: [chosen], for: $0) != nil }) else {
             return .wait("waiting for eligible agent: earlier tasks go first")
         }
         let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
-        agents[key]?.candidate.running += 1
+        change(key) { $0.running += 1 }
         let attemptId = makeAttemptId(now)
         reserved[attemptId] = key
         return .assign(attemptId: attemptId, agent: key)
@@ -156,14 +154,14 @@ public struct DispatchMachine: Sendable {
             agents[key]?.lastSeen = now
             reconcile(key, holding: holding, &actions)
         case .statusReported(let key, let status):
-            guard var agent = agents[key] else { return [] }
-            agent.lastSeen = now
+            guard let before = agents[key]?.candidate.status else { return [] }
+            agents[key]?.lastSeen = now
             // The agent reports idle or busy from its own count; capacity is ours to judge, so only the states that
             // make it ineligible are taken as said.
-            let before = agent.candidate.status
-            agent.candidate.status = status == .syncing || status == .unhealthy ? status : .idle
-            agents[key] = agent
-            if before != agent.candidate.status, agent.candidate.status == .idle { pass(&actions) }
+            let after: AgentStatus = status == .syncing || status == .unhealthy ? status : .idle
+            guard before != after else { return [] }
+            change(key) { $0.status = after }
+            if after == .idle { pass(&actions) }
         case .acknowledged(let key, let attemptId):
             agents[key]?.lastSeen = now
             guard let lease = held(attemptId, by: key, &actions), lease.ackedAt == nil else { return actions }
@@ -229,23 +227,20 @@ public struct DispatchMachine: Sendable {
     /// lane of the queue, no sort). Then tasks still `pending` are marked `waiting`, with the reason.
     private mutating func pass(_ actions: inout [Action]) {
         while hasRoom {
-            let candidates = agents.values.lazy.map(\.candidate)
-            guard let id = queue.next(where: { DispatchPolicy.choose(from: candidates, for: $0) != nil }), let entry = queue.remove(id),
-                let chosen = DispatchPolicy.choose(from: candidates, for: entry.requirement)
+            guard let id = queue.next(where: { index.choose(for: $0) != nil }), let entry = queue.remove(id),
+                let chosen = index.choose(for: entry.requirement)
             else { break }
             let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
-            agents[key]?.candidate.running += 1
+            change(key) { $0.running += 1 }
             let attemptId = makeAttemptId(now)
             assigning[attemptId] = (id, key, false)
             actions.append(.assign(taskId: id, attemptId: attemptId, agent: key))
         }
         guard !queue.pending.isEmpty else { return }
-        let candidates = agents.values.map(\.candidate)
         for id in queue.pending.sorted(by: { $0.lowercased < $1.lowercased }) {
             guard let requirement = queue[id]?.requirement else { continue }
             queue.markedWaiting(id)
-            let reason = DispatchPolicy.waitingReason(
-                agents: candidates.filter { $0.teamId == requirement.teamId || $0.communityOptIn }, for: requirement)
+            let reason = waitingReason(requirement)
             actions.append(.markWaiting(taskId: id, reason: reason))
         }
     }
@@ -310,9 +305,7 @@ public struct DispatchMachine: Sendable {
     }
 
     private mutating func release(_ key: AgentKey) {
-        guard var agent = agents[key] else { return }
-        agent.candidate.running = max(0, agent.candidate.running - 1)
-        agents[key] = agent
+        change(key) { $0.running = max(0, $0.running - 1) }
     }
 
     /// Heartbeats list the attempts the agent holds. An attempt leased to it that `unlistedHeartbeats` heartbeats in
@@ -368,9 +361,10 @@ public struct DispatchMachine: Sendable {
         var agent = agent
         agent.candidate.running = 0
         agents[key] = agent
+        index.update(key, agent.candidate)
         for attemptId in holding {
             if var lease = leases[attemptId], lease.agent == key {
-                agents[key]?.candidate.running += 1
+                change(key) { $0.running += 1 }
                 lease.orphanDeadline = nil
                 if lease.orphanOf != nil {
                     lease.takingOver = .reconnected
@@ -380,7 +374,7 @@ public struct DispatchMachine: Sendable {
                 }
                 leases[attemptId] = lease
             } else if leases[attemptId] == nil, lookingUp[attemptId] == nil {
-                agents[key]?.candidate.running += 1
+                change(key) { $0.running += 1 }
                 lookingUp[attemptId] = key
                 actions.append(.lookUpHeld(key, attemptId: attemptId))
             } else {
@@ -397,6 +391,7 @@ public struct DispatchMachine: Sendable {
         _ key: AgentKey, why: String, notice: String?, retry: Bool, keeping: Set<UUID>, _ actions: inout [Action]
     ) {
         guard agents.removeValue(forKey: key) != nil else { return }
+        index.remove(key)
         actions.append(.endSession(key, why: why, notice: notice, retry: retry))
         for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased })
         where lease.agent == key && !keeping.contains(lease.attemptId) {
@@ -490,7 +485,17 @@ public struct DispatchMachine: Sendable {
         leases[attemptId] = lease
     }
 
-    private static func hasRoom(_ candidate: AgentCandidate) -> Bool {
-        (candidate.status == .idle || candidate.status == .busy) && candidate.running < candidate.capacity + candidate.prefetch
+    /// Changes a connected agent's candidate, keeping the index in step.
+    private mutating func change(_ key: AgentKey, _ body: (inout AgentCandidate) -> Void) {
+        guard var agent = agents[key] else { return }
+        body(&agent.candidate)
+        agents[key] = agent
+        index.update(key, agent.candidate)
+    }
+
+    /// Why a task needing `requirement` waits: what the first agents that could see it lack.
+    private func waitingReason(_ requirement: DispatchRequirement) -> String {
+        let visible = agents.values.lazy.map(\.candidate).filter { $0.teamId == requirement.teamId || $0.communityOptIn }
+        return DispatchPolicy.waitingReason(agents: visible, for: requirement)
     }
 }

@@ -128,10 +128,15 @@ public enum DispatchPolicy {
     }
 
     /// Why a task waits: the closest agents' reasons, for the task's status message.
-    public static func waitingReason(agents: [AgentCandidate], for requirement: DispatchRequirement) -> String {
-        let reasons = agents.compactMap { agent in ineligibility(of: agent, for: requirement).map { "agent \(agent.id) \($0)" } }
+    public static func waitingReason<Agents: Sequence<AgentCandidate>>(agents: Agents, for requirement: DispatchRequirement) -> String {
+        var reasons: [String] = []
+        for agent in agents {
+            guard let reason = ineligibility(of: agent, for: requirement) else { continue }
+            reasons.append("agent \(agent.id) \(reason)")
+            if reasons.count == 3 { break }
+        }
         guard !reasons.isEmpty else { return "waiting for eligible agent: none connected" }
-        return "waiting for eligible agent: " + reasons.prefix(3).joined(separator: "; ")
+        return "waiting for eligible agent: " + reasons.joined(separator: "; ")
     }
 
     private struct Rank: Comparable {
