@@ -9,6 +9,7 @@
 #
 #   Benchmarks/dispatch-latency.sh
 #   TASKS=2000 Benchmarks/dispatch-latency.sh
+#   AGENTS="1 1000 10000" TASKS=300 E2E=0 Benchmarks/dispatch-latency.sh   (many agents; serve's RSS printed after each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tasks=${TASKS:-1000}
@@ -19,8 +20,13 @@ curl -fsS -o /dev/null -X POST "$base/api/v1/workflows/import" -H "Authorization
   -d '{"workflow_slug":"bench-trivial","display_name":"Trivial","required_labels":["gpu","comfyui"],"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":64,"height":64,"batch_size":1,"color":0}},"2":{"class_type":"ImageInvert","inputs":{"image":["1",0]}},"3":{"class_type":"SaveImage","inputs":{"images":["2",0],"filename_prefix":"bench/trivial"}}},"parameters":[]}'
 
 echo "machine: $(nproc) cores, $(git rev-parse --short HEAD); serve: SQLite (synchronous=FULL), embedded store"
-"$bin/switchyard-agent-bench" dispatch "$base" "$key" "$agent_key" 1 "$tasks"
-"$bin/switchyard-agent-bench" dispatch "$base" "$key" "$agent_key" 100 "$tasks"
+ulimit -n 65536 2>/dev/null || true
+serve_pid=$(echo $pids | cut -d' ' -f1)
+for agents in ${AGENTS:-1 100}; do
+  "$bin/switchyard-agent-bench" dispatch "$base" "$key" "$agent_key" "$agents" "$tasks"
+  echo "serve RSS after $agents agents: $(($(awk '/VmRSS/ {print $2}' /proc/$serve_pid/status) / 1024)) MiB now, $(($(awk '/VmHWM/ {print $2}' /proc/$serve_pid/status) / 1024)) MiB peak"
+done
+[ "${E2E:-1}" = 0 ] && exit 0
 
 fake_port=$((port + 2))
 "$bin/switchyard-fake-comfyui" "$fake_port" >"$work/fake.log" 2>&1 &

@@ -76,6 +76,8 @@ public actor Dispatcher: Service {
     var uploadBytes: [UUID: Int] = [:]
     var progress: [UUID: Progress] = [:]
     private var rescanning = false
+    /// A rescan asked for through the inbox has not started yet.
+    private var rescanQueued = false
     private var lastRescan = Date.distantPast
     var lastReplicaCheck = Date.distantPast
     var lastExpiryCheck = Date.distantPast
@@ -144,6 +146,9 @@ public actor Dispatcher: Service {
         await withDiscardingTaskGroup { group in
             for await inbound in inbox {
                 if case .rescan = inbound {
+                    // Many agents connecting at once ask for one rescan, not one each.
+                    guard !rescanQueued else { continue }
+                    rescanQueued = true
                     group.addTask { await self.rescan() }
                     continue
                 }
@@ -500,6 +505,7 @@ public actor Dispatcher: Service {
 
     /// Picks up dispatchable tasks this replica has not seen (accepted by another replica, or before a restart).
     func rescan() async {
+        rescanQueued = false
         guard !rescanning else { return }
         rescanning = true
         defer { rescanning = false }
