@@ -253,12 +253,19 @@ public enum GatewayMessage: Sendable, Equatable {
         public var gatewayId: String
         /// Seconds between heartbeats the gateway expects; three missed ones end the session.
         public var heartbeatInterval: Double
+        /// Of the `held_attempts` of the hello, those the agent still holds (the rest are not its any more: a
+        /// restarted agent stops their engine work without reporting). Absent from older gateways.
+        public var keptAttempts: [String]?
 
-        public init(protocolVersion: Int = WireProtocol.version, agentId: String, gatewayId: String, heartbeatInterval: Double) {
+        public init(
+            protocolVersion: Int = WireProtocol.version, agentId: String, gatewayId: String, heartbeatInterval: Double,
+            keptAttempts: [String]? = nil
+        ) {
             self.protocolVersion = protocolVersion
             self.agentId = agentId
             self.gatewayId = gatewayId
             self.heartbeatInterval = heartbeatInterval
+            self.keptAttempts = keptAttempts
         }
 
         enum CodingKeys: String, CodingKey {
@@ -266,6 +273,7 @@ public enum GatewayMessage: Sendable, Equatable {
             case agentId = "agent_id"
             case gatewayId = "gateway_id"
             case heartbeatInterval = "heartbeat_interval"
+            case keptAttempts = "kept_attempts"
         }
     }
 

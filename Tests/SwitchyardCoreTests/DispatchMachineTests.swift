@@ -250,18 +250,39 @@ struct DispatchMachineTests {
 
     // MARK: Sessions
 
-    @Test("disconnect: the attempts it held fail (retriable); its capacity is gone")
+    @Test("disconnect: what it held waits for it to reconnect; when it does not within the grace, it fails (retriable)")
     func disconnect() {
         var t = Transcript()
         t.connect("gpu-1")
         t.run(1, on: "gpu-1", as: 1)
-        #expect(
-            t.send(.disconnected(Self.key("gpu-1"), why: "its connection dropped")) == [
-                "end session gpu-1 (its connection dropped)",
-                "end A1: attemptFailed(retriable: true) — agent gpu-1 disconnected while it held the task (its connection dropped)",
-            ])
-        #expect(t.submit(2).isEmpty)
+        #expect(t.send(.disconnected(Self.key("gpu-1"), why: "its connection dropped")) == ["end session gpu-1 (its connection dropped)"])
+        #expect(t.submit(2).isEmpty, "its capacity is gone")
         #expect(t.machine.hasRoom == false)
+        t.advance(29.9)
+        #expect(t.send(.tick).isEmpty)
+        t.advance(0.1)
+        #expect(
+            t.send(.tick) == [
+                "end A1: attemptFailed(retriable: true) — agent gpu-1 disconnected while it held the task (its connection dropped) and did not reconnect within 30 s"
+            ])
+    }
+
+    @Test("a restarted agent that no longer holds what it held: it fails at once (retriable), not after the grace")
+    func reconnectWithout() {
+        var t = Transcript()
+        t.connect("gpu-1", capacity: 2)
+        t.run(1, on: "gpu-1", as: 1)
+        t.run(2, on: "gpu-1", as: 2)
+        #expect(t.send(.disconnected(Self.key("gpu-1"), why: "its connection dropped")) == ["end session gpu-1 (its connection dropped)"])
+        #expect(t.send(.cancelled(taskId: Self.task(2))) == ["cancel A2 at gpu-1"], "no session: told again when it is back")
+        #expect(
+            t.connect("gpu-1", capacity: 2, holding: [Self.attempt(2)]) == [
+                "cancel A2 at gpu-1",
+                "end A1: attemptFailed(retriable: true) — agent gpu-1 disconnected while it held the task (its connection dropped) and reconnected without it",
+                "rescan",
+            ])
+        #expect(t.send(.stopped(Self.key("gpu-1"), attemptId: Self.attempt(2))) == ["end A2 (task already ended) — the agent stopped the attempt"])
+        #expect(t.submit(3) == ["assign T3 to gpu-1 as A3"])
     }
 
     @Test("reconnect holding attempts: what it still holds is kept, what it lists but no longer owns it is told to drop")
@@ -270,7 +291,7 @@ struct DispatchMachineTests {
         t.connect("gpu-1", capacity: 2)
         t.run(1, on: "gpu-1", as: 1)
         #expect(
-            t.send(.disconnected(Self.key("gpu-1"), why: "it connected again", keeping: [Self.attempt(1)])) == [
+            t.send(.disconnected(Self.key("gpu-1"), why: "it connected again")) == [
                 "end session gpu-1 (it connected again)"
             ])
         t.connect("gpu-2")
@@ -285,7 +306,7 @@ struct DispatchMachineTests {
         #expect(t.submit(3) == ["assign T3 to gpu-1 as A3"], "one slot held by A1, one free")
     }
 
-    @Test("three missed heartbeats' worth of silence ends the session; the agent is told to reconnect")
+    @Test("three missed heartbeats' worth of silence ends the session; the agent is told to reconnect, and has the grace to")
     func heartbeatLoss() {
         var t = Transcript()
         t.connect("gpu-1")
@@ -295,10 +316,11 @@ struct DispatchMachineTests {
         t.advance(30)
         #expect(t.send(.tick).isEmpty)
         t.advance(0.1)
+        #expect(t.send(.tick) == ["end session gpu-1 (it missed three heartbeats), saying \"no heartbeat for 30 s\", retry"])
+        t.advance(30)
         #expect(
             t.send(.tick) == [
-                "end session gpu-1 (it missed three heartbeats), saying \"no heartbeat for 30 s\", retry",
-                "end A1: attemptFailed(retriable: true) — agent gpu-1 disconnected while it held the task (it missed three heartbeats)",
+                "end A1: attemptFailed(retriable: true) — agent gpu-1 disconnected while it held the task (it missed three heartbeats) and did not reconnect within 30 s"
             ])
     }
 

@@ -7,6 +7,7 @@ import SwitchyardCore
 import SwitchyardServer
 import SwitchyardTestSupport
 import SwitchyardWire
+import Synchronization
 import Testing
 
 /// The gateway and dispatcher over a real socket, with a hand-driven agent (`WireTestAgent`).
@@ -190,21 +191,49 @@ struct AgentGatewayTests {
         }
     }
 
-    @Test("an agent that vanishes mid-task loses it; the task is retried on another agent")
+    @Test(
+        "an agent that vanishes mid-task keeps it for the reconnect grace: back in time and listing it, it finishes it (no retry used); gone, the task is retried on another agent"
+    )
     func disconnectRetries() async throws {
-        try await TestApp.with(.sqlite, live: true) { app, client in
+        try await TestApp.with(.sqlite, live: true, configure: { $0.dispatch.heartbeatInterval = 300 }) { app, client in
             let session = try await app.ownerSession(client)
             _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            let kept = try await app.run(client)
+            let held = Mutex("")
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("first")) { agent in
+                let offer = try await agent.offer()
+                held.withLock { $0 = offer.attemptId }
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                _ = try await app.waitForTask(client, kept) { $0["task_status"] as? String == "running" }
+            }
+            try await app.waitForAgents(client, count: 0)
+            #expect(try await app.taskJSON(client, kept)["task_status"] as? String == "running", "held for the agent")
+            let attemptId = held.withLock { $0 }
+            try await WireTestAgent.connect(
+                port: client.port!, key: app.bootstrap.agentKey,
+                hello: WireTestAgent.hello("first", held: [attemptId, UUID().uuidString.lowercased()])
+            ) { agent in
+                #expect(agent.welcome.keptAttempts == [attemptId], "the unknown one is not its")
+                try await agent.send(.complete(.init(attemptId: attemptId, outputs: [])))
+                let done = try await app.waitForTask(client, kept) { $0["task_status"] as? String == "completed" }
+                #expect(done["retry_count"] as? Int == 0)
+            }
+
             let taskId = try await app.run(client)
+            try await app.waitForAgents(client, count: 0)
             try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("first")) { agent in
                 let offer = try await agent.offer()
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
                 _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
             }
-            // The first agent is gone: its attempt failed (retriable), the task waits for another agent.
-            let waiting = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "waiting" }
+            try await app.waitForAgents(client, count: 0)
+            // It does not come back: after the grace its attempt failed (retriable), the task waits for another agent.
+            app.clock.advance(by: 31)
+            await app.built.dispatcher.tick()
+            let waiting = try await app.taskJSON(client, taskId)
+            #expect(waiting["task_status"] as? String == "waiting")
             #expect(waiting["retry_count"] as? Int == 1)
-            #expect((waiting["task_error"] as? String)?.contains("disconnected") == true)
+            #expect((waiting["task_error"] as? String)?.contains("did not reconnect within 30 s") == true)
             try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("second")) { agent in
                 let offer = try await agent.offer()
                 #expect(offer.taskId == taskId.lowercased)

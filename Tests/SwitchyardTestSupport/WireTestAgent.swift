@@ -13,6 +13,8 @@ import WSClient
 public struct WireTestAgent: Sendable {
     public let inbox: Inbox
     let outbound: WebSocketOutboundWriter
+    /// The gateway's `welcome` (set before `body` runs).
+    public var welcome = GatewayMessage.Welcome(agentId: "", gatewayId: "", heartbeatInterval: 0)
 
     public func send(_ message: AgentMessage) async throws {
         try await outbound.writeTextMessage(try WireCoding.encode(message))
@@ -47,7 +49,7 @@ public struct WireTestAgent: Sendable {
             url: "ws://127.0.0.1:\(port)/api/v1/agent/connect", configuration: configuration, logger: Logger(label: "wire-test-agent")
         ) { inbound, outbound, _ in
             let inbox = Inbox()
-            let agent = WireTestAgent(inbox: inbox, outbound: outbound)
+            var agent = WireTestAgent(inbox: inbox, outbound: outbound)
             await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for try await message in inbound.messages(maxSize: 16 * 1024 * 1024) {
@@ -57,7 +59,7 @@ public struct WireTestAgent: Sendable {
                 }
                 do {
                     try await agent.send(.hello(hello))
-                    _ = try await agent.receive("welcome") { if case .welcome(let welcome) = $0 { welcome } else { nil } }
+                    agent.welcome = try await agent.receive("welcome") { if case .welcome(let welcome) = $0 { welcome } else { nil } }
                     try await body(agent)
                 } catch {
                     failure.withLock { $0 = error }

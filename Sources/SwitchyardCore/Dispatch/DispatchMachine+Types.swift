@@ -51,6 +51,9 @@ extension DispatchMachine {
         public var takingOver: TakeOver?
         /// Consecutive heartbeats of its agent that did not list it.
         public var unlisted = 0
+        /// Its agent's session ended (why): the attempt waits until then for the agent to reconnect and list it.
+        public var detachedUntil: Date?
+        public var detachedWhy: String?
 
         public init(attemptId: UUID, taskId: UUID, teamId: UUID, agent: AgentKey, timeout: TimeInterval) {
             self.attemptId = attemptId
@@ -129,8 +132,8 @@ extension DispatchMachine {
 
         // Agents
         case connected(AgentKey, Agent, holding: [UUID])
-        /// The socket closed, or the agent connected again (`keeping` the attempts its new session lists).
-        case disconnected(AgentKey, why: String, keeping: Set<UUID> = [])
+        /// The socket closed, or the agent connected again: what it held waits `reconnectGrace` for it.
+        case disconnected(AgentKey, why: String)
         /// Its key was revoked or expired, or its member lost the role: the session ends and is not retried.
         case revoked(AgentKey, reason: String)
         /// A message that changes nothing else (progress, an upload request).

@@ -144,10 +144,10 @@ public struct DispatchMachine: Sendable {
 
         case .connected(let key, let agent, let holding):
             connect(key, agent, holding: holding, &actions)
-        case .disconnected(let key, let why, let keeping):
-            disconnect(key, why: why, notice: nil, retry: false, keeping: keeping, &actions)
+        case .disconnected(let key, let why):
+            disconnect(key, why: why, notice: nil, retry: false, detach: true, &actions)
         case .revoked(let key, let reason):
-            disconnect(key, why: reason, notice: reason, retry: false, keeping: [], &actions)
+            disconnect(key, why: reason, notice: reason, retry: false, detach: false, &actions)
         case .seen(let key):
             agents[key]?.lastSeen = now
         case .heartbeat(let key, let holding):
@@ -298,8 +298,8 @@ public struct DispatchMachine: Sendable {
         _ actions: inout [Action]
     ) {
         guard leases.removeValue(forKey: lease.attemptId) != nil else { return }
-        // An orphan's capacity was never counted here.
-        if lease.orphanDeadline == nil { release(lease.agent) }
+        // An orphan's capacity was never counted here; a detached one's went with its session.
+        if lease.orphanDeadline == nil && lease.detachedUntil == nil { release(lease.agent) }
         actions.append(.end(Ending(lease: lease, event: event, error: error, output: output, startFirst: startFirst)))
         pass(&actions)
     }
@@ -333,7 +333,13 @@ public struct DispatchMachine: Sendable {
         for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased }) {
             // Orphans and claims are settled by `replicasChecked`, which knows which replicas are alive.
             guard lease.orphanOf == nil, leases[lease.attemptId] != nil else { continue }
-            if let deadline = lease.ackDeadline, deadline <= now {
+            if let deadline = lease.detachedUntil, deadline <= now {
+                end(
+                    lease, lease.cancelling ? nil : .attemptFailed(retriable: true),
+                    error:
+                        "agent \(lease.agent.agentId) disconnected while it held the task (\(lease.detachedWhy ?? "its connection dropped")) and did not reconnect within \(Self.seconds(settings.reconnectGrace))",
+                    &actions)
+            } else if let deadline = lease.ackDeadline, deadline <= now {
                 actions.append(.cancel(attemptId: lease.attemptId, agent: lease.agent))
                 end(
                     lease, .released,
@@ -349,7 +355,7 @@ public struct DispatchMachine: Sendable {
         where now.timeIntervalSince(agent.lastSeen) > settings.heartbeatSilence {
             disconnect(
                 key, why: "it missed three heartbeats", notice: "no heartbeat for \(Self.seconds(settings.heartbeatSilence))", retry: true,
-                keeping: [], &actions)
+                detach: true, &actions)
         }
     }
 
@@ -366,6 +372,12 @@ public struct DispatchMachine: Sendable {
             if var lease = leases[attemptId], lease.agent == key {
                 change(key) { $0.running += 1 }
                 lease.orphanDeadline = nil
+                if lease.detachedUntil != nil {
+                    // Back within the grace: the attempt is its again (and a cancel it missed is sent again).
+                    lease.detachedUntil = nil
+                    lease.detachedWhy = nil
+                    if lease.cancelling { actions.append(.cancel(attemptId: attemptId, agent: key)) }
+                }
                 if lease.orphanOf != nil {
                     lease.takingOver = .reconnected
                     actions.append(.takeOver(lease))
@@ -381,23 +393,36 @@ public struct DispatchMachine: Sendable {
                 actions.append(.cancel(attemptId: attemptId, agent: key))
             }
         }
+        // What it held when its connection dropped and no longer lists, it lost (a restart that could not find it).
+        for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased })
+        where lease.agent == key && lease.detachedUntil != nil {
+            end(
+                lease, lease.cancelling ? nil : .attemptFailed(retriable: true),
+                error:
+                    "agent \(key.agentId) disconnected while it held the task (\(lease.detachedWhy ?? "its connection dropped")) and reconnected without it",
+                &actions)
+        }
         actions.append(.rescan)
         pass(&actions)
     }
 
-    /// Ends the session: claims on other replicas' attempts are forgotten, the attempts it held end (failed,
-    /// retriable), except those `keeping` (its new session lists them).
+    /// Ends the session. Claims on other replicas' attempts are forgotten. The attempts it held are `detach`ed —
+    /// kept for `reconnectGrace`, for an agent that reconnects (a dropped socket, a restarted agent that finds its
+    /// prompts in its engine) to claim, so that nothing runs twice — or, for a session ended for good (revoked),
+    /// end now (failed, retriable).
     private mutating func disconnect(
-        _ key: AgentKey, why: String, notice: String?, retry: Bool, keeping: Set<UUID>, _ actions: inout [Action]
+        _ key: AgentKey, why: String, notice: String?, retry: Bool, detach: Bool, _ actions: inout [Action]
     ) {
         guard agents.removeValue(forKey: key) != nil else { return }
         index.remove(key)
         actions.append(.endSession(key, why: why, notice: notice, retry: retry))
-        for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased })
-        where lease.agent == key && !keeping.contains(lease.attemptId) {
+        for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased }) where lease.agent == key {
             if lease.claimDeadline != nil || lease.takingOver == .reconnected || lease.takingOver == .claimed {
                 // A claim on another replica's attempt was never this replica's to end: it is only forgotten here.
                 leases[lease.attemptId] = nil
+            } else if lease.orphanDeadline == nil && lease.orphanOf == nil && lease.detachedUntil == nil && detach {
+                leases[lease.attemptId]?.detachedUntil = now.addingTimeInterval(settings.reconnectGrace)
+                leases[lease.attemptId]?.detachedWhy = why
             } else if lease.orphanDeadline == nil && lease.orphanOf == nil {
                 end(
                     lease, lease.cancelling ? nil : .attemptFailed(retriable: true),

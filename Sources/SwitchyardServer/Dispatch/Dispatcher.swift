@@ -355,7 +355,7 @@ public actor Dispatcher: Service {
         if let previous = sessions[key] {
             // Reconnected before the old socket was noticed gone: the attempts it still holds move to the new session.
             previous.connection.close(reason: "the agent connected again", retry: false)
-            await feed(.disconnected(key, why: "it connected again", keeping: Set(held)))
+            await feed(.disconnected(key, why: "it connected again"))
         }
         let now = clock.now()
         let region = hello.region?.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
@@ -377,7 +377,8 @@ public actor Dispatcher: Service {
         await feed(.connected(key, agent, holding: held))
         if let record = currentRecord(key) { await persist(record) }
         logger.info("agent connected", metadata: ["agent": "\(key)", "labels": "\(hello.labels)", "capacity": "\(hello.capacity)"])
-        return .welcome(.init(agentId: hello.agentId, gatewayId: gatewayId, heartbeatInterval: settings.heartbeatInterval))
+        let kept = held.filter { machine.leases[$0]?.agent == key }.map(\.lowercased)
+        return .welcome(.init(agentId: hello.agentId, gatewayId: gatewayId, heartbeatInterval: settings.heartbeatInterval, keptAttempts: kept))
     }
 
     /// The socket closed (or the session was ended): its attempts fail, its row says when.
