@@ -29,6 +29,11 @@ public actor AgentRunner {
     /// Upload requests not answered yet, by request id: sent again at the start of the next session, since one
     /// written into a session that was dying is lost (the attempt would wait for its URL forever).
     private var unansweredUploads: [String: AgentMessage] = [:]
+    /// Attempts found in the engine at start (`recoverAttempts`) waiting for the next welcome to say whether the
+    /// gateway still gives them to this agent; and decisions made before their attempt asked.
+    private var undecided: Set<String> = []
+    private var recovering: [String: CheckedContinuation<Bool, Never>] = [:]
+    private var recoveryDecisions: [String: Bool] = [:]
     private var status: AgentStatus = .idle
     private var health = ToolHealth(healthy: false)
     /// Set by a `goodbye` that says reconnecting cannot help.
@@ -58,6 +63,7 @@ public actor AgentRunner {
 
     /// Runs until cancelled, or until the gateway refuses the agent for good.
     public func run() async throws {
+        recoverAttempts(await executor.recoverable(window: Self.recoveryWindow))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await message in self.postedMessages { await self.send(message) }
@@ -118,6 +124,7 @@ public actor AgentRunner {
             guard case .text(let text)? = try await messages.next() else { return }
             switch try WireCoding.decodeGatewayMessage(text) {
             case .welcome(let welcome):
+                await self.settleRecovered(kept: welcome.keptAttempts)
                 let outgoing = await self.attach()
                 self.logger.info("connected to the gateway", metadata: ["gateway": "\(welcome.gatewayId)", "agent_id": "\(welcome.agentId)"])
                 // The writer: once a write fails, it and every later message wait for the next session. It is not
@@ -294,6 +301,77 @@ public actor AgentRunner {
         }
     }
 
+    // MARK: Recovery
+
+    /// How far back finished work in the engine is looked for at start: the gateway keeps a dropped agent's
+    /// attempts `dispatch.reconnectGrace` (30 s by default), and a later reconnect would find them ended.
+    static let recoveryWindow = Duration.seconds(120)
+
+    /// What an earlier run of this agent left in its engine — it crashed or was restarted mid-attempt — is listed as
+    /// held in the first hello. The gateway keeps what it still gives this agent (`kept_attempts` of the welcome):
+    /// those are followed to their end and reported, instead of the task running a second time elsewhere; the rest
+    /// are stopped in the engine without a report.
+    private func recoverAttempts(_ found: [RecoveredAttempt]) {
+        guard !found.isEmpty else { return }
+        logger.info("found attempts of an earlier run in the engine", metadata: ["count": "\(found.count)"])
+        for attempt in found where attempts[attempt.attemptId] == nil {
+            undecided.insert(attempt.attemptId)
+            attempts[attempt.attemptId] = Task { await self.resumeAttempt(attempt) }
+        }
+    }
+
+    /// The gateway's answer for each recovered attempt still waiting for one (an older gateway says nothing: then
+    /// it will refuse or cancel what it does not hold).
+    private func settleRecovered(kept: [String]?) {
+        for attemptId in undecided { decide(attemptId, kept: kept.map { $0.contains(attemptId) } ?? true) }
+        undecided = []
+    }
+
+    private func decide(_ attemptId: String, kept: Bool) {
+        if let waiting = recovering.removeValue(forKey: attemptId) {
+            waiting.resume(returning: kept)
+        } else if attempts[attemptId] != nil {
+            recoveryDecisions[attemptId] = kept
+        }
+    }
+
+    private func cancelledWhileRecovering(_ attemptId: String) {
+        undecided.remove(attemptId)
+        recovering.removeValue(forKey: attemptId)?.resume(returning: false)
+    }
+
+    private func decision(_ attemptId: String) async -> Bool {
+        if let decided = recoveryDecisions.removeValue(forKey: attemptId) { return decided }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled {
+                    continuation.resume(returning: false)
+                } else {
+                    recovering[attemptId] = continuation
+                }
+            }
+        } onCancel: {
+            Task { await self.cancelledWhileRecovering(attemptId) }
+        }
+    }
+
+    private func resumeAttempt(_ attempt: RecoveredAttempt) async {
+        let attemptId = attempt.attemptId
+        guard await decision(attemptId), !Task.isCancelled else {
+            logger.info("an attempt of an earlier run is no longer this agent's; stopping it in the engine", metadata: ["attempt_id": "\(attemptId)"])
+            await executor.abandon(attempt)
+            recoveryDecisions[attemptId] = nil
+            attempts[attemptId] = nil
+            return
+        }
+        logger.info("attempt resumed after a restart", metadata: ["attempt_id": "\(attemptId)", "task_id": "\(attempt.taskId)"])
+        // Its ack may have been lost with the crash; a repeat changes nothing.
+        post(.ack(.init(attemptId: attemptId)))
+        await finish(attemptId, since: .now) { report in try await self.executor.resume(attempt, report: report) }
+    }
+
+    // MARK: Attempts
+
     private func runAttempt(_ offer: GatewayMessage.Offer) async {
         let started = ContinuousClock.now
         let attemptId = offer.attemptId
@@ -311,15 +389,26 @@ public actor AgentRunner {
                         error: "agent \(configuration.agentId) cannot run it: \(health.detail ?? "its engine is not reachable")", fault: .platform)))
             return
         }
-        do {
+        await finish(attemptId, since: started) { report in
             var inputs: [ExecutionJob.Input] = []
             for input in offer.inputs {
-                inputs.append(ExecutionJob.Input(offer: input, bytes: try await download(input)))
+                inputs.append(ExecutionJob.Input(offer: input, bytes: try await self.download(input)))
             }
             let job = ExecutionJob(
                 attemptId: attemptId, taskId: offer.taskId, definition: try offer.definition(), inputs: inputs,
                 keepPreviews: offer.keepPreviews ?? true)
-            let produced = try await executor.execute(job) { [weak self] report in
+            return try await self.executor.execute(job, report: report)
+        }
+    }
+
+    /// Runs the attempt's work on the executor, uploads what it produced and reports how it ended.
+    private func finish(
+        _ attemptId: String, since started: ContinuousClock.Instant,
+        work: @escaping @Sendable (@escaping @Sendable (ExecutionReport) -> Void) async throws -> [ProducedOutput]
+    ) async {
+        defer { attempts[attemptId] = nil }
+        do {
+            let produced = try await work { [weak self] report in
                 guard let self else { return }
                 switch report {
                 case .started:

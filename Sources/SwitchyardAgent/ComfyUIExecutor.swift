@@ -18,12 +18,21 @@ public struct ComfyUIExecutor: ToolExecutor {
     let logger: Logger
     let options: ComfyUIConnection.RunOptions
 
+    /// The agent it runs for: written into every prompt's `extra_data` (`switchyard_agent_id`) so that a restarted
+    /// agent finds its own prompts, and the WebSocket's client id is derived from it so that their messages reach
+    /// the restarted agent's socket (ComfyUI sends a prompt's messages to the client id that posted it).
+    public let agentId: String?
+
     public var tool: String { "comfyui" }
 
-    public init(baseURL: String, http: HTTPClient = .shared, logger: Logger, options: ComfyUIConnection.RunOptions = .init()) {
+    public init(
+        baseURL: String, agentId: String? = nil, http: HTTPClient = .shared, logger: Logger, options: ComfyUIConnection.RunOptions = .init()
+    ) {
         self.client = ComfyUIClient(baseURL: baseURL, http: http)
         self.baseURL = client.baseURL
-        self.connection = ComfyUIConnection(client: client, logger: logger)
+        self.agentId = agentId
+        let clientId = agentId.map { "switchyard-" + ComfyUIClient.percentEncode($0) } ?? "switchyard-" + UUID().uuidString.lowercased()
+        self.connection = ComfyUIConnection(client: client, clientId: clientId, logger: logger)
         self.logger = logger
         self.options = options
     }
@@ -98,29 +107,84 @@ public struct ComfyUIExecutor: ToolExecutor {
             graph[nodeId] = .object(node)
         }
         let tracker = ProgressTracker(nodeCount: graph.count) { report(.progress($0)) }
+        var extraData: [String: JSONValue] = ["switchyard_task_id": .string(job.taskId), "switchyard_keep_previews": .bool(job.keepPreviews)]
+        if let agentId { extraData["switchyard_agent_id"] = .string(agentId) }
         let listed: [ComfyUIOutput]
         do {
             listed = try await connection.run(
-                promptId: job.attemptId, graph: graph, extraData: ["switchyard_task_id": .string(job.taskId)], stop: stop, options: options
-            ) { event in
-                switch event {
-                case .started: report(.started)
-                case .cached(let nodes): tracker.cached(nodes)
-                case .progressState(let nodes): tracker.state(nodes)
-                case .progress(let node, let value, let max): tracker.step(node: node, value: value, max: max)
-                case .executing(let node): tracker.executing(node)
-                default: break
-                }
-            }
+                promptId: job.attemptId, graph: graph, extraData: extraData, stop: stop, options: options, onEvent: Self.forward(tracker, report))
         } catch {
             throw Self.failure(error)
         }
+        return try await fetchAll(listed, keepPreviews: job.keepPreviews, stop: stop)
+    }
+
+    static func forward(_ tracker: ProgressTracker, _ report: @escaping @Sendable (ExecutionReport) -> Void) -> @Sendable (ComfyUIEvent) -> Void {
+        { event in
+            switch event {
+            case .started: report(.started)
+            case .cached(let nodes): tracker.cached(nodes)
+            case .progressState(let nodes): tracker.state(nodes)
+            case .progress(let node, let value, let max): tracker.step(node: node, value: value, max: max)
+            case .executing(let node): tracker.executing(node)
+            default: break
+            }
+        }
+    }
+
+    private func fetchAll(_ listed: [ComfyUIOutput], keepPreviews: Bool, stop: ComfyUIStop) async throws -> [ProducedOutput] {
         var produced: [ProducedOutput] = []
-        for output in listed where job.keepPreviews || !output.isPreview {
+        for output in listed where keepPreviews || !output.isPreview {
             if stop.isRequested { throw ExecutionStopped(at: Date()) }
             produced.append(try await fetch(output))
         }
         return produced
+    }
+
+    // MARK: Recovery after a restart
+
+    /// This agent's prompts in ComfyUI's queue, and those of its history that finished within `window` (at most the
+    /// newest 500 entries are looked at).
+    public func recoverable(window: Duration) async -> [RecoveredAttempt] {
+        guard let agentId, let listed = try? await client.listPrompts(recentFinished: 500) else { return [] }
+        let since = Date().addingTimeInterval(-Double(window.components.seconds))
+        // A prompt that finished between the two reads is in both: its history (read last) says where it is.
+        var latest: [String: Int] = [:]
+        for (index, prompt) in listed.enumerated() { latest[prompt.promptId] = index }
+        return listed.enumerated().compactMap { index, prompt in
+            guard latest[prompt.promptId] == index else { return nil }
+            guard prompt.extraData["switchyard_agent_id"]?.stringValue == agentId, let taskId = prompt.extraData["switchyard_task_id"]?.stringValue,
+                prompt.place != .absent || (prompt.finishedAt ?? .distantPast) >= since
+            else { return nil }
+            return RecoveredAttempt(
+                attemptId: prompt.promptId, taskId: taskId, keepPreviews: prompt.extraData["switchyard_keep_previews"]?.boolValue ?? true,
+                active: prompt.place != .absent)
+        }
+    }
+
+    public func resume(_ attempt: RecoveredAttempt, report: @escaping @Sendable (ExecutionReport) -> Void) async throws -> [ProducedOutput] {
+        let stop = ComfyUIStop()
+        let work = Task {
+            let tracker = ProgressTracker(nodeCount: 0) { report(.progress($0)) }
+            let listed: [ComfyUIOutput]
+            do {
+                listed = try await connection.resume(
+                    promptId: attempt.attemptId, stop: stop, options: options, onEvent: Self.forward(tracker, report))
+            } catch let error as ComfyUIPromptError {
+                throw Self.failure(error)
+            }
+            return try await fetchAll(listed, keepPreviews: attempt.keepPreviews, stop: stop)
+        }
+        return try await withTaskCancellationHandler {
+            try await work.value
+        } onCancel: {
+            stop.request()
+        }
+    }
+
+    public func abandon(_ attempt: RecoveredAttempt) async {
+        try? await client.deleteFromQueue(attempt.attemptId)
+        try? await client.interrupt(attempt.attemptId)
     }
 
     /// Whose fault a prompt's end is (docs/agent.md, "Failures").

@@ -124,6 +124,40 @@ public protocol ToolExecutor: Sendable {
     var tool: String { get }
     func health() async -> ToolHealth
     func execute(_ job: ExecutionJob, report: @escaping @Sendable (ExecutionReport) -> Void) async throws -> [ProducedOutput]
+    /// Work an earlier run of this agent left in the tool — it crashed or was restarted mid-attempt — that can be
+    /// followed to its end instead of being run again: waiting, running, or finished within `window`.
+    func recoverable(window: Duration) async -> [RecoveredAttempt]
+    /// Follows a recovered attempt to its end, as `execute` follows its own.
+    func resume(_ attempt: RecoveredAttempt, report: @escaping @Sendable (ExecutionReport) -> Void) async throws -> [ProducedOutput]
+    /// Stops a recovered attempt the gateway no longer gives this agent (nothing happens if it already finished).
+    func abandon(_ attempt: RecoveredAttempt) async
+}
+
+/// An attempt found in the tool after a restart.
+public struct RecoveredAttempt: Sendable, Equatable {
+    public var attemptId: String
+    public var taskId: String
+    public var keepPreviews: Bool
+    /// Still queued or running in the tool (false: it finished, its outputs are there to read).
+    public var active: Bool
+
+    public init(attemptId: String, taskId: String, keepPreviews: Bool, active: Bool) {
+        self.attemptId = attemptId
+        self.taskId = taskId
+        self.keepPreviews = keepPreviews
+        self.active = active
+    }
+}
+
+extension ToolExecutor {
+    /// A tool that cannot tell: nothing to recover; attempts of a crashed agent run again elsewhere.
+    public func recoverable(window: Duration) async -> [RecoveredAttempt] { [] }
+
+    public func resume(_ attempt: RecoveredAttempt, report: @escaping @Sendable (ExecutionReport) -> Void) async throws -> [ProducedOutput] {
+        throw ExecutionFailure("\(tool) cannot resume an attempt", fault: .platform)
+    }
+
+    public func abandon(_ attempt: RecoveredAttempt) async {}
 }
 
 /// A cancelled attempt's work stopped; `at` is when the tool confirmed.

@@ -83,6 +83,36 @@ public struct ComfyUIClient: Sendable {
         return .absent
     }
 
+    /// A prompt ComfyUI holds or held, as `/queue` and `/history` list it: its id, the `extra_data` it was posted
+    /// with, where it is, and (finished) when it ended.
+    public struct ListedPrompt: Sendable, Equatable {
+        public var promptId: String
+        public var extraData: JSONValue
+        public var place: QueuePlace
+        /// The time of its last status message (nil while queued or running).
+        public var finishedAt: Date?
+    }
+
+    /// `GET /queue` and `GET /history?max_items=N`: the prompts running and waiting, and the newest N finished.
+    public func listPrompts(recentFinished: Int) async throws -> [ListedPrompt] {
+        var listed: [ListedPrompt] = []
+        let queue = try await request(.GET, "/queue", timeout: .seconds(10)).json
+        for (key, place) in [("queue_running", QueuePlace.running), ("queue_pending", .pending)] {
+            for entry in queue?[key]?.arrayValue ?? [] {
+                guard let item = entry.arrayValue, item.count > 3, let promptId = item[1].stringValue else { continue }
+                listed.append(ListedPrompt(promptId: promptId, extraData: item[3], place: place))
+            }
+        }
+        let history = try await request(.GET, "/history?max_items=\(recentFinished)", timeout: .seconds(30)).json
+        for (promptId, entry) in history?.objectValue ?? [:] {
+            guard let item = entry["prompt"]?.arrayValue, item.count > 3 else { continue }
+            let last = entry["status"]?["messages"]?.arrayValue?.last?.arrayValue?.dropFirst().first?["timestamp"]?.numberValue
+            let finishedAt = last.flatMap { Double($0.description) }.map { Date(timeIntervalSince1970: $0 / 1000) }
+            listed.append(ListedPrompt(promptId: promptId, extraData: item[3], place: .absent, finishedAt: finishedAt))
+        }
+        return listed
+    }
+
     /// `GET /history/{id}`: the prompt's entry once it has finished, nil while it is pending or running (`{}`).
     public func history(_ promptId: String) async throws -> JSONValue? {
         let answer = try await request(.GET, "/history/\(Self.percentEncode(promptId))", timeout: .seconds(30))
@@ -118,7 +148,7 @@ public struct ComfyUIClient: Sendable {
         return try await request(.POST, "/upload/image", body: body, contentType: "multipart/form-data; boundary=\(boundary)", timeout: .seconds(120))
     }
 
-    static func percentEncode(_ value: String) -> String {
+    public static func percentEncode(_ value: String) -> String {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
         return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value

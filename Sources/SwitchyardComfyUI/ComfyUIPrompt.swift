@@ -107,7 +107,41 @@ extension ComfyUIConnection {
             throw .unreachable("ComfyUI at \(client.baseURL) did not take the prompt: \(error)")
         }
         if let refusal = Self.refusal(status: answer.status, body: answer.body) { throw refusal }
+        return try await follow(promptId, signals: signals, started: false, stop: stop, options: options, onEvent: onEvent)
+    }
 
+    /// Follows a prompt posted before (by an earlier run of this agent, which crashed or was restarted) to its end,
+    /// as `run` follows its own: its outputs at once when it finished meanwhile, `.lost` when ComfyUI no longer
+    /// knows it. Its messages reach this socket because the client id is the same (`ComfyUIExecutor` derives it from
+    /// the agent id).
+    public func resume(
+        promptId: String, stop: ComfyUIStop, options: RunOptions = RunOptions(), onEvent: @escaping @Sendable (ComfyUIEvent) -> Void
+    ) async throws(ComfyUIPromptError) -> [ComfyUIOutput] {
+        let signals: AsyncStream<Signal>
+        do {
+            signals = try await watch(promptId)
+        } catch {
+            throw .unreachable("ComfyUI at \(client.baseURL) is not reachable: \(error)")
+        }
+        defer { unwatch(promptId) }
+        if stop.isRequested { throw .stopped(at: Date()) }
+        switch await recover(promptId, options: options) {
+        case .ended(let entry):
+            return try await outputs(from: entry, promptId: promptId, announced: [:], succeeded: false, options: options)
+        case .lost(let reason):
+            throw .lost(reason)
+        case .runs:
+            let running = (try? await client.queuePlace(of: promptId)) == .running
+            if running { onEvent(.started) }
+            return try await follow(promptId, signals: signals, started: running, stop: stop, options: options, onEvent: onEvent)
+        }
+    }
+
+    /// Hears the prompt's messages to its end (see `run`).
+    private func follow(
+        _ promptId: String, signals: AsyncStream<Signal>, started: Bool, stop: ComfyUIStop, options: RunOptions,
+        onEvent: @escaping @Sendable (ComfyUIEvent) -> Void
+    ) async throws(ComfyUIPromptError) -> [ComfyUIOutput] {
         let (steps, continuation) = AsyncStream.makeStream(of: Step.self)
         let pump = Task {
             for await signal in signals { continuation.yield(.signal(signal)) }
@@ -119,7 +153,7 @@ extension ComfyUIConnection {
         }
         stop.onRequest { continuation.yield(.stop) }
 
-        var started = false
+        var started = started
         var succeeded = false
         var stopping = false
         var finished = false

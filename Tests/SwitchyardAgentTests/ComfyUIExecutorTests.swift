@@ -44,6 +44,57 @@ struct ComfyUIExecutorTests {
         }
     }
 
+    @Test(
+        "after a crash, a new executor for the same agent finds its prompt in ComfyUI (running, then finished), follows it to its outputs without posting it again, and stops one given up; other agents' prompts are not its"
+    )
+    func recovery() async throws {
+        try await FakeComfyUI.with { fake in
+            let graph =
+                #"{"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},"#
+                + #" "2": {"class_type": "TestSleep", "inputs": {"value": ["1", 0], "seconds": 0.3}},"#
+                + #" "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "jobs/recovered"}}}"#
+            let crashed = ComfyUIExecutor(baseURL: fake.baseURL, agentId: "gpu-r", logger: Self.logger)
+            let job = try Self.job(graph)
+            let (started, began) = AsyncStream.makeStream(of: Void.self)
+            // The first process: its prompt is running when it "dies" (its work is left running, its socket closed).
+            let abandoned = Task { try? await crashed.execute(job) { if $0 == .started { began.yield() } } }
+            _ = await started.first { _ in true }
+            crashed.close()
+
+            #expect(
+                await ComfyUIExecutor(baseURL: fake.baseURL, agentId: "someone-else", logger: Self.logger).recoverable(window: .seconds(120)) == [])
+            let restarted = ComfyUIExecutor(baseURL: fake.baseURL, agentId: "gpu-r", logger: Self.logger)
+            defer { restarted.close() }
+            let found = await restarted.recoverable(window: .seconds(120))
+            // Running, or (on a slow machine) finished already: either way it is found, once.
+            #expect(found.map(\.attemptId) == [job.attemptId] && found.first?.taskId == job.taskId && found.first?.keepPreviews == true)
+            let outputs = try await restarted.resume(try #require(found.first)) { _ in }
+            #expect(outputs.map(\.nodeId) == ["3"])
+            #expect(outputs.first?.bytes == (await fake.file(type: "output", subfolder: "jobs", filename: outputs.first?.fileName ?? "")))
+            abandoned.cancel()
+
+            // Finished now: listed as such, and its outputs are read from the history.
+            let later = ComfyUIExecutor(baseURL: fake.baseURL, agentId: "gpu-r", logger: Self.logger)
+            defer { later.close() }
+            #expect(await later.recoverable(window: .seconds(120)).map(\.active) == [false])
+            #expect(try await later.resume(found[0]) { _ in }.map(\.nodeId) == ["3"])
+            #expect(await fake.requests().filter { $0.hasPrefix("POST /prompt") }.count == 1)
+            #expect(await fake.promptsRun(extra: "switchyard_task_id", job.taskId) == 1)
+
+            // One given up (the gateway gave its task to another agent): stopped in ComfyUI.
+            let second = try Self.job(graph)
+            let (secondStarted, secondBegan) = AsyncStream.makeStream(of: Void.self)
+            let crashedAgain = ComfyUIExecutor(baseURL: fake.baseURL, agentId: "gpu-r", logger: Self.logger)
+            let left = Task { try? await crashedAgain.execute(second) { if $0 == .started { secondBegan.yield() } } }
+            _ = await secondStarted.first { _ in true }
+            crashedAgain.close()
+            let recovered = try #require(await later.recoverable(window: .seconds(120)).first { $0.attemptId == second.attemptId })
+            await later.abandon(recovered)
+            #expect(await fake.requests().contains { $0.hasPrefix("POST /interrupt") && $0.contains(second.attemptId) })
+            left.cancel()
+        }
+    }
+
     static let everyKind = """
         {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 2, "color": 0}},
          "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "kinds"}},

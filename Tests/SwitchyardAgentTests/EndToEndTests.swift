@@ -8,6 +8,7 @@ import SwitchyardCore
 import SwitchyardFakeComfyUI
 import SwitchyardServer
 import SwitchyardTestSupport
+import Synchronization
 import Testing
 
 /// `serve` + `switchyard agent` + a ComfyUI (the fake), driven through the public API as a caller would.
@@ -215,6 +216,80 @@ struct EndToEndTests {
                     #expect(await fake.connections() == 1, "one WebSocket for every prompt")
                 }
             }
+        }
+    }
+
+    /// An engine that says what an earlier run left in it, and records what the agent asks of it.
+    final class RecoveringEngine: ToolExecutor {
+        let left: [RecoveredAttempt]
+        let asked = Mutex<[String]>([])
+        var tool: String { "comfyui" }
+
+        /// Each abandoned attempt's id, as it happens.
+        let abandoned: AsyncStream<String>
+        private let abandoning: AsyncStream<String>.Continuation
+
+        init(left: [RecoveredAttempt]) {
+            self.left = left
+            (abandoned, abandoning) = AsyncStream.makeStream(of: String.self)
+        }
+
+        func health() async -> ToolHealth { ToolHealth(healthy: true) }
+        func execute(_ job: ExecutionJob, report: @escaping @Sendable (ExecutionReport) -> Void) async throws -> [ProducedOutput] {
+            asked.withLock { $0.append("execute \(job.attemptId)") }
+            return []
+        }
+        func recoverable(window: Duration) async -> [RecoveredAttempt] { left }
+        func resume(_ attempt: RecoveredAttempt, report: @escaping @Sendable (ExecutionReport) -> Void) async throws -> [ProducedOutput] {
+            asked.withLock { $0.append("resume \(attempt.attemptId)") }
+            return [
+                ProducedOutput(nodeId: "9", kind: "images", index: 0, fileName: "recovered.png", contentType: "image/png", bytes: [1, 2, 3])
+            ]
+        }
+        func abandon(_ attempt: RecoveredAttempt) async {
+            asked.withLock { $0.append("abandon \(attempt.attemptId)") }
+            abandoning.yield(attempt.attemptId)
+        }
+    }
+
+    @Test(
+        "an agent restarted after a crash takes back what its engine still holds: the gateway kept it, so it completes with no retry used; what the gateway no longer gives it is stopped in the engine"
+    )
+    func restartAfterCrash() async throws {
+        try await TestApp.with(.sqlite, live: true, configure: { $0.dispatch.heartbeatInterval = 300 }) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            let taskId = try await app.run(client)
+            let held = Mutex("")
+            // The agent's first process: it takes the task, then dies (its socket goes; ComfyUI keeps the prompt).
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu-r")) { agent in
+                let offer = try await agent.offer()
+                held.withLock { $0 = offer.attemptId }
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
+            }
+            try await app.waitForAgents(client, count: 0)
+            let attemptId = held.withLock { $0 }
+            let stranger = UUID().uuidString.lowercased()
+            let engine = RecoveringEngine(left: [
+                RecoveredAttempt(attemptId: attemptId, taskId: taskId.lowercased, keepPreviews: true, active: true),
+                RecoveredAttempt(attemptId: stranger, taskId: UUID().uuidString.lowercased(), keepPreviews: true, active: false),
+            ])
+            var configuration = AgentConfiguration()
+            configuration.server = "http://127.0.0.1:\(client.port!)"
+            configuration.key = app.bootstrap.agentKey
+            configuration.agentId = "gpu-r"
+            configuration.labels = ["gpu", "comfyui"]
+            let runner = AgentRunner(configuration: configuration, executor: engine, logger: Logger(label: "restarted-agent"))
+            let agent = Task { try await runner.run() }
+            defer { agent.cancel() }
+            let done = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "completed" }
+            #expect(done["retry_count"] as? Int == 0)
+            #expect(done["agent_id"] as? String == "gpu-r")
+            let result = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/result", token: app.bootstrap.integrationKey).json()
+            #expect((result["task_output"] as? [String: Any])?["image_count"] as? Int == 1)
+            #expect(await engine.abandoned.first { _ in true } == stranger)
+            #expect(Set(engine.asked.withLock { $0 }) == ["resume \(attemptId)", "abandon \(stranger)"])
         }
     }
 

@@ -333,7 +333,9 @@ public struct DispatchMachine: Sendable {
         for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased }) {
             // Orphans and claims are settled by `replicasChecked`, which knows which replicas are alive.
             guard lease.orphanOf == nil, leases[lease.attemptId] != nil else { continue }
-            if let deadline = lease.detachedUntil, deadline <= now {
+            if let deadline = lease.detachedUntil {
+                // Its agent is away: no ACK or run deadline is judged until it is back (or the grace ends).
+                guard deadline <= now else { continue }
                 end(
                     lease, lease.cancelling ? nil : .attemptFailed(retriable: true),
                     error:
@@ -376,6 +378,7 @@ public struct DispatchMachine: Sendable {
                     // Back within the grace: the attempt is its again (and a cancel it missed is sent again).
                     lease.detachedUntil = nil
                     lease.detachedWhy = nil
+                    if lease.ackDeadline != nil { lease.ackDeadline = now.addingTimeInterval(settings.ackTimeout) }
                     if lease.cancelling { actions.append(.cancel(attemptId: attemptId, agent: key)) }
                 }
                 if lease.orphanOf != nil {

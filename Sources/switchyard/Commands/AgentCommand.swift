@@ -83,7 +83,7 @@ struct AgentCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "switchyard.agent")
-        let executor = ComfyUIExecutor(baseURL: configuration.comfyUI, logger: logger)
+        let executor = ComfyUIExecutor(baseURL: configuration.comfyUI, agentId: configuration.agentId, logger: logger)
         defer { executor.close() }
         let runner = AgentRunner(configuration: configuration, executor: executor, logger: logger)
         logger.info(
