@@ -11,6 +11,8 @@
 #   scripts/chaos.sh                          # SCENARIO=replica: 400 runs, one every 10 ms, fault after 1.5 s
 #   SCENARIO=postgres RUNS=1000 KILL_AFTER=3 scripts/chaos.sh
 #   KEEP=1 scripts/chaos.sh                   # leave the logs, the data directory and PostgreSQL running afterwards
+#   SCENARIO=agent SLEEP=0.2 RUNS=150 scripts/chaos.sh   # each prompt runs 0.2 s in the fake ComfyUI (TestSleep),
+#                                                        # so the killed agent holds work in ComfyUI when it dies
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-400}
@@ -19,8 +21,13 @@ scenario=${SCENARIO:-replica}
 port=${PORT:-18389}
 products="switchyard switchyard-fake-comfyui switchyard-agent-bench"
 source scripts/two-replicas.sh
+if [ -n "${SLEEP:-}" ]; then
+  graph='{"1":{"class_type":"EmptyImage","inputs":{"width":8,"height":8,"batch_size":1,"color":0}},"2":{"class_type":"TestSleep","inputs":{"value":["1",0],"seconds":'"$SLEEP"'}},"3":{"class_type":"SaveImage","inputs":{"images":["2",0],"filename_prefix":"chaos"}}}'
+else
+  graph='{"1":{"class_type":"EmptyImage","inputs":{"width":8,"height":8,"batch_size":1,"color":0}},"2":{"class_type":"SaveImage","inputs":{"images":["1",0],"filename_prefix":"chaos"}}}'
+fi
 curl -fsS -o /dev/null -X POST "$a/api/v1/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" -H "Content-Type: application/json" \
-  -d '{"workflow_slug":"chaos","display_name":"Chaos","required_labels":["gpu","comfyui"],"max_retries":2,"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":8,"height":8,"batch_size":1,"color":0}},"2":{"class_type":"SaveImage","inputs":{"images":["1",0],"filename_prefix":"chaos"}}},"parameters":[{"key":"color","node_id":"1","field":"color","type":"number"}]}'
+  -d '{"workflow_slug":"chaos","display_name":"Chaos","required_labels":["gpu","comfyui"],"max_retries":2,"workflow_json":'"$graph"',"parameters":[{"key":"color","node_id":"1","field":"color","type":"number"}]}'
 
 fake_port=$((port + 20))
 "$bin/switchyard-fake-comfyui" "$fake_port" >"$work/fake.log" 2>&1 &
