@@ -35,6 +35,8 @@ public actor AgentRunner {
     private var recovering: [String: CheckedContinuation<Bool, Never>] = [:]
     private var recoveryDecisions: [String: Bool] = [:]
     private var status: AgentStatus = .idle
+    /// The current session got its `welcome`.
+    private var welcomed = false
     private var health = ToolHealth(healthy: false)
     /// Set by a `goodbye` that says reconnecting cannot help.
     private var fatal: String?
@@ -84,6 +86,7 @@ public actor AgentRunner {
             let began = ContinuousClock.now
             let url = urls[next % urls.count]
             next += 1
+            welcomed = false
             do {
                 try await session(url: url)
             } catch is CancellationError {
@@ -92,6 +95,13 @@ public actor AgentRunner {
                 logger.warning("gateway session ended", metadata: ["gateway": "\(url)", "error": "\(error)"])
             }
             if let fatal { throw Refused(description: fatal) }
+            if welcomed, urls.count > 1, began.duration(to: .now) > .seconds(5) {
+                // A session that worked dropped: its server is tried again first — it holds this agent's attempts
+                // for a while. A server that is gone refuses at once, and the next one is tried.
+                next -= 1
+                delay = 1
+                continue
+            }
             if began.duration(to: .now) > .seconds(30) { delay = 1 }
             if urls.count > 1, next % urls.count != 0 || began.duration(to: .now) > .seconds(30) {
                 logger.info("trying the next server", metadata: ["gateway": "\(urls[next % urls.count])"])
@@ -124,6 +134,7 @@ public actor AgentRunner {
             guard case .text(let text)? = try await messages.next() else { return }
             switch try WireCoding.decodeGatewayMessage(text) {
             case .welcome(let welcome):
+                await self.markWelcomed()
                 await self.settleRecovered(kept: welcome.keptAttempts)
                 let outgoing = await self.attach()
                 self.logger.info("connected to the gateway", metadata: ["gateway": "\(welcome.gatewayId)", "agent_id": "\(welcome.agentId)"])
@@ -169,6 +180,8 @@ public actor AgentRunner {
             }
         }
     }
+
+    private func markWelcomed() { welcomed = true }
 
     private func attach() -> AsyncStream<AgentMessage> {
         let (stream, continuation) = AsyncStream.makeStream(of: AgentMessage.self)

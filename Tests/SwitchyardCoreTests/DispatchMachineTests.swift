@@ -100,6 +100,8 @@ struct DispatchMachineTests {
         case .endSession(let agent, let why, let notice, let retry):
             "end session \(agent.agentId) (\(why))" + (notice.map { ", saying \"\($0)\"" + (retry ? ", retry" : ", no retry") } ?? "")
         case .takeOver(let lease): "take over \(name(lease.attemptId)) from \(lease.orphanOf ?? "?")"
+        case .handOver(let lease, let gateway): "hand \(name(lease.attemptId)) over to \(gateway)"
+        case .confirmHandOver(let lease): "was \(name(lease.attemptId)) handed over by \(lease.orphanOf ?? "?")?"
         case .lookUpHeld(let agent, let attemptId): "look up \(name(attemptId)) for \(agent.agentId)"
         case .rescan: "rescan"
         case .wake(let taskId): "wake \(name(taskId))"
@@ -443,6 +445,43 @@ struct DispatchMachineTests {
         #expect(t.send(.finished(Self.key("gpu-1"), attemptId: Self.attempt(1), event: .succeeded, error: nil, output: nil)) == ["end A1: succeeded"])
     }
 
+    @Test("an agent that reconnected to another replica: what it held here and lists there is handed over, the rest waits out the grace")
+    func movedElsewhere() {
+        var t = Transcript()
+        t.connect("gpu-1", capacity: 2)
+        t.run(1, on: "gpu-1", as: 1)
+        t.run(2, on: "gpu-1", as: 2)
+        // This replica has not noticed the dropped socket yet: the session ends here too.
+        #expect(
+            t.send(.movedElsewhere(Self.key("gpu-1"), gateway: "gw-b", attempts: [Self.attempt(1)])) == [
+                "end session gpu-1 (it connected to replica gw-b), saying \"the agent connected to another replica\", no retry",
+                "hand A1 over to gw-b",
+            ])
+        #expect(t.machine.leases[Self.attempt(1)] == nil)
+        t.advance(30)
+        #expect(
+            t.send(.tick) == [
+                "end A2: attemptFailed(retriable: true) — agent gpu-1 disconnected while it held the task (it connected to replica gw-b) and did not reconnect within 30 s"
+            ])
+        #expect(t.send(.movedElsewhere(Self.key("gpu-9"), gateway: "gw-b", attempts: [Self.attempt(1)])).isEmpty, "not its")
+    }
+
+    @Test("a claim on a live replica's attempt that it handed over is kept")
+    func claimHandedOver() {
+        var t = Transcript()
+        #expect(t.connect("gpu-1", holding: [Self.attempt(101)]) == ["look up A101 for gpu-1", "rescan"])
+        let found = DispatchMachine.HeldTask(
+            taskId: Self.task(1), teamId: Self.team, agentId: "gpu-1", timeout: 60, startedAt: Self.start, owner: "gw-a", ownerAlive: true)
+        #expect(t.send(.heldLookedUp(Self.key("gpu-1"), attemptId: Self.attempt(101), found: found)).isEmpty)
+        // Its messages count meanwhile: the claim is this agent's.
+        #expect(t.machine.lease(Self.attempt(101), heldBy: Self.key("gpu-1")) != nil)
+        t.advance(14)
+        #expect(t.send(.replicasChecked(live: ["gw-a"])) == ["was A101 handed over by gw-a?"])
+        #expect(t.send(.takenOver(attemptId: Self.attempt(101), taken: true)).isEmpty)
+        #expect(t.machine.lease(Self.attempt(101), heldBy: Self.key("gpu-1"))?.claimDeadline == nil)
+        #expect(t.submit(2).isEmpty, "its slot is the claim's")
+    }
+
     @Test("an orphan another replica took first is forgotten, and its agent told to drop it")
     func orphanTakenElsewhere() {
         var t = Transcript()
@@ -469,8 +508,9 @@ struct DispatchMachineTests {
         }
         #expect(t.submit(3).isEmpty, "both slots held by the claims")
         t.advance(14)
-        #expect(t.send(.replicasChecked(live: ["gw-2"])) == ["take over A101 from gw-1", "cancel A102 at gpu-1", "assign T3 to gpu-1 as A1"])
+        #expect(t.send(.replicasChecked(live: ["gw-2"])) == ["take over A101 from gw-1", "was A102 handed over by gw-2?"])
         #expect(t.send(.takenOver(attemptId: Self.attempt(101), taken: true)).isEmpty)
         #expect(t.machine.lease(Self.attempt(101), heldBy: Self.key("gpu-1"))?.orphanOf == nil)
+        #expect(t.send(.takenOver(attemptId: Self.attempt(102), taken: false)) == ["cancel A102 at gpu-1", "assign T3 to gpu-1 as A1"])
     }
 }

@@ -3,6 +3,7 @@ import HummingbirdTesting
 import SwitchyardCore
 import SwitchyardTestSupport
 import SwitchyardWire
+import Synchronization
 import Testing
 
 @testable import SwitchyardServer
@@ -20,6 +21,8 @@ struct ReplicaTests {
         let all: [ReplicaNotification] = [
             .submitted(taskId: task, teamId: team), .submitted(taskId: task, teamId: team, dispatch: dispatch),
             .submitted(taskId: task, teamId: team, dispatch: plain), .cancelled(taskId: task), .changed(taskId: task), .resync,
+            .heldElsewhere(teamId: team, agentId: "gpu:01,a", gatewayId: "gw-1234abcd", attempts: [UUID(), UUID()]),
+            .heldElsewhere(teamId: team, agentId: "x", gatewayId: "gw-1", attempts: []),
         ]
         for notification in all {
             #expect(ReplicaNotification(encoded: Substring(notification.encoded)) == notification)
@@ -77,6 +80,59 @@ struct ReplicaTests {
                 #expect(cancel.status == .ok)
                 let stop = try await agent.receive(within: .seconds(5), "cancel") { if case .cancel(let ref) = $0 { ref } else { nil } }
                 #expect(stop.attemptId == running.attemptId)
+            }
+        }
+    }
+
+    @Test(
+        "an agent whose connection to A dropped reconnects to B while A lives: A hands its attempt over (rather than failing it after its grace), and the task completes on B once, no retry used",
+        .enabled(if: TestBackend.postgresURL != nil, "needs SWITCHYARD_TEST_POSTGRES_URL"))
+    func handOverToAnotherReplica() async throws {
+        let configure: @Sendable (inout ServerConfiguration) -> Void = {
+            $0.dispatch.rescanInterval = 3600
+            $0.dispatch.heartbeatInterval = 300
+            $0.dispatch.reconnectGrace = 5
+            $0.dispatch.replicaLeaseTimeout = 60
+        }
+        try await TestApp.withReplicas(.postgres, configure: configure) { a, clientA, b, clientB in
+            let session = try await a.ownerSession(clientA)
+            _ = try await a.importWorkflow(clientA, session: session, body: try TestApp.invertImport())
+            let held = Mutex("")
+            let taskId = try await a.run(clientA)
+            try await WireTestAgent.connect(port: clientA.port!, key: a.bootstrap.agentKey, hello: WireTestAgent.hello("mover")) { agent in
+                let offer = try await agent.offer()
+                held.withLock { $0 = offer.attemptId }
+                try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+                _ = try await a.waitForTask(clientA, taskId) { $0["task_status"] as? String == "running" }
+            }
+            try await a.waitForAgents(clientA, count: 0)
+            let attemptId = held.withLock { $0 }
+            try await WireTestAgent.connect(
+                port: clientB.port!, key: a.bootstrap.agentKey, hello: WireTestAgent.hello("mover", held: [attemptId])
+            ) { agent in
+                #expect(agent.welcome.keptAttempts == [attemptId], "claimed on B")
+                // A hears that the agent is on B and gives the attempt's row to B.
+                let gatewayB = await b.built.dispatcher.gatewayId
+                let deadline = ContinuousClock.now + .seconds(10)
+                while try await a.storage.activeTasks().first(where: { $0.id == taskId })?.gatewayId != gatewayB {
+                    guard ContinuousClock.now < deadline else { throw TestSupportError("A did not hand the attempt over") }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                // A's grace for the agent passes: it no longer holds the attempt, so it fails nothing.
+                a.clock.advance(by: 6)
+                await a.built.dispatcher.tick()
+                let running = try await a.taskJSON(clientA, taskId)
+                #expect(running["task_status"] as? String == "running" && running["retry_count"] as? Int == 0)
+                // B's claim ends: the row names B, so B keeps it (no cancel to the agent), and the end is recorded.
+                a.clock.advance(by: 59)
+                await a.built.dispatcher.tick()
+                await b.built.dispatcher.tick()
+                try await agent.send(.complete(.init(attemptId: attemptId, outputs: [])))
+                let done = try await b.waitForTask(clientB, taskId) { $0["task_status"] as? String == "completed" }
+                #expect(done["retry_count"] as? Int == 0)
+                await #expect(throws: (any Error).self) {
+                    _ = try await agent.receive(within: .milliseconds(200), "cancel") { if case .cancel(let ref) = $0 { ref } else { nil } }
+                }
             }
         }
     }

@@ -72,6 +72,8 @@ extension DispatchMachine {
         case claimed
         /// Its agent did not come back within the grace: the task waits again.
         case expired
+        /// Claimed from a replica that is alive: kept only if that replica handed it over (the row names this one).
+        case handedOver
     }
 
     /// A task an agent lists that this replica had no lease for, as the database has it.
@@ -153,6 +155,9 @@ extension DispatchMachine {
         /// This replica's check of the replica leases: `live` are the replicas still renewing theirs.
         case replicasChecked(live: Set<String>)
         case takenOver(attemptId: UUID, taken: Bool)
+        /// The agent reconnected to replica `gateway`, which claims `attempts` from this one: those it held here are
+        /// handed over (its session here, if this replica still has one, is over).
+        case movedElsewhere(AgentKey, gateway: String, attempts: Set<UUID>)
         case heldLookedUp(AgentKey, attemptId: UUID, found: HeldTask?)
 
         /// Time passed: deadlines.
@@ -189,6 +194,10 @@ extension DispatchMachine {
         case endSession(AgentKey, why: String, notice: String?, retry: Bool)
         /// Take the attempt over from the replica its row names; answer `takenOver`.
         case takeOver(Lease)
+        /// Give the attempt's row to replica `to`, where its agent is now (this replica forgot it).
+        case handOver(Lease, to: String)
+        /// Whether the attempt's row names this replica now (handed over); answer `takenOver`.
+        case confirmHandOver(Lease)
         /// Read the task of an attempt an agent lists; answer `heldLookedUp`.
         case lookUpHeld(AgentKey, attemptId: UUID)
         /// Read back waiting tasks this replica may not know (an agent connected).

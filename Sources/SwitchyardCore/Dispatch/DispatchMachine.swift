@@ -212,6 +212,15 @@ public struct DispatchMachine: Sendable {
             settleOrphans(live: live, &actions)
         case .takenOver(let attemptId, let taken):
             tookOver(attemptId, taken: taken, &actions)
+        case .movedElsewhere(let key, let gateway, let attempts):
+            disconnect(
+                key, why: "it connected to replica \(gateway)", notice: "the agent connected to another replica", retry: false, detach: true,
+                &actions)
+            for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased })
+            where lease.agent == key && lease.detachedUntil != nil && attempts.contains(lease.attemptId) {
+                leases[lease.attemptId] = nil
+                actions.append(.handOver(lease, to: gateway))
+            }
         case .heldLookedUp(let key, let attemptId, let found):
             lookedUp(key, attemptId: attemptId, found: found, &actions)
 
@@ -420,7 +429,7 @@ public struct DispatchMachine: Sendable {
         index.remove(key)
         actions.append(.endSession(key, why: why, notice: notice, retry: retry))
         for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased }) where lease.agent == key {
-            if lease.claimDeadline != nil || lease.takingOver == .reconnected || lease.takingOver == .claimed {
+            if lease.claimDeadline != nil || lease.takingOver == .reconnected || lease.takingOver == .claimed || lease.takingOver == .handedOver {
                 // A claim on another replica's attempt was never this replica's to end: it is only forgotten here.
                 leases[lease.attemptId] = nil
             } else if lease.orphanDeadline == nil && lease.orphanOf == nil && lease.detachedUntil == nil && detach {
@@ -440,15 +449,14 @@ public struct DispatchMachine: Sendable {
     /// Orphans whose grace ended go back to waiting (unless another replica's agent reclaimed them first); claims on
     /// a replica that has died since are taken over, claims on one still alive when the wait ends are handed back.
     private mutating func settleOrphans(live: Set<String>, _ actions: inout [Action]) {
-        var released = false
         for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased }) {
             guard let owner = lease.orphanOf, lease.takingOver == nil else { continue }
             if live.contains(owner) {
+                // Its replica lives: taken over if that replica handed it over meanwhile (the row names this one now),
+                // else handed back.
                 if let deadline = lease.claimDeadline, deadline <= now {
-                    leases[lease.attemptId] = nil
-                    release(lease.agent)
-                    released = true
-                    actions.append(.cancel(attemptId: lease.attemptId, agent: lease.agent))
+                    leases[lease.attemptId]?.takingOver = .handedOver
+                    actions.append(.confirmHandOver(lease))
                 }
             } else if lease.claimDeadline != nil {
                 leases[lease.attemptId]?.takingOver = .claimed
@@ -458,7 +466,6 @@ public struct DispatchMachine: Sendable {
                 actions.append(.takeOver(lease))
             }
         }
-        if released { pass(&actions) }
     }
 
     private mutating func tookOver(_ attemptId: UUID, taken: Bool, _ actions: inout [Action]) {

@@ -36,11 +36,19 @@ public enum ReplicaNotification: Sendable, Equatable {
     case cancelled(taskId: UUID)
     /// The task's event log grew: event streams on every replica read it.
     case changed(taskId: UUID)
+    /// An agent reconnected to replica `gatewayId` listing `attempts` whose rows name another replica still alive
+    /// (its connection dropped, or it restarted, and came back elsewhere): the replica holding them hands them over.
+    case heldElsewhere(teamId: UUID, agentId: String, gatewayId: String, attempts: [UUID])
     /// Notifications may have been missed (the listener reconnected): look at everything again.
     case resync
 
+    /// At most this many attempts in one `heldElsewhere` (a NOTIFY payload holds 8,000 bytes): the rest are settled
+    /// by the claim's own deadline.
+    public static let maximumHandOver = 150
+
     /// The compact text form carried in a NOTIFY payload: `s<task>:<team>[:<created µs>:<workflow>:<version>:<pool>[:<region
-    /// as hex>]]`, `c<task>`, `e<task>`, `r` (no commas: entries are comma-separated).
+    /// as hex>]]`, `c<task>`, `e<task>`, `h<team>:<gateway as hex>:<agent as hex>:<attempt>;…`, `r` (no commas: entries
+    /// are comma-separated).
     public var encoded: String {
         switch self {
         case .submitted(let taskId, let teamId, nil): "s\(taskId.lowercased):\(teamId.lowercased)"
@@ -49,6 +57,9 @@ public enum ReplicaNotification: Sendable, Equatable {
                 + ":\(dispatch.workflowId.lowercased):\(dispatch.workflowVersion):\(dispatch.pool == .team ? "t" : "c")"
                 + (dispatch.submitterRegion.map { ":" + Hex.encode(Array($0.utf8)) } ?? "")
         case .cancelled(let taskId): "c\(taskId.lowercased)"
+        case .heldElsewhere(let teamId, let agentId, let gatewayId, let attempts):
+            "h\(teamId.lowercased):\(Hex.encode(Array(gatewayId.utf8))):\(Hex.encode(Array(agentId.utf8))):"
+                + attempts.prefix(Self.maximumHandOver).map(\.lowercased).joined(separator: ";")
         case .changed(let taskId): "e\(taskId.lowercased)"
         case .resync: "r"
         }
@@ -87,6 +98,14 @@ public enum ReplicaNotification: Sendable, Equatable {
         case "e":
             guard let taskId = UUID(uuidString: String(rest)) else { return nil }
             self = .changed(taskId: taskId)
+        case "h":
+            let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 4, let teamId = UUID(uuidString: String(parts[0])),
+                let gateway = Hex.decode(String(parts[1])).flatMap({ String(bytes: $0, encoding: .utf8) }),
+                let agent = Hex.decode(String(parts[2])).flatMap({ String(bytes: $0, encoding: .utf8) })
+            else { return nil }
+            let attempts = parts[3].split(separator: ";").compactMap { UUID(uuidString: String($0)) }
+            self = .heldElsewhere(teamId: teamId, agentId: agent, gatewayId: gateway, attempts: attempts)
         case "r" where rest.isEmpty:
             self = .resync
         default:

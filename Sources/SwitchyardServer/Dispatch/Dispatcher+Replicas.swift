@@ -29,6 +29,9 @@ extension Dispatcher {
             await stop(taskId: taskId)
         case .changed(let taskId):
             hub.wake(taskId)
+        case .heldElsewhere(let teamId, let agentId, let gateway, let attempts):
+            guard gateway != gatewayId else { return }
+            await feed(.movedElsewhere(AgentKey(teamId: teamId, agentId: agentId), gateway: gateway, attempts: Set(attempts)))
         case .resync:
             hub.wakeAll()
             await rescan()

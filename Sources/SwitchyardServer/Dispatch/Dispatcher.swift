@@ -245,6 +245,18 @@ public actor Dispatcher: Service {
         case .takeOver(let lease):
             let taken = await adopt(lease)
             await feed(.takenOver(attemptId: lease.attemptId, taken: taken))
+        case .handOver(let lease, let gateway):
+            let handed = await write {
+                try await self.storage.takeOverAttempt(taskId: lease.taskId, attemptId: lease.attemptId, from: self.gatewayId, to: gateway)
+            }
+            logger.info(
+                "attempt handed over to the replica its agent reconnected to",
+                metadata: ["attempt_id": "\(lease.attemptId)", "gateway": "\(gateway)", "handed": "\(handed ?? false)"])
+        case .confirmHandOver(let lease):
+            let handed = await write {
+                try await self.storage.takeOverAttempt(taskId: lease.taskId, attemptId: lease.attemptId, from: self.gatewayId, to: self.gatewayId)
+            }
+            await feed(.takenOver(attemptId: lease.attemptId, taken: handed == true))
         case .lookUpHeld(let key, let attemptId):
             let found = await lookUpHeld(attemptId, agent: key)
             await feed(.heldLookedUp(key, attemptId: attemptId, found: found))
@@ -376,6 +388,12 @@ public actor Dispatcher: Service {
         // outbox behind the welcome.
         await feed(.connected(key, agent, holding: held))
         if let record = currentRecord(key) { await persist(record) }
+        // Attempts claimed from a replica that is alive: it hands them over when it hears (rather than failing them
+        // when its grace for the agent ends).
+        let claimed = machine.leases.values.filter { $0.agent == key && $0.claimDeadline != nil }.map(\.attemptId)
+        if !claimed.isEmpty {
+            storage.notifier.publish(.heldElsewhere(teamId: key.teamId, agentId: key.agentId, gatewayId: gatewayId, attempts: claimed))
+        }
         logger.info("agent connected", metadata: ["agent": "\(key)", "labels": "\(hello.labels)", "capacity": "\(hello.capacity)"])
         let kept = held.filter { machine.leases[$0]?.agent == key }.map(\.lowercased)
         return .welcome(.init(agentId: hello.agentId, gatewayId: gatewayId, heartbeatInterval: settings.heartbeatInterval, keptAttempts: kept))
