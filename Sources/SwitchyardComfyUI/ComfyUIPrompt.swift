@@ -92,12 +92,7 @@ extension ComfyUIConnection {
         promptId: String, graph: [String: JSONValue], extraData: [String: JSONValue] = [:], stop: ComfyUIStop, options: RunOptions = RunOptions(),
         onEvent: @escaping @Sendable (ComfyUIEvent) -> Void
     ) async throws(ComfyUIPromptError) -> [ComfyUIOutput] {
-        let signals: AsyncStream<Signal>
-        do {
-            signals = try await watch(promptId)
-        } catch {
-            throw .unreachable("ComfyUI at \(client.baseURL) is not reachable: \(error)")
-        }
+        let signals = try await watchPrompt(promptId)
         defer { unwatch(promptId) }
         if stop.isRequested { throw .stopped(at: Date()) }
         let answer: ComfyUIClient.Answer
@@ -117,12 +112,7 @@ extension ComfyUIConnection {
     public func resume(
         promptId: String, stop: ComfyUIStop, options: RunOptions = RunOptions(), onEvent: @escaping @Sendable (ComfyUIEvent) -> Void
     ) async throws(ComfyUIPromptError) -> [ComfyUIOutput] {
-        let signals: AsyncStream<Signal>
-        do {
-            signals = try await watch(promptId)
-        } catch {
-            throw .unreachable("ComfyUI at \(client.baseURL) is not reachable: \(error)")
-        }
+        let signals = try await watchPrompt(promptId)
         defer { unwatch(promptId) }
         if stop.isRequested { throw .stopped(at: Date()) }
         switch await recover(promptId, options: options) {
@@ -134,6 +124,14 @@ extension ComfyUIConnection {
             let running = (try? await client.queuePlace(of: promptId)) == .running
             if running { onEvent(.started) }
             return try await follow(promptId, signals: signals, started: running, stop: stop, options: options, onEvent: onEvent)
+        }
+    }
+
+    private func watchPrompt(_ promptId: String) async throws(ComfyUIPromptError) -> AsyncStream<Signal> {
+        do {
+            return try await watch(promptId)
+        } catch {
+            throw .unreachable("ComfyUI at \(client.baseURL) is not reachable: \(error)")
         }
     }
 

@@ -321,11 +321,19 @@ public actor Dispatcher: Service {
         }
         let assignment = AttemptAssignment(
             attemptId: attemptId, agentId: key.agentId, agentLabels: record.labels, gatewayId: gatewayId, gpuType: Self.gpuType(record.systemStats))
+        // A task this replica was told about (or read back) has no definition here: it is read while the assignment
+        // is written, not after (one round trip less before the offer).
+        let storage = self.storage
+        let teamId = key.teamId
+        async let definition: JSONValue?? =
+            definitions[taskId] == nil ? try? await withDeadline(Self.storageDeadline) { try await storage.taskDefinition(id: taskId, teamId: teamId) } : nil
         guard let assigned = await write({ try await self.storage.assignTask(id: taskId, to: assignment, at: now) }) else {
+            _ = await definition
             definitions[taskId] = nil
             await feed(.assignmentLost(attemptId: attemptId))
             return
         }
+        if let read = await definition, let read, definitions[taskId] == nil { definitions[taskId] = read }
         offerTasks[attemptId] = assigned.task
         await feed(.assignmentWritten(attemptId: attemptId, timeout: TimeInterval(assigned.task.taskTimeout)))
     }
