@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import Foundation
+import Logging
+import SwitchyardAgent
 import SwitchyardComfyUI
 import SwitchyardCore
 import SwitchyardTestSupport
@@ -131,6 +133,35 @@ struct RealComfyUITests {
                 #expect(!(queue["queue_running"]?.jsonString.contains(id.lowercased) ?? false))
             }
         }
+    }
+
+    @Test(
+        "after a crash mid-prompt, a restarted agent's executor finds the prompt in ComfyUI and follows it to its outputs; it ran once (needs TestSleep)"
+    )
+    func recoveryAfterCrash() async throws {
+        let comfyUI = try #require(RealComfyUI.url)
+        let probe = try await Self.get(comfyUI + "/object_info/TestSleep")
+        try #require(probe.count > 2, "start ComfyUI with --extra-model-paths-config tests/execution/extra_model_paths.yaml for TestSleep")
+        let logger = Logger(label: "real-recovery")
+        let agentId = "real-recovery-\(RealComfyUI.seed)"
+        let graph = EndToEndTests.sleepGraph.replacingOccurrences(of: #""seconds": 30"#, with: #""seconds": 1.5"#)
+            .replacingOccurrences(of: #""color": 0"#, with: #""color": \#(RealComfyUI.seed)"#)
+        let job = ExecutionJob(
+            attemptId: UUID().uuidString.lowercased(), taskId: UUID().uuidString.lowercased(), definition: try JSONValue.parse(graph), inputs: [])
+        let crashed = ComfyUIExecutor(baseURL: comfyUI, agentId: agentId, logger: logger)
+        let (started, began) = AsyncStream.makeStream(of: Void.self)
+        let abandoned = Task { try? await crashed.execute(job) { if $0 == .started { began.yield() } } }
+        _ = await started.first { _ in true }
+        crashed.close()
+
+        let restarted = ComfyUIExecutor(baseURL: comfyUI, agentId: agentId, logger: logger)
+        defer { restarted.close() }
+        let found = await restarted.recoverable(window: .seconds(120))
+        #expect(found.map(\.attemptId) == [job.attemptId])
+        let outputs = try await restarted.resume(try #require(found.first)) { _ in }
+        abandoned.cancel()
+        #expect(outputs.map(\.nodeId) == ["3"] && outputs.first?.contentType == "image/png")
+        #expect(try await Self.history(comfyUI).filter { $0 == job.taskId }.count == 1)
     }
 
     /// The `switchyard_task_id` of every prompt in ComfyUI's history.
