@@ -158,8 +158,11 @@ public func buildApplication(
     serverLogger[metadataKey: "component"] = "http"
     let application = Application(
         router: router,
+        // No WebSocket pings: agents heartbeat every `dispatch.heartbeatInterval` (traffic that keeps proxies from
+        // closing the socket), and three missed heartbeats end the session. A ping loop would be one more task per
+        // session, which with 10,000 agents is memory (docs/performance.md, "Dispatch with many connected agents").
         server: .http1WebSocketUpgradeClosingSilentConnections(
-            configuration: .init(maxFrameSize: AgentGateway.maximumMessageSize, autoPing: .enabled(timePeriod: .seconds(15)))
+            configuration: .init(maxFrameSize: AgentGateway.maximumMessageSize, autoPing: .disabled)
         ) { request, _, _ in await gateway.shouldUpgrade(request) },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Switchyard"),
         services: (objectStore.map { [$0.application] } ?? []) + [reaper, dispatcher, webhookSender],
