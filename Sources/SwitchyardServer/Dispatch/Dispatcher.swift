@@ -325,8 +325,9 @@ public actor Dispatcher: Service {
         // is written, not after (one round trip less before the offer).
         let storage = self.storage
         let teamId = key.teamId
+        let known = definitions[taskId] != nil
         async let definition: JSONValue?? =
-            definitions[taskId] == nil ? try? await withDeadline(Self.storageDeadline) { try await storage.taskDefinition(id: taskId, teamId: teamId) } : nil
+            known ? nil : try? await withDeadline(Self.storageDeadline) { try await storage.taskDefinition(id: taskId, teamId: teamId) }
         guard let assigned = await write({ try await self.storage.assignTask(id: taskId, to: assignment, at: now) }) else {
             _ = await definition
             definitions[taskId] = nil
