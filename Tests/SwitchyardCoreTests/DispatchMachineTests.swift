@@ -397,6 +397,18 @@ struct DispatchMachineTests {
         #expect(t.machine.admit(requirement, at: t.now) == .wait("waiting for eligible agent: agent gpu-1 holds 1 of 1 attempts"))
     }
 
+    @Test("an assignment that could not be written (the database did not answer): the task is back in line; a cancelled one is not")
+    func assignmentFailed() {
+        var t = Transcript()
+        t.connect("gpu-1")
+        #expect(t.submit(1) == ["assign T1 to gpu-1 as A1"])
+        #expect(t.send(.assignmentFailed(attemptId: Self.attempt(1))) == ["assign T1 to gpu-1 as A2"])
+        #expect(t.send(.cancelled(taskId: Self.task(1))).isEmpty)
+        #expect(t.send(.assignmentFailed(attemptId: Self.attempt(2))).isEmpty)
+        #expect(t.machine.knows(Self.task(1)) == false)
+        #expect(t.submit(2) == ["assign T2 to gpu-1 as A3"], "its capacity came back")
+    }
+
     @Test("an offer that cannot be built: the task waits again, no retry used")
     func offerFails() {
         var t = Transcript()

@@ -125,8 +125,10 @@ extension DispatchMachine {
         /// The reservation's task was not stored (refused, or an idempotent replay).
         case reservationDropped(attemptId: UUID)
         case assignmentWritten(attemptId: UUID, timeout: TimeInterval)
-        /// The assignment lost (another replica took the task, a cancel, an error).
+        /// The assignment lost: another replica took the task, or it was cancelled.
         case assignmentLost(attemptId: UUID)
+        /// The assignment was not written (its agent left first, the database did not answer): the task waits again.
+        case assignmentFailed(attemptId: UUID)
         /// The offer could not be built.
         case offerFailed(attemptId: UUID, error: String)
         /// A caller cancelled the task, or it expired (already written).

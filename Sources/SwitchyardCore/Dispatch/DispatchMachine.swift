@@ -52,7 +52,7 @@ public struct DispatchMachine: Sendable {
     /// The agents with room, grouped so that choosing one does not look at each.
     private var index = AgentIndex()
     /// Assignments decided and not yet answered: the agent whose capacity they hold, and whether a cancel came.
-    private var assigning: [UUID: (taskId: UUID, agent: AgentKey, cancelled: Bool)] = [:]
+    private var assigning: [UUID: (taskId: UUID, agent: AgentKey, cancelled: Bool, entry: WaitingQueue.Entry)] = [:]
     /// Reservations made at admission, awaiting the task's commit.
     private var reserved: [UUID: AgentKey] = [:]
     /// Attempts listed by reconnecting agents and looked up in the database, with the capacity they reserve.
@@ -135,6 +135,13 @@ public struct DispatchMachine: Sendable {
         case .assignmentLost(let attemptId):
             guard let pending = assigning.removeValue(forKey: attemptId) else { return [] }
             release(pending.agent)
+            pass(&actions)
+        case .assignmentFailed(let attemptId):
+            guard let pending = assigning.removeValue(forKey: attemptId) else { return [] }
+            release(pending.agent)
+            if !pending.cancelled {
+                queue.insert(pending.taskId, createdAt: pending.entry.createdAt, requirement: pending.entry.requirement, pending: false)
+            }
             pass(&actions)
         case .offerFailed(let attemptId, let error):
             guard let lease = leases[attemptId] else { return [] }
@@ -242,7 +249,7 @@ public struct DispatchMachine: Sendable {
             let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
             change(key) { $0.running += 1 }
             let attemptId = makeAttemptId(now)
-            assigning[attemptId] = (id, key, false)
+            assigning[attemptId] = (id, key, false, entry)
             actions.append(.assign(taskId: id, attemptId: attemptId, agent: key))
         }
         guard !queue.pending.isEmpty else { return }

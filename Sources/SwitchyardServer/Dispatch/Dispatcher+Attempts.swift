@@ -91,6 +91,7 @@ extension Dispatcher {
         uploadBytes[lease.attemptId] = nil
         progress[lease.attemptId] = nil
         offerTasks[lease.attemptId] = nil
+        definitions[lease.taskId] = nil
         guard let event = ending.event else {
             await persistSoon(lease.agent)
             return

@@ -168,7 +168,7 @@ public actor Dispatcher: Service {
                 .submitted(task.id, createdAt: task.createdAt, requirement: Self.requirement(task, workflow), pending: task.status == .pending),
                 at: now)
             // Offered at once: its definition goes with the offer; still waiting, it is read again when offered.
-            if !machine.queue.contains(task.id) { definitions[task.id] = definition }
+            if Self.assigns(actions, task.id) { definitions[task.id] = definition }
             return actions
         case .reserved(let task, let definition, _):
             guard let attemptId = task.attemptId else { return [] }
@@ -274,8 +274,12 @@ public actor Dispatcher: Service {
         if let workflow { requirement = Self.requirement(task, workflow) } else { requirement = await self.requirement(for: task) }
         let actions = machine.handle(
             .submitted(task.id, createdAt: task.createdAt, requirement: requirement, pending: task.status == .pending), at: clock.now())
-        if let definition, !machine.queue.contains(task.id) { definitions[task.id] = definition }
+        if let definition, Self.assigns(actions, task.id) { definitions[task.id] = definition }
         await perform(actions)
+    }
+
+    static func assigns(_ actions: [DispatchMachine.Action], _ taskId: UUID) -> Bool {
+        actions.contains { if case .assign(let id, _, _) = $0 { id == taskId } else { false } }
     }
 
     /// The scheduler's decision for a task being submitted, written in the same commit that stores it.
@@ -316,7 +320,7 @@ public actor Dispatcher: Service {
     private func assign(_ taskId: UUID, attemptId: UUID, to key: AgentKey) async {
         let now = clock.now()
         guard let record = sessions[key]?.record else {
-            await feed(.assignmentLost(attemptId: attemptId))
+            await feed(.assignmentFailed(attemptId: attemptId))
             return
         }
         let assignment = AttemptAssignment(
@@ -328,10 +332,17 @@ public actor Dispatcher: Service {
         let known = definitions[taskId] != nil
         async let definition: JSONValue?? =
             known ? nil : try? await withDeadline(Self.storageDeadline) { try await storage.taskDefinition(id: taskId, teamId: teamId) }
-        guard let assigned = await write({ try await self.storage.assignTask(id: taskId, to: assignment, at: now) }) else {
+        let written: TaskTransitionOutcome??
+        do {
+            written = .some(try await withDeadline(Self.storageDeadline) { try await storage.assignTask(id: taskId, to: assignment, at: now) })
+        } catch {
+            logger.error("could not write an assignment", metadata: ["task_id": "\(taskId)", "error": "\(error)"])
+            written = nil
+        }
+        guard let outcome = written, let assigned = outcome else {
             _ = await definition
             definitions[taskId] = nil
-            await feed(.assignmentLost(attemptId: attemptId))
+            await feed(written == nil ? .assignmentFailed(attemptId: attemptId) : .assignmentLost(attemptId: attemptId))
             return
         }
         if let read = await definition, let read, definitions[taskId] == nil { definitions[taskId] = read }
