@@ -7,6 +7,8 @@ import SwitchyardTestSupport
 import SwitchyardWire
 import Testing
 
+@testable import SwitchyardServer
+
 /// Honesty about waiting (issue 14 item 7): `start_deadline`, `queue_position` with `estimated_start_at`, and the
 /// per-team backlog limit.
 @Suite("Waiting tasks")
@@ -75,10 +77,12 @@ struct WaitingTests {
         }
     }
 
-    @Test("estimated_start_at: the tasks ahead and half a run, at the workflow's typical run time, over the eligible agents' slots")
+    @Test(
+        "estimated_start_at: the tasks ahead and half a run, at the workflow's typical run time, over the eligible agents' slots — all of them, beyond a page"
+    )
     func estimatedStart() async throws {
         try await TestApp.withInvertAgent { app, client, agent in
-            // One run of 10 s (by the server's clock) makes the typical run time.
+            // One run of 1,000 s (by the server's clock) makes the typical run time.
             let first = try await app.run(client)
             let offer = try await agent.offer()
             try await agent.send(.ack(.init(attemptId: offer.attemptId)))
@@ -86,7 +90,7 @@ struct WaitingTests {
             try await agent.send(
                 .uploadRequest(.init(attemptId: offer.attemptId, requestId: "r", fileName: "a.png", contentType: "image/png", size: 1)))
             _ = try await agent.receive("upload_url") { if case .uploadURL(let url) = $0 { url } else { nil } }
-            app.clock.advance(by: 10)
+            app.clock.advance(by: 1000)
             let stream = Task {
                 try await app.call(client, .get, "/api/v1/r/tasks/\(first.lowercased)/events", token: app.bootstrap.integrationKey)
             }
@@ -102,10 +106,22 @@ struct WaitingTests {
             let now = app.clock.now()
             let nextShown = try await app.taskJSON(client, next)
             #expect(nextShown["queue_position"] as? Int == 1)
-            #expect((nextShown["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(5))
+            #expect((nextShown["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(500))
             let afterShown = try await app.taskJSON(client, after)
             #expect(afterShown["queue_position"] as? Int == 2)
-            #expect((afterShown["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(15))
+            #expect((afterShown["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(1500))
+
+            // 249 more eligible agents (rows as other replicas write them): 250 slots, more than a page of the list.
+            let gateway = await app.built.dispatcher.gatewayId
+            for index in 0..<249 {
+                try await app.storage.upsertAgent(
+                    AgentRecord(
+                        teamId: app.bootstrap.teamId, agentId: String(format: "bulk-%03d", index), credentialId: UUID(), status: .idle,
+                        labels: ["comfyui", "gpu"], region: nil, communityOptIn: false, capacity: 1, agentVersion: "test", tool: "comfyui",
+                        toolVersion: nil, systemStats: [:], gatewayId: gateway, connectedAt: now, lastHeartbeatAt: now))
+            }
+            #expect((try await app.taskJSON(client, next)["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(2))
+            #expect((try await app.taskJSON(client, after)["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(6))
         }
     }
 

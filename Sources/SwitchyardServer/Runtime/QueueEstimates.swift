@@ -22,10 +22,17 @@ struct QueueEstimates: Sendable {
         return Int(min(max((typical / Double(slots)).rounded(.up), 1), 300))
     }
 
-    /// Task slots of the team's connected, healthy agents whose labels include every label the task requires.
+    /// Task slots of the team's connected, healthy agents whose labels include every label the task requires (all of
+    /// them, a page of 1,000 at a time, up to 100,000).
     func slots(for task: TaskRecord) async throws -> Int {
         let required = Set(task.requiredLabels)
-        let agents = try await storage.agents(teamId: task.teamId, includeDisconnected: false, page: PageRequest(perPage: 100))
-        return agents.items.filter { $0.status != .unhealthy && required.isSubset(of: Set($0.labels)) }.reduce(0) { $0 + $1.capacity }
+        var slots = 0
+        for page in 1...100 {
+            let agents = try await storage.agents(
+                teamId: task.teamId, includeDisconnected: false, page: PageRequest(currentPage: page, perPage: 1000))
+            slots += agents.items.filter { $0.status != .unhealthy && required.isSubset(of: Set($0.labels)) }.reduce(0) { $0 + $1.capacity }
+            if agents.items.count < 1000 { break }
+        }
+        return slots
     }
 }
