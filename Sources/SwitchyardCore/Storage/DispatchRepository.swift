@@ -41,6 +41,9 @@ public protocol DispatchRepository: Sendable {
     /// Applies `change` to the task's current row and appends the matching event, in one transaction. Nil when
     /// the change does not apply (see `TaskRecord.apply`): the caller lost a race or refuses the message.
     func changeTask(id: UUID, _ change: TaskChange, at date: Date) async throws -> TaskTransitionOutcome?
+    /// Gives a `pending`/`waiting` task to an agent (`changeTask` with `.assign`, unless a backend has a faster
+    /// path for the dispatcher's hottest write).
+    func assignTask(id: UUID, to assignment: AttemptAssignment, at date: Date) async throws -> TaskTransitionOutcome?
     /// Records that the work of a cancelled attempt stopped; false when the attempt is not the task's.
     func recordAttemptStopped(taskId: UUID, attemptId: UUID, stoppedAt: Date, gpuSeconds: Double?) async throws -> Bool
     /// Appends a `progress` event to a task that is `running` under `attemptId`; its sequence number, or nil
