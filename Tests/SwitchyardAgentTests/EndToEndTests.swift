@@ -268,7 +268,7 @@ struct EndToEndTests {
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
                 _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
             }
-            try await app.waitForAgents(client, count: 0)
+            await app.built.dispatcher.sessionEnded(teamId: app.bootstrap.teamId, agentId: "gpu-r")
             let attemptId = held.withLock { $0 }
             let stranger = UUID().uuidString.lowercased()
             let engine = RecoveringEngine(left: [

@@ -206,7 +206,7 @@ struct AgentGatewayTests {
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
                 _ = try await app.waitForTask(client, kept) { $0["task_status"] as? String == "running" }
             }
-            try await app.waitForAgents(client, count: 0)
+            await app.built.dispatcher.sessionEnded(teamId: app.bootstrap.teamId, agentId: "first")
             #expect(try await app.taskJSON(client, kept)["task_status"] as? String == "running", "held for the agent")
             let attemptId = held.withLock { $0 }
             try await WireTestAgent.connect(
@@ -220,13 +220,13 @@ struct AgentGatewayTests {
             }
 
             let taskId = try await app.run(client)
-            try await app.waitForAgents(client, count: 0)
+            await app.built.dispatcher.sessionEnded(teamId: app.bootstrap.teamId, agentId: "first")
             try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("first")) { agent in
                 let offer = try await agent.offer()
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
                 _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
             }
-            try await app.waitForAgents(client, count: 0)
+            await app.built.dispatcher.sessionEnded(teamId: app.bootstrap.teamId, agentId: "first")
             // It does not come back: after the grace its attempt failed (retriable), the task waits for another agent.
             app.clock.advance(by: 31)
             await app.built.dispatcher.tick()

@@ -161,19 +161,6 @@ extension TestApp {
 }
 
 extension TestApp {
-    /// Polls `GET /r/agents` until it lists `count` connected agents (every 20 ms, up to `timeout`): a session ends
-    /// on the server after the test's socket closed.
-    public func waitForAgents(_ client: any TestClientProtocol, count: Int, within timeout: Duration = .seconds(10)) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let agents = try await call(client, .get, "/api/v1/r/agents", token: bootstrap.integrationKey).json()
-            let listed = (agents["agent_list"] as? [Any])?.count ?? -1
-            if listed == count { return }
-            guard ContinuousClock.now < deadline else { throw TestSupportError("\(listed) agents connected, not \(count), after \(timeout)") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
-
     /// Follows the task's SSE stream live over a real socket (the live test server on `port`): after each chunk,
     /// `step` sees everything read so far; reading stops at the terminal event or when the stream ends.
     public func followEvents(port: Int, _ taskId: UUID, _ step: (String) async throws -> Void = { _ in }) async throws -> String {

@@ -225,8 +225,34 @@ public actor Dispatcher: Service {
 
     /// Rows of sessions just ended, written by `performWrite`.
     var disconnectedRows: [AgentKey: AgentRecord] = [:]
+    /// Who waits for a session to end (`sessionEnded`), and for the writes in flight to finish (`writesSettled`).
+    private var sessionEndWaiters: [AgentKey: [CheckedContinuation<Void, Never>]] = [:]
+    private var writesInFlight = 0
+    private var settledWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Returns once the agent's session here has ended and its row says so (at once when it has none): what waits
+    /// for an agent to be gone waits on this, not on the clock.
+    public func sessionEnded(teamId: UUID, agentId: String) async {
+        let key = AgentKey(teamId: teamId, agentId: agentId)
+        guard sessions[key] != nil || disconnectedRows[key] != nil else { return }
+        await withCheckedContinuation { sessionEndWaiters[key, default: []].append($0) }
+    }
+
+    /// Returns once every write the dispatcher has started (and what their answers led to) has finished.
+    public func writesSettled() async {
+        guard writesInFlight > 0 else { return }
+        await withCheckedContinuation { settledWaiters.append($0) }
+    }
 
     private func performWrite(_ action: DispatchMachine.Action) async {
+        writesInFlight += 1
+        defer {
+            writesInFlight -= 1
+            if writesInFlight == 0 {
+                for waiter in settledWaiters { waiter.resume() }
+                settledWaiters = []
+            }
+        }
         switch action {
         case .assign(let taskId, let attemptId, let agent):
             await assign(taskId, attemptId: attemptId, to: agent)
@@ -241,7 +267,14 @@ public actor Dispatcher: Service {
             let now = clock.now()
             if await write({ try await self.storage.markTaskWaiting(id: taskId, message: reason, at: now) }) != nil { hub.signal(taskId) }
         case .endSession(let key, _, _, _):
-            if let record = disconnectedRows.removeValue(forKey: key) { await persist(record) }
+            // Forgotten once written: `sessionEnded` waits for the row, not only for the socket.
+            if let record = disconnectedRows[key] {
+                await persist(record)
+                if disconnectedRows[key]?.connectedAt == record.connectedAt { disconnectedRows[key] = nil }
+            }
+            if sessions[key] == nil, disconnectedRows[key] == nil {
+                for waiter in sessionEndWaiters.removeValue(forKey: key) ?? [] { waiter.resume() }
+            }
         case .takeOver(let lease):
             let taken = await adopt(lease)
             await feed(.takenOver(attemptId: lease.attemptId, taken: taken))
