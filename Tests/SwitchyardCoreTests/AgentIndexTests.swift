@@ -76,3 +76,28 @@ struct AgentIndexTests {
         }
     }
 }
+
+@Suite("Lease book")
+struct LeaseBookTests {
+    @Test("leases are found by agent and by task, oldest attempt first; changing a lease keeps them, removing it drops them")
+    func indexes() {
+        let team = UUID()
+        let (gpu1, gpu2) = (AgentKey(teamId: team, agentId: "gpu-1"), AgentKey(teamId: team, agentId: "gpu-2"))
+        let (task1, task2) = (UUID(), UUID())
+        let attempts = (0..<3).map { UUIDv7.make(at: Date(timeIntervalSince1970: 1_800_000_000 + Double($0))) }
+        var book = LeaseBook()
+        book[attempts[2]] = .init(attemptId: attempts[2], taskId: task1, teamId: team, agent: gpu1, timeout: 60)
+        book[attempts[0]] = .init(attemptId: attempts[0], taskId: task1, teamId: team, agent: gpu1, timeout: 60)
+        book[attempts[1]] = .init(attemptId: attempts[1], taskId: task2, teamId: team, agent: gpu2, timeout: 60)
+        #expect(book.held(by: gpu1).map(\.attemptId) == [attempts[0], attempts[2]])
+        #expect(book.of(task: task1).map(\.attemptId) == [attempts[0], attempts[2]])
+        #expect(book.sorted.map(\.attemptId) == attempts)
+        book[attempts[0]]?.cancelling = true
+        #expect(book.held(by: gpu1).first?.cancelling == true && book.count == 3)
+        book.removeValue(forKey: attempts[1])
+        #expect(book.held(by: gpu2).isEmpty && !book.holds(task: task2) && book.holds(task: task1))
+        book[attempts[0]] = nil
+        book[attempts[2]] = nil
+        #expect(book.held(by: gpu1).isEmpty && !book.holds(task: task1) && book.count == 0)
+    }
+}

@@ -47,7 +47,7 @@ public struct DispatchMachine: Sendable {
 
     public let settings: Settings
     public private(set) var agents: [AgentKey: Agent] = [:]
-    public private(set) var leases: [UUID: Lease] = [:]
+    public private(set) var leases = LeaseBook()
     public private(set) var queue = WaitingQueue()
     /// The agents with room, grouped so that choosing one does not look at each.
     private var index = AgentIndex()
@@ -76,7 +76,7 @@ public struct DispatchMachine: Sendable {
 
     /// Whether the task waits here or one of its attempts is held here.
     public func knows(_ taskId: UUID) -> Bool {
-        queue.contains(taskId) || leases.values.contains { $0.taskId == taskId } || assigning.values.contains { $0.taskId == taskId }
+        queue.contains(taskId) || leases.holds(task: taskId) || assigning.values.contains { $0.taskId == taskId }
     }
 
     /// Whether some connected agent could take a task now (healthy, with room).
@@ -84,7 +84,7 @@ public struct DispatchMachine: Sendable {
 
     /// The tasks `agent` holds, oldest attempt first.
     public func tasks(heldBy agent: AgentKey) -> [UUID] {
-        leases.values.filter { $0.agent == agent }.sorted { $0.attemptId.lowercased < $1.attemptId.lowercased }.map(\.taskId)
+        leases.held(by: agent).map(\.taskId)
     }
 
     public static func refusal(_ attemptId: String) -> String {
@@ -223,8 +223,7 @@ public struct DispatchMachine: Sendable {
             disconnect(
                 key, why: "it connected to replica \(gateway)", notice: "the agent connected to another replica", retry: false, detach: true,
                 &actions)
-            for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased })
-            where lease.agent == key && lease.detachedUntil != nil && attempts.contains(lease.attemptId) {
+            for lease in leases.held(by: key) where lease.detachedUntil != nil && attempts.contains(lease.attemptId) {
                 leases[lease.attemptId] = nil
                 actions.append(.handOver(lease, to: gateway))
             }
@@ -283,7 +282,8 @@ public struct DispatchMachine: Sendable {
     private mutating func cancel(_ taskId: UUID, _ actions: inout [Action]) {
         queue.remove(taskId)
         for (attemptId, pending) in assigning where pending.taskId == taskId { assigning[attemptId]?.cancelled = true }
-        for (attemptId, lease) in leases where lease.taskId == taskId && !lease.cancelling {
+        for lease in leases.of(task: taskId) where !lease.cancelling {
+            let attemptId = lease.attemptId
             leases[attemptId]?.cancelling = true
             leases[attemptId]?.ackDeadline = nil
             leases[attemptId]?.runDeadline = now.addingTimeInterval(settings.cancelGrace)
@@ -329,8 +329,7 @@ public struct DispatchMachine: Sendable {
     /// platform fault, rather than being held until its task's timeout, or forever when it never started. Not at the
     /// first miss: an offer sent after the agent wrote a heartbeat, or a final report still in its lane, misses one.
     private mutating func reconcile(_ key: AgentKey, holding: Set<UUID>, _ actions: inout [Action]) {
-        for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased })
-        where lease.agent == key && lease.orphanOf == nil && lease.claimDeadline == nil {
+        for lease in leases.held(by: key) where lease.orphanOf == nil && lease.claimDeadline == nil {
             guard !holding.contains(lease.attemptId) else {
                 leases[lease.attemptId]?.unlisted = 0
                 continue
@@ -346,7 +345,7 @@ public struct DispatchMachine: Sendable {
 
     /// Acknowledge deadlines, run deadlines (`task_timeout` from the ACK; a cancelled attempt's grace), silent agents.
     private mutating func expireDeadlines(_ actions: inout [Action]) {
-        for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased }) {
+        for lease in leases.sorted {
             // Orphans and claims are settled by `replicasChecked`, which knows which replicas are alive.
             guard lease.orphanOf == nil, leases[lease.attemptId] != nil else { continue }
             if let deadline = lease.detachedUntil {
@@ -413,8 +412,7 @@ public struct DispatchMachine: Sendable {
             }
         }
         // What it held when its connection dropped and no longer lists, it lost (a restart that could not find it).
-        for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased })
-        where lease.agent == key && lease.detachedUntil != nil {
+        for lease in leases.held(by: key) where lease.detachedUntil != nil {
             end(
                 lease, lease.cancelling ? nil : .attemptFailed(retriable: true),
                 error:
@@ -435,7 +433,7 @@ public struct DispatchMachine: Sendable {
         guard agents.removeValue(forKey: key) != nil else { return }
         index.remove(key)
         actions.append(.endSession(key, why: why, notice: notice, retry: retry))
-        for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased }) where lease.agent == key {
+        for lease in leases.held(by: key) {
             if lease.claimDeadline != nil || lease.takingOver == .reconnected || lease.takingOver == .claimed || lease.takingOver == .handedOver {
                 // A claim on another replica's attempt was never this replica's to end: it is only forgotten here.
                 leases[lease.attemptId] = nil
@@ -456,7 +454,7 @@ public struct DispatchMachine: Sendable {
     /// Orphans whose grace ended go back to waiting (unless another replica's agent reclaimed them first); claims on
     /// a replica that has died since are taken over, claims on one still alive when the wait ends are handed back.
     private mutating func settleOrphans(live: Set<String>, _ actions: inout [Action]) {
-        for lease in leases.values.sorted(by: { $0.attemptId.lowercased < $1.attemptId.lowercased }) {
+        for lease in leases.sorted {
             guard let owner = lease.orphanOf, lease.takingOver == nil else { continue }
             if live.contains(owner) {
                 // Its replica lives: taken over if that replica handed it over meanwhile (the row names this one now),

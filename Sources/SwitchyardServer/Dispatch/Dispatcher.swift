@@ -443,7 +443,7 @@ public actor Dispatcher: Service {
         if let record = currentRecord(key) { await persist(record) }
         // Attempts claimed from a replica that is alive: it hands them over when it hears (rather than failing them
         // when its grace for the agent ends).
-        let claimed = machine.leases.values.filter { $0.agent == key && $0.claimDeadline != nil }.map(\.attemptId)
+        let claimed = machine.leases.held(by: key).filter { $0.claimDeadline != nil }.map(\.attemptId)
         if !claimed.isEmpty {
             storage.notifier.publish(.heldElsewhere(teamId: key.teamId, agentId: key.agentId, gatewayId: gatewayId, attempts: claimed))
         }
