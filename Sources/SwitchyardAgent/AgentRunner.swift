@@ -31,9 +31,16 @@ public actor AgentRunner {
     private var unansweredUploads: [String: AgentMessage] = [:]
     /// Attempts found in the engine at start (`recoverAttempts`) waiting for the next welcome to say whether the
     /// gateway still gives them to this agent; and decisions made before their attempt asked.
-    private var undecided: Set<String> = []
-    private var recovering: [String: CheckedContinuation<Bool, Never>] = [:]
-    private var recoveryDecisions: [String: Bool] = [:]
+    private var recovering: [String: Recovery] = [:]
+
+    private enum Recovery {
+        /// Listed in the hello; the welcome has not said yet.
+        case undecided
+        /// Its attempt waits for the welcome.
+        case waiting(CheckedContinuation<Bool, Never>)
+        /// Said (kept or not) before its attempt asked.
+        case decided(Bool)
+    }
     private var status: AgentStatus = .idle
     /// The current session got its `welcome`.
     private var welcomed = false
@@ -328,7 +335,7 @@ public actor AgentRunner {
         guard !found.isEmpty else { return }
         logger.info("found attempts of an earlier run in the engine", metadata: ["count": "\(found.count)"])
         for attempt in found where attempts[attempt.attemptId] == nil {
-            undecided.insert(attempt.attemptId)
+            recovering[attempt.attemptId] = .undecided
             attempts[attempt.attemptId] = Task { await self.resumeAttempt(attempt) }
         }
     }
@@ -336,31 +343,31 @@ public actor AgentRunner {
     /// The gateway's answer for each recovered attempt still waiting for one (an older gateway says nothing: then
     /// it will refuse or cancel what it does not hold).
     private func settleRecovered(kept: [String]?) {
-        for attemptId in undecided { decide(attemptId, kept: kept.map { $0.contains(attemptId) } ?? true) }
-        undecided = []
-    }
-
-    private func decide(_ attemptId: String, kept: Bool) {
-        if let waiting = recovering.removeValue(forKey: attemptId) {
-            waiting.resume(returning: kept)
-        } else if attempts[attemptId] != nil {
-            recoveryDecisions[attemptId] = kept
+        for (attemptId, state) in recovering {
+            let isKept = kept.map { $0.contains(attemptId) } ?? true
+            switch state {
+            case .undecided: recovering[attemptId] = .decided(isKept)
+            case .waiting(let attempt):
+                recovering[attemptId] = nil
+                attempt.resume(returning: isKept)
+            case .decided: break
+            }
         }
     }
 
-    private func cancelledWhileRecovering(_ attemptId: String) {
-        undecided.remove(attemptId)
-        recovering.removeValue(forKey: attemptId)?.resume(returning: false)
-    }
-
+    /// Whether the gateway gives the recovered attempt back to this agent: waits for the welcome (false if the
+    /// attempt is cancelled meanwhile).
     private func decision(_ attemptId: String) async -> Bool {
-        if let decided = recoveryDecisions.removeValue(forKey: attemptId) { return decided }
+        if case .decided(let kept) = recovering[attemptId] {
+            recovering[attemptId] = nil
+            return kept
+        }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                if Task.isCancelled {
+                if Task.isCancelled || recovering[attemptId] == nil {
                     continuation.resume(returning: false)
                 } else {
-                    recovering[attemptId] = continuation
+                    recovering[attemptId] = .waiting(continuation)
                 }
             }
         } onCancel: {
@@ -368,12 +375,17 @@ public actor AgentRunner {
         }
     }
 
+    private func cancelledWhileRecovering(_ attemptId: String) {
+        guard case .waiting(let attempt) = recovering.removeValue(forKey: attemptId) else { return }
+        attempt.resume(returning: false)
+    }
+
     private func resumeAttempt(_ attempt: RecoveredAttempt) async {
         let attemptId = attempt.attemptId
         guard await decision(attemptId), !Task.isCancelled else {
             logger.info("an attempt of an earlier run is no longer this agent's; stopping it in the engine", metadata: ["attempt_id": "\(attemptId)"])
             await executor.abandon(attempt)
-            recoveryDecisions[attemptId] = nil
+            recovering[attemptId] = nil
             attempts[attemptId] = nil
             return
         }

@@ -81,12 +81,16 @@ public struct ComfyUIExecutor: ToolExecutor {
     // MARK: Execution
 
     public func execute(_ job: ExecutionJob, report: @escaping @Sendable (ExecutionReport) -> Void) async throws -> [ProducedOutput] {
-        // The work runs unstructured so that cancelling the caller does not abandon the prompt before ComfyUI has
-        // confirmed the stop; cancellation is forwarded as a stop request instead.
+        try await stoppable { stop in try await run(job, stop: stop, report: report) }
+    }
+
+    /// Runs `work` unstructured so that cancelling the caller does not abandon the prompt before ComfyUI has
+    /// confirmed the stop; cancellation is forwarded as a stop request instead.
+    private func stoppable(_ work: @escaping @Sendable (ComfyUIStop) async throws -> [ProducedOutput]) async throws -> [ProducedOutput] {
         let stop = ComfyUIStop()
-        let work = Task { try await run(job, stop: stop, report: report) }
+        let task = Task { try await work(stop) }
         return try await withTaskCancellationHandler {
-            try await work.value
+            try await task.value
         } onCancel: {
             stop.request()
         }
@@ -163,8 +167,7 @@ public struct ComfyUIExecutor: ToolExecutor {
     }
 
     public func resume(_ attempt: RecoveredAttempt, report: @escaping @Sendable (ExecutionReport) -> Void) async throws -> [ProducedOutput] {
-        let stop = ComfyUIStop()
-        let work = Task {
+        try await stoppable { stop in
             let tracker = ProgressTracker(nodeCount: 0) { report(.progress($0)) }
             let listed: [ComfyUIOutput]
             do {
@@ -174,11 +177,6 @@ public struct ComfyUIExecutor: ToolExecutor {
                 throw Self.failure(error)
             }
             return try await fetchAll(listed, keepPreviews: attempt.keepPreviews, stop: stop)
-        }
-        return try await withTaskCancellationHandler {
-            try await work.value
-        } onCancel: {
-            stop.request()
         }
     }
 
