@@ -23,8 +23,8 @@ echo "machine: $(nproc) cores, $(git rev-parse --short HEAD); serve: SQLite (syn
 ulimit -n 65536 2>/dev/null || true
 serve_pid=$(echo $pids | cut -d' ' -f1)
 for agents in ${AGENTS:-1 100}; do
-  "$bin/switchyard-agent-bench" dispatch "$base" "$key" "$agent_key" "$agents" "$tasks"
-  echo "serve RSS after $agents agents: $(($(awk '/VmRSS/ {print $2}' /proc/$serve_pid/status) / 1024)) MiB now, $(($(awk '/VmHWM/ {print $2}' /proc/$serve_pid/status) / 1024)) MiB peak"
+  SWITCHYARD_BENCH_SERVE_PID=$serve_pid "$bin/switchyard-agent-bench" dispatch "$base" "$key" "$agent_key" "$agents" "$tasks"
+  echo "serve RSS after $agents agents left: $(($(awk '/VmRSS/ {print $2}' /proc/$serve_pid/status) / 1024)) MiB now, $(($(awk '/VmHWM/ {print $2}' /proc/$serve_pid/status) / 1024)) MiB peak"
 done
 [ "${E2E:-1}" = 0 ] && exit 0
 

@@ -103,8 +103,15 @@ extension PostgresStorage {
             .collect().first?.decode(Int.self) ?? 1
     }
 
-    public func upsertAgent(_ agent: AgentRecord) async throws {
-        _ = try await rows(
+    public func upsertAgents(_ agents: [AgentRecord]) async throws {
+        guard !agents.isEmpty else { return }
+        try await transaction { connection in
+            for agent in agents { try await Self.upsertAgent(agent, on: connection, logger: logger) }
+        }
+    }
+
+    static func upsertAgent(_ agent: AgentRecord, on connection: PostgresConnection, logger: Logger) async throws {
+        _ = try await connection.query(
             """
             INSERT INTO agents (team_id, agent_id, credential_id, agent_status, labels, region, community_opt_in, capacity, agent_version, tool,
                 tool_version, system_stats, gateway_id, sync_detail, sync_percent, connected_at, last_heartbeat_at, disconnected_at, tasks_completed)
@@ -118,7 +125,7 @@ extension PostgresStorage {
                 system_stats = EXCLUDED.system_stats, gateway_id = EXCLUDED.gateway_id, sync_detail = EXCLUDED.sync_detail,
                 sync_percent = EXCLUDED.sync_percent, connected_at = EXCLUDED.connected_at, last_heartbeat_at = EXCLUDED.last_heartbeat_at,
                 disconnected_at = EXCLUDED.disconnected_at, tasks_completed = EXCLUDED.tasks_completed
-            """
+            """, logger: logger
         )
     }
 

@@ -113,23 +113,26 @@ extension SQLiteStorage {
             .first?.int("next") ?? 1
     }
 
-    public func upsertAgent(_ agent: AgentRecord) async throws {
+    public func upsertAgents(_ agents: [AgentRecord]) async throws {
+        guard !agents.isEmpty else { return }
         try await transaction { connection in
-            _ = try await connection.query(
-                """
-                INSERT OR REPLACE INTO agents (team_id, agent_id, credential_id, agent_status, labels, region, community_opt_in, capacity,
-                    agent_version, tool, tool_version, system_stats, gateway_id, sync_detail, sync_percent, connected_at, last_heartbeat_at,
-                    disconnected_at, tasks_completed)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-                [
-                    .uuid(agent.teamId), .text(agent.agentId), .uuid(agent.credentialId), .text(agent.status.rawValue),
-                    .text(StoredJSON.text(agent.labels)), agent.region.map(SQLiteData.text) ?? .null, .integer(agent.communityOptIn ? 1 : 0),
-                    .integer(agent.capacity), .text(agent.agentVersion), .text(agent.tool), agent.toolVersion.map(SQLiteData.text) ?? .null,
-                    .text(agent.systemStats.jsonString), .text(agent.gatewayId), agent.syncDetail.map(SQLiteData.text) ?? .null,
-                    agent.syncPercent.map(SQLiteData.float) ?? .null, .date(agent.connectedAt), .date(agent.lastHeartbeatAt),
-                    .date(agent.disconnectedAt), .integer(agent.tasksCompleted),
-                ])
+            for agent in agents {
+                _ = try await connection.query(
+                    """
+                    INSERT OR REPLACE INTO agents (team_id, agent_id, credential_id, agent_status, labels, region, community_opt_in, capacity,
+                        agent_version, tool, tool_version, system_stats, gateway_id, sync_detail, sync_percent, connected_at, last_heartbeat_at,
+                        disconnected_at, tasks_completed)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                    [
+                        .uuid(agent.teamId), .text(agent.agentId), .uuid(agent.credentialId), .text(agent.status.rawValue),
+                        .text(StoredJSON.text(agent.labels)), agent.region.map(SQLiteData.text) ?? .null, .integer(agent.communityOptIn ? 1 : 0),
+                        .integer(agent.capacity), .text(agent.agentVersion), .text(agent.tool), agent.toolVersion.map(SQLiteData.text) ?? .null,
+                        .text(agent.systemStats.jsonString), .text(agent.gatewayId), agent.syncDetail.map(SQLiteData.text) ?? .null,
+                        agent.syncPercent.map(SQLiteData.float) ?? .null, .date(agent.connectedAt), .date(agent.lastHeartbeatAt),
+                        .date(agent.disconnectedAt), .integer(agent.tasksCompleted),
+                    ])
+            }
         }
     }
 

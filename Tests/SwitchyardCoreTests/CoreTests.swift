@@ -131,6 +131,44 @@ struct AsyncLockTests {
         }
         #expect(await counter.maxInside == 1)
     }
+
+    actor Gate {
+        private var isOpen = false
+        private var waiting: [CheckedContinuation<Void, Never>] = []
+        func wait() async {
+            if !isOpen { await withCheckedContinuation { waiting.append($0) } }
+        }
+        func open() {
+            isOpen = true
+            for waiter in waiting { waiter.resume() }
+            waiting = []
+        }
+    }
+
+    @Test("with permits: that many bodies run at once, never more, the rest wait their turn")
+    func permits() async throws {
+        let lock = AsyncLock(permits: 3)
+        let counter = Counter()
+        let gate = Gate()
+        let (entered, enter) = AsyncStream.makeStream(of: Void.self)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<10 {
+                group.addTask {
+                    try await lock.withLock {
+                        await counter.enter()
+                        enter.yield()
+                        await gate.wait()
+                        await counter.leave()
+                    }
+                }
+            }
+            var iterator = entered.makeAsyncIterator()
+            for _ in 0..<3 { await iterator.next() }  // three are inside together; none has left yet
+            await gate.open()
+            try await group.waitForAll()
+        }
+        #expect(await counter.maxInside == 3)
+    }
 }
 
 @Suite("Deadlines")

@@ -4,22 +4,47 @@ import SwitchyardCore
 import SwitchyardServer
 import SwitchyardTestSupport
 import SwitchyardWire
+import Synchronization
 import Testing
 
 @testable import SwitchyardServer
 
 @Suite("The gateway defends itself")
 struct GatewayDefenceTests {
-    @Test("an agent that does not read its messages: the outbox stops at its limit and the session is ended")
+    @Test("an agent that does not read its messages: the outbox stops at its limit, drops what waits and closes the socket")
     func boundedOutbox() async throws {
-        let connection = AgentConnection(key: AgentKey(teamId: UUID(), agentId: "slow"), credentialId: UUID(), outboxLimit: 3)
+        let socket = StalledSocket()
+        let connection = AgentConnection(key: AgentKey(teamId: UUID(), agentId: "slow"), credentialId: UUID(), socket: socket, outboxLimit: 3)
+        var events = socket.events.makeAsyncIterator()
+        connection.startWriting()
+        connection.send(.refused(.init(attemptId: nil, reason: "written")))
+        #expect(await events.next() == "write written", "the first message is being written, and the write does not return")
         for index in 0..<3 { connection.send(.refused(.init(attemptId: nil, reason: "\(index)"))) }
         #expect(!connection.overflowed)
         connection.send(.refused(.init(attemptId: nil, reason: "one too many")))
         #expect(connection.overflowed)
-        var delivered = 0
-        for await _ in connection.outbox { delivered += 1 }
-        #expect(delivered == 3, "the outbox ended; nothing beyond its limit was kept")
+        socket.letWritesReturn()
+        #expect(await events.next() == "close", "nothing that waited was written after the overflow")
+        await connection.ended()
+    }
+
+    @Test("the outbox writes in order, with no task while nothing waits, and ends with the goodbye")
+    func outboxInOrder() async throws {
+        let socket = StalledSocket()
+        socket.letWritesReturn()
+        let connection = AgentConnection(key: AgentKey(teamId: UUID(), agentId: "fast"), credentialId: UUID(), socket: socket)
+        connection.send(.refused(.init(attemptId: nil, reason: "queued before the welcome")))
+        var events = socket.events.makeAsyncIterator()
+        connection.startWriting()
+        #expect(await events.next() == "write queued before the welcome")
+        for index in 0..<50 { connection.send(.refused(.init(attemptId: nil, reason: "\(index)"))) }
+        for index in 0..<50 { #expect(await events.next() == "write \(index)") }
+        connection.close(reason: "bye", retry: true)
+        connection.send(.refused(.init(attemptId: nil, reason: "after the end")))
+        #expect(await events.next() == "write goodbye bye")
+        #expect(await events.next() == "close")
+        await connection.ended()
+        #expect(await events.next() == nil, "nothing is written after the end")
     }
 
     @Test("an expired key, and a key whose creator became a viewer, end their agents' sessions at the next heartbeat a second later")
@@ -105,5 +130,45 @@ struct GatewayDefenceTests {
             guard case .refused(let count) = try await request("d", size: 1) else { Issue.record("a third upload was allowed"); return }
             #expect(count.reason.contains("at most 2 files"))
         }
+    }
+}
+
+/// An agent's socket whose writes do not return until the test lets them (an agent that does not read); it reports
+/// each write and the close.
+final class StalledSocket: AgentSocket {
+    let events: AsyncStream<String>
+    private let reports: AsyncStream<String>.Continuation
+    private let gate = Mutex<(open: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+    init() {
+        (events, reports) = AsyncStream.makeStream(of: String.self)
+    }
+
+    func write(_ message: GatewayMessage) async throws {
+        switch message {
+        case .refused(let refused): reports.yield("write \(refused.reason)")
+        case .goodbye(let goodbye): reports.yield("write goodbye \(goodbye.reason)")
+        default: reports.yield("write")
+        }
+        await withCheckedContinuation { continuation in
+            let open = gate.withLock { gate in
+                if !gate.open { gate.waiting.append(continuation) }
+                return gate.open
+            }
+            if open { continuation.resume() }
+        }
+    }
+
+    func letWritesReturn() {
+        let waiting = gate.withLock { gate in
+            defer { gate = (true, []) }
+            return gate.waiting
+        }
+        for waiter in waiting { waiter.resume() }
+    }
+
+    func close() async {
+        reports.yield("close")
+        reports.finish()
     }
 }

@@ -151,6 +151,7 @@ func dispatch(
     base: String, key: String, agentKey: String, agents: Int, tasks: Int, agentBase: String? = nil, backlog: Int = 0
 ) async throws {
     ready.withLock { $0 = 0 }
+    let connecting = ContinuousClock.now
     let group = Task {
         await withTaskGroup(of: Void.self) { group in
             for index in 0..<agents {
@@ -163,6 +164,9 @@ func dispatch(
         }
     }
     while ready.withLock({ $0 }) < agents { try await Task.sleep(for: .milliseconds(10)) }
+    if agents > 1 {
+        say(String(format: "%d agents connected at once, all welcomed after %.2f s", agents, milliseconds(connecting.duration(to: .now)) / 1000))
+    }
     try await Task.sleep(for: .milliseconds(500))
     try await submitBacklog(base: base, key: key, workflow: "bench-backlog", count: backlog)
     var latencies: [Double] = []
@@ -185,6 +189,16 @@ func dispatch(
     let waiting = backlog > 0 ? ", \(backlog) tasks waiting" : ""
     report("dispatch, \(agents) agent\(agents == 1 ? "" : "s")\(across)\(waiting): submit → offer received", latencies)
     report("   (for reference: submit → 202)", accepted)
+    if let pid = ProcessInfo.processInfo.environment["SWITCHYARD_BENCH_SERVE_PID"],
+        let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    {
+        // While every agent is still connected (what the server holds for them), not after they left.
+        let kib = { (field: String) in
+            status.split(separator: "\n").first { $0.hasPrefix(field) }.flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Int($0) }
+                ?? 0
+        }
+        say("serve RSS with \(agents) agents connected: \(kib("VmRSS:") / 1024) MiB (peak so far \(kib("VmHWM:") / 1024) MiB)")
+    }
     group.cancel()
 }
 

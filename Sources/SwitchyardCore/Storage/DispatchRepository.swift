@@ -50,8 +50,9 @@ public protocol DispatchRepository: Sendable {
     /// when the attempt is not the task's current one.
     func appendProgress(taskId: UUID, attemptId: UUID, data: JSONValue, at date: Date) async throws -> Int?
 
-    /// Creates or replaces the team's agent row.
-    func upsertAgent(_ agent: AgentRecord) async throws
+    /// Creates or replaces agents' rows, in one transaction (the dispatcher writes the rows of agents that connect
+    /// or leave together in one commit).
+    func upsertAgents(_ agents: [AgentRecord]) async throws
     /// The team's agents, connected ones first, then by id.
     func agents(teamId: UUID, includeDisconnected: Bool, page: PageRequest) async throws -> Page<AgentRecord>
 
@@ -74,6 +75,11 @@ public protocol DispatchRepository: Sendable {
 }
 
 extension DispatchRepository {
+    /// Creates or replaces the team's agent row.
+    public func upsertAgent(_ agent: AgentRecord) async throws {
+        try await upsertAgents([agent])
+    }
+
     /// Gives a `pending`/`waiting` task to an agent: one conditional update, and the `queued` event. Nil when the
     /// task is no longer dispatchable (another dispatcher took it, or it was cancelled).
     public func assignTask(id: UUID, to assignment: AttemptAssignment, at date: Date) async throws -> TaskTransitionOutcome? {

@@ -18,8 +18,12 @@ struct AgentGateway: Sendable {
     /// The largest message either side sends (an offer carries the whole definition).
     static let maximumMessageSize = 16 * 1024 * 1024
 
+    /// Sessions admitted at once (their `hello` handled, their row written); the rest wait their turn.
+    static let maximumOpening = 64
+
     let storage: any SwitchyardStorage
     let dispatcher: Dispatcher
+    let opening = AsyncLock(permits: AgentGateway.maximumOpening)
     let clock: any WallClock
     let logger: Logger
 
@@ -42,7 +46,7 @@ struct AgentGateway: Sendable {
     /// rest (and refused upgrades) go to the router, whose connect route explains the refusal.
     func shouldUpgrade(_ request: HTTPRequest) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
         guard request.path?.split(separator: "?", maxSplits: 1).first.map(String.init) == Self.path,
-            let credential = try? await authenticate(request.headerFields[.authorization])
+            let credential = await onChildTask({ try? await authenticate(request.headerFields[.authorization]) })
         else { return .dontUpgrade }
         return .upgrade([:]) { inbound, outbound, _ in
             try await serve(credential: credential, inbound: inbound, outbound: outbound)
@@ -57,95 +61,165 @@ struct AgentGateway: Sendable {
         }
     }
 
+    /// One session: a task per connection, suspended in `read` while the agent is idle. Everything that goes deeper
+    /// (the dispatcher's work) runs on shorter-lived tasks, since a task keeps every stack slab it grew until it ends.
     private func serve(credential: Credential, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
         var messages = inbound.messages(maxSize: Self.maximumMessageSize).makeAsyncIterator()
-        guard case .text(let text)? = try await messages.next() else { return }
+        guard let connection = try await open(credential: credential, messages: &messages, outbound: outbound) else { return }
+        await read(&messages, connection)
+        if connection.overflowed {
+            logger.warning("agent disconnected: it does not read its messages", metadata: ["agent": "\(connection.key)"])
+        }
+        await onChildTask { await dispatcher.disconnected(connection) }
+        connection.finish()
+        await connection.ended()
+    }
+
+    /// `hello` → `welcome`: the session's connection, writing; nil when the session was refused (the agent was told).
+    @inline(never)
+    private func open(
+        credential: Credential, messages: inout WebSocketInboundMessageStream.AsyncIterator, outbound: WebSocketOutboundWriter
+    ) async throws -> AgentConnection? {
+        guard case .text(let text)? = try await messages.next() else { return nil }
         let hello: AgentMessage.Hello
         do {
             guard case .hello(let first) = try WireCoding.decodeAgentMessage(text) else {
                 try await goodbye(outbound, "the first message must be hello", retry: false)
-                return
+                return nil
             }
             hello = first
         } catch {
             try await goodbye(outbound, "the first message must be hello: \(error)", retry: false)
-            return
+            return nil
         }
         guard hello.protocolVersion == WireProtocol.version else {
             try await goodbye(
                 outbound, "protocol version \(hello.protocolVersion) is not supported; this server speaks \(WireProtocol.version)", retry: false)
-            return
+            return nil
         }
         guard !hello.agentId.isEmpty, hello.agentId.utf8.count <= 128, hello.capacity >= 1, hello.capacity <= 256 else {
             try await goodbye(outbound, "hello: agent_id must be 1–128 bytes and capacity 1–256", retry: false)
-            return
+            return nil
         }
-
-        let connection = AgentConnection(key: AgentKey(teamId: credential.teamId, agentId: hello.agentId), credentialId: credential.id)
-        let welcome = await dispatcher.connect(connection, hello: hello)
+        let connection = AgentConnection(
+            key: AgentKey(teamId: credential.teamId, agentId: hello.agentId), credentialId: credential.id, socket: WebSocketAgentSocket(outbound))
+        // At most `maximumOpening` sessions are admitted at once: ten thousand agents connecting together (a
+        // restart, a network blip) wait here with a shallow stack, not each with a dispatcher call in flight.
+        let welcome = try await opening.withLock { await onChildTask { await dispatcher.connect(connection, hello: hello) } }
         try await outbound.writeTextMessage(try WireCoding.encode(welcome))
         if case .goodbye = welcome {
             try? await outbound.close(.normalClosure, reason: nil)
-            return
+            return nil
         }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                // The writer: drains the outbox in order; when it ends (goodbye, session replaced), closes the socket.
-                for await message in connection.outbox {
-                    if connection.overflowed {
-                        logger.warning("agent disconnected: it does not read its messages", metadata: ["agent": "\(connection.key)"])
-                        break
-                    }
-                    guard let text = try? WireCoding.encode(message) else { continue }
-                    do { try await outbound.writeTextMessage(text) } catch { break }
-                }
-                try? await outbound.close(.normalClosure, reason: nil)
+        connection.startWriting()
+        return connection
+    }
+
+    /// Reads the agent's messages until its socket closes; returns once every message read has been handled.
+    @inline(never)
+    private func read(_ messages: inout WebSocketInboundMessageStream.AsyncIterator, _ connection: AgentConnection) async {
+        await withDiscardingTaskGroup { group in
+            var router = MessageRouter(connection: connection, dispatcher: dispatcher, logger: logger)
+            do {
+                while let message = try await messages.next() { router.route(message, in: &group) }
+            } catch {
+                logger.debug("agent socket ended", metadata: ["agent": "\(connection.key)", "error": "\(error)"])
             }
-            // Messages about one attempt are handled in order; different attempts' messages side by side, so one
-            // attempt's commit never holds up the next attempt's start (their writes are group-committed). Every
-            // message read is handled before the session is ended.
-            await withDiscardingTaskGroup { lanesGroup in
-                var lanes: [String: AsyncStream<AgentMessage>.Continuation] = [:]
-                do {
-                    while let message = try await messages.next() {
-                        guard case .text(let text) = message else { continue }
-                        let decoded: AgentMessage
-                        do throws(WireError) {
-                            decoded = try WireCoding.decodeAgentMessage(text)
-                        } catch {
-                            if case .unknownType(let type) = error {
-                                logger.debug("ignored a message of an unknown type", metadata: ["type": "\(type)"])
-                            } else {
-                                connection.send(.refused(.init(attemptId: nil, reason: error.description)))
-                            }
-                            continue
-                        }
-                        guard let attemptId = decoded.attemptId, lanes[attemptId] != nil || lanes.count < Self.maximumLanes else {
-                            await dispatcher.handle(decoded, from: connection)
-                            continue
-                        }
-                        if lanes[attemptId] == nil {
-                            let (lane, continuation) = AsyncStream.makeStream(of: AgentMessage.self)
-                            lanes[attemptId] = continuation
-                            lanesGroup.addTask {
-                                for await message in lane { await dispatcher.handle(message, from: connection) }
-                            }
-                        }
-                        lanes[attemptId]?.yield(decoded)
-                        if decoded.endsAttempt { lanes.removeValue(forKey: attemptId)?.finish() }
-                    }
-                } catch {
-                    logger.debug("agent socket ended", metadata: ["agent": "\(connection.key)", "error": "\(error)"])
-                }
-                for lane in lanes.values { lane.finish() }
-            }
-            await dispatcher.disconnected(connection)
-            connection.finish()
+            router.finish()
         }
     }
 
     private func goodbye(_ outbound: WebSocketOutboundWriter, _ reason: String, retry: Bool) async throws {
         try await outbound.writeTextMessage(try WireCoding.encode(GatewayMessage.goodbye(.init(reason: reason, retry: retry))))
         try await outbound.close(.policyViolation, reason: nil)
+    }
+}
+
+/// The agent's WebSocket as the session's outbox writes to it.
+struct WebSocketAgentSocket: AgentSocket {
+    let outbound: WebSocketOutboundWriter
+
+    init(_ outbound: WebSocketOutboundWriter) {
+        self.outbound = outbound
+    }
+
+    func write(_ message: GatewayMessage) async throws {
+        try await outbound.writeTextMessage(try WireCoding.encode(message))
+    }
+
+    func close() async {
+        try? await outbound.close(.normalClosure, reason: nil)
+    }
+}
+
+/// Runs `body` on a child task. A task keeps every stack slab it grew until it ends, so work that goes deep once (a
+/// database write) is run here by a task that lives as long as a connection: the slabs go with the child.
+func onChildTask<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
+    await withTaskGroup(of: T.self) { group in
+        group.addTask(operation: body)
+        return await group.next()!
+    }
+}
+
+/// Where each message of a session is handled. Messages about one attempt are handled in order; different attempts'
+/// messages side by side, so one attempt's commit never holds up the next attempt's start (their writes are
+/// group-committed). The session's own messages (heartbeats, status) — and the messages of attempts beyond
+/// `AgentGateway.maximumLanes` — are handled in order by a task that lives only while they wait. Nothing here waits:
+/// the session's task stays suspended in its read with a shallow stack.
+struct MessageRouter {
+    let connection: AgentConnection
+    let dispatcher: Dispatcher
+    let logger: Logger
+    private var lanes: [String: AsyncStream<AgentMessage>.Continuation] = [:]
+    /// Attempts whose messages go through `inLine` (no lane was free at their first message), until they end.
+    private var inLineAttempts: Set<String> = []
+    private let inLine = SerialPump<AgentMessage>()
+
+    init(connection: AgentConnection, dispatcher: Dispatcher, logger: Logger) {
+        self.connection = connection
+        self.dispatcher = dispatcher
+        self.logger = logger
+    }
+
+    mutating func route(_ message: WebSocketMessage, in group: inout DiscardingTaskGroup) {
+        guard case .text(let text) = message else { return }
+        let decoded: AgentMessage
+        do throws(WireError) {
+            decoded = try WireCoding.decodeAgentMessage(text)
+        } catch {
+            if case .unknownType(let type) = error {
+                logger.debug("ignored a message of an unknown type", metadata: ["type": "\(type)"])
+            } else {
+                connection.send(.refused(.init(attemptId: nil, reason: error.description)))
+            }
+            return
+        }
+        guard let attemptId = decoded.attemptId, !inLineAttempts.contains(attemptId),
+            lanes[attemptId] != nil || lanes.count < AgentGateway.maximumLanes
+        else {
+            if let attemptId = decoded.attemptId {
+                if decoded.endsAttempt { inLineAttempts.remove(attemptId) } else { inLineAttempts.insert(attemptId) }
+            }
+            if inLine.push(decoded) == .startDrainer {
+                let (inLine, dispatcher, connection) = (inLine, dispatcher, connection)
+                group.addTask { while let message = inLine.next() { await dispatcher.handle(message, from: connection) } }
+            }
+            return
+        }
+        if lanes[attemptId] == nil {
+            let (lane, continuation) = AsyncStream.makeStream(of: AgentMessage.self)
+            lanes[attemptId] = continuation
+            let (dispatcher, connection) = (dispatcher, connection)
+            group.addTask {
+                for await message in lane { await dispatcher.handle(message, from: connection) }
+            }
+        }
+        lanes[attemptId]?.yield(decoded)
+        if decoded.endsAttempt { lanes.removeValue(forKey: attemptId)?.finish() }
+    }
+
+    /// The socket closed: the lanes end once what they hold is handled.
+    func finish() {
+        for lane in lanes.values { lane.finish() }
     }
 }

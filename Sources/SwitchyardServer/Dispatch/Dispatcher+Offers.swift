@@ -50,6 +50,7 @@ extension Dispatcher {
     }
 
     /// Runs a storage call; a failure is logged and reads as nil (the next tick or rescan tries again).
+    @inline(never)
     func write<T: Sendable>(_ body: @escaping @Sendable () async throws -> T?) async -> T? {
         do {
             return try await withDeadline(Self.storageDeadline, body)
@@ -85,8 +86,4 @@ extension Dispatcher {
         }
     }
 
-    func persist(_ record: AgentRecord) async {
-        markPersisted(record)
-        _ = await write { try await self.storage.upsertAgent(record) }
-    }
 }

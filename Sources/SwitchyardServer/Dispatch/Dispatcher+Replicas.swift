@@ -58,16 +58,7 @@ extension Dispatcher {
     func credentialStillValid(_ connection: AgentConnection, now: Date) async -> Bool {
         let key = connection.key
         if let checked = credentialsChecked[connection.credentialId], now.timeIntervalSince(checked) < 1 { return true }
-        let problem: String? = await write {
-            guard let credential = try await self.storage.credential(id: connection.credentialId, teamId: key.teamId),
-                credential.status(at: now) == .active
-            else { return "the agent key was revoked or expired" }
-            if let userId = credential.userId {
-                let role = try await self.storage.role(userId: userId, teamId: key.teamId)
-                guard let role, role != .viewer else { return "the member who created the agent key left the team or became a viewer" }
-            }
-            return ""
-        }
+        let problem = await credentialProblem(connection.credentialId, teamId: key.teamId, now: now)
         guard let problem, !problem.isEmpty else {
             if problem != nil { credentialsChecked[connection.credentialId] = now }
             return true
@@ -75,6 +66,28 @@ extension Dispatcher {
         credentialsChecked[connection.credentialId] = nil
         await credentialsRevoked(teamId: key.teamId, credentialIds: [connection.credentialId], reason: problem)
         return false
+    }
+
+    /// Why the key no longer admits agents ("" when it does; nil when storage did not answer). One read per key at a
+    /// time: the heartbeats of the agents sharing a key that arrive while it is being read wait for that read, rather
+    /// than each reading it (ten thousand agents on one key would otherwise read it together each second).
+    private func credentialProblem(_ id: UUID, teamId: UUID, now: Date) async -> String? {
+        if credentialChecksInFlight[id] != nil {
+            return await withCheckedContinuation { credentialChecksInFlight[id, default: []].append($0) }
+        }
+        credentialChecksInFlight[id] = []
+        let problem: String? = await write {
+            guard let credential = try await self.storage.credential(id: id, teamId: teamId), credential.status(at: now) == .active else {
+                return "the agent key was revoked or expired"
+            }
+            if let userId = credential.userId {
+                let role = try await self.storage.role(userId: userId, teamId: teamId)
+                guard let role, role != .viewer else { return "the member who created the agent key left the team or became a viewer" }
+            }
+            return ""
+        }
+        for waiter in credentialChecksInFlight.removeValue(forKey: id) ?? [] { waiter.resume(returning: problem) }
+        return problem
     }
 
     /// Why a new agent of `teamId` may not connect (`maxAgentsPerTeam` reached over every replica), or nil.

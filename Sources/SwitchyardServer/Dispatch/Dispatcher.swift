@@ -84,8 +84,11 @@ public actor Dispatcher: Service {
     /// When each agent key was last found valid: heartbeats of the agents sharing a key re-read it at most once a
     /// second between them, not once per heartbeat (10,000 agents on one key heartbeat 1,000 times a second).
     var credentialsChecked: [UUID: Date] = [:]
+    /// Keys being read now, and the heartbeats waiting for that read.
+    var credentialChecksInFlight: [UUID: [CheckedContinuation<String?, Never>]] = [:]
     private let tickLock = AsyncLock()
     var started = false
+    var agentRows = AgentRows()
 
     init(
         storage: any SwitchyardStorage, objects: ObjectStorage, snapshots: SnapshotCache, hub: TaskEventHub, clock: any WallClock,
@@ -189,6 +192,7 @@ public actor Dispatcher: Service {
 
     /// Messages and wake-ups go out at once, in order; writes (and what their answers lead to) run side by side, so
     /// the end of one attempt and the assignment of the next share a group commit.
+    @inline(never)
     func perform(_ actions: [DispatchMachine.Action]) async {
         var writes: [DispatchMachine.Action] = []
         for action in actions {
@@ -244,15 +248,27 @@ public actor Dispatcher: Service {
         await withCheckedContinuation { settledWaiters.append($0) }
     }
 
-    private func performWrite(_ action: DispatchMachine.Action) async {
+    func writeBegan() {
         writesInFlight += 1
-        defer {
-            writesInFlight -= 1
-            if writesInFlight == 0 {
-                for waiter in settledWaiters { waiter.resume() }
-                settledWaiters = []
-            }
-        }
+    }
+
+    func writeEnded() {
+        writesInFlight -= 1
+        guard writesInFlight == 0 else { return }
+        for waiter in settledWaiters { waiter.resume() }
+        settledWaiters = []
+    }
+
+    /// Who waits for the session to end hears, once it has ended here and its row says so.
+    func sessionEndSettled(_ key: AgentKey) {
+        guard sessions[key] == nil, disconnectedRows[key] == nil else { return }
+        for waiter in sessionEndWaiters.removeValue(forKey: key) ?? [] { waiter.resume() }
+    }
+
+    @inline(never)
+    private func performWrite(_ action: DispatchMachine.Action) async {
+        writeBegan()
+        defer { writeEnded() }
         switch action {
         case .assign(let taskId, let attemptId, let agent):
             await assign(taskId, attemptId: attemptId, to: agent)
@@ -267,14 +283,9 @@ public actor Dispatcher: Service {
             let now = clock.now()
             if await write({ try await self.storage.markTaskWaiting(id: taskId, message: reason, at: now) }) != nil { hub.signal(taskId) }
         case .endSession(let key, _, _, _):
-            // Forgotten once written: `sessionEnded` waits for the row, not only for the socket.
-            if let record = disconnectedRows[key] {
-                await persist(record)
-                if disconnectedRows[key]?.connectedAt == record.connectedAt { disconnectedRows[key] = nil }
-            }
-            if sessions[key] == nil, disconnectedRows[key] == nil {
-                for waiter in sessionEndWaiters.removeValue(forKey: key) ?? [] { waiter.resume() }
-            }
+            // Forgotten once written (`rowWritten`): `sessionEnded` waits for the row, not only for the socket. Not
+            // waited for here: agents that leave together are written together.
+            if let record = disconnectedRows[key] { queueRow(record) } else { sessionEndSettled(key) }
         case .takeOver(let lease):
             let taken = await adopt(lease)
             await feed(.takenOver(attemptId: lease.attemptId, taken: taken))
@@ -350,6 +361,7 @@ public actor Dispatcher: Service {
 
     /// Writes the assignment; the machine hears whether it won (another dispatcher or a cancel may have moved the
     /// task first).
+    @inline(never)
     private func assign(_ taskId: UUID, attemptId: UUID, to key: AgentKey) async {
         let now = clock.now()
         guard let record = sessions[key]?.record else {
@@ -384,6 +396,7 @@ public actor Dispatcher: Service {
     }
 
     /// Builds the offer and sends it, unless the attempt ended or was cancelled meanwhile.
+    @inline(never)
     private func offer(_ attemptId: UUID, taskId: UUID, to key: AgentKey) async {
         guard let task = offerTasks.removeValue(forKey: attemptId) else {
             await feed(.offerFailed(attemptId: attemptId, error: "the task's record is missing"))
@@ -435,12 +448,21 @@ public actor Dispatcher: Service {
             agentVersion: hello.agentVersion, tool: hello.tool, toolVersion: hello.toolVersion, systemStats: Self.json(hello.systemStats),
             gatewayId: gatewayId, connectedAt: now, lastHeartbeatAt: now)
         sessions[key] = Session(connection: connection, record: record)
+        // The row is written before the machine hears of the agent: a task keeps the stack it grew until it ends, so
+        // the connecting task waits for the database with a shallow stack, not with the dispatch frames behind it
+        // (ten thousand agents connecting at once wait here together).
+        var row = record
+        row.status = candidate.status
+        await persist(row)
+        guard sessions[key]?.connection === connection else {
+            return .goodbye(.init(reason: "the agent connected again while this session was starting", retry: false))
+        }
         let agent = DispatchMachine.Agent(
             candidate: candidate, credentialId: connection.credentialId, reportsStart: hello.prefetch != nil, lastSeen: now)
         // Claims the attempts it still holds and tells it to drop the ones it no longer owns; its offers wait in the
         // outbox behind the welcome.
         await feed(.connected(key, agent, holding: held))
-        if let record = currentRecord(key) { await persist(record) }
+        if currentRecord(key)?.status != row.status, let record = currentRecord(key) { await persist(record) }
         // Attempts claimed from a replica that is alive: it hands them over when it hears (rather than failing them
         // when its grace for the agent ends).
         let claimed = machine.leases.held(by: key).filter { $0.claimDeadline != nil }.map(\.attemptId)
@@ -523,6 +545,7 @@ public actor Dispatcher: Service {
     /// A heartbeat or status report. Only a change is written at once (and, back to idle, offered work); a
     /// heartbeat that changes nothing but the time is written at most every `heartbeatPersistInterval`, so many
     /// agents cost the database little.
+    @inline(never)
     private func changeStatus(_ key: AgentKey, to status: AgentStatus, detail: String?, percent: Double?, now: Date) async {
         guard var session = sessions[key], let before = machine.agents[key] else { return }
         let was = (before.candidate.status, session.record.syncDetail, session.record.syncPercent)
@@ -559,13 +582,11 @@ public actor Dispatcher: Service {
             lastExpiryCheck = now
             await expireOverdue(now)
         }
-        for (key, session) in sessions {
-            if let since = session.unpersistedSince, now.timeIntervalSince(since) >= settings.progressPersistInterval,
-                let record = currentRecord(key)
-            {
-                await persist(record)
-            }
-        }
+        await persist(
+            sessions.compactMap { key, session in
+                guard let since = session.unpersistedSince, now.timeIntervalSince(since) >= settings.progressPersistInterval else { return nil }
+                return currentRecord(key)
+            })
         await feed(.tick)
         // Tasks accepted elsewhere can only move when an agent here has room (the first scan also marks stray
         // `pending` tasks as waiting).
