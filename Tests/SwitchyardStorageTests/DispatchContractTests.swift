@@ -183,6 +183,20 @@ extension StorageContractTests {
             let all = try await storage.agents(teamId: team.id, includeDisconnected: true, page: PageRequest())
             #expect(all.items.map(\.agentId) == ["gpu-01", "gpu-00"])
             #expect(try await storage.agents(teamId: other.id, includeDisconnected: true, page: PageRequest()).items.isEmpty)
+
+            // Many rows in one call (agents connecting together): each is written, an existing one replaced.
+            var batch = (0..<50).map { index in
+                var row = agent
+                row.agentId = String(format: "sim-%02d", index)
+                return row
+            }
+            var back = agent
+            back.status = .busy
+            batch.append(back)
+            try await storage.upsertAgents(batch)
+            let listed = try await storage.agents(teamId: team.id, includeDisconnected: false, page: PageRequest(perPage: 100))
+            #expect(listed.totalCount == 51 && listed.items.first { $0.agentId == "gpu-01" }?.status == .busy)
+            try await storage.upsertAgents([])
         }
     }
 }

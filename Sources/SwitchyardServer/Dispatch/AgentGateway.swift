@@ -76,6 +76,7 @@ struct AgentGateway: Sendable {
     }
 
     /// `hello` → `welcome`: the session's connection, writing; nil when the session was refused (the agent was told).
+    /// Not inlined, like `read`: its locals stay out of the frame that waits in `read` for the session's life.
     @inline(never)
     private func open(
         credential: Credential, messages: inout WebSocketInboundMessageStream.AsyncIterator, outbound: WebSocketOutboundWriter

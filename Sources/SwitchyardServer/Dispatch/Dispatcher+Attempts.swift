@@ -44,7 +44,6 @@ extension Dispatcher {
 
     /// An agent lists an attempt this replica has no lease for: the task's row, and whether the replica it names is
     /// alive (nil when the row names no other replica's attempt).
-    @inline(never)
     func lookUpHeld(_ attemptId: UUID, agent key: AgentKey) async -> DispatchMachine.HeldTask? {
         guard let tasks = await write({ try await self.storage.activeTasks() }),
             let task = tasks.first(where: { $0.attemptId == attemptId }), let agentId = task.agentId,
@@ -58,7 +57,6 @@ extension Dispatcher {
     }
 
     /// Takes an attempt over from the replica its row names; false when another replica took it first or it ended.
-    @inline(never)
     func adopt(_ lease: Lease) async -> Bool {
         guard let from = lease.orphanOf else { return true }
         var taken = await write {
@@ -75,7 +73,6 @@ extension Dispatcher {
 
     /// Writes the attempt's start (`queued → running`); true when the task runs under it — also when a try whose
     /// answer was lost with the connection applied it.
-    @inline(never)
     func writeStart(_ lease: Lease) async -> Bool {
         let now = clock.now()
         let outcome = await writeDurably {
@@ -88,7 +85,6 @@ extension Dispatcher {
     }
 
     /// Writes an attempt's end (its capacity is already free), and puts its task back in line when it waits again.
-    @inline(never)
     func end(_ ending: DispatchMachine.Ending) async {
         let lease = ending.lease
         uploadKeys[lease.attemptId] = nil

@@ -50,7 +50,6 @@ extension Dispatcher {
     }
 
     /// Runs a storage call; a failure is logged and reads as nil (the next tick or rescan tries again).
-    @inline(never)
     func write<T: Sendable>(_ body: @escaping @Sendable () async throws -> T?) async -> T? {
         do {
             return try await withDeadline(Self.storageDeadline, body)

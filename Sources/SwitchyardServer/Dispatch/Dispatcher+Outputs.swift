@@ -38,7 +38,6 @@ extension Dispatcher {
                     headers: Dictionary(signed.headers.map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last }))))
     }
 
-    @inline(never)
     func complete(_ completion: AgentMessage.Completion, lease: Lease) async {
         let issued = uploadKeys[lease.attemptId] ?? [:]
         let folder = Self.outputFolder(lease)

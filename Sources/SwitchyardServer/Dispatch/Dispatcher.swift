@@ -192,7 +192,6 @@ public actor Dispatcher: Service {
 
     /// Messages and wake-ups go out at once, in order; writes (and what their answers lead to) run side by side, so
     /// the end of one attempt and the assignment of the next share a group commit.
-    @inline(never)
     func perform(_ actions: [DispatchMachine.Action]) async {
         var writes: [DispatchMachine.Action] = []
         for action in actions {
@@ -265,7 +264,6 @@ public actor Dispatcher: Service {
         for waiter in sessionEndWaiters.removeValue(forKey: key) ?? [] { waiter.resume() }
     }
 
-    @inline(never)
     private func performWrite(_ action: DispatchMachine.Action) async {
         writeBegan()
         defer { writeEnded() }
@@ -361,7 +359,6 @@ public actor Dispatcher: Service {
 
     /// Writes the assignment; the machine hears whether it won (another dispatcher or a cancel may have moved the
     /// task first).
-    @inline(never)
     private func assign(_ taskId: UUID, attemptId: UUID, to key: AgentKey) async {
         let now = clock.now()
         guard let record = sessions[key]?.record else {
@@ -396,7 +393,6 @@ public actor Dispatcher: Service {
     }
 
     /// Builds the offer and sends it, unless the attempt ended or was cancelled meanwhile.
-    @inline(never)
     private func offer(_ attemptId: UUID, taskId: UUID, to key: AgentKey) async {
         guard let task = offerTasks.removeValue(forKey: attemptId) else {
             await feed(.offerFailed(attemptId: attemptId, error: "the task's record is missing"))
@@ -545,7 +541,6 @@ public actor Dispatcher: Service {
     /// A heartbeat or status report. Only a change is written at once (and, back to idle, offered work); a
     /// heartbeat that changes nothing but the time is written at most every `heartbeatPersistInterval`, so many
     /// agents cost the database little.
-    @inline(never)
     private func changeStatus(_ key: AgentKey, to status: AgentStatus, detail: String?, percent: Double?, now: Date) async {
         guard var session = sessions[key], let before = machine.agents[key] else { return }
         let was = (before.candidate.status, session.record.syncDetail, session.record.syncPercent)
