@@ -18,6 +18,8 @@ struct TeamsTests {
         let body: String?
         let permission: TeamPermission
         var description: String { "\(method) \(path)" }
+        /// Who belongs to the team, with which role, who owns it: a user session's business only.
+        var changesMembership: Bool { permission == .own || (permission == .manageMembers && method != .get) }
     }
 
     static func endpoints() throws -> [Endpoint] {
@@ -46,23 +48,66 @@ struct TeamsTests {
         ]
     }
 
-    @Test("role matrix: every role × every management endpoint is allowed exactly when the role holds the permission", arguments: TeamRole.allCases)
+    @Test(
+        "role matrix: every role × every management endpoint, with a session and with a dk- key, is allowed exactly when the role holds the permission — and, for membership changes, the caller is a session",
+        arguments: TeamRole.allCases)
     func roleMatrix(role: TeamRole) async throws {
         try await TestApp.with(.sqlite) { app, client in
-            let key = try await app.member(role: role)
-            for endpoint in try Self.endpoints() {
-                // The owner really deleting the team is the cascade test's business.
-                if endpoint.permission == .own, endpoint.method == .delete, role == .owner { continue }
-                let response = try await app.call(client, endpoint.method, endpoint.path, token: key, body: endpoint.body)
-                if endpoint.permission.allows(role) {
-                    #expect(
-                        response.status != .forbidden && response.status != .unauthorized,
-                        "\(role) \(endpoint): \(response.status) \(response.errorMessage ?? "")")
-                } else {
-                    #expect(response.status == .forbidden, "\(role) \(endpoint): \(response.status)")
-                    #expect(response.errorMessage?.contains("role \(role.rawValue)") == true, "\(response.errorMessage ?? "")")
+            let (session, device) = try await app.memberCredentials(role: role)
+            for (key, team) in [(session, Optional(app.bootstrap.teamId)), (device, nil)] {
+                for endpoint in try Self.endpoints() {
+                    // The owner really deleting the team is the cascade test's business.
+                    if endpoint.permission == .own, endpoint.method == .delete, role == .owner { continue }
+                    let response = try await app.call(client, endpoint.method, endpoint.path, token: key, team: team, body: endpoint.body)
+                    if endpoint.permission.allows(role), key == device, endpoint.changesMembership {
+                        #expect(response.status == .forbidden, "\(role) dk- \(endpoint): \(response.status)")
+                        #expect(response.errorMessage?.contains("need a user session") == true, "\(response.errorMessage ?? "")")
+                    } else if endpoint.permission.allows(role) {
+                        #expect(
+                            response.status != .forbidden && response.status != .unauthorized,
+                            "\(role) \(endpoint): \(response.status) \(response.errorMessage ?? "")")
+                    } else {
+                        #expect(response.status == .forbidden, "\(role) \(endpoint): \(response.status)")
+                        #expect(response.errorMessage?.contains("role \(role.rawValue)") == true, "\(response.errorMessage ?? "")")
+                    }
                 }
             }
+        }
+    }
+
+    @Test(
+        "a dk- key cannot change who belongs to the team: the owner's device key can neither invite (and so sign up an account of its own), change roles, remove members, transfer nor delete the team — the owner's session can",
+        arguments: TestBackend.available)
+    func deviceKeyCannotEscalate(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let team = app.bootstrap.teamId
+            let owner = try #require(try await app.storage.user(emailAddress: app.bootstrap.emailAddress))
+            let device = try await app.insertKey(.device, userId: owner.id).secret
+            let session = try await app.ownerSession(client)
+            let (_, memberDevice) = try await app.memberCredentials(role: .member)
+            let memberId = try #require(try await app.storage.credential(keyHash: SecretHasher.keyHash(memberDevice))?.userId)
+            let invite = #"{"email_address":"mallory@example.com","invitation_role":"admin"}"#
+            let refused: [(HTTPRequest.Method, String, String?)] = [
+                (.post, "/api/v1/invitations", invite),
+                (.put, "/api/v1/members/\(memberId.lowercased)", #"{"member_role":"admin"}"#),
+                (.delete, "/api/v1/members/\(memberId.lowercased)", nil),
+                (.post, "/api/v1/teams/current/transfer", #"{"new_owner_id":"\#(memberId.lowercased)"}"#),
+                (.delete, "/api/v1/teams/current", nil),
+                (.post, "/api/v1/teams/current/leave", nil),
+            ]
+            for (method, path, body) in refused {
+                let response = try await app.call(client, method, path, token: device, body: body)
+                #expect(response.status == .forbidden, "\(method) \(path): \(response.status)")
+                #expect(response.errorMessage?.contains("a dk- device key cannot") == true, "\(response.errorMessage ?? "")")
+            }
+            // Nothing happened: no invitation, the member's role and the team's owner as they were.
+            let pending = try await app.call(client, .get, "/api/v1/invitations", token: session, team: team).json()
+            #expect((pending["invitation_list"] as? [Any])?.isEmpty == true, "\(pending)")
+            #expect(try await app.storage.role(userId: memberId, teamId: team) == .member)
+            #expect(try await app.storage.role(userId: owner.id, teamId: team) == .owner)
+            // Reading is still the device's to do; and the owner's session does what the key could not.
+            #expect(try await app.call(client, .get, "/api/v1/invitations", token: device).status == .ok)
+            #expect(try await app.call(client, .post, "/api/v1/invitations", token: session, team: team, body: invite).status == .created)
         }
     }
 
@@ -137,20 +182,20 @@ struct TeamsTests {
         try await TestApp.with(backend) { app, client in
             let session = try await app.ownerSession(client)
             let team = app.bootstrap.teamId
-            let adminKey = try await app.member(role: .admin)
+            let (adminKey, _) = try await app.memberCredentials(role: .admin)
             let members = try await app.call(client, .get, "/api/v1/members", token: session, team: team).json()["member_list"] as? [[String: Any]]
             let ownerId = try #require(members?.first { $0["member_role"] as? String == "owner" }?["user_id"] as? String)
             let adminId = try #require(members?.first { $0["member_role"] as? String == "admin" }?["user_id"] as? String)
 
             #expect(
-                try await app.call(client, .put, "/api/v1/members/\(adminId)", token: adminKey, body: #"{"member_role":"viewer"}"#).status
+                try await app.call(client, .put, "/api/v1/members/\(adminId)", token: adminKey, team: team, body: #"{"member_role":"viewer"}"#).status
                     == .forbidden)
             #expect(
                 try await app.call(client, .put, "/api/v1/members/\(adminId)", token: session, team: team, body: #"{"member_role":"owner"}"#).status
                     == .badRequest)
-            #expect(try await app.call(client, .delete, "/api/v1/members/\(ownerId)", token: adminKey).status == .forbidden)
+            #expect(try await app.call(client, .delete, "/api/v1/members/\(ownerId)", token: adminKey, team: team).status == .forbidden)
             #expect(
-                try await app.call(client, .put, "/api/v1/members/\(ownerId)", token: adminKey, body: #"{"member_role":"viewer"}"#).status
+                try await app.call(client, .put, "/api/v1/members/\(ownerId)", token: adminKey, team: team, body: #"{"member_role":"viewer"}"#).status
                     == .forbidden)
             #expect(try await app.call(client, .post, "/api/v1/teams/current/leave", token: session, team: team).status == .conflict)
 
@@ -161,7 +206,7 @@ struct TeamsTests {
             #expect(try await app.storage.role(userId: UUID(uuidString: adminId)!, teamId: team) == .owner)
 
             // The new owner removes the old one; the old owner's session loses the team at once.
-            #expect(try await app.call(client, .delete, "/api/v1/members/\(ownerId)", token: adminKey).status == .ok)
+            #expect(try await app.call(client, .delete, "/api/v1/members/\(ownerId)", token: adminKey, team: team).status == .ok)
             #expect(try await app.call(client, .get, "/api/v1/members", token: session, team: team).status == .forbidden)
         }
     }
@@ -276,5 +321,14 @@ struct TeamsTests {
             #expect(poll.status == .notFound)
             #expect(try await app.call(client, .get, "/api/v1/desktop/pair?user_code=\(userCode)", token: nil).status == .ok)
         }
+    }
+}
+
+extension TestApp {
+    /// A user of the bootstrap team with `role`: a session of theirs and a `dk-` key of theirs.
+    func memberCredentials(role: TeamRole) async throws -> (session: String, device: String) {
+        let device = try await member(role: role)
+        let userId = try #require(try await storage.credential(keyHash: SecretHasher.keyHash(device))?.userId)
+        return (try await built.authenticator.sessions.issue(userId: userId).token, device)
     }
 }

@@ -56,6 +56,16 @@ public struct Caller: Sendable, Equatable {
         }
     }
 
+    /// Throws 403 unless the caller is a user session: who belongs to a team, with which role, and who owns it
+    /// change only by a signed-in user, never by a `dk-` device key — a key copied off a laptop must not be able to
+    /// invite an account of its own (and mint keys that outlive the device's revocation) or take the team.
+    func requireSession(to action: String) throws {
+        guard kind == .session else {
+            throw SwitchyardError.forbidden(
+                "a dk- device key cannot \(action): changes to who belongs to the team need a user session (POST /api/v1/auth/login)")
+        }
+    }
+
     /// Throws 403 unless the caller's role may manage credentials.
     func requireCredentialManager() throws {
         guard let role, role.canManageCredentials else {

@@ -97,6 +97,7 @@ struct TeamsController {
     @Sendable func transfer(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         try caller.require(.own, to: "transfer ownership")
+        try caller.requireSession(to: "transfer ownership")
         let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
         let raw = try fields.required("new_owner_id") { key throws(SwitchyardError) in try fields.string(key) }
         guard let newOwner = UUID(text: raw) else { throw SwitchyardError.invalid("field \"new_owner_id\": \"\(raw)\" is not a UUID") }
@@ -114,6 +115,7 @@ struct TeamsController {
     @Sendable func deleteTeam(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         try caller.require(.own, to: "delete the team")
+        try caller.requireSession(to: "delete the team")
         let teamId = try caller.requireTeam()
         guard let deletion = try await storage.deleteTeam(id: teamId, at: clock.now()) else { throw SwitchyardError.notFound("team not found") }
         effects.keyCache.invalidate(teamId: teamId)
@@ -136,6 +138,7 @@ struct TeamsController {
     /// Leaves the team; the owner must transfer ownership (or delete the team) first.
     @Sendable func leave(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
+        try caller.requireSession(to: "leave the team")
         guard caller.role != .owner else {
             throw SwitchyardError.conflict("the owner cannot leave the team; transfer ownership first (POST /teams/current/transfer) or delete it")
         }
@@ -167,6 +170,7 @@ struct TeamsController {
     @Sendable func setRole(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         try caller.require(.manageMembers, to: "change roles")
+        try caller.requireSession(to: "change roles")
         let userId = try context.parameters.requireUUID("userId")
         let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
         let key = fields.has("member_role") || !fields.has("role") ? "member_role" : "role"
@@ -187,6 +191,7 @@ struct TeamsController {
     @Sendable func removeMember(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         try caller.require(.manageMembers, to: "remove members")
+        try caller.requireSession(to: "remove members")
         let userId = try context.parameters.requireUUID("userId")
         guard userId != caller.userId else {
             throw SwitchyardError.invalid("you cannot remove yourself; leave with POST /teams/current/leave")
@@ -206,6 +211,7 @@ struct TeamsController {
     @Sendable func invite(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         try caller.require(.manageMembers, to: "invite members")
+        try caller.requireSession(to: "invite members")
         let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
         let email = try fields.required("email_address") { key throws(SwitchyardError) in try fields.string(key, length: 3...254, trim: true) }
             .lowercased()
@@ -248,6 +254,7 @@ struct TeamsController {
     @Sendable func cancelInvitation(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         try caller.require(.manageMembers, to: "cancel invitations")
+        try caller.requireSession(to: "cancel invitations")
         guard try await storage.deleteInvitation(id: try context.parameters.requireUUID("invitationId"), teamId: try caller.requireTeam()) else {
             throw SwitchyardError.notFound("invitation not found")
         }
