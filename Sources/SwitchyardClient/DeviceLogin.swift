@@ -88,7 +88,10 @@ public struct DeviceLogin: Sendable {
     }
 
     public func start() async throws -> Started {
-        let body = try await post("/api/v1/desktop/pair/start", json: "{}", expecting: [200])
+        // The approval page shows this name, so the person approving can tell this machine from another.
+        let name = String(String.UnicodeScalarView(ProcessInfo.processInfo.hostName.unicodeScalars.filter { $0.value >= 0x20 }).prefix(100))
+        let json = name.isEmpty ? "{}" : JSONValue.object(["device_name": .string(name)]).jsonString
+        let body = try await post("/api/v1/desktop/pair/start", json: json, expecting: [200])
         guard let deviceCode = body["device_code"] as? String, let userCode = body["user_code"] as? String,
             let uri = body["verification_uri"] as? String
         else { throw Failure.server(status: 200, message: "the pairing answer lacks device_code or user_code") }

@@ -211,8 +211,9 @@ extension PostgresStorage {
     public func insertPairing(_ pairing: DevicePairing) async throws {
         _ = try await rows(
             """
-            INSERT INTO device_pairings (id, device_code_hash, user_code, created_at, expires_at)
-            VALUES (\(pairing.id), \(pairing.deviceCodeHash), \(pairing.userCode), \(pairing.createdAt), \(pairing.expiresAt))
+            INSERT INTO device_pairings (id, device_code_hash, user_code, created_at, expires_at, requested_name, requested_from)
+            VALUES (\(pairing.id), \(pairing.deviceCodeHash), \(pairing.userCode), \(pairing.createdAt), \(pairing.expiresAt),
+                \(pairing.requestedName), \(pairing.requestedFrom))
             """)
         // Expired pairings are of no use to anyone.
         _ = try await rows("DELETE FROM device_pairings WHERE expires_at <= \(pairing.createdAt)")
@@ -228,17 +229,30 @@ extension PostgresStorage {
     }
 
     public func pairing(deviceCodeHash: String, at date: Date) async throws -> DevicePairing? {
-        try await rows(
+        try await pairings(
             """
-            SELECT id, device_code_hash, user_code, created_at, expires_at, confirmed_by, team_id, device_name
+            SELECT id, device_code_hash, user_code, created_at, expires_at, confirmed_by, team_id, device_name, requested_name, requested_from
             FROM device_pairings WHERE device_code_hash = \(deviceCodeHash) AND expires_at > \(date)
             """
-        ).first.map { row in
-            let (id, hash, code, created, expires, confirmedBy, teamId, name) = try row.decode(
-                (UUID, String, String, Date, Date, UUID?, UUID?, String?).self)
+        ).first
+    }
+
+    public func pendingPairing(userCode: String, at date: Date) async throws -> DevicePairing? {
+        try await pairings(
+            """
+            SELECT id, device_code_hash, user_code, created_at, expires_at, confirmed_by, team_id, device_name, requested_name, requested_from
+            FROM device_pairings WHERE user_code = \(userCode) AND expires_at > \(date) AND confirmed_by IS NULL
+            """
+        ).first
+    }
+
+    private func pairings(_ query: PostgresQuery) async throws -> [DevicePairing] {
+        try await rows(query).map { row in
+            let (id, hash, code, created, expires, confirmedBy, teamId, name, requestedName, requestedFrom) = try row.decode(
+                (UUID, String, String, Date, Date, UUID?, UUID?, String?, String?, String?).self)
             return DevicePairing(
                 id: id, deviceCodeHash: hash, userCode: code, createdAt: created, expiresAt: expires, confirmedBy: confirmedBy, teamId: teamId,
-                deviceName: name)
+                deviceName: name, requestedName: requestedName, requestedFrom: requestedFrom)
         }
     }
 

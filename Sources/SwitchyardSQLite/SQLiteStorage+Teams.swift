@@ -199,8 +199,14 @@ extension SQLiteStorage {
     public func insertPairing(_ pairing: DevicePairing) async throws {
         try await write { connection in
             _ = try await connection.query(
-                "INSERT INTO device_pairings (id, device_code_hash, user_code, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-                [.uuid(pairing.id), .text(pairing.deviceCodeHash), .text(pairing.userCode), .date(pairing.createdAt), .date(pairing.expiresAt)])
+                """
+                INSERT INTO device_pairings (id, device_code_hash, user_code, created_at, expires_at, requested_name, requested_from)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+                [
+                    .uuid(pairing.id), .text(pairing.deviceCodeHash), .text(pairing.userCode), .date(pairing.createdAt), .date(pairing.expiresAt),
+                    pairing.requestedName.map(SQLiteData.text) ?? .null, pairing.requestedFrom.map(SQLiteData.text) ?? .null,
+                ])
             // Expired pairings are of no use to anyone.
             _ = try await connection.query("DELETE FROM device_pairings WHERE expires_at <= ?", [.date(pairing.createdAt)])
         }
@@ -219,17 +225,26 @@ extension SQLiteStorage {
     }
 
     public func pairing(deviceCodeHash: String, at date: Date) async throws -> DevicePairing? {
+        try await pairings(where: "device_code_hash = ? AND expires_at > ?", [.text(deviceCodeHash), .date(date)]).first
+    }
+
+    public func pendingPairing(userCode: String, at date: Date) async throws -> DevicePairing? {
+        try await pairings(where: "user_code = ? AND expires_at > ? AND confirmed_by IS NULL", [.text(userCode), .date(date)]).first
+    }
+
+    private func pairings(where filter: String, _ binds: [SQLiteData]) async throws -> [DevicePairing] {
         try await read(
             """
-            SELECT id, device_code_hash, user_code, created_at, expires_at, confirmed_by, team_id, device_name
-            FROM device_pairings WHERE device_code_hash = ? AND expires_at > ?
+            SELECT id, device_code_hash, user_code, created_at, expires_at, confirmed_by, team_id, device_name, requested_name, requested_from
+            FROM device_pairings WHERE \(filter)
             """,
-            [.text(deviceCodeHash), .date(date)]
-        ).first.map { row in
+            binds
+        ).map { row in
             DevicePairing(
                 id: try row.uuid("id"), deviceCodeHash: try row.string("device_code_hash"), userCode: try row.string("user_code"),
                 createdAt: try row.date("created_at"), expiresAt: try row.date("expires_at"), confirmedBy: try row.optionalUUID("confirmed_by"),
-                teamId: try row.optionalUUID("team_id"), deviceName: row.optionalString("device_name"))
+                teamId: try row.optionalUUID("team_id"), deviceName: row.optionalString("device_name"),
+                requestedName: row.optionalString("requested_name"), requestedFrom: row.optionalString("requested_from"))
         }
     }
 

@@ -8,9 +8,12 @@ public struct SwitchyardRequestContext: RequestContext {
     public var requestID = ""
     /// Set by `AuthMiddleware` on authenticated routes.
     public var caller: Caller?
+    /// The peer's IP address (the proxy's, behind one).
+    public var remoteAddress: String?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress?.ipAddress
     }
 
     /// The caller on a route behind `AuthMiddleware` (which refuses the request before the handler otherwise).

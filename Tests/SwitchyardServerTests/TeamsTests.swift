@@ -306,6 +306,46 @@ struct TeamsTests {
         }
     }
 
+    @Test(
+        "the approval page shows who asks: the device's name and address and when, to a user session only; confirming without a name keeps the device's own",
+        arguments: TestBackend.available)
+    func pairingRequester(backend: TestBackend) async throws {
+        try await TestApp.with(backend, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            let refused = try await app.call(client, .post, "/api/v1/desktop/pair/start", token: nil, body: #"{"device_name":"evil\u0007bell"}"#)
+            #expect(refused.status == .badRequest && refused.errorMessage?.contains("device_name") == true)
+            let start = try await app.call(
+                client, .post, "/api/v1/desktop/pair/start", token: nil, body: #"{"device_name":"  Ada's laptop "}"#,
+                headers: [HTTPField.Name("X-Forwarded-For")!: "203.0.113.7"]
+            ).json()
+            let userCode = try #require(start["user_code"] as? String)
+            let deviceCode = try #require(start["device_code"] as? String)
+
+            let shown = try await app.call(client, .get, "/api/v1/desktop/pair/pending?user_code=\(userCode)", token: session)
+            #expect(shown.status == .ok)
+            let request = try shown.json()
+            #expect(request["requested_name"] as? String == "Ada's laptop")
+            #expect(request["requested_from"] as? String == "127.0.0.1 (forwarded for 203.0.113.7)", "\(request)")
+            #expect(request["requested_at"] as? String == RFC3339.format(app.clock.now()))
+            #expect(request["user_code"] as? String == userCode)
+            // A device key may not look (nor approve); an unknown code is 404; a malformed one 400.
+            let device = try await app.insertKey(
+                .device, userId: try #require(try await app.storage.user(emailAddress: app.bootstrap.emailAddress)).id)
+            #expect(try await app.call(client, .get, "/api/v1/desktop/pair/pending?user_code=\(userCode)", token: device.secret).status == .forbidden)
+            #expect(try await app.call(client, .get, "/api/v1/desktop/pair/pending?user_code=AAAA-AAAA", token: session).status == .notFound)
+            #expect(try await app.call(client, .get, "/api/v1/desktop/pair/pending?user_code=x", token: session).status == .badRequest)
+
+            let confirm = try await app.call(
+                client, .post, "/api/v1/desktop/pair/confirm", token: session, team: app.bootstrap.teamId, body: #"{"user_code":"\#(userCode)"}"#)
+            #expect(confirm.status == .ok)
+            #expect(try await app.call(client, .get, "/api/v1/desktop/pair/pending?user_code=\(userCode)", token: session).status == .notFound)
+            let approved = try await app.call(client, .post, "/api/v1/desktop/pair/poll", token: nil, body: #"{"device_code":"\#(deviceCode)"}"#)
+                .json()
+            let key = try #require(approved["raw_key"] as? String)
+            #expect(try await app.storage.credential(keyHash: SecretHasher.keyHash(key))?.displayName == "Ada's laptop")
+        }
+    }
+
     @Test("device pairing codes expire after 300 s: confirm and poll answer 404", arguments: TestBackend.available)
     func pairingExpiry(backend: TestBackend) async throws {
         try await TestApp.with(backend) { app, client in

@@ -64,10 +64,14 @@ public struct DevicePairing: Sendable, Equatable {
     public var confirmedBy: UUID?
     public var teamId: UUID?
     public var deviceName: String?
+    /// What the device said of itself when it started (shown on the approval page): its name, and the address the
+    /// request came from.
+    public var requestedName: String?
+    public var requestedFrom: String?
 
     public init(
         id: UUID, deviceCodeHash: String, userCode: String, createdAt: Date, expiresAt: Date, confirmedBy: UUID? = nil, teamId: UUID? = nil,
-        deviceName: String? = nil
+        deviceName: String? = nil, requestedName: String? = nil, requestedFrom: String? = nil
     ) {
         self.id = id
         self.deviceCodeHash = deviceCodeHash
@@ -77,6 +81,8 @@ public struct DevicePairing: Sendable, Equatable {
         self.confirmedBy = confirmedBy
         self.teamId = teamId
         self.deviceName = deviceName
+        self.requestedName = requestedName
+        self.requestedFrom = requestedFrom
     }
 
     /// Letters and digits that cannot be confused (no 0/O, 1/I/L, 5/S, 2/Z).

@@ -54,6 +54,8 @@ public protocol PairingRepository: Sendable {
     func confirmPairing(userCode: String, userId: UUID, teamId: UUID, deviceName: String, at date: Date) async throws -> Bool
     /// The unexpired pairing whose device code hashes to `deviceCodeHash`.
     func pairing(deviceCodeHash: String, at date: Date) async throws -> DevicePairing?
+    /// The unexpired pairing with `userCode` that nobody confirmed yet (for the approval page).
+    func pendingPairing(userCode: String, at date: Date) async throws -> DevicePairing?
     /// Collects a confirmed pairing: deletes it and stores `device` and `agent` (the companion key), in one
     /// transaction. False when the pairing was already collected.
     func completePairing(id: UUID, device: Credential, agent: Credential) async throws -> Bool

@@ -11,5 +11,6 @@ enum PostgresMigrations {
         m0006CreateTeamsWebhooksPairing,
         m0007CreateReplicas,
         m0008AddStartDeadline,
+        m0009AddPairingRequester,
     ]
 }

@@ -30,18 +30,23 @@ struct PairingController {
 
     static let pageHTML = """
         <!doctype html><html><head><meta charset="utf-8"><title>Switchyard — pair a device</title>
-        <style>body{font:16px system-ui;max-width:28rem;margin:3rem auto}input,select,button{font:inherit;width:100%;margin:.3rem 0;padding:.4rem}</style>
-        </head><body><h1>Pair a device</h1><p>Sign in to approve the code your terminal shows.</p>
+        <style>body{font:16px system-ui;max-width:28rem;margin:3rem auto}input,select,button{font:inherit;width:100%;margin:.3rem 0;padding:.4rem}
+        #who{background:#f3f3f3;padding:.6rem;border-radius:.3rem}</style>
+        </head><body><h1>Pair a device</h1><p>Sign in to see which device asks, then approve the code your terminal shows.</p>
         <form id="f"><input id="code" placeholder="ABCD-EFGH" required><input id="email" type="email" placeholder="email" required>
-        <input id="password" type="password" placeholder="password" required><select id="team" hidden></select>
-        <input id="name" placeholder="device name (optional)"><button>Approve</button></form><p id="out"></p>
+        <input id="password" type="password" placeholder="password" required><div id="who" hidden></div><select id="team" hidden></select>
+        <input id="name" placeholder="device name (optional)" hidden><button id="go">Sign in</button></form><p id="out"></p>
         <script>
         const q=new URLSearchParams(location.search);code.value=q.get('user_code')||'';let token=null;
         const api=(p,o={})=>fetch('/api/v1'+p,{...o,headers:{'Content-Type':'application/json',...(token?{Authorization:'Bearer '+token}:{}),...(o.headers||{})}}).then(async r=>{const b=await r.json().catch(()=>({}));if(!r.ok)throw new Error(b.error_message||r.status);return b});
+        const line=(label,value)=>{const p=document.createElement('div');p.textContent=label+': '+value;who.append(p)};
         f.onsubmit=async e=>{e.preventDefault();try{
         if(!token){token=(await api('/auth/login',{method:'POST',body:JSON.stringify({email_address:email.value,password:password.value})})).access_token;
-        const teams=(await api('/users/me')).team_list;team.innerHTML=teams.map(t=>`<option value="${t.id}">${t.display_name.replace(/</g,'&lt;')} (${t.member_role})</option>`).join('');
-        if(teams.length>1){team.hidden=false;out.textContent='Choose the team, then approve.';return}}
+        const teams=(await api('/users/me')).team_list;team.replaceChildren(...teams.map(t=>{const o=document.createElement('option');o.value=t.id;o.textContent=t.display_name+' ('+t.member_role+')';return o}));
+        const ask=await api('/desktop/pair/pending?user_code='+encodeURIComponent(code.value));
+        who.replaceChildren();line('Device',ask.requested_name||'(no name given)');line('From',ask.requested_from||'(unknown)');
+        line('Asked at',new Date(ask.requested_at).toLocaleString());who.hidden=false;name.hidden=false;team.hidden=teams.length<2;
+        code.readOnly=true;go.textContent='Approve this device';out.textContent='Approve only a device you just started signing in yourself.';return}
         const body={user_code:code.value};if(name.value)body.device_name=name.value;
         await api('/desktop/pair/confirm',{method:'POST',body:JSON.stringify(body),headers:{'X-Team-ID':team.value}});
         out.textContent='Approved. Your terminal will finish signing in.';f.hidden=true}catch(err){out.textContent='Error: '+err.message}};
@@ -58,14 +63,25 @@ struct PairingController {
         group.post("auth/device/revoke", use: revoke)
     }
 
+    /// `/desktop/pair/pending` (a user session): what the device that shows a code said of itself, for the person
+    /// about to approve it.
+    func addPendingRoute(to group: RouterGroup<SwitchyardRequestContext>) {
+        group.get("desktop/pair/pending", use: pending)
+    }
+
     @Sendable func start(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let requestedName = try fields.string("device_name", length: 1...100, trim: true)
+        if let requestedName, requestedName.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw SwitchyardError.invalid("field \"device_name\" must not contain control characters")
+        }
         let now = clock.now()
         var random = SystemRandomNumberGenerator()
         let deviceCode = CredentialSecret.randomString(length: 48, using: &random)
         let userCode = DevicePairing.makeUserCode(using: &random)
         let pairing = DevicePairing(
             id: UUIDv7.make(at: now), deviceCodeHash: SecretHasher.keyHash(deviceCode), userCode: userCode, createdAt: now,
-            expiresAt: now.addingTimeInterval(DevicePairing.lifetime))
+            expiresAt: now.addingTimeInterval(DevicePairing.lifetime), requestedName: requestedName, requestedFrom: Self.requester(request, context))
         try await storage.insertPairing(pairing)
         let display = DevicePairing.display(userCode)
         return JSONBody.response([
@@ -73,6 +89,34 @@ struct PairingController {
             "verification_uri": .string("\(Self.origin(of: request))/api/v1/desktop/pair?user_code=\(display)"),
             "expires_in": .integer(Int(DevicePairing.lifetime)), "interval": .integer(DevicePairing.pollInterval),
         ])
+    }
+
+    @Sendable func pending(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        try context.requireCaller().requireSession(to: "look at a pairing request")
+        let typed = request.uri.queryParameters.get("user_code") ?? ""
+        guard let userCode = DevicePairing.normalise(typed) else {
+            throw SwitchyardError.invalid("query parameter \"user_code\": \"\(typed)\" is not a pairing code (8 letters and digits, like AB7K-PNQ3)")
+        }
+        guard let pairing = try await storage.pendingPairing(userCode: userCode, at: clock.now()) else {
+            throw SwitchyardError.notFound("no pending pairing with code \(DevicePairing.display(userCode)); it expired or was already confirmed")
+        }
+        return JSONBody.response([
+            "user_code": .string(DevicePairing.display(userCode)), "requested_name": pairing.requestedName.map(JSONValue.string) ?? .null,
+            "requested_from": pairing.requestedFrom.map(JSONValue.string) ?? .null, "requested_at": .date(pairing.createdAt),
+            "expires_at": .date(pairing.expiresAt),
+        ])
+    }
+
+    /// Where a pairing request came from: the peer's address, and what a proxy says it forwarded for (shown as
+    /// said, since only the operator knows whether a proxy is in front).
+    static func requester(_ request: Request, _ context: SwitchyardRequestContext) -> String? {
+        let forwarded = request.headers[.init("X-Forwarded-For")!].map { String($0.prefix(200)) }
+        switch (context.remoteAddress, forwarded) {
+        case (let peer?, let forwarded?): return "\(peer) (forwarded for \(forwarded))"
+        case (let peer?, nil): return peer
+        case (nil, let forwarded?): return "forwarded for \(forwarded)"
+        case (nil, nil): return nil
+        }
     }
 
     @Sendable func confirm(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
@@ -83,7 +127,8 @@ struct PairingController {
             throw SwitchyardError.invalid("field \"user_code\": \"\(typed)\" is not a pairing code (8 letters and digits, like AB7K-PNQ3)")
         }
         let now = clock.now()
-        let name = try fields.string("device_name", length: 1...100, trim: true) ?? "Desktop (paired \(RFC3339.format(now).prefix(10)))"
+        let requested = try await storage.pendingPairing(userCode: userCode, at: now)?.requestedName
+        let name = try fields.string("device_name", length: 1...100, trim: true) ?? requested ?? "Desktop (paired \(RFC3339.format(now).prefix(10)))"
         guard
             try await storage.confirmPairing(
                 userCode: userCode, userId: try caller.requireUser(), teamId: try caller.requireTeam(), deviceName: name, at: now)
