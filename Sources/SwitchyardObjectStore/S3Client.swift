@@ -98,11 +98,14 @@ public struct S3Client: Sendable {
         return signer.presignedURL(method: "HEAD", origin: origin, path: path, expires: expires, now: now)
     }
 
-    public func presignedUploadPart(key: String, uploadId: String, partNumber: Int, expires: Int, now: Date) -> String {
+    /// A part's upload URL; with `contentLength`, the length is signed: a PUT of any other size is refused (403).
+    public func presignedUploadPart(key: String, uploadId: String, partNumber: Int, contentLength: Int? = nil, expires: Int, now: Date)
+        -> String
+    {
         let (origin, path) = configuration.location(of: key)
         return signer.presignedURL(
-            method: "PUT", origin: origin, path: path, query: [("partNumber", String(partNumber)), ("uploadId", uploadId)], expires: expires, now: now
-        )
+            method: "PUT", origin: origin, path: path, query: [("partNumber", String(partNumber)), ("uploadId", uploadId)],
+            headers: contentLength.map { [("Content-Length", String($0))] } ?? [], expires: expires, now: now)
     }
 
     // MARK: Objects
@@ -234,14 +237,18 @@ public struct S3Client: Sendable {
 
     /// Joins the parts; returns the object's ETag.
     @discardableResult
-    public func completeMultipartUpload(key: String, uploadId: String, parts: [(partNumber: Int, etag: String)]) async throws -> String {
+    /// Completes an upload; with `ifNoneMatch`, only if the key is free (else a 412 `PreconditionFailed`).
+    public func completeMultipartUpload(key: String, uploadId: String, parts: [(partNumber: Int, etag: String)], ifNoneMatch: Bool = false)
+        async throws -> String
+    {
         let xml =
             "<CompleteMultipartUpload>"
             + parts.map { "<Part><PartNumber>\($0.partNumber)</PartNumber><ETag>\"\(Self.unquote($0.etag))\"</ETag></Part>" }.joined()
             + "</CompleteMultipartUpload>"
         let body = Array(xml.utf8)
-        let response = try await send(
-            "POST", key: key, query: [("uploadId", uploadId)], headers: [("Content-Length", String(body.count))], body: body)
+        var headers: [(name: String, value: String)] = [("Content-Length", String(body.count))]
+        if ifNoneMatch { headers.append(("If-None-Match", "*")) }
+        let response = try await send("POST", key: key, query: [("uploadId", uploadId)], headers: headers, body: body)
         let text = String(buffer: response.body)
         // S3 may answer 200 with an error document when the completion fails late.
         if let code = Self.element("Code", in: text), text.contains("<Error>") {

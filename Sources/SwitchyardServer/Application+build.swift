@@ -142,7 +142,7 @@ public func buildApplication(
     FilesController(objects: objects, clock: clock, maxBodySize: configuration.maxBodySize).addRoutes(to: runtime.group("files"))
     ModelsController(storage: storage, objects: objects, clock: clock, maxBodySize: configuration.maxBodySize)
         .addRoutes(to: api.group("models").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
-    MultipartController(objects: objects, maxBodySize: configuration.maxBodySize)
+    MultipartController(storage: storage, objects: objects, clock: clock, maxBodySize: configuration.maxBodySize)
         .addRoutes(to: api.group("uploads/multipart").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
     RuntimeWorkflowsController(storage: storage, submitter: submitter, maxBodySize: configuration.maxBodySize)
         .addRoutes(to: runtime.group("workflows"))

@@ -91,7 +91,9 @@ struct ModelsTests {
         }
     }
 
-    @Test("multipart: sessions only; initiate, presign parts, PUT, complete, register; another team's key and unknown uploads refused")
+    @Test(
+        "multipart: sessions only; initiate, presign parts (each signing its length), PUT, complete, register; another team's key, unknown uploads, parts beyond the plan refused"
+    )
     func multipart() async throws {
         try await TestApp.with(.sqlite) { app, client in
             let session = try await app.ownerSession(client)
@@ -103,42 +105,59 @@ struct ModelsTests {
             #expect(presign["upload_method"] as? String == "multipart" && presign["upload_url"] as? String == "")
             let key = try #require(presign["storage_key"] as? String)
 
-            let body = #"{"storage_key":"\#(key)","file_size":6800000000}"#
+            let planned = #"{"storage_key":"\#(key)","file_size":6800000000}"#
             #expect(
-                try await app.call(client, .post, "/api/v1/uploads/multipart/initiate", token: app.bootstrap.integrationKey, body: body).status
+                try await app.call(client, .post, "/api/v1/uploads/multipart/initiate", token: app.bootstrap.integrationKey, body: planned).status
                     == .unauthorized)
             #expect(
-                try await app.call(client, .post, "/api/v1/uploads/multipart/initiate", token: try await app.member(role: .admin), body: body).status
-                    == .unauthorized)
-            let initiated = try await app.call(client, .post, "/api/v1/uploads/multipart/initiate", token: session, team: team, body: body).json()
-            #expect(
-                initiated["part_size"] as? Int == 104_857_600 && initiated["part_count"] as? Int == 65 && initiated["storage_key"] as? String == key)
-            let uploadId = try #require(initiated["upload_id"] as? String)
+                try await app.call(client, .post, "/api/v1/uploads/multipart/initiate", token: try await app.member(role: .admin), body: planned)
+                    .status == .unauthorized)
+            let big = try await app.call(client, .post, "/api/v1/uploads/multipart/initiate", token: session, team: team, body: planned).json()
+            #expect(big["part_size"] as? Int == 104_857_600 && big["part_count"] as? Int == 65 && big["storage_key"] as? String == key)
+            let bigId = try #require(big["upload_id"] as? String)
+            let abortBig = #"{"storage_key":"\#(key)","upload_id":"\#(bigId)"}"#
+            #expect(try await app.call(client, .post, "/api/v1/uploads/multipart/abort", token: session, team: team, body: abortBig).status == .ok)
 
+            // Two parts: 5 MiB and 100 bytes, declared as such (the part size is never below 100 MiB, so a smaller file is one part).
+            let size = 5 * 1024 * 1024 + 100
+            let initiated = try await app.call(
+                client, .post, "/api/v1/uploads/multipart/initiate", token: session, team: team,
+                body: #"{"storage_key":"\#(key)","file_size":\#(size)}"#
+            ).json()
+            #expect(initiated["part_count"] as? Int == 1)
+            let uploadId = try #require(initiated["upload_id"] as? String)
+            let beyond = try await app.call(
+                client, .post, "/api/v1/uploads/multipart/presign-parts", token: session, team: team,
+                body: #"{"storage_key":"\#(key)","upload_id":"\#(uploadId)","part_numbers":[2]}"#)
+            #expect(beyond.status == .badRequest && beyond.errorMessage?.contains("between 1 and 1") == true, "\(beyond.errorMessage ?? "")")
             let signed = try await app.call(
                 client, .post, "/api/v1/uploads/multipart/presign-parts", token: session, team: team,
-                body: #"{"storage_key":"\#(key)","upload_id":"\#(uploadId)","part_numbers":[1,2]}"#
+                body: #"{"storage_key":"\#(key)","upload_id":"\#(uploadId)","part_numbers":[1]}"#
             ).json()
-            let parts = try #require(signed["parts"] as? [[String: Any]])
-            #expect(parts.map { $0["part_number"] as? Int } == [1, 2])
-            let chunks = [[UInt8](repeating: 1, count: 5 * 1024 * 1024), [UInt8](repeating: 2, count: 100)]
-            var etags: [String] = []
-            for (part, chunk) in zip(parts, chunks) {
-                var request = HTTPClientRequest(url: try #require(part["url"] as? String))
+            let part = try #require((signed["parts"] as? [[String: Any]])?.first)
+            #expect(part["part_number"] as? Int == 1 && part["content_length"] as? Int == size)
+            let url = try #require(part["url"] as? String)
+            func put(_ bytes: [UInt8]) async throws -> HTTPClientResponse {
+                var request = HTTPClientRequest(url: url)
                 request.method = .PUT
-                request.body = .bytes(ByteBuffer(bytes: chunk))
-                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-                #expect(response.status == .ok)
-                etags.append(try #require(response.headers.first(name: "ETag")))
+                request.body = .bytes(ByteBuffer(bytes: bytes))
+                return try await HTTPClient.shared.execute(request, timeout: .seconds(30))
             }
-            let completion =
-                #"{"storage_key":"\#(key)","upload_id":"\#(uploadId)","parts":[{"part_number":1,"etag":\#(String(reflecting: etags[0]))},{"part_number":2,"etag":\#(String(reflecting: etags[1]))}]}"#
+            #expect(try await put([UInt8](repeating: 1, count: size + 1)).status == .forbidden, "a part larger than declared is refused")
+            let uploaded = try await put([UInt8](repeating: 1, count: size))
+            #expect(uploaded.status == .ok)
+            let etag = try #require(uploaded.headers.first(name: "ETag"))
+            let outside = #"{"storage_key":"\#(key)","upload_id":"\#(uploadId)","parts":[{"part_number":2,"etag":"x"}]}"#
+            #expect(
+                try await app.call(client, .post, "/api/v1/uploads/multipart/complete", token: session, team: team, body: outside).status
+                    == .badRequest)
+            let completion = #"{"storage_key":"\#(key)","upload_id":"\#(uploadId)","parts":[{"part_number":1,"etag":\#(String(reflecting: etag))}]}"#
             let completed = try await app.call(client, .post, "/api/v1/uploads/multipart/complete", token: session, team: team, body: completion)
             #expect(completed.status == .ok, "\(String(buffer: completed.body))")
             #expect(try completed.json()["file_key"] as? String == key)
             let registered = try await app.call(
                 client, .post, "/api/v1/models", token: session, team: team,
-                body: #"{"display_name":"Big","model_type":"checkpoints","storage_key":"\#(key)","file_size":\#(5 * 1024 * 1024 + 100)}"#)
+                body: #"{"display_name":"Big","model_type":"checkpoints","storage_key":"\#(key)","file_size":\#(size)}"#)
             #expect(registered.status == .created)
 
             let abort = #"{"storage_key":"\#(key)","upload_id":"\#(uploadId)"}"#
@@ -149,5 +168,83 @@ struct ModelsTests {
                 try await app.call(client, .post, "/api/v1/uploads/multipart/initiate", token: session, team: team, body: foreign).status
                     == .badRequest)
         }
+    }
+
+    @Test(
+        "multipart cannot overwrite: not a registered model's file, not an uploaded input, not a key completed meanwhile; model keys are for owners and admins; input names are sanitised"
+    )
+    func multipartCannotOverwrite() async throws {
+        try await TestApp.with(.sqlite) { app, client in
+            let session = try await app.ownerSession(client)
+            let team = app.bootstrap.teamId
+            let (memberSession, _) = try await app.memberCredentials(role: .member)
+            func initiate(_ key: String, token: String = session) async throws -> TestResponse {
+                try await app.call(
+                    client, .post, "/api/v1/uploads/multipart/initiate", token: token, team: team, body: #"{"storage_key":"\#(key)","file_size":10}"#)
+            }
+            // A model's file, uploaded and registered by the owner: a member may not replace it, nor may the owner.
+            let model = try await app.uploadModel(client, token: session, bytes: Array("weights".utf8))
+            let refusedToMember = try await initiate(model, token: memberSession)
+            #expect(refusedToMember.status == .forbidden, "\(refusedToMember.errorMessage ?? "")")
+            let existing = try await initiate(model)
+            #expect(existing.status == .conflict && existing.errorMessage?.contains("already holds an object") == true)
+            // An input someone uploaded: not replaceable either.
+            let input = try await app.upload(client, token: memberSession, team: team)
+            #expect(try await initiate(input, token: memberSession).status == .conflict)
+            // An input key whose name carries a line break (it would reach an agent's upload headers).
+            let crafted = "inputs/\(team.lowercased)/\(UUID().uuidString.lowercased())/evil\\r\\nX-Injected: 1.png"
+            let named = try await initiate(crafted, token: memberSession)
+            #expect(named.status == .badRequest && named.errorMessage?.contains("file name") == true, "\(named.errorMessage ?? "")")
+
+            // Two uploads to one fresh key: the second to complete does not replace the first.
+            let fresh = "inputs/\(team.lowercased)/\(UUID().uuidString.lowercased())/big.bin"
+            var completions: [TestResponse] = []
+            let first = try await initiate(fresh, token: memberSession).json()
+            let second = try await initiate(fresh, token: memberSession).json()
+            for (upload, byte) in [(first, UInt8(1)), (second, UInt8(2))] {
+                let uploadId = try #require(upload["upload_id"] as? String)
+                let signed = try await app.call(
+                    client, .post, "/api/v1/uploads/multipart/presign-parts", token: memberSession, team: team,
+                    body: #"{"storage_key":"\#(fresh)","upload_id":"\#(uploadId)","part_numbers":[1]}"#
+                ).json()
+                var request = HTTPClientRequest(url: try #require((signed["parts"] as? [[String: Any]])?.first?["url"] as? String))
+                request.method = .PUT
+                request.body = .bytes(ByteBuffer(bytes: [UInt8](repeating: byte, count: 10)))
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+                let etag = try #require(response.headers.first(name: "ETag"))
+                completions.append(
+                    try await app.call(
+                        client, .post, "/api/v1/uploads/multipart/complete", token: memberSession, team: team,
+                        body:
+                            #"{"storage_key":"\#(fresh)","upload_id":"\#(uploadId)","parts":[{"part_number":1,"etag":\#(String(reflecting: etag))}]}"#
+                    ))
+            }
+            #expect(completions.map(\.status) == [.ok, .conflict])
+            let store = try #require(app.built.objectStore?.store)
+            let kept = try store.open(bucket: "switchyard", key: fresh)
+            defer { kept.close() }
+            var buffer = [UInt8](repeating: 0, count: 10)
+            #expect(try kept.read(into: &buffer, offset: 0) == 10 && buffer == [UInt8](repeating: 1, count: 10), "the first upload's bytes stay")
+        }
+    }
+}
+
+extension TestApp {
+    /// Uploads a model file the documented way (presign, PUT with `upload_headers`) and registers it; its key.
+    func uploadModel(_ client: any TestClientProtocol, token: String, bytes: [UInt8]) async throws -> String {
+        let presign = try await call(
+            client, .post, "/api/v1/models/presign", token: token, team: bootstrap.teamId,
+            body:
+                #"{"file_name":"m.safetensors","file_size":\#(bytes.count),"model_type":"checkpoints","model_path":"models/checkpoints/m.safetensors"}"#
+        ).json()
+        let key = try #require(presign["storage_key"] as? String)
+        let status = try await put(
+            try #require(presign["upload_url"] as? String), headers: try #require(presign["upload_headers"] as? [String: String]), body: bytes)
+        #expect(status == 200)
+        let registered = try await call(
+            client, .post, "/api/v1/models", token: token, team: bootstrap.teamId,
+            body: #"{"display_name":"M","model_type":"checkpoints","storage_key":"\#(key)"}"#)
+        #expect(registered.status == .created)
+        return key
     }
 }

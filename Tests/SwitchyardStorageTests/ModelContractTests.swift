@@ -65,3 +65,31 @@ extension StorageContractTests {
         }
     }
 }
+
+extension StorageContractTests {
+    @Test(
+        "multipart uploads: recorded, read back per team (another team's look missing), forgotten once; a week-old one is pruned",
+        arguments: TestBackend.available)
+    func multipartUploads(backend: TestBackend) async throws {
+        try await withStorage(backend) { storage async throws in
+            let mine = try await seedTeam(storage)
+            let other = try await seedTeam(storage, owner: "grace@example.com")
+            let old = MultipartUpload(
+                uploadId: "old", teamId: mine.id, storageKey: "models/\(mine.id.lowercased)/\(UUID().lowercased)", fileSize: 10,
+                partSize: 104_857_600, createdBy: nil, createdAt: now.addingTimeInterval(-MultipartUpload.lifetime - 1))
+            try await storage.insertMultipartUpload(old)
+            #expect(try await storage.multipartUpload(id: "old", teamId: mine.id) == old)
+            let upload = MultipartUpload(
+                uploadId: "u-1", teamId: mine.id, storageKey: "models/\(mine.id.lowercased)/\(UUID().lowercased)", fileSize: 250_000_000,
+                partSize: 104_857_600, createdBy: mine.id, createdAt: now)
+            try await storage.insertMultipartUpload(upload)
+            #expect(try await storage.multipartUpload(id: "old", teamId: mine.id) == nil, "older than a week: pruned")
+            #expect(try await storage.multipartUpload(id: "u-1", teamId: mine.id) == upload)
+            #expect(upload.partCount == 3 && upload.length(ofPart: 3) == 250_000_000 - 2 * 104_857_600 && upload.length(ofPart: 4) == nil)
+            #expect(try await storage.multipartUpload(id: "u-1", teamId: other.id) == nil)
+            #expect(try await storage.deleteMultipartUpload(id: "u-1", teamId: other.id) == false)
+            #expect(try await storage.deleteMultipartUpload(id: "u-1", teamId: mine.id) == true)
+            #expect(try await storage.deleteMultipartUpload(id: "u-1", teamId: mine.id) == false)
+        }
+    }
+}

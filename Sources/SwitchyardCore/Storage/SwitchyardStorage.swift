@@ -5,7 +5,7 @@ import Foundation
 /// row of another team is indistinguishable from a missing one.
 public protocol SwitchyardStorage: IdentityRepository, CredentialRepository, SettingsRepository, WorkflowRepository, TaskRepository,
     DispatchRepository,
-    ModelRepository, RetentionRepository, TeamRepository, PairingRepository, WebhookRepository
+    ModelRepository, RetentionRepository, TeamRepository, PairingRepository, WebhookRepository, MultipartRepository
 {
     /// `sqlite` or `postgres`, for logs and `/readyz`.
     var backendName: String { get }

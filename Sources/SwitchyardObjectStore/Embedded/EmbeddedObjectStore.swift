@@ -190,8 +190,10 @@ public final class EmbeddedObjectStore: Sendable {
     }
 
     /// Joins the named parts (ascending, ETags matching, all but the last ≥ 5 MiB) into the object.
+    /// Joins the parts into `key`: replacing what is there, or, with `ifNoneMatch`, only if nothing is (the upload
+    /// stays, to be completed elsewhere or aborted).
     public func completeMultipartUpload(
-        bucket: String, key: String, uploadId: String, parts: [(partNumber: Int, etag: String)], now: Date
+        bucket: String, key: String, uploadId: String, parts: [(partNumber: Int, etag: String)], ifNoneMatch: Bool = false, now: Date
     ) throws -> ObjectInfo {
         let upload = try upload(uploadId, bucket: bucket, key: key)
         guard !parts.isEmpty else { throw ObjectStoreError.invalidPart("the upload names no parts") }
@@ -225,7 +227,7 @@ public final class EmbeddedObjectStore: Sendable {
             throw error
         }
         write.etagOverride = "\(Hex.encode(Insecure.MD5.hash(data: digests)))-\(parts.count)"
-        let info = try publish(write, bucket: bucket, ifNoneMatch: false, now: now)
+        let info = try publish(write, bucket: bucket, ifNoneMatch: ifNoneMatch, now: now)
         try? FileManager.default.removeItem(at: directory)
         return info
     }

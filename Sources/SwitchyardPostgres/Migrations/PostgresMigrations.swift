@@ -12,5 +12,6 @@ enum PostgresMigrations {
         m0007CreateReplicas,
         m0008AddStartDeadline,
         m0009AddPairingRequester,
+        m0010CreateMultipartUploads,
     ]
 }

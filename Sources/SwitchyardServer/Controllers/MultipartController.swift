@@ -5,9 +5,16 @@ import SwitchyardObjectStore
 
 /// `/uploads/multipart/*` (api.md §2.3; user sessions only, as documented): large uploads in parts, to a
 /// `storage_key` a presign endpoint issued to the caller's team (`models/{team}/…` or `inputs/{team}/…`).
-/// The store keeps the upload's state; another team's key is refused before the store is asked.
+///
+/// An upload cannot overwrite or overflow (docs/decisions.md): `initiate` refuses a key that already holds an object
+/// (a registered model's file, another user's input) and a model key to anyone but an owner or admin, and records
+/// the upload — key, declared size, part size. Each part URL then signs its part's exact length, `complete` takes
+/// only the parts of that size plan and publishes only if the key is still free. Another team's upload or key
+/// looks missing.
 struct MultipartController {
+    let storage: any SwitchyardStorage
     let objects: ObjectStorage
+    let clock: any WallClock
     let maxBodySize: Int
 
     /// The recommended part size (the docs' example: 100 MiB), raised when a file would need more than S3's
@@ -27,67 +34,88 @@ struct MultipartController {
     }
 
     @Sendable func initiate(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        let (fields, key) = try await read(request, context)
+        let (caller, fields, key) = try await read(request, context)
         guard let fileSize = try fields.integer("file_size", range: 1...ModelsController.maximumModelSize) else {
             throw SwitchyardError.invalid("field \"file_size\" is required")
         }
+        if ModelsController.isIssued(key, to: try caller.requireTeam()) {
+            try caller.requireWorkflowManager()
+        } else if let name = key.split(separator: "/").last.map(String.init), FileName.sanitize(name) != name {
+            throw SwitchyardError.invalid(
+                "field \"storage_key\": its file name \"\(name)\" is not one /r/files/presign issues (no control characters, slashes or leading dots)"
+            )
+        }
+        guard try await store({ try await objects.client.headObject(key: key) }) == nil else {
+            throw SwitchyardError.conflict("field \"storage_key\": \"\(key)\" already holds an object; presign a new key for a new upload")
+        }
         let uploadId = try await store { try await objects.client.createMultipartUpload(key: key) }
-        let partSize = Self.partSize(for: fileSize)
+        let upload = MultipartUpload(
+            uploadId: uploadId, teamId: try caller.requireTeam(), storageKey: key, fileSize: fileSize, partSize: Self.partSize(for: fileSize),
+            createdBy: caller.userId, createdAt: clock.now())
+        try await storage.insertMultipartUpload(upload)
         return JSONBody.response([
-            "upload_id": .string(uploadId), "storage_key": .string(key), "part_size": .integer(partSize),
-            "part_count": .integer((fileSize + partSize - 1) / partSize),
+            "upload_id": .string(uploadId), "storage_key": .string(key), "part_size": .integer(upload.partSize),
+            "part_count": .integer(upload.partCount),
         ])
     }
 
     @Sendable func presignParts(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        let (fields, key) = try await read(request, context)
-        let uploadId = try fields.required("upload_id") { name throws(SwitchyardError) in try fields.string(name, length: 1...1024) }
+        let (upload, fields) = try await readUpload(request, context)
         let numbers = try fields.required("part_numbers") { name throws(SwitchyardError) in try fields.array(name, maxCount: 1000) }
         guard !numbers.isEmpty else { throw SwitchyardError.invalid("field \"part_numbers\" must not be empty") }
-        let parts = try numbers.enumerated().map { index, value throws(SwitchyardError) -> Int in
-            guard case .number(let number) = value, let part = number.intValue, (1...10_000).contains(part) else {
-                throw SwitchyardError.invalid("field \"part_numbers[\(index)]\" must be an integer between 1 and 10000")
+        let parts = try numbers.enumerated().map { index, value throws(SwitchyardError) -> (number: Int, length: Int) in
+            guard case .number(let number) = value, let part = number.intValue, let length = upload.length(ofPart: part) else {
+                throw SwitchyardError.invalid(
+                    "field \"part_numbers[\(index)]\" must be an integer between 1 and \(upload.partCount) (the part count)")
             }
-            return part
+            return (part, length)
         }
         let now = Date()
         return JSONBody.response([
             "parts": .array(
                 parts.map { part in
                     [
-                        "part_number": .integer(part),
+                        "part_number": .integer(part.number), "content_length": .integer(part.length),
                         "url": .string(
                             objects.presigner.presignedUploadPart(
-                                key: key, uploadId: uploadId, partNumber: part, expires: objects.presignLifetime, now: now)),
+                                key: upload.storageKey, uploadId: upload.uploadId, partNumber: part.number, contentLength: part.length,
+                                expires: objects.presignLifetime, now: now)),
                     ]
                 })
         ])
     }
 
     @Sendable func complete(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        let (fields, key) = try await read(request, context)
-        let uploadId = try fields.required("upload_id") { name throws(SwitchyardError) in try fields.string(name, length: 1...1024) }
+        let (upload, fields) = try await readUpload(request, context)
         let items = try fields.required("parts") { name throws(SwitchyardError) in try fields.array(name, maxCount: 10_000) }
         let parts = try items.enumerated().map { index, item throws(SwitchyardError) -> (partNumber: Int, etag: String) in
             let part = try JSONFields(object: item, name: "parts[\(index)]")
-            let number = try part.required("part_number") { name throws(SwitchyardError) in try part.integer(name, range: 1...10_000) }
+            let number = try part.required("part_number") { name throws(SwitchyardError) in try part.integer(name, range: 1...upload.partCount) }
             let etag = try part.required("etag") { name throws(SwitchyardError) in try part.string(name, length: 1...200) }
             return (number, etag)
         }
         guard !parts.isEmpty else { throw SwitchyardError.invalid("field \"parts\" must not be empty") }
-        try await store { try await objects.client.completeMultipartUpload(key: key, uploadId: uploadId, parts: parts) }
-        return JSONBody.response(["file_key": .string(key), "storage_key": .string(key)])
+        do {
+            try await store {
+                try await objects.client.completeMultipartUpload(key: upload.storageKey, uploadId: upload.uploadId, parts: parts, ifNoneMatch: true)
+            }
+        } catch let error as S3ClientError where error.status == 412 {
+            throw SwitchyardError.conflict("\"\(upload.storageKey)\" was written meanwhile; this upload was not published (abort it)")
+        }
+        _ = try await storage.deleteMultipartUpload(id: upload.uploadId, teamId: upload.teamId)
+        return JSONBody.response(["file_key": .string(upload.storageKey), "storage_key": .string(upload.storageKey)])
     }
 
     @Sendable func abort(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        let (fields, key) = try await read(request, context)
-        let uploadId = try fields.required("upload_id") { name throws(SwitchyardError) in try fields.string(name, length: 1...1024) }
-        try await store { try await objects.client.abortMultipartUpload(key: key, uploadId: uploadId) }
+        let (upload, _) = try await readUpload(request, context)
+        try await store { try await objects.client.abortMultipartUpload(key: upload.storageKey, uploadId: upload.uploadId) }
+        _ = try await storage.deleteMultipartUpload(id: upload.uploadId, teamId: upload.teamId)
         return JSONBody.response(["is_success": true])
     }
 
-    /// The body's fields and its `storage_key`, which must have been issued to the caller's team.
-    private func read(_ request: Request, _ context: SwitchyardRequestContext) async throws -> (JSONFields, String) {
+    /// The caller (who may run tasks), the body's fields and its `storage_key`, which must have been issued to the
+    /// caller's team.
+    private func read(_ request: Request, _ context: SwitchyardRequestContext) async throws -> (Caller, JSONFields, String) {
         let caller = try context.requireCaller()
         try caller.requireRunner()
         let teamId = try caller.requireTeam()
@@ -96,7 +124,17 @@ struct MultipartController {
         guard ModelsController.isIssued(key, to: teamId) || InputFileKey(key)?.teamId == teamId else {
             throw SwitchyardError.invalid("field \"storage_key\": \"\(key)\" was not issued to this team by a presign endpoint")
         }
-        return (fields, key)
+        return (caller, fields, key)
+    }
+
+    /// The upload of `upload_id` as `initiate` recorded it for the caller's team and this `storage_key`; 404 otherwise.
+    private func readUpload(_ request: Request, _ context: SwitchyardRequestContext) async throws -> (MultipartUpload, JSONFields) {
+        let (caller, fields, key) = try await read(request, context)
+        let uploadId = try fields.required("upload_id") { name throws(SwitchyardError) in try fields.string(name, length: 1...1024) }
+        guard let upload = try await storage.multipartUpload(id: uploadId, teamId: try caller.requireTeam()), upload.storageKey == key else {
+            throw SwitchyardError.notFound("upload not found (aborted, completed, or another key's)")
+        }
+        return (upload, fields)
     }
 
     /// The store's refusals as API errors: an unknown upload is a 404, a bad part list a 400.

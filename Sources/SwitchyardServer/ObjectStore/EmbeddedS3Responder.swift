@@ -178,9 +178,14 @@ public struct EmbeddedS3Responder: HTTPResponder {
         case (.post, let uploadId?, _):
             let body = try await request.body.collect(upTo: 1024 * 1024)
             let parts = try Self.completionParts(String(buffer: body))
+            let ifNoneMatch = request.headers[.ifNoneMatch]
+            guard ifNoneMatch == nil || ifNoneMatch == "*" else {
+                throw S3Error("NotImplemented", "If-None-Match supports only *", status: .notImplemented)
+            }
             let now = clock.now()
             let info = try await blocking { [store] in
-                try store.completeMultipartUpload(bucket: bucket, key: key, uploadId: uploadId, parts: parts, now: now)
+                try store.completeMultipartUpload(
+                    bucket: bucket, key: key, uploadId: uploadId, parts: parts, ifNoneMatch: ifNoneMatch == "*", now: now)
             }
             return Self.xml(
                 "<CompleteMultipartUploadResult><Location>/\(Self.escape(bucket))/\(Self.escape(key))</Location><Bucket>\(Self.escape(bucket))</Bucket><Key>\(Self.escape(key))</Key><ETag>&quot;\(info.etag)&quot;</ETag></CompleteMultipartUploadResult>"
