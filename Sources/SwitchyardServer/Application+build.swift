@@ -119,7 +119,8 @@ public func buildApplication(
     ).addRoutes(to: api.group("webhooks").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     let teams = TeamsController(
         storage: storage, clock: clock, maxBodySize: configuration.maxBodySize,
-        effects: TeamEffects(keyCache: keyCache, dispatcher: dispatcher, hub: hub, objects: objects))
+        effects: TeamEffects(keyCache: keyCache, dispatcher: dispatcher, hub: hub, objects: objects), selfServiceTeams: configuration.selfServiceTeams
+    )
     teams.addUserRoutes(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     teams.addTeamRoutes(to: management)
     InvitationAcceptController(

@@ -13,6 +13,37 @@ import Testing
 /// The gateway and dispatcher over a real socket, with a hand-driven agent (`WireTestAgent`).
 @Suite("Agent gateway and dispatcher")
 struct AgentGatewayTests {
+    @Test(
+        "the community pool is closed unless the operator opens it (dispatch.communityPool); open, another team's agent takes the task and its team's agent list counts it without showing its id",
+        arguments: [false, true])
+    func communityPool(open: Bool) async throws {
+        try await TestApp.with(.sqlite, live: true, configure: { $0.dispatch.communityPool = open }) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            let other = try await app.otherTeam()
+            let otherAgentKey = try await app.insertKey(.agent, teamId: other.teamId).secret
+            try await WireTestAgent.connect(
+                port: client.port!, key: otherAgentKey, hello: WireTestAgent.hello("volunteer", communityOptIn: true)
+            ) { volunteer in
+                let listed = try await app.call(client, .get, "/api/v1/r/agents", token: other.integrationKey).json()
+                let before = try #require((listed["agent_list"] as? [[String: Any]])?.first)
+                #expect(before["community_opt_in"] as? Bool == open, "the opt-in counts only where the pool is open")
+                let taskId = try await app.run(client, body: #"{"parameters": {"color": 1}, "target_pool": "community"}"#)
+                guard open else {
+                    // Decided at submission: no eligible agent, the task waits (the volunteer is not offered it).
+                    #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "waiting")
+                    return
+                }
+                let offer = try await volunteer.offer()
+                #expect(offer.taskId == taskId.lowercased)
+                let agents = try await app.call(client, .get, "/api/v1/r/agents", token: other.integrationKey).json()
+                let entry = try #require((agents["agent_list"] as? [[String: Any]])?.first)
+                #expect(entry["running_count"] as? Int == 1)
+                #expect((entry["running_tasks"] as? [Any])?.isEmpty == true && entry["current_task_id"] is NSNull, "\(entry)")
+            }
+        }
+    }
+
     @Test("an offered task runs: ack, progress, output upload, complete; result URLs serve the bytes; SSE replays it all")
     func happyPath() async throws {
         try await TestApp.with(.sqlite, live: true) { app, client in

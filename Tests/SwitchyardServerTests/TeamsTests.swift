@@ -75,6 +75,17 @@ struct TeamsTests {
         }
     }
 
+    @Test("teams.selfService = false: signed-in users cannot create teams (403 naming the setting)")
+    func selfServiceTeamsOff() async throws {
+        try await TestApp.with(.sqlite, configure: { $0.selfServiceTeams = false }) { app, client in
+            let session = try await app.ownerSession(client)
+            let refused = try await app.call(client, .post, "/api/v1/teams", token: session, body: #"{"display_name":"Side project"}"#)
+            #expect(refused.status == .forbidden && refused.errorMessage?.contains("teams.selfService") == true, "\(refused.status)")
+            let teams = try await app.call(client, .get, "/api/v1/teams", token: session).json()
+            #expect((teams["team_list"] as? [Any])?.count == 1)
+        }
+    }
+
     @Test(
         "a dk- key cannot change who belongs to the team: the owner's device key can neither invite (and so sign up an account of its own), change roles, remove members, transfer nor delete the team — the owner's session can",
         arguments: TestBackend.available)

@@ -122,6 +122,35 @@ struct WorkflowsTests {
         }
     }
 
+    @Test(
+        "an update that changes nothing keeps the version; one that disables the workflow refuses the very next run (the head cache is cleared)",
+        arguments: TestBackend.available)
+    func updateNoOpAndCache(backend: TestBackend) async throws {
+        try await TestApp.with(backend) { app, client in
+            let session = try await app.ownerSession(client)
+            let team = app.bootstrap.teamId
+            let id = try await app.importWorkflow(client, session: session, body: try textToImageImport())
+            let path = "/api/v1/workflows/\(id.lowercased)"
+            let run = "/api/v1/r/workflows/slug/text-to-image/run"
+            let accepted = try await app.call(client, .post, run, token: app.bootstrap.integrationKey, body: #"{"parameters":{"prompt":"x"}}"#)
+            #expect(accepted.status == .accepted, "\(accepted.errorMessage ?? "")")
+
+            for body in ["{}", #"{"display_name":"Text to image"}"#, #"{"workflow_status":"active"}"#] {
+                let same = try await app.call(client, .put, path, token: session, team: team, body: body)
+                let version = try same.json()["version"] as? Int
+                #expect(same.status == .ok && version == 1, "\(body)")
+            }
+            let history = try await app.call(client, .get, "\(path)/snapshots", token: session, team: team).json()
+            #expect((history["snapshot_list"] as? [Any])?.count == 1)
+
+            // The clock stands still, so only the update itself can make the cached head go.
+            let disable = try await app.call(client, .put, path, token: session, team: team, body: #"{"workflow_status":"disabled"}"#)
+            #expect(try disable.json()["version"] as? Int == 2)
+            let refused = try await app.call(client, .post, run, token: app.bootstrap.integrationKey, body: #"{"parameters":{"prompt":"x"}}"#)
+            #expect(refused.status == .conflict && refused.errorMessage?.contains("disabled") == true, "\(refused.status)")
+        }
+    }
+
     @Test("delete answers 204 and the workflow is gone; another team's workflow looks missing everywhere", arguments: TestBackend.available)
     func deleteAndIsolation(backend: TestBackend) async throws {
         try await TestApp.with(backend) { app, client in

@@ -55,6 +55,9 @@ public struct ServerConfiguration: Sendable {
     /// Base64 of the 32-byte key that encrypts stored webhook secrets (`secrets.key`); nil keeps a generated key in
     /// `<data.dir>/secrets.key`. Replicas sharing a PostgreSQL database must share this key.
     public var secretsKey: String?
+    /// Whether signed-in users may create teams of their own (`teams.selfService`); off, the teams are the first
+    /// start's and whatever exists, and people join them by invitation.
+    public var selfServiceTeams = true
     /// Minimum log level (`log.level`).
     public var logLevel = "info"
 
@@ -103,6 +106,8 @@ public struct ServerConfiguration: Sendable {
         guard dispatch.maxAgentsPerTeam >= 0 else {
             throw Invalid(description: "dispatch.maxAgentsPerTeam: must be 0 (no limit) or more, got \(dispatch.maxAgentsPerTeam)")
         }
+        dispatch.communityPool = try Self.bool(reader, "dispatch.communityPool", default: defaults.dispatch.communityPool)
+        selfServiceTeams = try Self.bool(reader, "teams.selfService", default: defaults.selfServiceTeams)
         dispatch.maxBacklogPerTeam = try Self.int(reader, "dispatch.maxBacklogPerTeam", default: defaults.dispatch.maxBacklogPerTeam)
         guard dispatch.maxBacklogPerTeam >= 0 else {
             throw Invalid(description: "dispatch.maxBacklogPerTeam: must be 0 (no limit) or more, got \(dispatch.maxBacklogPerTeam)")

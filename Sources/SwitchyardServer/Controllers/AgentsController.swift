@@ -26,8 +26,11 @@ struct AgentsController {
         let result = try await storage.agents(teamId: teamId, includeDisconnected: includeDisconnected, page: page)
         var items: [JSONValue] = []
         for agent in result.items {
+            // A task another team submitted (taken from the community pool) counts, but its id is not this team's to see.
             let running = agent.disconnectedAt == nil ? await dispatcher.runningTasks(teamId: teamId, agentId: agent.agentId) : []
-            items.append(Presenters.agent(agent, runningTasks: running))
+            var own: [UUID] = []
+            for taskId in running where try await storage.task(id: taskId, teamId: teamId) != nil { own.append(taskId) }
+            items.append(Presenters.agent(agent, runningTasks: own, runningCount: running.count))
         }
         return JSONBody.response(["agent_list": .array(items), "page_meta": JSONBody.pageMeta(page, totalCount: result.totalCount)])
     }

@@ -18,6 +18,8 @@ struct TeamsController {
     let clock: any WallClock
     let maxBodySize: Int
     let effects: TeamEffects
+    /// `teams.selfService`: whether `POST /teams` is open to every signed-in user.
+    var selfServiceTeams = true
 
     /// `/teams` (per-user surface).
     func addUserRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
@@ -64,6 +66,10 @@ struct TeamsController {
         let caller = try context.requireCaller()
         guard caller.kind == .session else {
             throw SwitchyardError.forbidden("a dk- device key is bound to one team; create teams with a user session")
+        }
+        guard selfServiceTeams else {
+            throw SwitchyardError.forbidden(
+                "creating teams is switched off on this server (teams.selfService = false); ask an owner of a team to invite you")
         }
         let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
         let name = try fields.required("display_name") { key throws(SwitchyardError) in try fields.string(key, length: 1...100, trim: true) }

@@ -47,14 +47,28 @@ struct WorkflowsController {
         let id = try context.parameters.requireUUID("workflowId")
         let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
         let status = try fields.enumeration("workflow_status", WorkflowStatus.self)
-        guard
-            let workflow = try await storage.updateWorkflow(
-                id: id, teamId: try caller.requireTeam(), at: clock.now(), note: nil,
+        let teamId = try caller.requireTeam()
+        let workflow: Workflow?
+        do {
+            workflow = try await storage.updateWorkflow(
+                id: id, teamId: teamId, at: clock.now(), note: nil,
                 { current in
-                    (try WorkflowDefinition.parse(fields, base: current.definition), status ?? current.status)
+                    let changed = (try WorkflowDefinition.parse(fields, base: current.definition), status ?? current.status)
+                    // Nothing to change: no new version, no snapshot (the transaction is rolled back).
+                    guard changed != (current.definition, current.status) else { throw Unchanged(workflow: current) }
+                    return changed
                 })
-        else { throw SwitchyardError.notFound("workflow not found") }
+        } catch let unchanged as Unchanged {
+            workflow = unchanged.workflow
+        }
+        guard let workflow else { throw SwitchyardError.notFound("workflow not found") }
+        heads.invalidate(teamId: teamId)
         return JSONBody.response(["id": .uuid(workflow.id), "version": .integer(workflow.version)])
+    }
+
+    /// An update that changes nothing, thrown out of the storage's transaction.
+    private struct Unchanged: Error {
+        let workflow: Workflow
     }
 
     @Sendable func detail(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {

@@ -31,6 +31,9 @@ public struct DispatchSettings: Sendable, Equatable {
 
     /// Agents of one team connected at once, over every replica (0: no limit); one more is refused at `hello`.
     public var maxAgentsPerTeam: Int = 0
+    /// Whether agents that opt in to the community pool take other teams' `community` tasks. Off, an agent's
+    /// opt-in is ignored: a team's work runs on its own agents only, whatever its workflows ask.
+    public var communityPool = false
     /// Tasks of one team waiting to be taken (`pending`/`waiting`) past which a submission gets 429 with
     /// `Retry-After` (0: no limit).
     public var maxBacklogPerTeam: Int = 0

@@ -436,11 +436,11 @@ public actor Dispatcher: Service {
         let candidate = AgentCandidate(
             id: hello.agentId, teamId: key.teamId, labels: Set(hello.labels),
             status: hello.status == .unhealthy || hello.status == .syncing ? hello.status! : .idle, capacity: max(1, hello.capacity),
-            running: 0, region: region?.isEmpty == false ? region : nil, communityOptIn: hello.communityOptIn,
+            running: 0, region: region?.isEmpty == false ? region : nil, communityOptIn: hello.communityOptIn && settings.communityPool,
             gpuVRAM: hello.systemStats.gpuDevices.map(\.vramTotal), prefetch: min(max(hello.prefetch ?? 0, 0), 64))
         let record = AgentRecord(
             teamId: key.teamId, agentId: hello.agentId, credentialId: connection.credentialId, status: .idle,
-            labels: hello.labels.sorted(), region: candidate.region, communityOptIn: hello.communityOptIn, capacity: candidate.capacity,
+            labels: hello.labels.sorted(), region: candidate.region, communityOptIn: candidate.communityOptIn, capacity: candidate.capacity,
             agentVersion: hello.agentVersion, tool: hello.tool, toolVersion: hello.toolVersion, systemStats: Self.json(hello.systemStats),
             gatewayId: gatewayId, connectedAt: now, lastHeartbeatAt: now)
         sessions[key] = Session(connection: connection, record: record)

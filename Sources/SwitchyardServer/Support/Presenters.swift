@@ -82,7 +82,7 @@ enum Presenters {
     }
 
     /// One agent of `GET /agents` (api.md §2.5).
-    static func agent(_ agent: AgentRecord, runningTasks: [UUID]) -> JSONValue {
+    static func agent(_ agent: AgentRecord, runningTasks: [UUID], runningCount: Int) -> JSONValue {
         var stats = agent.systemStats
         if case .object(var members) = stats, case .array(let devices)? = members["gpu_devices"] {
             // The documented names beside the wire's: device_name and device_type.
@@ -100,7 +100,7 @@ enum Presenters {
             "last_heartbeat": .date(agent.lastHeartbeatAt), "agent_version": .string(agent.agentVersion), "tool": .string(agent.tool),
             "tool_version": agent.toolVersion.map(JSONValue.string) ?? .null,
             "comfyui_version": agent.tool == "comfyui" ? (agent.toolVersion.map(JSONValue.string) ?? .null) : .null,
-            "gpu_capacity": .integer(agent.capacity), "running_count": .integer(runningTasks.count),
+            "gpu_capacity": .integer(agent.capacity), "running_count": .integer(runningCount),
             "running_tasks": .array(runningTasks.map { .uuid($0) }), "current_task_id": runningTasks.first.map { .uuid($0) } ?? .null,
             "region": agent.region.map(JSONValue.string) ?? .null, "community_opt_in": .bool(agent.communityOptIn),
             "gateway_id": .string(agent.gatewayId), "sync_detail": agent.syncDetail.map(JSONValue.string) ?? .null,
