@@ -137,6 +137,7 @@ let package = Package(
                 "SwitchyardServer",
                 "SwitchyardAgent",
                 "SwitchyardClient",
+                "SwitchyardWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -75,6 +75,21 @@ struct GatewayDefenceTests {
         }
     }
 
+    @Test("an agent_id outside the safe set (a line break, a space, a slash) is refused at hello and never listed")
+    func unsafeAgentId() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            for id in ["evil\nINFO forged log line", "two words", "../up", String(repeating: "a", count: 129)] {
+                await #expect(throws: (any Error).self, "\(id.debugDescription)") {
+                    try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello(id)) { _ in }
+                }
+            }
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu-01.lab:0@rack_2")) { _ in
+                let listed = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
+                #expect((listed["agent_list"] as? [[String: Any]])?.compactMap { $0["agent_id"] as? String } == ["gpu-01.lab:0@rack_2"])
+            }
+        }
+    }
+
     @Test("dispatch.maxAgentsPerTeam: one agent more is refused at hello and never listed")
     func agentsPerTeam() async throws {
         try await TestApp.with(.sqlite, live: true, configure: { $0.dispatch.maxAgentsPerTeam = 1 }) { app, client in

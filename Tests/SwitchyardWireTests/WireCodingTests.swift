@@ -92,3 +92,17 @@ struct WireCodingTests {
         #expect(throws: error) { try WireCoding.decodeAgentMessage(frame) }
     }
 }
+
+@Suite("Agent ids")
+struct AgentIdTests {
+    @Test("host names and ids with . _ - : @ are agent ids; spaces, line breaks, slashes, non-ASCII, empty and over 128 are not")
+    func agentIds() {
+        for id in ["gpu-01", "gpu-01.example.com", "rack_2:gpu0@lab", String(repeating: "a", count: 128)] {
+            #expect(WireProtocol.agentIdViolation(id) == nil, "\(id)")
+        }
+        for id in ["", "two words", "line\nbreak", "../up", "über", "tab\t", String(repeating: "a", count: 129)] {
+            #expect(WireProtocol.agentIdViolation(id) != nil, "\(id.debugDescription)")
+        }
+        #expect(WireProtocol.agentIdViolation("a\nb")?.contains(#"a\nb"#) == true, "the refusal shows the id escaped")
+    }
+}

@@ -98,8 +98,12 @@ struct AgentGateway: Sendable {
                 outbound, "protocol version \(hello.protocolVersion) is not supported; this server speaks \(WireProtocol.version)", retry: false)
             return nil
         }
-        guard !hello.agentId.isEmpty, hello.agentId.utf8.count <= 128, hello.capacity >= 1, hello.capacity <= 256 else {
-            try await goodbye(outbound, "hello: agent_id must be 1–128 bytes and capacity 1–256", retry: false)
+        if let violation = WireProtocol.agentIdViolation(hello.agentId) {
+            try await goodbye(outbound, "hello: \(violation)", retry: false)
+            return nil
+        }
+        guard hello.capacity >= 1, hello.capacity <= 256 else {
+            try await goodbye(outbound, "hello: capacity must be 1–256", retry: false)
             return nil
         }
         let connection = AgentConnection(

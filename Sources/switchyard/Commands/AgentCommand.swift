@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import SwitchyardAgent
 import SwitchyardClient
+import SwitchyardWire
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -71,6 +72,9 @@ struct AgentCommand: AsyncParsableCommand {
             configuration.prefetch = prefetch
         }
         if let agentId { configuration.agentId = agentId }
+        if let violation = WireProtocol.agentIdViolation(configuration.agentId) {
+            throw ValidationError("\(violation): set one with --agent-id or agent_id: in the config file")
+        }
         if communityOptIn { configuration.communityOptIn = true }
         guard configuration.key.hasPrefix("ak-") else {
             throw ValidationError("an agent key (ak-…) is required: --key, SWITCHYARD_AGENT_KEY, key: in the config file, or switchyard login")
