@@ -93,6 +93,22 @@ struct PaginationTests {
             return message.contains("\"\(name)\"")
         }
     }
+
+    @Test(
+        "an out-of-range page says which bound it crosses, however large the number",
+        arguments: [
+            ("2147483648", "above the maximum 2147483647"), ("99999999999999999999999", "above the maximum 2147483647"),
+            ("0", "below the minimum 1"), ("-99999999999999999999999", "below the minimum 1"),
+        ])
+    func bounds(page: String, message: String) {
+        #expect {
+            try PageRequest(currentPage: page, perPage: nil)
+        } throws: { error in
+            guard case .invalid(let text) = error as? SwitchyardError else { return false }
+            return text == "query parameter \"current_page\": \(page) is \(message)"
+        }
+        #expect(throws: (any Error).self) { try PageRequest(currentPage: "１２", perPage: nil) }
+    }
 }
 
 @Suite("Roles")

@@ -60,6 +60,11 @@ struct RunRequestTests {
             (#"{"parameters":{"prompt":5}}"#, #"parameter "prompt": must be a string, not a number"#),
             (#"{"parameters":{"prompt":null}}"#, #"parameter "prompt": must be a string, not null"#),
             (#"{"parameters":{"prompt":["x"]}}"#, #"parameter "prompt": must be a string, not an array"#),
+            (#"{"parameters":{"prompt":"a\u0000b"}}"#, #"parameter "prompt": must not contain NUL (\u0000)"#),
+            (
+                #"{"parameters":{"prompt":"\#(String(repeating: "é", count: 32_769))"}}"#,
+                #"parameter "prompt": is 65538 bytes long; the maximum is 65536"#
+            ),
             // number
             (#"{"parameters":{"prompt":"x","width":"1024"}}"#, #"parameter "width": must be a number, not a string"#),
             (#"{"parameters":{"prompt":"x","width":true}}"#, #"parameter "width": must be a number, not a boolean"#),

@@ -73,6 +73,10 @@ struct CredentialsTests {
             ),
             (#"{"kind":"agent","display_name":"x","expires_in_days":1.5}"#, "field \"expires_in_days\" must be an integer, not 1.5"),
             (#"{"kind":"agent","display_name":"x","expires_in_days":"7"}"#, "field \"expires_in_days\" must be an integer"),
+            (
+                #"{"kind":"agent","display_name":"x","expires_in_days":null}"#,
+                "field \"expires_in_days\" must be an integer 1–365; omit it for a key that never expires (null is not taken for that)"
+            ),
             (#"{"kind":7,"display_name":"x"}"#, "field \"kind\" must be a string"),
             (#"[1,2]"#, "request body must be a JSON object"),
             (#"{"kind":"#, "request body is not valid JSON"),

@@ -22,14 +22,17 @@ public struct PageRequest: Sendable, Equatable {
 
     private static func parse(_ raw: String?, name: String, default value: Int, range: ClosedRange<Int>) throws(SwitchyardError) -> Int {
         guard let raw else { return value }
-        guard let number = Int(raw) else {
+        let digits = raw.hasPrefix("-") ? raw.dropFirst() : Substring(raw)
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else {
             throw .invalid("query parameter \"\(name)\": \"\(raw)\" is not an integer")
         }
-        guard range.contains(number) else {
-            if range.upperBound == Int(Int32.max) {
-                throw .invalid("query parameter \"\(name)\": \(number) is below the minimum \(range.lowerBound)")
-            }
-            throw .invalid("query parameter \"\(name)\": \(number) is outside \(range.lowerBound)–\(range.upperBound)")
+        // Too long for an Int is as far out of range as any other too-large number.
+        let number = Int(raw) ?? (raw.hasPrefix("-") ? Int.min : Int.max)
+        guard number >= range.lowerBound else {
+            throw .invalid("query parameter \"\(name)\": \(raw) is below the minimum \(range.lowerBound)")
+        }
+        guard number <= range.upperBound else {
+            throw .invalid("query parameter \"\(name)\": \(raw) is above the maximum \(range.upperBound)")
         }
         return number
     }

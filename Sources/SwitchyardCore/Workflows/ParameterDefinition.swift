@@ -8,6 +8,9 @@ public struct ParameterDefinition: Sendable, Equatable {
 
     /// At most this many parameters per workflow (and keys per run request, api.md §3.12).
     public static let maximumCount = 100
+    /// The longest `string` value a run may send, in UTF-8 bytes (a prompt is a few hundred; 64 KiB leaves room for
+    /// long ones without letting a run store megabytes in every task row).
+    public static let maximumStringLength = 65_536
 
     public var key: String
     public var kind: Kind
@@ -51,7 +54,11 @@ public struct ParameterDefinition: Sendable, Equatable {
     public func violation(of value: JSONValue, fileKeyRule: (String) -> String? = { _ in nil }) -> String? {
         switch kind {
         case .string:
-            guard case .string = value else { return "must be a string, not \(value.typeDescription)" }
+            guard case .string(let text) = value else { return "must be a string, not \(value.typeDescription)" }
+            guard text.utf8.count <= Self.maximumStringLength else {
+                return "is \(text.utf8.count) bytes long; the maximum is \(Self.maximumStringLength)"
+            }
+            guard !text.utf8.contains(0) else { return "must not contain NUL (\\u0000)" }
         case .boolean:
             guard case .bool = value else { return "must be a boolean, not \(value.typeDescription)" }
         case .number:

@@ -28,6 +28,10 @@ struct CredentialsController {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             kind = try container.decodeIfPresent(String.self, forKey: .kind)
             displayName = try container.decodeIfPresent(String.self, forKey: .displayName)
+            if container.contains(.expiresInDays), try container.decodeNil(forKey: .expiresInDays) {
+                throw SwitchyardError.invalid(
+                    "field \"expires_in_days\" must be an integer 1–365; omit it for a key that never expires (null is not taken for that)")
+            }
             expiresInDays = try container.decodeIntegerIfPresent(forKey: .expiresInDays)
         }
     }
