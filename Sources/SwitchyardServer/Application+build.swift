@@ -9,7 +9,7 @@ import SwitchyardSQLite
 
 /// A built server: the Hummingbird application plus what callers (the CLI, tests) need to see of it.
 public struct SwitchyardApplication: Sendable {
-    public let application: Application<RouterResponder<SwitchyardRequestContext>>
+    public let application: Application<HeadResponder<RouterResponder<SwitchyardRequestContext>>>
     public let storage: any SwitchyardStorage
     /// The secrets created by this start, or nil when the database was bootstrapped before.
     public let bootstrap: BootstrapResult?
@@ -159,7 +159,7 @@ public func buildApplication(
     var serverLogger = logger
     serverLogger[metadataKey: "component"] = "http"
     let application = Application(
-        router: router,
+        responder: HeadResponder(router.buildResponder()),
         // No WebSocket pings: agents heartbeat every `dispatch.heartbeatInterval` (traffic that keeps proxies from
         // closing the socket), and three missed heartbeats end the session. A ping loop would be one more task per
         // session, which with 10,000 agents is memory (docs/performance.md, "Dispatch with many connected agents").

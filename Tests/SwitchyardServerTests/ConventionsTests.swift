@@ -24,6 +24,34 @@ struct ConventionsTests {
             #expect(wrongMethod.status == .methodNotAllowed)
             #expect(wrongMethod.headers[.allow] == "DELETE")
             #expect(wrongMethod.errorMessage?.contains("allowed: DELETE") == true)
+
+            // A literal segment wins over a capture, as in the router: GET /models/presign is refused for
+            // /models/presign's methods, not offered /models/{id}'s GET.
+            for (method, path, allowed) in [
+                (HTTPRequest.Method.get, "/api/v1/models/presign", "POST"), (.get, "/api/v1/workflows/import", "POST"),
+                (.get, "/api/v1/invitations/accept", "POST"), (.put, "/api/v1/r/tasks", "GET, HEAD"),
+            ] {
+                let refused = try await client.execute(uri: path, method: method)
+                #expect(
+                    refused.status == .methodNotAllowed && refused.headers[.allow] == allowed, "\(method) \(path): \(refused.headers[.allow] ?? "")")
+            }
+        }
+    }
+
+    @Test("HEAD is answered wherever GET is: same status and headers, no body")
+    func head() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let key = app.bootstrap.integrationKey
+            let get = try await app.call(client, .get, "/api/v1/r/tasks", token: key)
+            let head = try await app.call(client, .head, "/api/v1/r/tasks", token: key)
+            #expect(head.status == .ok && get.status == .ok)
+            #expect(head.body.readableBytes == 0)
+            #expect(head.headers[.contentType] == get.headers[.contentType])
+            #expect(head.headers[.contentLength] == String(get.body.readableBytes), "\(head.headers)")
+            #expect(try await app.call(client, .head, "/healthz", token: nil).status == .ok)
+            let unauthorized = try await app.call(client, .head, "/api/v1/r/tasks", token: nil)
+            #expect(unauthorized.status == .unauthorized && unauthorized.body.readableBytes == 0)
+            #expect(try await app.call(client, .head, "/api/v1/nothing-here", token: key).status == .notFound)
         }
     }
 

@@ -22,14 +22,19 @@ public struct RouteTable: Sendable {
     }
 
     /// The methods registered for a concrete request path.
+    /// As the router resolves a path, a literal segment wins over a capture: `/models/presign` is that route's,
+    /// not `/models/{id}`'s. `HEAD` is served wherever `GET` is.
     func methods(matching path: String) -> [String] {
         let requested = path.split(separator: "/", omittingEmptySubsequences: true)
-        return entries.filter { entry in
+        let matches: [(entry: Entry, literal: [Bool])] = entries.compactMap { entry in
             let pattern = entry.path.split(separator: "/", omittingEmptySubsequences: true)
-            guard pattern.count == requested.count else { return false }
-            return zip(pattern, requested).allSatisfy { patternSegment, segment in
-                patternSegment.hasPrefix("{") || patternSegment == segment
-            }
-        }.map(\.method).sorted()
+            guard pattern.count == requested.count,
+                zip(pattern, requested).allSatisfy({ patternSegment, segment in patternSegment.hasPrefix("{") || patternSegment == segment })
+            else { return nil }
+            return (entry, pattern.map { !$0.hasPrefix("{") })
+        }
+        guard let best = matches.map(\.literal).max(by: { $0.lexicographicallyPrecedes($1) { !$0 && $1 } }) else { return [] }
+        let methods = Set(matches.filter { $0.literal == best }.map(\.entry.method))
+        return (methods.contains("GET") ? methods.union(["HEAD"]) : methods).sorted()
     }
 }
