@@ -59,7 +59,7 @@ struct Authenticator: Sendable {
                 try await storage.markCredentialUsed(id: credential.id, at: now)
                 keyCache.markUsed(keyHash: keyHash, at: now)
             } catch {
-                logger.warning("could not record credential use", metadata: ["credential_id": "\(credential.id)", "error": "\(error)"])
+                logger.warning("could not record credential use", metadata: ["credential_id": "\(credential.id.lowercased)", "error": "\(error)"])
             }
         }
         return caller

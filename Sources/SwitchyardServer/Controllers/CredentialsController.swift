@@ -142,7 +142,7 @@ struct CredentialsController {
             keyPrefix: CredentialSecret.displayPrefix(of: secret), keyHash: SecretHasher.keyHash(secret), createdAt: now, expiresAt: expiresAt
         )
         try await storage.insertCredential(credential)
-        context.logger.info("credential created", metadata: ["credential_id": "\(credential.id)", "kind": "\(kind.rawValue)"])
+        context.logger.info("credential created", metadata: ["credential_id": "\(credential.id.lowercased)", "kind": "\(kind.rawValue)"])
         let response = CreateResponse(
             id: credential.id, kind: kind, displayName: displayName, keyPrefix: credential.keyPrefix, rawKey: secret, expiresAt: expiresAt
         )
@@ -185,7 +185,7 @@ struct CredentialsController {
         keyCache.invalidate(credentialId: id)
         await dispatcher.credentialsRevoked(
             teamId: teamId, credentialIds: Set([id] + (credential.companionId.map { [$0] } ?? [])), reason: "its key was revoked")
-        context.logger.info("credential revoked", metadata: ["credential_id": "\(id)"])
+        context.logger.info("credential revoked", metadata: ["credential_id": "\(id.lowercased)"])
         return Response(status: .noContent)
     }
 

@@ -113,7 +113,7 @@ extension Dispatcher {
             logger.info(
                 "attempt ended",
                 metadata: [
-                    "task_id": "\(task.id)", "attempt_id": "\(lease.attemptId)", "status": "\(task.status.rawValue)",
+                    "task_id": "\(task.id.lowercased)", "attempt_id": "\(lease.attemptId.lowercased)", "status": "\(task.status.rawValue)",
                     "error": "\(ending.error ?? "")",
                 ])
             if task.status == .waiting { await enqueue(task) }

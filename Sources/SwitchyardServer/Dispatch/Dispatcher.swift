@@ -293,7 +293,7 @@ public actor Dispatcher: Service {
             }
             logger.info(
                 "attempt handed over to the replica its agent reconnected to",
-                metadata: ["attempt_id": "\(lease.attemptId)", "gateway": "\(gateway)", "handed": "\(handed ?? false)"])
+                metadata: ["attempt_id": "\(lease.attemptId.lowercased)", "gateway": "\(gateway)", "handed": "\(handed ?? false)"])
         case .confirmHandOver(let lease):
             let handed = await write {
                 try await self.storage.takeOverAttempt(taskId: lease.taskId, attemptId: lease.attemptId, from: self.gatewayId, to: self.gatewayId)
@@ -378,7 +378,7 @@ public actor Dispatcher: Service {
         do {
             written = .some(try await withDeadline(Self.storageDeadline) { try await storage.assignTask(id: taskId, to: assignment, at: now) })
         } catch {
-            logger.error("could not write an assignment", metadata: ["task_id": "\(taskId)", "error": "\(error)"])
+            logger.error("could not write an assignment", metadata: ["task_id": "\(taskId.lowercased)", "error": "\(error)"])
             written = nil
         }
         guard let outcome = written, let assigned = outcome else {
@@ -403,7 +403,7 @@ public actor Dispatcher: Service {
             guard machine.lease(attemptId, heldBy: key) != nil, let connection = sessions[key]?.connection else { return }
             connection.send(.offer(message))
         } catch {
-            logger.error("could not build an offer", metadata: ["task_id": "\(taskId)", "error": "\(error)"])
+            logger.error("could not build an offer", metadata: ["task_id": "\(taskId.lowercased)", "error": "\(error)"])
             await feed(.offerFailed(attemptId: attemptId, error: "\(error)"))
         }
     }

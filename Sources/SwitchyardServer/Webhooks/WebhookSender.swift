@@ -172,7 +172,7 @@ public final class WebhookSender: Service, Sendable {
                 logger.notice(nextRetry == nil ? "webhook delivery dead" : "webhook attempt failed", metadata: metadata)
             }
         } catch {
-            logger.error("could not record a webhook attempt", metadata: ["delivery_id": "\(delivery.id)", "error": "\(error)"])
+            logger.error("could not record a webhook attempt", metadata: ["delivery_id": "\(delivery.id.lowercased)", "error": "\(error)"])
         }
     }
 
