@@ -149,7 +149,8 @@ struct EndToEndTests {
                 _ = try await app.importWorkflow(
                     client, session: session, body: Self.importBody(slug: "sleep", graph: Self.sleepGraph, parameters: Self.secondsParameter))
                 try await Self.withAgent(app, client, comfyUI: fake.baseURL) {
-                    let taskId = try await app.run(client, slug: "sleep", body: #"{"parameters":{"seconds":0.6}}"#)
+                    // Long enough for several ticks to reach the stream even on a loaded machine (a stream shows one per 50 ms).
+                    let taskId = try await app.run(client, slug: "sleep", body: #"{"parameters":{"seconds":2}}"#)
                     var logged = false
                     let live = try await app.followEvents(port: client.port!, taskId) { text in
                         // Once ticks flow, a second passes on the dispatcher's clock: the next tick of the dispatcher logs one.
