@@ -149,6 +149,7 @@ public func buildApplication(
         .addRoutes(to: runtime.group("workflows"))
     TasksController(
         storage: storage, clock: clock, objects: objects, dispatcher: dispatcher, hub: hub,
+        streams: StreamLimiter(maximumPerTeam: configuration.maxEventStreamsPerTeam),
         rereadInterval: storage.notifier.isShared ? .seconds(configuration.dispatch.streamRereadInterval) : nil,
         outputRetention: configuration.retention.outputs
     ).addRoutes(to: runtime.group("tasks"))

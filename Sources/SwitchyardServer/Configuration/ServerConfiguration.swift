@@ -55,6 +55,9 @@ public struct ServerConfiguration: Sendable {
     /// Base64 of the 32-byte key that encrypts stored webhook secrets (`secrets.key`); nil keeps a generated key in
     /// `<data.dir>/secrets.key`. Replicas sharing a PostgreSQL database must share this key.
     public var secretsKey: String?
+    /// Event streams (`GET /r/tasks/{id}/events`) one team may have open on this server at once; one more is a 429
+    /// with `Retry-After` (`streams.maxPerTeam`; 0: no limit).
+    public var maxEventStreamsPerTeam = 1000
     /// Whether signed-in users may create teams of their own (`teams.selfService`); off, the teams are the first
     /// start's and whatever exists, and people join them by invitation.
     public var selfServiceTeams = true
@@ -108,6 +111,10 @@ public struct ServerConfiguration: Sendable {
         }
         dispatch.communityPool = try Self.bool(reader, "dispatch.communityPool", default: defaults.dispatch.communityPool)
         selfServiceTeams = try Self.bool(reader, "teams.selfService", default: defaults.selfServiceTeams)
+        maxEventStreamsPerTeam = try Self.int(reader, "streams.maxPerTeam", default: defaults.maxEventStreamsPerTeam)
+        guard maxEventStreamsPerTeam >= 0 else {
+            throw Invalid(description: "streams.maxPerTeam: must be 0 (no limit) or more, got \(maxEventStreamsPerTeam)")
+        }
         dispatch.maxBacklogPerTeam = try Self.int(reader, "dispatch.maxBacklogPerTeam", default: defaults.dispatch.maxBacklogPerTeam)
         guard dispatch.maxBacklogPerTeam >= 0 else {
             throw Invalid(description: "dispatch.maxBacklogPerTeam: must be 0 (no limit) or more, got \(dispatch.maxBacklogPerTeam)")

@@ -10,6 +10,8 @@ struct TasksController {
     let objects: ObjectStorage
     let dispatcher: Dispatcher
     let hub: TaskEventHub
+    /// Event streams open per team on this replica (`streams.maxPerTeam`).
+    var streams = StreamLimiter(maximumPerTeam: 0)
     /// Seconds between keep-alive comments on an idle event stream.
     var keepAliveInterval: TimeInterval = 15
     /// How often an idle event stream re-reads the log without a wake-up: nil when every change wakes it (one
@@ -108,9 +110,16 @@ struct TasksController {
             }
             after = parsed
         }
+        guard let slot = streams.acquire(task.teamId) else {
+            throw SwitchyardError.tooManyRequests(
+                "the team has \(streams.maximumPerTeam) event streams open on this server, its limit (streams.maxPerTeam); close one, or poll "
+                    + "GET /r/tasks/{id} instead", retryAfter: 5)
+        }
         let (storage, hub, clock) = (self.storage, self.hub, self.clock)
         let (keepAlive, reread, first) = (keepAliveInterval, rereadInterval, after)
         let body = ResponseBody { writer in
+            // Given back before the stream's end is sent, so a client that saw it end can open another at once.
+            defer { slot.release() }
             let signal = hub.subscribe(task.id)
             defer { hub.unsubscribe(task.id, signal) }
             var last = first
@@ -172,6 +181,7 @@ struct TasksController {
                     if let rereadAt, ContinuousClock.now >= rereadAt { break }
                 }
             }
+            slot.release()
             try await writer.finish(nil)
         }
         return Response(
