@@ -162,6 +162,7 @@ struct WebSocketAgentSocket: AgentSocket {
 func onChildTask<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -> T {
     await withTaskGroup(of: T.self) { group in
         group.addTask(operation: body)
+        // The group has exactly one child, so `next()` answers its result (nil only for a group with no children).
         return await group.next()!
     }
 }
