@@ -76,7 +76,7 @@ public struct WebhookTargetPolicy: Sendable, Equatable {
         }
     }
 
-    static func isLoopbackName(_ host: String) -> Bool {
+    public static func isLoopbackName(_ host: String) -> Bool {
         host == "localhost" || host.hasSuffix(".localhost")
     }
 }
@@ -97,15 +97,28 @@ public enum IPAddressClass: Sendable, Equatable {
             return
         }
         guard let words = Self.ipv6(text) else { return nil }
-        // IPv4-mapped (::ffff:a.b.c.d) addresses are judged as the IPv4 address they carry.
-        if words[0..<5].allSatisfy({ $0 == 0 }), words[5] == 0xFFFF {
-            self = Self.classify(v4: [UInt8(words[6] >> 8), UInt8(words[6] & 0xFF), UInt8(words[7] >> 8), UInt8(words[7] & 0xFF)])
-            return
-        }
         if words.allSatisfy({ $0 == 0 }) {
             self = .reserved
+            return
         } else if words[0..<7].allSatisfy({ $0 == 0 }), words[7] == 1 {
             self = .loopback
+            return
+        }
+        // Forms that carry an IPv4 address are judged as that address: IPv4-mapped (::ffff:a.b.c.d), IPv4-translated
+        // (::ffff:0:a.b.c.d), IPv4-compatible (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d) and 6to4 (2002:AABB:CCDD::/48).
+        let low = Self.v4(words[6], words[7])
+        if words[0..<5].allSatisfy({ $0 == 0 }) && words[5] == 0xFFFF
+            || words[0..<4].allSatisfy({ $0 == 0 }) && words[4] == 0xFFFF && words[5] == 0
+            || words[0..<6].allSatisfy({ $0 == 0 })
+            || words[0] == 0x64 && words[1] == 0xFF9B && words[2..<6].allSatisfy({ $0 == 0 })
+        {
+            self = Self.classify(v4: low)
+        } else if words[0] == 0x2002 {
+            self = Self.classify(v4: Self.v4(words[1], words[2]))
+        } else if words[0] == 0x64 && words[1] == 0xFF9B && words[2] == 1 {
+            self = .private  // local-use NAT64 (RFC 8215): translates into the operator's own networks
+        } else if words[0] == 0x2001 && words[1] == 0 {
+            self = .reserved  // Teredo: the IPv4 address it reaches is hidden in the bits; never a webhook target
         } else if words[0] & 0xFE00 == 0xFC00 || words[0] & 0xFFC0 == 0xFE80 {
             self = .private
         } else if words[0] & 0xFF00 == 0xFF00 || words[0] == 0x2001 && words[1] == 0x0DB8 {
@@ -113,6 +126,10 @@ public enum IPAddressClass: Sendable, Equatable {
         } else {
             self = .public
         }
+    }
+
+    private static func v4(_ high: UInt16, _ low: UInt16) -> [UInt8] {
+        [UInt8(high >> 8), UInt8(high & 0xFF), UInt8(low >> 8), UInt8(low & 0xFF)]
     }
 
     private static func classify(v4 o: [UInt8]) -> IPAddressClass {

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
@@ -33,7 +32,9 @@ public final class WebhookSender: Service, Sendable {
     let clock: any WallClock
     let settings: Settings
     let logger: Logger
-    private let clientBox = Mutex<HTTPClient?>(nil)
+    private let clientBox = Mutex<PinnedHTTPClient?>(nil)
+    /// Turns a host name into addresses; tests swap it (`resolveHosts(with:)`).
+    private let resolver = Mutex<Resolver>(WebhookSender.resolve)
     private let wakeUp = EventSignal()
     private let stopping = Atomic(false)
     private let userAgent = "Switchyard-Webhooks/\(SwitchyardVersion.current)"
@@ -48,19 +49,22 @@ public final class WebhookSender: Service, Sendable {
         self.logger = logger
     }
 
-    /// The HTTP client, made on first use (a server that is built but never run has none to shut down). Redirects
-    /// are not followed: a 3xx fails the attempt.
-    private var client: HTTPClient {
-        clientBox.withLock { client in
+    typealias Resolver = @Sendable (_ host: String, _ port: Int) async throws -> [String]
+
+    /// The HTTP client, made on first use (it loads the system's trust roots). Redirects are not followed: a 3xx
+    /// fails the attempt.
+    private func client() throws -> PinnedHTTPClient {
+        try clientBox.withLock { client in
             if let client { return client }
-            var configuration = HTTPClient.Configuration(
-                redirectConfiguration: .disallow,
-                timeout: .init(connect: .seconds(Int64(settings.timeout)), read: .seconds(Int64(settings.timeout))))
-            configuration.decompression = .disabled
-            let made = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            let made = try PinnedHTTPClient()
             client = made
             return made
         }
+    }
+
+    /// Replaces how host names are resolved (tests: a name that resolves only here).
+    func resolveHosts(with resolver: @escaping Resolver) {
+        self.resolver.withLock { $0 = resolver }
     }
 
     /// A task ended here: look at the outbox now rather than at the next poll.
@@ -84,7 +88,6 @@ public final class WebhookSender: Service, Sendable {
             self.stopping.store(true, ordering: .relaxed)
             self.wakeUp.notify()
         }
-        if let client = clientBox.withLock({ $0 }) { try? await client.shutdown() }
     }
 
     /// Sends every delivery due now, batch after batch; returns how many attempts it made. Tests call it directly.
@@ -118,36 +121,37 @@ public final class WebhookSender: Service, Sendable {
         var statusCode: Int?
         var failure: String?
         do {
-            try await checkTarget(claimed.url)
+            let (target, addresses) = try await checkTarget(claimed.url)
             let secret = try box.open(claimed.sealedSecret, boundTo: delivery.webhookId)
             let body = Array(delivery.payload.utf8)
-            var request = HTTPClientRequest(url: claimed.url)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.headers.add(name: "User-Agent", value: userAgent)
-            request.headers.add(name: "X-Webhook-Event", value: delivery.event.rawValue)
+            var headers = HTTPHeaders()
+            headers.add(name: "Content-Type", value: "application/json")
+            headers.add(name: "User-Agent", value: userAgent)
+            headers.add(name: "X-Webhook-Event", value: delivery.event.rawValue)
             let timestamp = Int(started.timeIntervalSince1970)
             for (name, value) in WebhookSignature.headers(secret: secret, id: delivery.id.lowercased, timestamp: timestamp, body: body) {
-                request.headers.add(name: name, value: value)
+                headers.add(name: name, value: value)
             }
-            request.body = .bytes(ByteBuffer(bytes: body))
-            let response = try await client.execute(request, timeout: .seconds(Int64(settings.timeout)))
-            statusCode = Int(response.status.code)
-            // Read (and drop) a bounded part of the answer so the connection can be reused.
-            _ = try? await response.body.collect(upTo: 64 * 1024)
-            if !(200..<300).contains(Int(response.status.code)) {
-                if (300..<400).contains(Int(response.status.code)) {
-                    failure = "answered \(response.status.code) (redirects are not followed; use the final URL)"
+            let answer = try await client().post(
+                host: target.host, port: target.port, https: target.isHTTPS, addresses: addresses, path: Self.requestTarget(claimed.url),
+                headers: headers, body: body, timeout: .seconds(Int64(settings.timeout)))
+            statusCode = answer.status
+            if !(200..<300).contains(answer.status) {
+                if (300..<400).contains(answer.status) {
+                    failure = "answered \(answer.status) (redirects are not followed; use the final URL)"
                 } else {
-                    failure = "answered \(response.status.code)"
+                    failure = "answered \(answer.status)"
                 }
             }
         } catch let error as SwitchyardError {
             failure = error.message
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            failure = "timed out after \(Int(settings.timeout)) s"
         } catch {
-            failure = "\(error)"
+            // One message for refused, unreachable, TLS failures and timeouts: the delivery log must not tell open
+            // ports from closed or filtered ones. The operator's log has the detail.
+            failure = "no HTTP answer within \(Int(settings.timeout)) s (connection or TLS failed, or nothing answered)"
+            logger.notice(
+                "webhook target gave no answer",
+                metadata: ["delivery_id": "\(delivery.id.lowercased)", "webhook_id": "\(delivery.webhookId.lowercased)", "error": "\(error)"])
         }
         let elapsed = (ContinuousClock.now - startedInstant).components
         let latency = Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
@@ -176,17 +180,37 @@ public final class WebhookSender: Service, Sendable {
         }
     }
 
-    /// Re-checks the URL against the policy, then every address its host resolves to (an address may have changed
-    /// since the webhook was saved).
-    private func checkTarget(_ url: String) async throws {
+    /// Re-checks the URL against the policy, then every address its host resolves to now (an address may have
+    /// changed since the webhook was saved), and returns those addresses: the delivery connects to one of them and
+    /// resolves nothing again (DNS rebinding). `*.localhost` names that do not resolve stand for loopback.
+    func checkTarget(_ url: String) async throws -> (WebhookTargetPolicy.Target, [SocketAddress]) {
         let target = try settings.policy.validate(url)
-        guard IPAddressClass(target.host) == nil, target.host != "localhost", !target.host.hasSuffix(".localhost") else { return }
-        let addresses = try await Self.resolve(target.host, port: target.port)
-        guard !addresses.isEmpty else { throw SwitchyardError.invalid("\(target.host) does not resolve") }
-        for address in addresses {
-            guard let addressClass = IPAddressClass(address) else { continue }
-            try settings.policy.check(addressClass, address: "\(target.host) (\(address))")
+        var texts: [String]
+        if IPAddressClass(target.host) != nil {
+            texts = [target.host]
+        } else if WebhookTargetPolicy.isLoopbackName(target.host) {
+            texts = (try? await resolver.withLock { $0 }(target.host, target.port)) ?? ["127.0.0.1", "::1"]
+        } else {
+            texts = try await resolver.withLock { $0 }(target.host, target.port)
         }
+        var addresses: [SocketAddress] = []
+        for text in texts {
+            guard let addressClass = IPAddressClass(text) else { continue }
+            try settings.policy.check(addressClass, address: text == target.host ? text : "\(target.host) (\(text))")
+            if WebhookTargetPolicy.isLoopbackName(target.host), addressClass != .loopback {
+                throw SwitchyardError.invalid("\(target.host) resolves to \(text), not a loopback address")
+            }
+            if let address = try? SocketAddress(ipAddress: text, port: target.port) { addresses.append(address) }
+        }
+        guard !addresses.isEmpty else { throw SwitchyardError.invalid("\(target.host) does not resolve") }
+        return (target, addresses)
+    }
+
+    /// The path and query of `url`, as sent in the request line.
+    static func requestTarget(_ url: String) -> String {
+        guard let components = URLComponents(string: url) else { return "/" }
+        let path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        return components.percentEncodedQuery.map { "\(path)?\($0)" } ?? path
     }
 
     /// The addresses `host` resolves to, as text.
