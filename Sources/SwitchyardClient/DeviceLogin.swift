@@ -103,10 +103,16 @@ public struct DeviceLogin: Sendable {
     /// Polls until the pairing is confirmed (then returns the keys) or expires.
     public func waitForApproval(_ started: Started, now: @Sendable () -> Date = Date.init) async throws -> StoredLogin {
         let deadline = now().addingTimeInterval(TimeInterval(started.expiresIn))
+        var interval = started.interval
         while now() < deadline {
-            try await Task.sleep(for: .seconds(started.interval))
+            try await Task.sleep(for: .seconds(interval))
             let (status, body) = try await request("/api/v1/desktop/pair/poll", json: #"{"device_code":"\#(started.deviceCode)"}"#)
             if status == 404 { throw Failure.expired }
+            // RFC 8628 slow_down: poll less often from now on, by what the server says.
+            if status == 429, body["status"] as? String == "slow_down" {
+                interval = max(interval + 5, body["interval"] as? Int ?? 0)
+                continue
+            }
             guard status == 200 else { throw Failure.server(status: status, message: body["error_message"] as? String ?? "") }
             guard body["status"] as? String == "approved" else { continue }
             guard let deviceKey = body["raw_key"] as? String, let teamId = body["team_id"] as? String else {

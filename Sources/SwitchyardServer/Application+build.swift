@@ -85,6 +85,9 @@ public func buildApplication(
     let keyCache = CredentialCache(ttl: configuration.cacheTTL)
     let authenticator = Authenticator(storage: storage, sessions: sessions, clock: clock, logger: logger, keyCache: keyCache)
     let decoyHash = try await loginDecoyHash(storage: storage, cost: configuration.bcryptCost)
+    var limitRules = configuration.rateLimitRules
+    limitRules.enabled = limitRules.enabled && configuration.rateLimitAuth
+    let limiter = RateLimiter(rules: limitRules, clock: clock, trustForwardedFor: configuration.trustForwardedFor)
 
     let router = Router(context: SwitchyardRequestContext.self)
     let routeTable = RouteTableBox()
@@ -95,7 +98,7 @@ public func buildApplication(
     HealthController(storage: storage).addRoutes(to: router)
     let api = router.group("api/v1")
     OpenAPIController().addRoutes(to: api)
-    AuthController(storage: storage, sessions: sessions, maxBodySize: configuration.maxBodySize, decoyPasswordHash: decoyHash)
+    AuthController(storage: storage, sessions: sessions, maxBodySize: configuration.maxBodySize, decoyPasswordHash: decoyHash, limiter: limiter)
         .addRoutes(to: api.group("auth"))
     UsersController(storage: storage)
         .addRoutes(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
@@ -124,9 +127,11 @@ public func buildApplication(
     teams.addUserRoutes(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     teams.addTeamRoutes(to: management)
     InvitationAcceptController(
-        storage: storage, sessions: sessions, clock: clock, bcryptCost: configuration.bcryptCost, maxBodySize: configuration.maxBodySize
+        storage: storage, sessions: sessions, clock: clock, bcryptCost: configuration.bcryptCost, maxBodySize: configuration.maxBodySize,
+        limiter: limiter
     ).addRoutes(to: api)
-    let pairing = PairingController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, dispatcher: dispatcher)
+    let pairing = PairingController(
+        storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, dispatcher: dispatcher, limiter: limiter)
     pairing.addPublicRoutes(to: api)
     pairing.addConfirmRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
     pairing.addRevokeRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
@@ -182,7 +187,7 @@ func loginDecoyHash(storage: any SwitchyardStorage, cost: Int) async throws -> S
     let key = "\(SettingKey.loginDecoyHash).\(cost)"
     if let stored = try await storage.setting(key) { return stored }
     var random = SystemRandomNumberGenerator()
-    let fresh = try await SecretHasher.hashPassword(CredentialSecret.randomString(length: 24, using: &random), cost: cost)
+    let fresh = try await SecretHasher.hashPassword(CredentialSecret.randomString(length: 24, using: &random), cost: cost, refusable: false)
     return try await storage.settingInsertingIfAbsent(key, value: fresh)
 }
 

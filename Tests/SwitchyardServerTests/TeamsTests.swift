@@ -298,6 +298,7 @@ struct TeamsTests {
                 client, .post, "/api/v1/desktop/pair/confirm", token: session, team: app.bootstrap.teamId,
                 body: #"{"user_code":"\#(typed)","device_name":"laptop"}"#)
             #expect(confirm.status == .ok)
+            app.clock.advance(by: 2)  // the poll interval (a sooner poll is told to slow down)
             let approved = try await app.call(client, .post, "/api/v1/desktop/pair/poll", token: nil, body: #"{"device_code":"\#(deviceCode)"}"#)
                 .json()
             #expect(approved["status"] as? String == "approved")

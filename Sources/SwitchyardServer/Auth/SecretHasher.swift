@@ -1,7 +1,5 @@
 import Crypto
 import Foundation
-import HummingbirdBcrypt
-import NIOPosix
 import SwitchyardCore
 
 /// Hashes stored secrets: SHA-256 (hex) for high-entropy API keys, bcrypt for passwords.
@@ -11,12 +9,12 @@ public enum SecretHasher {
         Hex.encode(SHA256.hash(data: Array(secret.utf8)))
     }
 
-    /// bcrypt, off the cooperative pool (it is deliberately slow).
-    static func hashPassword(_ password: String, cost: Int) async throws -> String {
-        try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: UInt8(cost)) }
+    /// bcrypt, on its own bounded pool (it is deliberately slow; `PasswordHashing`).
+    static func hashPassword(_ password: String, cost: Int, refusable: Bool = true) async throws -> String {
+        try await PasswordHashing.hash(password, cost: cost, refusable: refusable)
     }
 
     static func verifyPassword(_ password: String, hash: String) async throws -> Bool {
-        try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: hash) }
+        try await PasswordHashing.verify(password, hash: hash)
     }
 }

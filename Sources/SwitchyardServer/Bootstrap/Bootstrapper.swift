@@ -90,10 +90,10 @@ struct Bootstrapper {
         let now = clock.now()
         var random = SystemRandomNumberGenerator()
         let password = CredentialSecret.randomString(length: 24, using: &random)
+        let passwordHash = try await SecretHasher.hashPassword(password, cost: configuration.bcryptCost, refusable: false)
         let user = User(
             id: UUIDv7.make(at: now), emailAddress: configuration.adminEmail.lowercased(), displayName: "Administrator",
-            passwordHash: try await SecretHasher.hashPassword(password, cost: configuration.bcryptCost), createdAt: now, updatedAt: now
-        )
+            passwordHash: passwordHash, createdAt: now, updatedAt: now)
         let team = Team(id: UUIDv7.make(at: now), displayName: "Default team", createdAt: now, updatedAt: now)
         let integrationKey = CredentialSecret.generate(kind: .integration)
         let agentKey = CredentialSecret.generate(kind: .agent)

@@ -61,6 +61,14 @@ public struct ServerConfiguration: Sendable {
     /// Whether signed-in users may create teams of their own (`teams.selfService`); off, the teams are the first
     /// start's and whatever exists, and people join them by invitation.
     public var selfServiceTeams = true
+    /// Whether login, invitation accept and device pairing are rate-limited per client address and per account
+    /// (`limits.auth`; docs/security.md lists the rules).
+    public var rateLimitAuth = true
+    /// The rules themselves (tests tighten them).
+    var rateLimitRules = RateLimiter.Rules()
+    /// Whether the client address of a request is the last hop of `X-Forwarded-For` (`http.trustForwardedFor`): set
+    /// it when a reverse proxy you run is the only way in, so rate limits count clients rather than the proxy.
+    public var trustForwardedFor = false
     /// Minimum log level (`log.level`).
     public var logLevel = "info"
 
@@ -125,6 +133,8 @@ public struct ServerConfiguration: Sendable {
             allowPrivateNetworks: try Self.bool(reader, "webhooks.allowPrivateNetworks", default: false))
         secretsKey = reader.string(forKey: "secrets.key", isSecret: true).flatMap { $0.isEmpty ? nil : $0 }
         logLevel = reader.string(forKey: "log.level", default: defaults.logLevel)
+        rateLimitAuth = try Self.bool(reader, "limits.auth", default: defaults.rateLimitAuth)
+        trustForwardedFor = try Self.bool(reader, "http.trustForwardedFor", default: defaults.trustForwardedFor)
         try validate()
     }
 

@@ -10,6 +10,7 @@ struct AuthController {
     /// A bcrypt hash of a random password at the configured cost, checked when the email is unknown so that
     /// both failure paths take the same time.
     let decoyPasswordHash: String
+    let limiter: RateLimiter
 
     struct LoginRequest: Decodable {
         let emailAddress: String?
@@ -45,6 +46,12 @@ struct AuthController {
         guard let password = body.password, !password.isEmpty else {
             throw SwitchyardError.invalid("field \"password\" is required")
         }
+        let rules = limiter.rules
+        try limiter.take(
+            [
+                ("login address \(limiter.clientAddress(request, context))", rules.loginPerAddress),
+                ("login account \(email.lowercased())", rules.loginPerAccount),
+            ], what: "sign-in")
         let user = try await storage.user(emailAddress: email)
         let matches = try await SecretHasher.verifyPassword(password, hash: user?.passwordHash ?? decoyPasswordHash)
         guard let user, matches else {

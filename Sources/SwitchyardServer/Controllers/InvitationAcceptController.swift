@@ -11,6 +11,7 @@ struct InvitationAcceptController {
     let clock: any WallClock
     let bcryptCost: Int
     let maxBodySize: Int
+    let limiter: RateLimiter
 
     static let minimumPasswordLength = 8
 
@@ -22,7 +23,13 @@ struct InvitationAcceptController {
         let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
         let token = try fields.required("invitation_token") { key throws(SwitchyardError) in try fields.string(key, length: 1...200) }
         let now = clock.now()
-        guard let invitation = try await storage.invitation(tokenHash: SecretHasher.keyHash(token), at: now) else {
+        let tokenHash = SecretHasher.keyHash(token)
+        try limiter.take(
+            [
+                ("accept address \(limiter.clientAddress(request, context))", limiter.rules.acceptPerAddress),
+                ("accept invitation \(tokenHash)", limiter.rules.acceptPerInvitation),
+            ], what: "invitation")
+        guard let invitation = try await storage.invitation(tokenHash: tokenHash, at: now) else {
             throw SwitchyardError.notFound("invitation not found: it was used, cancelled or has expired")
         }
         let password = try fields.string("password", length: 1...1024)

@@ -11,6 +11,7 @@ struct PairingController {
     let clock: any WallClock
     let maxBodySize: Int
     let dispatcher: Dispatcher
+    let limiter: RateLimiter
 
     /// `/desktop/pair/start`, `/desktop/pair/poll` (no credentials: the device code is the secret).
     func addPublicRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
@@ -75,6 +76,7 @@ struct PairingController {
         if let requestedName, requestedName.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             throw SwitchyardError.invalid("field \"device_name\" must not contain control characters")
         }
+        try limiter.take([("pair start \(limiter.clientAddress(request, context))", limiter.rules.pairingStartPerAddress)], what: "pairing")
         let now = clock.now()
         var random = SystemRandomNumberGenerator()
         let deviceCode = CredentialSecret.randomString(length: 48, using: &random)
@@ -126,6 +128,11 @@ struct PairingController {
         guard let userCode = DevicePairing.normalise(typed) else {
             throw SwitchyardError.invalid("field \"user_code\": \"\(typed)\" is not a pairing code (8 letters and digits, like AB7K-PNQ3)")
         }
+        try limiter.take(
+            [
+                ("pair confirm address \(limiter.clientAddress(request, context))", limiter.rules.pairingConfirmPerAddress),
+                ("pair confirm user \(try caller.requireUser().lowercased)", limiter.rules.pairingConfirmPerUser),
+            ], what: "pairing confirmation")
         let now = clock.now()
         let requested = try await storage.pendingPairing(userCode: userCode, at: now)?.requestedName
         let name = try fields.string("device_name", length: 1...100, trim: true) ?? requested ?? "Desktop (paired \(RFC3339.format(now).prefix(10)))"
@@ -142,13 +149,28 @@ struct PairingController {
     @Sendable func poll(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
         let deviceCode = try fields.required("device_code") { key throws(SwitchyardError) in try fields.string(key, length: 1...200) }
+        try limiter.take([("pair poll \(limiter.clientAddress(request, context))", limiter.rules.pairingPollPerAddress)], what: "pairing poll")
         let now = clock.now()
-        guard let pairing = try await storage.pairing(deviceCodeHash: SecretHasher.keyHash(deviceCode), at: now) else {
+        let codeHash = SecretHasher.keyHash(deviceCode)
+        guard let pairing = try await storage.pairing(deviceCodeHash: codeHash, at: now) else {
+            limiter.forget(codeHash)
             throw SwitchyardError.notFound("pairing not found: it expired or its credential was already delivered; start again")
         }
-        guard let userId = pairing.confirmedBy, let teamId = pairing.teamId else {
-            return JSONBody.response(["status": "pending", "interval": .integer(DevicePairing.pollInterval)])
+        let pace = limiter.pace(codeHash, interval: DevicePairing.pollInterval, forgetAfter: DevicePairing.lifetime)
+        if pace.tooFast {
+            let slower = pace.interval
+            var response = JSONBody.response(
+                [
+                    "status": "slow_down", "interval": .integer(slower),
+                    "error_message": .string("polled sooner than the interval allows; poll every \(slower) s from now on (RFC 8628 slow_down)"),
+                ], status: .tooManyRequests)
+            response.headers[.retryAfter] = String(slower)
+            return response
         }
+        guard let userId = pairing.confirmedBy, let teamId = pairing.teamId else {
+            return JSONBody.response(["status": "pending", "interval": .integer(pace.interval)])
+        }
+        limiter.forget(codeHash)
         let name = pairing.deviceName ?? "Desktop"
         // The companion agent key lets the paired machine run `switchyard agent`; only roles that may change the
         // team's work get one (an agent receives the team's tasks and reports their results).
