@@ -137,6 +137,7 @@ public func buildApplication(
     pairing.addRevokeRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     pairing.addPendingRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     var submitter = RunSubmitter(storage: storage, snapshots: snapshots, heads: heads, objects: objects, clock: clock)
+    submitter.logger = logger
     submitter.onCreated = { task, definition, workflow in dispatcher.post(.created(task, definition: definition, workflow: workflow)) }
     submitter.dispatcher = dispatcher
     submitter.maxBacklogPerTeam = configuration.dispatch.maxBacklogPerTeam

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Logging
 import NIOCore
 import SwitchyardCore
 import SwitchyardServer
@@ -28,7 +29,7 @@ public struct TestApp: Sendable {
     public static func with(
         _ backend: TestBackend, clock: ManualWallClock = ManualWallClock(Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded())),
         objectStore: TestObjectStore = .embedded, live: Bool = false, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
-        _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
+        logger: Logger = testLogger, _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
     ) async throws {
         try await TestEnvironment.with(backend) { environment in
             try await environment.withStorage { storage in
@@ -40,7 +41,7 @@ public struct TestApp: Sendable {
                     configuration.externalS3 = external
                 }
                 configure(&configuration)
-                let built = try await buildApplication(configuration: configuration, storage: storage, logger: testLogger, clock: clock)
+                let built = try await buildApplication(configuration: configuration, storage: storage, logger: logger, clock: clock)
                 let app = TestApp(environment: environment, built: built, clock: clock)
                 // The embedded S3 store runs live on its port (presigned URLs point at it); the API in process.
                 if let embedded = built.objectStore {

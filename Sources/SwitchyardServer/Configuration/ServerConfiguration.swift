@@ -71,6 +71,8 @@ public struct ServerConfiguration: Sendable {
     public var trustForwardedFor = false
     /// Minimum log level (`log.level`).
     public var logLevel = "info"
+    /// `text` (one `key=value` line per event) or `json` (one object per line) (`log.format`).
+    public var logFormat = SwitchyardLogHandler.Format.text
 
     public init() {}
 
@@ -133,6 +135,11 @@ public struct ServerConfiguration: Sendable {
             allowPrivateNetworks: try Self.bool(reader, "webhooks.allowPrivateNetworks", default: false))
         secretsKey = reader.string(forKey: "secrets.key", isSecret: true).flatMap { $0.isEmpty ? nil : $0 }
         logLevel = reader.string(forKey: "log.level", default: defaults.logLevel)
+        let format = reader.string(forKey: "log.format", default: defaults.logFormat.rawValue)
+        guard let logFormat = SwitchyardLogHandler.Format(rawValue: format.lowercased()) else {
+            throw Invalid(description: "log.format: \"\(format)\" is not text or json")
+        }
+        self.logFormat = logFormat
         rateLimitAuth = try Self.bool(reader, "limits.auth", default: defaults.rateLimitAuth)
         trustForwardedFor = try Self.bool(reader, "http.trustForwardedFor", default: defaults.trustForwardedFor)
         try validate()

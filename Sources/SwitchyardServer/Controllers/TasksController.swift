@@ -89,7 +89,7 @@ struct TasksController {
             throw SwitchyardError.notFound("task not found")
         }
         if case .transition = outcome.action {
-            context.logger.info("task cancelled", metadata: ["task_id": "\(id.lowercased)"])
+            TaskTransitionLog.record(context.logger, outcome.task, reason: "cancelled by the caller")
             hub.ended(id)
             await dispatcher.cancelled(taskId: id)
         }

@@ -79,7 +79,10 @@ extension Dispatcher {
             try await self.storage.applyAttemptEvent(
                 taskId: lease.taskId, attemptId: lease.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now)
         }
-        if outcome != nil { return true }
+        if let outcome {
+            if case .transition = outcome.action { TaskTransitionLog.record(logger, outcome.task) }
+            return true
+        }
         guard let task = await write({ try await self.storage.task(id: lease.taskId, teamId: lease.teamId) }) else { return false }
         return task.attemptId == lease.attemptId && task.status == .running
     }
@@ -110,12 +113,9 @@ extension Dispatcher {
                 hub.clearProgress(task.id)
                 hub.signal(task.id)
             }
-            logger.info(
-                "attempt ended",
-                metadata: [
-                    "task_id": "\(task.id.lowercased)", "attempt_id": "\(lease.attemptId.lowercased)", "status": "\(task.status.rawValue)",
-                    "error": "\(ending.error ?? "")",
-                ])
+            TaskTransitionLog.record(
+                logger, taskId: task.id, teamId: task.teamId, status: task.status, attemptId: lease.attemptId, agentId: lease.agent.agentId,
+                reason: ending.error)
             if task.status == .waiting { await enqueue(task) }
         }
         await persistSoon(lease.agent)

@@ -15,7 +15,7 @@ extension Dispatcher {
             guard let task = outcome?.task else { continue }
             await stop(taskId: task.id)
             hub.ended(task.id)
-            logger.info("task expired before it started", metadata: ["task_id": "\(task.id.lowercased)"])
+            TaskTransitionLog.record(logger, task, reason: "no agent started the task before its start_deadline")
         }
     }
 }

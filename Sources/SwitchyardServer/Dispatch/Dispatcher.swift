@@ -279,7 +279,10 @@ public actor Dispatcher: Service {
             await end(ending)
         case .markWaiting(let taskId, let reason):
             let now = clock.now()
-            if await write({ try await self.storage.markTaskWaiting(id: taskId, message: reason, at: now) }) != nil { hub.signal(taskId) }
+            if await write({ try await self.storage.markTaskWaiting(id: taskId, message: reason, at: now) }) != nil {
+                hub.signal(taskId)
+                TaskTransitionLog.record(logger, taskId: taskId, teamId: nil, status: .waiting, reason: reason)
+            }
         case .endSession(let key, _, _, _):
             // Forgotten once written (`rowWritten`): `sessionEnded` waits for the row, not only for the socket. Not
             // waited for here: agents that leave together are written together.
@@ -389,6 +392,7 @@ public actor Dispatcher: Service {
         }
         if let read = await definition, let read, definitions[taskId] == nil { definitions[taskId] = read }
         offerTasks[attemptId] = assigned.task
+        TaskTransitionLog.record(logger, assigned.task)
         await feed(.assignmentWritten(attemptId: attemptId, timeout: TimeInterval(assigned.task.taskTimeout)))
     }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Logging
 import SwitchyardCore
 
 /// Turns a run request into a durable `pending` task (DESIGN §3 step 1): resolve the workflow (by id or
@@ -28,6 +29,8 @@ struct RunSubmitter: Sendable {
     var dispatcher: Dispatcher?
     /// `dispatch.maxBacklogPerTeam`: a team with this many tasks waiting gets 429 on submit (0: no limit).
     var maxBacklogPerTeam = 0
+    /// Where the new task's first transition is logged.
+    var logger = Logger(label: "switchyard")
 
     func submit(_ target: Target, body: JSONValue, caller: Caller, idempotencyKey: String?) async throws -> Submitted {
         let teamId = try caller.requireTeam()
@@ -68,6 +71,7 @@ struct RunSubmitter: Sendable {
         var reservation: AttemptAssignment?
         // With no agent connected the dispatcher is not told: it reads waiting tasks back when one connects.
         let noAgents = dispatcher?.hasAgents == false
+        var waitReason: String?
         if let dispatcher, task.dispatchTarget == .agent {
             let admission: Dispatcher.Admission =
                 noAgents ? .wait(Dispatcher.noAgentsReason) : await dispatcher.admit(task, workflow: definition)
@@ -78,6 +82,7 @@ struct RunSubmitter: Sendable {
                     events.append(task.statusEvent(sequence: 2, at: now))
                 }
             case .wait(let reason):
+                waitReason = reason
                 if (try? task.take(.scheduled, at: now)) != nil { events.append(task.statusEvent(sequence: 2, message: reason, at: now)) }
             }
         }
@@ -90,6 +95,7 @@ struct RunSubmitter: Sendable {
         }
         switch outcome {
         case .created:
+            TaskTransitionLog.record(logger, task, reason: task.status == .waiting ? waitReason : nil)
             // Another replica's agents may take what this one's cannot (nothing to tell with one process).
             if reservation == nil, task.dispatchTarget == .agent, !task.status.isTerminal {
                 storage.notifier.publish(.submitted(taskId: task.id, teamId: teamId, dispatch: .init(task)))

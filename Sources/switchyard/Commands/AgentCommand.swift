@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import SwitchyardAgent
 import SwitchyardClient
+import SwitchyardServer
 import SwitchyardWire
 
 struct AgentCommand: AsyncParsableCommand {
@@ -46,6 +47,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Minimum log level (default info).")
     var logLevel: String = "info"
 
+    @Option(name: .long, help: "Log format: text (key=value lines) or json (one object per line).")
+    var logFormat: String = "text"
+
     func run() async throws {
         var configuration = AgentConfiguration()
         let path = config ?? (FileManager.default.fileExists(atPath: "switchyard-agent.yaml") ? "switchyard-agent.yaml" : nil)
@@ -81,11 +85,10 @@ struct AgentCommand: AsyncParsableCommand {
         }
         configuration.labels = AgentConfiguration.advertisedLabels(configured: configuration.labels, tool: "comfyui")
 
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-            return handler
+        guard let format = SwitchyardLogHandler.Format(rawValue: logFormat.lowercased()) else {
+            throw ValidationError("--log-format: \"\(logFormat)\" is not text or json")
         }
+        _ = makeLogger(level: logLevel, format: format)
         let logger = Logger(label: "switchyard.agent")
         let executor = ComfyUIExecutor(baseURL: configuration.comfyUI, agentId: configuration.agentId, logger: logger)
         defer { executor.close() }

@@ -11,7 +11,7 @@ struct MigrateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try await options.loadConfiguration()
-        let logger = makeLogger(level: configuration.logLevel)
+        let logger = makeLogger(level: configuration.logLevel, format: configuration.logFormat)
         try await withStorage(configuration: configuration, logger: logger) { storage in
             try await storage.migrate()
             logger.info("database is up to date", metadata: ["database": "\(storage.backendName)"])

@@ -61,7 +61,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let s3PathStyle { flags["s3.pathStyle"] = ConfigValue(.bool(s3PathStyle), isSecret: false) }
         if allowInsecureWebhooks { flags["webhooks.allowInsecure"] = ConfigValue(.bool(true), isSecret: false) }
         let configuration = try await options.loadConfiguration(extraFlags: flags)
-        let logger = makeLogger(level: configuration.logLevel)
+        let logger = makeLogger(level: configuration.logLevel, format: configuration.logFormat)
 
         try await withStorage(configuration: configuration, logger: logger) { storage in
             let baseURL = "http://\(configuration.host):\(configuration.port)"
@@ -84,8 +84,9 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-func makeLogger(level: String) -> Logger {
-    var logger = Logger(label: "switchyard")
-    logger.logLevel = Logger.Level(rawValue: level) ?? .info
-    return logger
+/// Sets up the process's log lines (docs/operations.md) and returns the root logger.
+func makeLogger(level: String, format: SwitchyardLogHandler.Format) -> Logger {
+    let level = Logger.Level(rawValue: level) ?? .info
+    LoggingSystem.bootstrap { label in SwitchyardLogHandler(label: label, level: level, format: format) }
+    return Logger(label: "switchyard")
 }

@@ -19,12 +19,16 @@ struct ServerOptions: ParsableArguments {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
 
+    @Option(name: .long, help: "Log format: text (key=value lines) or json (one object per line).")
+    var logFormat: String?
+
     /// Flag values as configuration keys, for the highest-priority provider.
     func flagValues() -> [AbsoluteConfigKey: ConfigValue] {
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
         if let dataDir { values["data.dir"] = ConfigValue(.string(dataDir), isSecret: false) }
         if let databaseURL { values["database.url"] = ConfigValue(.string(databaseURL), isSecret: true) }
         if let logLevel { values["log.level"] = ConfigValue(.string(logLevel), isSecret: false) }
+        if let logFormat { values["log.format"] = ConfigValue(.string(logFormat), isSecret: false) }
         return values
     }
 
