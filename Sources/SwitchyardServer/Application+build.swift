@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import NIOCore
 import ServiceLifecycle
 import SwitchyardCore
 import SwitchyardPostgres
@@ -165,13 +166,15 @@ public func buildApplication(
     routeTable.value = routes
     var serverLogger = logger
     serverLogger[metadataKey: "component"] = "http"
+    let idle = TimeAmount.milliseconds(Int64(configuration.httpIdleTimeout * 1000))
     let application = Application(
         responder: HeadResponder(router.buildResponder()),
         // No WebSocket pings: agents heartbeat every `dispatch.heartbeatInterval` (traffic that keeps proxies from
         // closing the socket), and three missed heartbeats end the session. A ping loop would be one more task per
         // session, which with 10,000 agents is memory (docs/performance.md, "Dispatch with many connected agents").
         server: .http1WebSocketUpgradeClosingSilentConnections(
-            configuration: .init(maxFrameSize: AgentGateway.maximumMessageSize, autoPing: .disabled)
+            configuration: .init(maxFrameSize: AgentGateway.maximumMessageSize, autoPing: .disabled), idleTimeout: idle,
+            limits: RequestLimits(headTimeout: idle)
         ) { request, _, _ in await gateway.shouldUpgrade(request) },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Switchyard"),
         services: (objectStore.map { [$0.application] } ?? []) + [reaper, dispatcher, webhookSender],

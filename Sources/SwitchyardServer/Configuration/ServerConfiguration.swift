@@ -10,6 +10,9 @@ public struct ServerConfiguration: Sendable {
     public var host = "127.0.0.1"
     /// TCP port; 0 picks a free one (`http.port`).
     public var port = 8080
+    /// Seconds a connection may send nothing while a request arrives or between requests, and the first request's
+    /// head must take at most (`http.idleTimeout`; both HTTP servers; never cuts an answer being written).
+    public var httpIdleTimeout: TimeInterval = 60
     /// Largest request body accepted, in bytes (`http.maxBodySize`).
     public var maxBodySize = 8 * 1024 * 1024
     /// Where SQLite, the embedded object store and `bootstrap.json` live (`data.dir`).
@@ -82,6 +85,7 @@ public struct ServerConfiguration: Sendable {
         host = reader.string(forKey: "http.host", default: defaults.host)
         port = try Self.int(reader, "http.port", default: defaults.port)
         maxBodySize = try Self.int(reader, "http.maxBodySize", default: defaults.maxBodySize)
+        httpIdleTimeout = TimeInterval(try Self.int(reader, "http.idleTimeout", default: Int(defaults.httpIdleTimeout)))
         dataDirectory = reader.string(forKey: "data.dir", default: defaults.dataDirectory)
         databaseURL = reader.string(forKey: "database.url").flatMap { $0.isEmpty ? nil : $0 }
         migrateOnStart = try Self.bool(reader, "database.migrate", default: defaults.migrateOnStart)
@@ -209,6 +213,9 @@ public struct ServerConfiguration: Sendable {
         }
         guard !s3Region.isEmpty, s3Region.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "/") }) else {
             throw Invalid(description: "s3.region: \"\(s3Region)\" is not a region name")
+        }
+        guard (1...3600).contains(httpIdleTimeout) else {
+            throw Invalid(description: "http.idleTimeout: \(Int(httpIdleTimeout)) is outside 1–3600 seconds")
         }
         guard (1...60).contains(webhooks.timeout) else {
             throw Invalid(description: "webhooks.timeout: \(Int(webhooks.timeout)) is outside 1–60 seconds")

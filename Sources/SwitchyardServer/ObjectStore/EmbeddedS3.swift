@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import SwitchyardCore
 import SwitchyardObjectStore
 
@@ -28,9 +29,14 @@ public struct EmbeddedS3: Sendable {
         let verifier = SigV4Verifier(region: configuration.s3Region) { $0 == credentials.accessKeyId ? credentials.secretAccessKey : nil }
         var serverLogger = logger
         serverLogger[metadataKey: "component"] = "s3"
+        // Uploads from slow links keep sending; two minutes of silence is a stalled client.
+        let idle = TimeAmount.milliseconds(
+            Int64(configuration.httpIdleTimeout < 1 ? configuration.httpIdleTimeout * 1000 : max(configuration.httpIdleTimeout, 120) * 1000))
         let application = Application(
             responder: EmbeddedS3Responder(store: store, verifier: verifier, clock: clock),
-            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: .seconds(120))),
+            server: .http1Guarded(
+                configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: idle),
+                limits: EmbeddedS3.requestLimits(headTimeout: idle)),
             configuration: .init(address: .hostname(configuration.host, port: configuration.embeddedS3Port), serverName: "Switchyard S3"),
             logger: serverLogger)
         let host = configuration.host == "0.0.0.0" ? "127.0.0.1" : configuration.host
@@ -50,5 +56,20 @@ public struct EmbeddedS3: Sendable {
         return ObjectStorage(
             client: S3Client(configuration: own, now: { clock.now() }), presigner: S3Client(configuration: published, now: { clock.now() }),
             maximumUploadSize: configuration.maxUploadSize, presignLifetime: configuration.uploadURLLifetime)
+    }
+}
+
+extension EmbeddedS3 {
+    /// The store answers an oversized head in S3's error format.
+    static func requestLimits(headTimeout: TimeAmount) -> RequestLimits {
+        var limits = RequestLimits(errorBody: { status in
+            let code = status == .uriTooLong ? "RequestURITooLong" : "RequestHeaderSectionTooLarge"
+            return (
+                "application/xml",
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>\(code)</Code><Message>the request head is too large: at most 80 KiB</Message></Error>"
+            )
+        })
+        limits.headTimeout = headTimeout
+        return limits
     }
 }

@@ -11,8 +11,12 @@ extension HTTPServerBuilder {
     /// Hummingbird's upgradable pipeline only learns of a graceful shutdown once the first request has arrived, so a
     /// client that connected and said nothing yet (a connection pool's spare, a client cancelled between connect and
     /// request) held shutdown open until it went away by itself — tests hung for minutes, and a replica could not stop.
+    ///
+    /// `RequestLimits` apply (oversized heads answered, head and body timeouts), and a connection idle for
+    /// `idleTimeout` between requests is closed.
     public static func http1WebSocketUpgradeClosingSilentConnections(
-        configuration: WebSocketServerConfiguration, firstByteTimeout: TimeAmount = .seconds(30),
+        configuration: WebSocketServerConfiguration, firstByteTimeout: TimeAmount = .seconds(30), idleTimeout: TimeAmount = .seconds(75),
+        limits: RequestLimits = RequestLimits(),
         shouldUpgrade:
             @escaping @Sendable (HTTPRequest, any Channel, Logger) async throws -> ShouldUpgradeResult<
                 WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>
@@ -21,8 +25,19 @@ extension HTTPServerBuilder {
         .init { responder in
             SilentConnectionGuard(
                 base: HTTP1WebSocketUpgradeChannel(
-                    responder: responder, configuration: .init(http1: .init(), ws: configuration), shouldUpgrade: shouldUpgrade),
-                firstByteTimeout: firstByteTimeout)
+                    responder: responder, configuration: .init(http1: .init(idleTimeout: idleTimeout), ws: configuration),
+                    shouldUpgrade: shouldUpgrade),
+                firstByteTimeout: firstByteTimeout, limits: limits)
+        }
+    }
+
+    /// Plain HTTP/1 (the embedded object store) with the same guards.
+    static func http1Guarded(configuration: HTTP1Channel.Configuration, limits: RequestLimits, firstByteTimeout: TimeAmount = .seconds(30))
+        -> HTTPServerBuilder
+    {
+        .init { responder in
+            SilentConnectionGuard(
+                base: HTTP1Channel(responder: responder, configuration: configuration), firstByteTimeout: firstByteTimeout, limits: limits)
         }
     }
 }
@@ -32,12 +47,16 @@ struct SilentConnectionGuard<Base: ServerChildChannel>: ServerChildChannel {
     typealias Value = Base.Value
     let base: Base
     let firstByteTimeout: TimeAmount
+    let limits: RequestLimits
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(SilentConnectionHandler(timeout: firstByteTimeout), position: .first)
         }.flatMap {
             base.setup(channel: channel, logger: logger)
+        }.flatMapThrowing { value in
+            try limits.install(on: channel)
+            return value
         }
     }
 

@@ -1,0 +1,146 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import SwitchyardCore
+import SwitchyardTestSupport
+import Synchronization
+import Testing
+
+@testable import SwitchyardServer
+
+/// A raw TCP exchange: sends `bytes`, collects what comes back until the server closes the connection. `closed`
+/// completes when it does; the test bounds the wait.
+final class RawConnection: Sendable {
+    private let channel: any Channel
+    private final class Received: Sendable {
+        let bytes = Mutex<[UInt8]>([])
+    }
+    private let received = Received()
+
+    private final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let sink: @Sendable (ByteBuffer) -> Void
+        init(sink: @escaping @Sendable (ByteBuffer) -> Void) { self.sink = sink }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) { sink(unwrapInboundIn(data)) }
+    }
+
+    init(port: Int) async throws {
+        let received = self.received
+        channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        Collector { buffer in received.bytes.withLock { $0 += buffer.readableBytesView } })
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+    }
+
+    func send(_ text: String) async throws {
+        try await channel.writeAndFlush(ByteBuffer(string: text)).get()
+    }
+
+    var text: String { String(decoding: received.bytes.withLock { $0 }, as: UTF8.self) }
+
+    /// Waits until the server closes the connection (at most `limit`, then the test closes it and fails), then
+    /// returns everything it sent.
+    func untilClosed(limit: TimeAmount = .seconds(10)) async throws -> String {
+        let timedOut = Mutex(false)
+        let channel = self.channel
+        let timer = channel.eventLoop.scheduleTask(in: limit) {
+            timedOut.withLock { $0 = true }
+            channel.close(promise: nil)
+        }
+        try? await channel.closeFuture.get()
+        timer.cancel()
+        if timedOut.withLock({ $0 }) { throw TestSupportError("the server did not close the connection in time; it sent: \(text.prefix(300))") }
+        return text
+    }
+
+    var isOpen: Bool { channel.isActive }
+
+    func close() async {
+        try? await channel.close()
+    }
+}
+
+@Suite("HTTP limits of both servers")
+struct HTTPLimitsTests {
+    static let quick: @Sendable (inout ServerConfiguration) -> Void = { $0.httpIdleTimeout = 0.3 }
+    static let big = String(repeating: "a", count: 100_000)
+
+    @Test("an oversized head is answered (414 for a long request line, 431 otherwise) and the connection closed, on the API and the store")
+    func oversizedHeads() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let api = try #require(client.port)
+            let cases: [(Int, String, String)] = [
+                (api, "GET /api/v1/r/tasks?\(Self.big) HTTP/1.1\r\nHost: x\r\n\r\n", "414 URI Too Long"),
+                (api, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: \(Self.big)\r\n\r\n", "431 Request Header Fields Too Large"),
+                (
+                    api, "GET /healthz HTTP/1.1\r\nHost: x\r\n" + (0..<10_000).map { "X-\($0): 1\r\n" }.joined() + "\r\n",
+                    "431 Request Header Fields Too Large"
+                ),
+                (
+                    api, "POST /api/v1/r/workflows/x/run HTTP/1.1\r\nHost: x\r\nIdempotency-Key: \(Self.big)\r\nContent-Length: 2\r\n\r\n{}",
+                    "431 Request Header Fields Too Large"
+                ),
+            ]
+            for (port, request, status) in cases {
+                let connection = try await RawConnection(port: port)
+                try await connection.send(request)
+                let answer = try await connection.untilClosed()
+                #expect(answer.hasPrefix("HTTP/1.1 \(status)\r\n"), "\(answer.prefix(80))")
+                #expect(answer.contains(#"{"error_message":"the request"#))
+            }
+            let store = try await RawConnection(port: app.environment.configuration.embeddedS3Port)
+            try await store.send("GET /switchyard/\(Self.big) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let answer = try await store.untilClosed()
+            #expect(answer.hasPrefix("HTTP/1.1 414 URI Too Long\r\n") && answer.contains("<Code>RequestURITooLong</Code>"))
+        }
+    }
+
+    @Test("half-sent heads, stalled bodies and idle keep-alive connections are closed after http.idleTimeout, on both servers")
+    func timeouts() async throws {
+        try await TestApp.with(.sqlite, live: true, configure: Self.quick) { app, client in
+            let api = try #require(client.port)
+            for port in [api, app.environment.configuration.embeddedS3Port] {
+                let halfHead = try await RawConnection(port: port)
+                try await halfHead.send("GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                #expect(try await halfHead.untilClosed() == "")
+
+                let stalledBody = try await RawConnection(port: port)
+                try await stalledBody.send("PUT /switchyard/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+                _ = try await stalledBody.untilClosed()
+            }
+            let idle = try await RawConnection(port: api)
+            try await idle.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(try await idle.untilClosed().hasPrefix("HTTP/1.1 200 OK"))
+        }
+    }
+
+    @Test("an event stream outlives the idle timeout: answers being written are never cut")
+    func streamsSurvive() async throws {
+        try await TestApp.with(.sqlite, live: true, configure: Self.quick) { app, client in
+            let port = try #require(client.port)
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            let task = try await app.run(client)
+            let stream = try await RawConnection(port: port)
+            try await stream.send(
+                "GET /api/v1/r/tasks/\(task.lowercased)/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(app.bootstrap.integrationKey)\r\n\r\n")
+            // A second connection closed for idleness is the sign that the timeout has passed for the first too.
+            let idle = try await RawConnection(port: port)
+            try await idle.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            _ = try await idle.untilClosed()
+            #expect(stream.isOpen)
+            // (The test client's own kept-alive connection was closed for idleness too: cancel over a fresh one.)
+            let cancel = try await RawConnection(port: port)
+            try await cancel.send(
+                "POST /api/v1/r/tasks/\(task.lowercased)/cancel HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(app.bootstrap.integrationKey)\r\n"
+                    + "Content-Length: 0\r\nConnection: close\r\n\r\n")
+            #expect(try await cancel.untilClosed().hasPrefix("HTTP/1.1 200 OK"))
+            let events = try await stream.untilClosed()
+            #expect(events.contains("event: cancelled"), "\(events)")
+        }
+    }
+}
