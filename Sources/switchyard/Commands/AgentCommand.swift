@@ -17,7 +17,10 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The control plane's URL (default http://127.0.0.1:8080); several replicas' URLs separated by commas.")
     var server: String?
 
-    @Option(name: .long, help: "The agent key (ak-…); prefer SWITCHYARD_AGENT_KEY or the config file.")
+    @Option(name: .long, help: "A file holding the agent key (ak-…), e.g. a systemd credential (env SWITCHYARD_AGENT_KEY_FILE).")
+    var keyFile: String?
+
+    @Option(name: .long, help: "The agent key (ak-…); prefer SWITCHYARD_AGENT_KEY, --key-file or the config file.")
     var key: String?
 
     @Option(name: .long, help: "The local ComfyUI (default http://127.0.0.1:8188).")
@@ -63,6 +66,10 @@ struct AgentCommand: AsyncParsableCommand {
             configuration.key = agentKey
         }
         if let server { configuration.server = server }
+        if let file = keyFile ?? ProcessInfo.processInfo.environment["SWITCHYARD_AGENT_KEY_FILE"] {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("cannot read the key file \(file)") }
+            configuration.key = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
         if let key = key ?? ProcessInfo.processInfo.environment["SWITCHYARD_AGENT_KEY"] { configuration.key = key }
         if let comfyui { configuration.comfyUI = comfyui }
         if let labels { configuration.labels += labels.split(separator: ",").map(String.init) }
