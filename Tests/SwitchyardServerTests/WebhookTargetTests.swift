@@ -55,6 +55,14 @@ extension WebhooksTests {
                 #expect(log.first?["delivery_status"] as? String == "delivered", "\(Self.attempts(log.first))")
                 #expect(lookups.withLock { $0 } == ["hooks.localhost"])
                 #expect(receiver.received.count == 1)
+
+                // The connection is kept and reused: a second delivery leaves one idle connection, not two.
+                #expect(app.built.webhookSender.idleConnections == 1)
+                _ = try await cancelledTask(app, client)
+                let second = try await deliveryLog(app, client, webhook: webhook)
+                #expect(second.filter { $0["delivery_status"] as? String == "delivered" }.count == 2)
+                #expect(receiver.received.count == 2)
+                #expect(app.built.webhookSender.idleConnections == 1)
             }
         }
     }

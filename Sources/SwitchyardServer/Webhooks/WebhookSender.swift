@@ -62,6 +62,9 @@ public final class WebhookSender: Service, Sendable {
         }
     }
 
+    /// Connections kept alive for reuse (tests).
+    var idleConnections: Int { clientBox.withLock { $0?.idleConnections ?? 0 } }
+
     /// Replaces how host names are resolved (tests: a name that resolves only here).
     func resolveHosts(with resolver: @escaping Resolver) {
         self.resolver.withLock { $0 = resolver }
