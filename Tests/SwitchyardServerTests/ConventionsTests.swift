@@ -7,6 +7,7 @@ import NIOCore
 import SwitchyardCore
 import SwitchyardTestSupport
 import Testing
+import Yams
 
 @testable import SwitchyardServer
 
@@ -134,22 +135,16 @@ struct ConventionsTests {
         }
     }
 
-    @Test("docs/openapi.yaml describes every route, and is served")
+    @Test("docs/openapi.yaml is YAML that parses, describes every route and nothing else, and is served as YAML and as JSON")
     func openAPIComplete() async throws {
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let document = try String(contentsOf: repository.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
-        var documented = Set<String>()
-        var currentPath: String?
-        for line in document.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.hasPrefix("  /"), line.hasSuffix(":") {
-                currentPath = String(line.dropFirst(2).dropLast())
-            } else if let currentPath, line.hasPrefix("    "), !line.hasPrefix("     "), line.hasSuffix(":") {
-                documented.insert("\(line.trimmingCharacters(in: .whitespaces).dropLast().uppercased()) \(currentPath)")
-            } else if !line.hasPrefix(" "), !line.isEmpty {
-                currentPath = nil
-            }
-        }
-        let documentedRoutes = documented
+        let parsed = try #require(try Yams.load(yaml: document) as? [String: Any])
+        #expect(parsed["openapi"] as? String == "3.1.0")
+        let paths = try #require(parsed["paths"] as? [String: [String: Any]])
+        let methods: Set<String> = ["get", "put", "post", "delete", "patch", "head", "options"]
+        let canonical = try JSONSerialization.data(withJSONObject: parsed, options: .sortedKeys)
+        let documentedRoutes = Set(paths.flatMap { path, item in item.keys.filter(methods.contains).map { "\($0.uppercased()) \(path)" } })
         try await TestApp.with(.sqlite) { app, client in
             let documented = documentedRoutes
             let registered = Set(app.built.routes.entries.map { "\($0.method) \($0.path)" })
@@ -161,6 +156,10 @@ struct ConventionsTests {
             let served = try await client.execute(uri: "/api/v1/openapi.yaml", method: .get)
             #expect(served.status == .ok)
             #expect(String(buffer: served.body) == document)
+            let json = try await client.execute(uri: "/api/v1/openapi.json", method: .get)
+            #expect(json.status == .ok && json.headers[.contentType] == "application/json")
+            let servedJSON = try JSONSerialization.jsonObject(with: Data(buffer: json.body))
+            #expect(try JSONSerialization.data(withJSONObject: servedJSON, options: .sortedKeys) == canonical)
         }
     }
 }
