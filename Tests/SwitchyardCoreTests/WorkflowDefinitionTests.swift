@@ -79,7 +79,9 @@ struct WorkflowDefinitionTests {
         #expect(try WorkflowReference(parsing: raw) == WorkflowReference(slug: slug, version: version))
     }
 
-    @Test("malformed references are refused", arguments: ["ab@0", "ab@-1", "ab@x", "ab@", "@2", "a@2", "ab@1@2", "AB@2", "ab@١"])
+    @Test(
+        "malformed references are refused (the version: digits only, no sign, no leading zero, at most nine)",
+        arguments: ["ab@0", "ab@-1", "ab@x", "ab@", "@2", "a@2", "ab@1@2", "AB@2", "ab@١", "ab@+5", "ab@01", "ab@1234567890"])
     func badReferences(raw: String) {
         #expect(throws: SwitchyardError.self) { try WorkflowReference(parsing: raw) }
     }

@@ -116,6 +116,14 @@ struct AuthenticationTests {
                 authorization: "Bearer \(app.bootstrap.integrationKey)", teamHeader: UUID().uuidString, surface: .runtime)
             #expect(caller.teamId == app.bootstrap.teamId)
             #expect(caller.kind == .integration)
+            // …but a malformed one (or an empty one) is a 400 for keys too: the client means something by it.
+            for sent in ["team_01HX", "", "{}"] {
+                var keyHeaders = authHeaders(app.bootstrap.integrationKey)
+                keyHeaders[HTTPField.Name("X-Team-ID")!] = sent
+                let refused = try await client.execute(uri: "/api/v1/r/tasks", method: .get, headers: keyHeaders)
+                #expect(refused.status == .badRequest, "\(sent)")
+                #expect(refused.errorMessage?.contains("X-Team-ID") == true)
+            }
         }
     }
 

@@ -154,6 +154,10 @@ struct RunAndTasksTests {
             let current = try await app.call(
                 client, .post, "/api/v1/r/workflows/slug/text-to-image@2/run", token: key, body: #"{"parameters":{"text":"x"}}"#)
             #expect(current.status == .accepted)
+            // A client that percent-encodes the @ means the same reference.
+            let encoded = try await app.call(
+                client, .post, "/api/v1/r/workflows/slug/text-to-image%401/run", token: key, body: #"{"parameters":{"prompt":"x"}}"#)
+            #expect(encoded.status == .accepted)
 
             let future = try await app.call(client, .post, "/api/v1/r/workflows/slug/text-to-image@3/run", token: key, body: "{}")
             #expect(future.status == .notFound && future.errorMessage == #"workflow "text-to-image" has no version 3 (the latest is 2)"#)

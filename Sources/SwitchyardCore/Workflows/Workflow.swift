@@ -59,7 +59,8 @@ public struct WorkflowReference: Sendable, Equatable {
         if let at = raw.lastIndex(of: "@") {
             slug = String(raw[..<at])
             let text = raw[raw.index(after: at)...]
-            guard let number = Int(text), number >= 1, text.allSatisfy(\.isASCII) else {
+            // Digits only, no sign, no leading zero (the OpenAPI pattern `@[1-9][0-9]{0,8}`).
+            guard (1...9).contains(text.count), text.first != "0", text.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(text) else {
                 throw .invalid("workflow reference \"\(raw)\": the version after @ must be a positive integer, like text-to-image@2")
             }
             version = number

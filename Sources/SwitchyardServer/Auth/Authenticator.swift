@@ -21,6 +21,11 @@ struct Authenticator: Sendable {
         }
         let token = authorization.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces)
         guard !token.isEmpty else { throw SwitchyardError.unauthenticated("missing credentials: the bearer token is empty") }
+        // Keys ignore the header's value, but a malformed one is refused for every caller: a client that sends it
+        // means something by it.
+        if let teamHeader, UUID(text: teamHeader) == nil {
+            throw SwitchyardError.invalid("X-Team-ID header \"\(teamHeader.prefix(64))\" is not a team id (a UUID)")
+        }
 
         if let kind = CredentialKind(secret: token) {
             return try await authenticateKey(token, kind: kind, surface: surface)

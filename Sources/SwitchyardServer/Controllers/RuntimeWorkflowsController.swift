@@ -32,7 +32,7 @@ struct RuntimeWorkflowsController {
 
     /// `slug` is the live workflow; `slug@version` shows that snapshot (with the live status).
     @Sendable func detailBySlug(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        let reference = try WorkflowReference(parsing: try context.parameters.require("workflowSlug"))
+        let reference = try Self.reference(context)
         let teamId = try context.requireCaller().requireTeam()
         guard var workflow = try await storage.workflow(slug: reference.slug, teamId: teamId) else {
             throw SwitchyardError.notFound("workflow \"\(reference.slug)\" not found")
@@ -53,7 +53,7 @@ struct RuntimeWorkflowsController {
     }
 
     @Sendable func runBySlug(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        try await run(.reference(try WorkflowReference(parsing: try context.parameters.require("workflowSlug"))), request: request, context: context)
+        try await run(.reference(try Self.reference(context)), request: request, context: context)
     }
 
     private func run(_ target: RunSubmitter.Target, request: Request, context: SwitchyardRequestContext) async throws -> Response {
@@ -65,6 +65,14 @@ struct RuntimeWorkflowsController {
         headers[.location] = "/api/v1/r/tasks/\(submitted.taskId.lowercased)"
         if submitted.replayed { headers[.idempotencyReplayed] = "true" }
         return JSONBody.response(["task_id": .uuid(submitted.taskId)], status: .accepted, headers: headers)
+    }
+}
+
+extension RuntimeWorkflowsController {
+    /// The `workflowSlug` path segment, percent-decoded (`text-to-image%402` is `text-to-image@2`).
+    static func reference(_ context: SwitchyardRequestContext) throws -> WorkflowReference {
+        let raw = try context.parameters.require("workflowSlug")
+        return try WorkflowReference(parsing: raw.removingPercentEncoding ?? raw)
     }
 }
 
