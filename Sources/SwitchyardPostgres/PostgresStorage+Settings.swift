@@ -10,4 +10,8 @@ extension PostgresStorage {
         _ = try await rows("INSERT INTO settings (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO NOTHING")
         return try await setting(key) ?? value
     }
+
+    public func replaceSetting(_ key: String, from old: String, to new: String) async throws -> Bool {
+        try await rows("UPDATE settings SET value = \(new) WHERE key = \(key) AND value = \(old) RETURNING key").count == 1
+    }
 }

@@ -13,4 +13,12 @@ extension SQLiteStorage {
             return try await connection.query("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.string("value") ?? value
         }
     }
+
+    public func replaceSetting(_ key: String, from old: String, to new: String) async throws -> Bool {
+        try await write { connection in
+            try await connection.query(
+                "UPDATE settings SET value = ? WHERE key = ? AND value = ? RETURNING key", [.text(new), .text(key), .text(old)]
+            ).count == 1
+        }
+    }
 }

@@ -30,13 +30,19 @@ public struct SwitchyardApplication: Sendable {
 }
 
 /// Opens the storage a configuration names, keeps it running (PostgreSQL's pool is a service) while `body`
-/// runs, and closes it afterwards. The data directory is created (0700) if missing.
+/// runs, and closes it afterwards. The data directory is 0700 and the SQLite files 0600 — also when they existed
+/// before with wider permissions — and the process creates files for its owner only (umask 077).
 public func withStorage<T: Sendable>(
     configuration: ServerConfiguration, logger: Logger, _ body: @Sendable (any SwitchyardStorage) async throws -> T
 ) async throws -> T {
+    umask(0o077)
     try FileManager.default.createDirectory(
         atPath: configuration.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]
     )
+    try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: configuration.dataDirectory)
+    for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: configuration.sqlitePath + suffix) {
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: configuration.sqlitePath + suffix)
+    }
     if let url = configuration.databaseURL {
         let storage = try PostgresStorage(url: url, logger: logger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
@@ -68,6 +74,7 @@ public func buildApplication(
     if configuration.migrateOnStart {
         try await storage.migrate()
     }
+    let secrets = try SecretBox.load(configuration: configuration)
     let objectStore: EmbeddedS3? =
         configuration.externalS3 == nil
         ? try await EmbeddedS3.build(configuration: configuration, storage: storage, clock: clock, logger: logger) : nil
@@ -76,9 +83,11 @@ public func buildApplication(
     ).run()
     if let bootstrap { onBootstrap(bootstrap) }
 
-    var random = SystemRandomNumberGenerator()
-    let freshSecret = Data((0..<64).map { _ in UInt8.random(in: 0...255, using: &random) }).base64EncodedString()
-    let storedSecret = try await storage.settingInsertingIfAbsent(SettingKey.sessionSigningSecret, value: freshSecret)
+    // Sealed with the secrets key: a copy of the database alone cannot mint sessions.
+    let storedSecret = try await secrets.sealedSetting(SettingKey.sessionSigningSecret, in: storage) {
+        var random = SystemRandomNumberGenerator()
+        return Data((0..<64).map { _ in UInt8.random(in: 0...255, using: &random) }).base64EncodedString()
+    }
     guard let secret = Data(base64Encoded: storedSecret), secret.count >= 32 else {
         throw ServerConfiguration.Invalid(description: "the stored session signing secret is shorter than 32 bytes")
     }
@@ -109,7 +118,6 @@ public func buildApplication(
     let runtime = api.group("r").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .runtime))
     let objects = objectStore?.objectStorage(configuration: configuration) ?? ObjectStorage(external: configuration, clock: clock)
     let snapshots = SnapshotCache()
-    let secrets = try SecretBox.load(configuration: configuration)
     let webhookSender = WebhookSender(storage: storage, box: secrets, clock: clock, settings: configuration.webhooks, logger: logger)
     let hub = TaskEventHub(notifier: storage.notifier, onEnded: { webhookSender.nudge() })
     let dispatcher = Dispatcher(

@@ -166,6 +166,59 @@ struct ConventionsTests {
 
 @Suite("Start-up and configuration")
 struct StartupTests {
+    @Test(
+        "the session-signing secret and the embedded store's secret key are stored sealed with the secrets key; a value stored in clear by an older version is sealed in place and stays the same secret",
+        arguments: TestBackend.available)
+    func sealedSettings(backend: TestBackend) async throws {
+        try await TestEnvironment.with(backend) { environment in
+            let legacy = Data((0..<64).map { UInt8($0) }).base64EncodedString()
+            try await environment.withStorage { storage in
+                _ = try await storage.settingInsertingIfAbsent(SettingKey.sessionSigningSecret, value: legacy)
+                let built = try await buildApplication(configuration: environment.configuration, storage: storage, logger: testLogger)
+                let box = try SecretBox.load(configuration: environment.configuration)
+                let session = try #require(try await storage.setting(SettingKey.sessionSigningSecret))
+                #expect(session.hasPrefix("v1.") && !session.contains(legacy))
+                #expect(try box.open(session, boundTo: SecretBox.binding(forSetting: SettingKey.sessionSigningSecret)) == legacy)
+                let s3 = try #require(try await storage.setting(SettingKey.embeddedS3SecretAccessKey))
+                let s3Secret = try #require(built.objectStore?.access.credentials.secretAccessKey)
+                #expect(s3.hasPrefix("v1.") && !s3.contains(s3Secret))
+                #expect(try box.open(s3, boundTo: SecretBox.binding(forSetting: SettingKey.embeddedS3SecretAccessKey)) == s3Secret)
+                // A sealed value does not open as another setting.
+                #expect(throws: (any Error).self) { try box.open(s3, boundTo: SecretBox.binding(forSetting: SettingKey.sessionSigningSecret)) }
+            }
+            // A restart reads the sealed values back: the same store key.
+            try await environment.withStorage { storage in
+                let again = try await buildApplication(configuration: environment.configuration, storage: storage, logger: testLogger)
+                let s3 = try #require(try await storage.setting(SettingKey.embeddedS3SecretAccessKey))
+                let box = try SecretBox.load(configuration: environment.configuration)
+                #expect(
+                    try box.open(s3, boundTo: SecretBox.binding(forSetting: SettingKey.embeddedS3SecretAccessKey))
+                        == again.objectStore?.access.credentials.secretAccessKey)
+            }
+        }
+    }
+
+    @Test("a data directory and SQLite files that exist with wide permissions are narrowed to 0700 / 0600 at start; new files are the owner's only")
+    func dataPermissions() async throws {
+        try await TestEnvironment.with(.sqlite) { environment in
+            let configuration = environment.configuration
+            let manager = FileManager.default
+            try manager.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+            try manager.setAttributes([.posixPermissions: 0o755], ofItemAtPath: configuration.dataDirectory)
+            #expect(manager.createFile(atPath: configuration.sqlitePath, contents: nil, attributes: [.posixPermissions: 0o644]))
+            try await environment.withStorage { storage in
+                _ = try await buildApplication(configuration: configuration, storage: storage, logger: testLogger)
+                let mode = { (path: String) in (try? manager.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue }
+                #expect(mode(configuration.dataDirectory) == 0o700)
+                #expect(mode(configuration.sqlitePath) == 0o600)
+                #expect(mode(configuration.sqlitePath + "-wal") == 0o600)
+                #expect(mode(configuration.bootstrapFilePath) == 0o600)
+                let secretsKey = (configuration.dataDirectory as NSString).appendingPathComponent("secrets.key")
+                #expect(mode(secretsKey) == 0o600)
+            }
+        }
+    }
+
     @Test("first start bootstraps once and writes bootstrap.json (0600); a restart keeps everything", arguments: TestBackend.available)
     func restartPersistence(backend: TestBackend) async throws {
         try await TestEnvironment.with(backend) { environment in

@@ -192,13 +192,17 @@ struct StorageContractTests {
         }
     }
 
-    @Test("settings: the first writer wins", arguments: TestBackend.available)
+    @Test("settings: the first writer wins; a replacement is compare-and-set", arguments: TestBackend.available)
     func settings(backend: TestBackend) async throws {
         try await withStorage(backend) { storage async throws in
             #expect(try await storage.setting("k") == nil)
             #expect(try await storage.settingInsertingIfAbsent("k", value: "first") == "first")
             #expect(try await storage.settingInsertingIfAbsent("k", value: "second") == "first")
             #expect(try await storage.setting("k") == "first")
+            #expect(try await storage.replaceSetting("k", from: "stale", to: "third") == false)
+            #expect(try await storage.replaceSetting("k", from: "first", to: "third"))
+            #expect(try await storage.setting("k") == "third")
+            #expect(try await storage.replaceSetting("absent", from: "", to: "x") == false)
         }
     }
 

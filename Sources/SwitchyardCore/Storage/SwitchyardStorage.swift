@@ -98,6 +98,8 @@ public protocol SettingsRepository: Sendable {
     func setting(_ key: String) async throws -> String?
     /// Returns the stored value, inserting `value` first when the key is absent (first writer wins).
     func settingInsertingIfAbsent(_ key: String, value: String) async throws -> String
+    /// Replaces the value of `key` when it is still `old` (compare-and-set); false when another writer changed it.
+    func replaceSetting(_ key: String, from old: String, to new: String) async throws -> Bool
 }
 
 /// Names of the settings rows the server uses.

@@ -18,11 +18,15 @@ public struct EmbeddedS3: Sendable {
     public static func build(
         configuration: ServerConfiguration, storage: any SwitchyardStorage, clock: any WallClock = SystemWallClock(), logger: Logger
     ) async throws -> EmbeddedS3 {
+        let secrets = try SecretBox.load(configuration: configuration)
         var random = SystemRandomNumberGenerator()
         let accessKeyId = try await storage.settingInsertingIfAbsent(
             SettingKey.embeddedS3AccessKeyId, value: "SY" + CredentialSecret.randomString(length: 18, using: &random).uppercased())
-        let secretAccessKey = try await storage.settingInsertingIfAbsent(
-            SettingKey.embeddedS3SecretAccessKey, value: CredentialSecret.randomString(length: 40, using: &random))
+        // The secret key is sealed with the secrets key (the access key id is not a secret).
+        let secretAccessKey = try await secrets.sealedSetting(SettingKey.embeddedS3SecretAccessKey, in: storage) {
+            var random = SystemRandomNumberGenerator()
+            return CredentialSecret.randomString(length: 40, using: &random)
+        }
         let credentials = S3Credentials(accessKeyId: accessKeyId, secretAccessKey: secretAccessKey)
         let store = try EmbeddedObjectStore(root: URL(fileURLWithPath: configuration.objectsPath))
         try store.createBucket(configuration.s3Bucket)

@@ -1,7 +1,9 @@
 import Crypto
 import Foundation
+import SwitchyardCore
 
-/// Encrypts secrets the server must read back (webhook signing secrets) with AES-256-GCM before they are stored.
+/// Encrypts secrets the server must read back (webhook signing secrets, the session-signing secret, the embedded
+/// store's secret key) with AES-256-GCM before they are stored.
 /// The key comes from `secrets.key` (base64, 32 bytes; the same on every replica) or, when that is not set,
 /// from `<data.dir>/secrets.key`, created on first use with mode 0600 — so a copy of the database alone does
 /// not reveal the secrets. Each sealed value is bound to the id of its row (associated data): a sealed secret
@@ -50,6 +52,29 @@ struct SecretBox: Sendable {
         }
         let plaintext = try AES.GCM.open(AES.GCM.SealedBox(combined: combined), using: key, authenticating: Data(id.lowercased.utf8))
         return String(decoding: plaintext, as: UTF8.self)
+    }
+
+    /// A deployment-wide secret kept in the settings table sealed with this box (bound to its key's name): the
+    /// stored value, or `fresh()` stored sealed when there is none. A value stored in clear by an older version is
+    /// sealed in place (compare-and-set, so replicas upgrading together agree).
+    func sealedSetting(_ key: String, in storage: any SwitchyardStorage, fresh: () -> String) async throws -> String {
+        let binding = Self.binding(forSetting: key)
+        var stored = try await storage.settingInsertingIfAbsent(key, value: try seal(fresh(), boundTo: binding))
+        while !stored.hasPrefix(Self.version) {
+            if try await storage.replaceSetting(key, from: stored, to: try seal(stored, boundTo: binding)) { return stored }
+            stored = try await storage.setting(key) ?? stored
+        }
+        return try open(stored, boundTo: binding)
+    }
+
+    /// A stable id for a setting's name, so a sealed value moved to another setting does not open.
+    static func binding(forSetting key: String) -> UUID {
+        let digest = Array(SHA256.hash(data: Data("switchyard.setting.\(key)".utf8)))
+        return UUID(
+            uuid: (
+                digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7], digest[8], digest[9], digest[10], digest[11],
+                digest[12], digest[13], digest[14], digest[15]
+            ))
     }
 
     struct SealError: Error, CustomStringConvertible {
