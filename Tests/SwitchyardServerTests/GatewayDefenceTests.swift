@@ -186,4 +186,36 @@ final class StalledSocket: AgentSocket {
         reports.yield("close")
         reports.finish()
     }
+
+    @Test("messages about another agent's attempt (ack, progress, fail, complete, upload) are refused and change nothing; the holder finishes it")
+    func anotherAgentsAttempt() async throws {
+        try await TestApp.withInvertAgent("holder") { app, client, holder in
+            let taskId = try await app.run(client)
+            let offer = try await holder.offer()
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("intruder")) { intruder in
+                let attempt = offer.attemptId
+                let forged: [AgentMessage] = [
+                    .ack(.init(attemptId: attempt)),
+                    .progress(.init(attemptId: attempt, progress: 0.5)),
+                    .uploadRequest(.init(attemptId: attempt, requestId: "r1", fileName: "x.png", contentType: "image/png", size: 10)),
+                    .fail(.init(attemptId: attempt, error: "forged", fault: .task)),
+                    .complete(.init(attemptId: attempt, outputs: [])),
+                ]
+                for message in forged {
+                    try await intruder.send(message)
+                    let refused = try await intruder.receive("refusal") { message -> Bool? in
+                        if case .refused(let refused) = message, refused.attemptId == attempt { return true }
+                        return nil
+                    }
+                    #expect(refused)
+                }
+                #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "queued")
+            }
+            try await holder.send(.ack(.init(attemptId: offer.attemptId)))
+            try await holder.send(.fail(.init(attemptId: offer.attemptId, error: "node 1: real failure", fault: .task)))
+            let events = try await app.followEvents(port: client.port!, taskId)
+            #expect(events.contains("event: failed"))
+            #expect((try await app.taskJSON(client, taskId)["task_error"] as? String)?.contains("real failure") == true)
+        }
+    }
 }

@@ -160,6 +160,15 @@ struct ModelsTests {
                 body: #"{"display_name":"Big","model_type":"checkpoints","storage_key":"\#(key)","file_size":\#(size)}"#)
             #expect(registered.status == .created)
 
+            // The part URL replayed after completion (still within its lifetime) finds no upload and changes nothing.
+            let replayed = try await put([UInt8](repeating: 2, count: size))
+            #expect(replayed.status == .notFound, "a replayed part URL after completion")
+            let access = try #require(app.bootstrap.objectStore)
+            let store = S3Client(
+                configuration: S3Configuration(
+                    origin: try #require(S3Origin(access.endpoint)), bucket: access.bucket, region: access.region, credentials: access.credentials))
+            #expect(try await store.sha256(key: key).hex == Hex.encode(SHA256.hash(data: [UInt8](repeating: 1, count: size))))
+
             let abort = #"{"storage_key":"\#(key)","upload_id":"\#(uploadId)"}"#
             #expect(try await app.call(client, .post, "/api/v1/uploads/multipart/abort", token: session, team: team, body: abort).status == .notFound)
             let other = try await app.otherTeam()
