@@ -4,6 +4,8 @@ import SwitchyardCore
 
 extension PostgresStorage {
     static let userColumns = "id, email_address, first_name, last_name, display_name, password_hash, created_at, updated_at"
+    /// What a read of a user selects: the inserted columns and the token version.
+    static let userSelection = userColumns + ", token_version"
 
     public func insertUser(_ user: User) async throws {
         try await mapConstraint("a user with this email address") {
@@ -15,13 +17,13 @@ extension PostgresStorage {
 
     public func user(id: UUID) async throws -> User? {
         try await rows(
-            "SELECT \(unescaped: Self.userColumns) FROM users WHERE id = \(id)"
+            "SELECT \(unescaped: Self.userSelection) FROM users WHERE id = \(id)"
         ).first.map(Self.decodeUser)
     }
 
     public func user(emailAddress: String) async throws -> User? {
         try await rows(
-            "SELECT \(unescaped: Self.userColumns) FROM users WHERE email_address = \(emailAddress.lowercased())"
+            "SELECT \(unescaped: Self.userSelection) FROM users WHERE email_address = \(emailAddress.lowercased())"
         ).first.map(Self.decodeUser)
     }
 
@@ -130,13 +132,23 @@ extension PostgresStorage {
     }
 
     static func decodeUser(_ row: PostgresRow) throws -> User {
-        let (id, email, first, last, display, hash, created, updated) = try row.decode(
-            (UUID, String, String, String, String, String, Date, Date).self
+        let (id, email, first, last, display, hash, created, updated, version) = try row.decode(
+            (UUID, String, String, String, String, String, Date, Date, Int).self
         )
         return User(
             id: id, emailAddress: email, firstName: first, lastName: last, displayName: display, passwordHash: hash,
-            createdAt: created, updatedAt: updated
+            createdAt: created, updatedAt: updated, tokenVersion: version
         )
+    }
+
+    public func endSessions(userId: UUID, newPasswordHash: String?, at date: Date) async throws -> Int? {
+        try await rows(
+            """
+            UPDATE users SET token_version = token_version + 1, password_hash = COALESCE(\(newPasswordHash), password_hash),
+                updated_at = \(date)
+            WHERE id = \(userId) RETURNING token_version
+            """
+        ).first?.decode(Int.self)
     }
 }
 

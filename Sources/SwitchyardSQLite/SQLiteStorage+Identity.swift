@@ -4,6 +4,8 @@ import SwitchyardCore
 
 extension SQLiteStorage {
     static let userColumns = "id, email_address, first_name, last_name, display_name, password_hash, created_at, updated_at"
+    /// What a read of a user selects: the inserted columns and the token version.
+    static let userSelection = userColumns + ", token_version"
 
     public func insertUser(_ user: User) async throws {
         try await mapConstraint("a user with this email address") {
@@ -14,11 +16,11 @@ extension SQLiteStorage {
     }
 
     public func user(id: UUID) async throws -> User? {
-        try await read("SELECT \(Self.userColumns) FROM users WHERE id = ?", [.uuid(id)]).first.map(Self.decodeUser)
+        try await read("SELECT \(Self.userSelection) FROM users WHERE id = ?", [.uuid(id)]).first.map(Self.decodeUser)
     }
 
     public func user(emailAddress: String) async throws -> User? {
-        try await read("SELECT \(Self.userColumns) FROM users WHERE email_address = ?", [.text(emailAddress.lowercased())])
+        try await read("SELECT \(Self.userSelection) FROM users WHERE email_address = ?", [.text(emailAddress.lowercased())])
             .first.map(Self.decodeUser)
     }
 
@@ -122,8 +124,20 @@ extension SQLiteStorage {
         User(
             id: try row.uuid("id"), emailAddress: try row.string("email_address"), firstName: try row.string("first_name"),
             lastName: try row.string("last_name"), displayName: try row.string("display_name"),
-            passwordHash: try row.string("password_hash"), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at")
+            passwordHash: try row.string("password_hash"), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"),
+            tokenVersion: row.column("token_version") == nil ? 0 : try row.int("token_version")
         )
+    }
+
+    public func endSessions(userId: UUID, newPasswordHash: String?, at date: Date) async throws -> Int? {
+        try await write { connection in
+            try await connection.query(
+                """
+                UPDATE users SET token_version = token_version + 1, password_hash = COALESCE(?, password_hash), updated_at = ?
+                WHERE id = ? RETURNING token_version
+                """, [newPasswordHash.map(SQLiteData.text) ?? .null, .date(date), .uuid(userId)]
+            ).first.map { try $0.int("token_version") }
+        }
     }
 
     static func decodeTeam(_ row: SQLiteRow) throws -> Team {

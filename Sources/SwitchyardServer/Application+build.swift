@@ -112,6 +112,10 @@ public func buildApplication(
         .addRoutes(to: api.group("auth"))
     UsersController(storage: storage)
         .addRoutes(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
+    AccountController(
+        storage: storage, sessions: sessions, clock: clock, limiter: limiter, bcryptCost: configuration.bcryptCost,
+        maxBodySize: configuration.maxBodySize
+    ).addRoutes(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     let heads = WorkflowHeadCache(ttl: configuration.cacheTTL)
     WorkflowsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, heads: heads)
         .addRoutes(to: api.group("workflows").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))

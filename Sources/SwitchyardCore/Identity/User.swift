@@ -12,11 +12,15 @@ public struct User: Sendable, Equatable {
     public var passwordHash: String
     public var createdAt: Date
     public var updatedAt: Date
+    /// Grows when the user signs out everywhere or changes the password: session tokens carry the version they
+    /// were issued under, and only the current one is accepted.
+    public var tokenVersion: Int
 
     public init(
         id: UUID, emailAddress: String, firstName: String = "", lastName: String = "", displayName: String,
-        passwordHash: String, createdAt: Date, updatedAt: Date
+        passwordHash: String, createdAt: Date, updatedAt: Date, tokenVersion: Int = 0
     ) {
+        self.tokenVersion = tokenVersion
         self.id = id
         self.emailAddress = emailAddress
         self.firstName = firstName

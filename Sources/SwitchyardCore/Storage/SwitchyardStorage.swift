@@ -37,6 +37,9 @@ public protocol IdentityRepository: Sendable {
     func user(id: UUID) async throws -> User?
     /// Looks a user up by (case-insensitive) email address.
     func user(emailAddress: String) async throws -> User?
+    /// Ends every session of the user: bumps the token version (and replaces the password hash when one is
+    /// given). The new version, or nil when there is no such user.
+    func endSessions(userId: UUID, newPasswordHash: String?, at: Date) async throws -> Int?
     /// Creates a team together with its owner's membership, atomically.
     func insertTeam(_ team: Team, owner: Membership) async throws
     func team(id: UUID) async throws -> Team?

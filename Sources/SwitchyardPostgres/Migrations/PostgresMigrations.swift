@@ -13,5 +13,6 @@ enum PostgresMigrations {
         m0008AddStartDeadline,
         m0009AddPairingRequester,
         m0010CreateMultipartUploads,
+        m0011AddTokenVersion,
     ]
 }

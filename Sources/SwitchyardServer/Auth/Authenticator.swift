@@ -71,7 +71,7 @@ struct Authenticator: Sendable {
     }
 
     private func authenticateSession(_ token: String, teamHeader: String?, surface: AccessSurface) async throws -> Caller {
-        guard let userId = await sessions.verify(token), try await storage.user(id: userId) != nil else {
+        guard let userId = try await sessions.user(of: token, in: storage)?.id else {
             throw SwitchyardError.unauthenticated("invalid or expired session token; sign in again with POST /api/v1/auth/login")
         }
         var caller = Caller(kind: .session, userId: userId, credentialId: nil, teamId: nil, role: nil)

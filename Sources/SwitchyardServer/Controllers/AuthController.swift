@@ -57,7 +57,7 @@ struct AuthController {
         guard let user, matches else {
             throw SwitchyardError.unauthenticated("email address or password is wrong")
         }
-        let session = try await sessions.issue(userId: user.id)
+        let session = try await sessions.issue(userId: user.id, version: user.tokenVersion)
         return try APIJSON.response(LoginResponse(accessToken: session.token, expiresAt: session.expiresAt))
     }
 }

@@ -35,8 +35,10 @@ struct InvitationAcceptController {
         let password = try fields.string("password", length: 1...1024)
         var newUser: User?
         let userId: UUID
+        var tokenVersion = 0
         if let existing = try await storage.user(emailAddress: invitation.emailAddress) {
             userId = existing.id
+            tokenVersion = existing.tokenVersion
             let sessionUser = await bearerSessionUser(request)
             var proven = sessionUser == existing.id
             if !proven, let password { proven = try await SecretHasher.verifyPassword(password, hash: existing.passwordHash) }
@@ -65,7 +67,7 @@ struct InvitationAcceptController {
             throw SwitchyardError.notFound("invitation not found: it was used, cancelled or has expired")
         }
         context.logger.info("invitation accepted", metadata: ["invitation_id": "\(invitation.id.lowercased)", "user_id": "\(userId.lowercased)"])
-        let session = try await sessions.issue(userId: userId)
+        let session = try await sessions.issue(userId: userId, version: tokenVersion)
         return JSONBody.response([
             "team_id": .uuid(invitation.teamId), "user_id": .uuid(userId), "member_role": .string(invitation.role.rawValue),
             "account_created": .bool(newUser != nil), "access_token": .string(session.token), "token_type": "Bearer",
@@ -75,6 +77,7 @@ struct InvitationAcceptController {
 
     private func bearerSessionUser(_ request: Request) async -> UUID? {
         guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else { return nil }
-        return await sessions.verify(String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces))
+        let token = String(header.dropFirst("bearer ".count)).trimmingCharacters(in: .whitespaces)
+        return try? await sessions.user(of: token, in: storage)?.id
     }
 }
