@@ -10,6 +10,7 @@ enum TaskTransitionLog {
     static func record(
         _ logger: Logger, taskId: UUID, teamId: UUID?, status: TaskStatus, attemptId: UUID? = nil, agentId: String? = nil, reason: String? = nil
     ) {
+        guard logger.logLevel <= .info else { return }
         var metadata: Logger.Metadata = ["task_id": "\(taskId.lowercased)", "status": "\(status.rawValue)"]
         if let teamId { metadata["team_id"] = "\(teamId.lowercased)" }
         if let attemptId { metadata["attempt_id"] = "\(attemptId.lowercased)" }
