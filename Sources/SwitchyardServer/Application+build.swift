@@ -77,7 +77,7 @@ public func buildApplication(
     let secrets = try SecretBox.load(configuration: configuration)
     let objectStore: EmbeddedS3? =
         configuration.externalS3 == nil
-        ? try await EmbeddedS3.build(configuration: configuration, storage: storage, clock: clock, logger: logger) : nil
+        ? try await EmbeddedS3.build(configuration: configuration, storage: storage, secrets: secrets, clock: clock, logger: logger) : nil
     let bootstrap = try await Bootstrapper(
         storage: storage, configuration: configuration, clock: clock, logger: logger, objectStore: objectStore?.access
     ).run()

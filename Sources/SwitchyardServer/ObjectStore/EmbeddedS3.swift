@@ -18,7 +18,14 @@ public struct EmbeddedS3: Sendable {
     public static func build(
         configuration: ServerConfiguration, storage: any SwitchyardStorage, clock: any WallClock = SystemWallClock(), logger: Logger
     ) async throws -> EmbeddedS3 {
-        let secrets = try SecretBox.load(configuration: configuration)
+        try await build(
+            configuration: configuration, storage: storage, secrets: try SecretBox.load(configuration: configuration), clock: clock, logger: logger)
+    }
+
+    /// `build`, with the secrets box the caller already loaded.
+    static func build(
+        configuration: ServerConfiguration, storage: any SwitchyardStorage, secrets: SecretBox, clock: any WallClock, logger: Logger
+    ) async throws -> EmbeddedS3 {
         var random = SystemRandomNumberGenerator()
         let accessKeyId = try await storage.settingInsertingIfAbsent(
             SettingKey.embeddedS3AccessKeyId, value: "SY" + CredentialSecret.randomString(length: 18, using: &random).uppercased())

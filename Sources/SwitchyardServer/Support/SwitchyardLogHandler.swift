@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SwitchyardCore
 import Synchronization
 
 /// The log lines of `serve`, `migrate` and `agent` (docs/operations.md), to standard error, one line per event
@@ -7,7 +8,7 @@ import Synchronization
 /// - `text`: `2026-12-01T00:54:33.120Z info switchyard: task transition status=running task_id=0193…`; a value with
 ///   a space, quote, `=` or control character is quoted with `\"`, `\\`, `\n`, `\r`, `\t` and `\u{…}` escapes, so
 ///   an agent id or a device name cannot start a line of its own or forge a key;
-/// - `json`: one object per line — `timestamp`, `level`, `label`, `message`, then the metadata keys.
+/// - `json`: one object per line (keys sorted) — `timestamp`, `level`, `label`, `message` and the metadata keys.
 public struct SwitchyardLogHandler: LogHandler {
     public enum Format: String, Sendable, CaseIterable {
         case text
@@ -56,11 +57,13 @@ public struct SwitchyardLogHandler: LogHandler {
             for key in keys { line += " \(escaped(key, quoteWhenNeeded: true))=\(escaped(flatten(metadata[key]!), quoteWhenNeeded: true))" }
             return line + "\n"
         case .json:
-            var line = "{\"timestamp\":\(json(timestamp)),\"level\":\(json(level.rawValue)),\"label\":\(json(label)),\"message\":\(json(message))"
-            for key in keys where !["timestamp", "level", "label", "message"].contains(key) {
-                line += ",\(json(key)):\(json(flatten(metadata[key]!)))"
-            }
-            return line + "}\n"
+            // The project's own serializer (keys sorted); the four fixed fields win over metadata of the same name.
+            var object = metadata.mapValues { JSONValue.string(flatten($0)) }
+            object["timestamp"] = .string(timestamp)
+            object["level"] = .string(level.rawValue)
+            object["label"] = .string(label)
+            object["message"] = .string(message)
+            return JSONValue.object(object).jsonString + "\n"
         }
     }
 
@@ -101,26 +104,5 @@ public struct SwitchyardLogHandler: LogHandler {
             }
         }
         return quoteWhenNeeded && needsQuotes ? "\"\(out)\"" : out
-    }
-
-    /// A JSON string literal.
-    static func json(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar == "\u{2028}" || scalar == "\u{2029}" || scalar.value == 0x7F {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }
