@@ -263,3 +263,30 @@ PY
 ) || { cat "$dir/poll.out"; exit 1; }
 tail -2 "$dir/poll.out" | head -1 | grep -q "^completed$" && grep -q "download_url': 'http" "$dir/poll.out" || { cat "$dir/poll.out"; exit 1; }
 echo "smoke: the seeds' quickstart (SSE with progress, then polling; result downloaded) against serve + switchyard agent + ComfyUI (fake): ok"
+
+# /metrics after the tour: Prometheus' own linter, and the figures the tour must have moved.
+curl -fsS "http://127.0.0.1:$port/metrics" >"$dir/metrics.txt"
+if command -v promtool >/dev/null; then
+  promtool check metrics <"$dir/metrics.txt" || { echo "promtool check metrics found problems"; exit 1; }
+elif [ -n "${CI:-}" ]; then
+  echo "promtool is missing (.ci/run installs Debian's prometheus package)"; exit 1
+else
+  echo "promtool is not installed: lint skipped"
+fi
+python3 - "$dir/metrics.txt" <<'PY'
+import re, sys
+samples = {}
+for line in open(sys.argv[1]):
+    if not line.startswith("#") and line.strip():
+        series, value = line.rsplit(" ", 1)
+        samples[series] = float(value)
+def total(pattern):
+    return sum(v for s, v in samples.items() if re.fullmatch(pattern, s))
+assert total(r'switchyard_task_transitions_total\{status="completed"\}') >= 2, "completed transitions"
+assert total(r'switchyard_queue_wait_seconds_count') >= 2, "queue wait"
+assert total(r'switchyard_dispatch_latency_seconds_count') >= 2, "dispatch latency"
+assert total(r'switchyard_agents\{status="(idle|busy)"\}') == 1, "one agent connected"
+assert total(r'switchyard_object_store_received_bytes_total') > 0, "uploaded output bytes"
+assert total(r'switchyard_http_requests_total\{method="POST",route="/api/v1/r/workflows/slug/\{workflowSlug\}/run",status="202"\}') >= 2
+print(f"smoke: /metrics, {len(samples)} samples, promtool-clean, the tour's tasks, agent and uploads counted: ok")
+PY

@@ -8,7 +8,7 @@ extension PostgresStorage {
 
     public func insertCredential(_ credential: Credential) async throws {
         try await mapConstraint("the credential") {
-            try await client.withConnection { connection in
+            try await withConnection { connection in
                 try await Self.insertCredential(credential, on: connection, logger: logger)
             }
         }

@@ -212,6 +212,24 @@ extension PostgresStorage {
             Int.self) ?? 0
     }
 
+    public func taskCensus() async throws -> TaskCensus {
+        let rows = try await rows(
+            """
+            SELECT task_status, count(*)::bigint, min(created_at) FROM tasks
+            WHERE task_status IN ('pending', 'waiting', 'queued', 'running') GROUP BY task_status
+            """)
+        var census = TaskCensus(counts: [:], oldestWaitingSince: nil)
+        for row in rows {
+            let (name, count, oldest) = try row.decode((String, Int, Date).self)
+            guard let status = TaskStatus(rawValue: name) else { continue }
+            census.counts[status] = count
+            if status == .pending || status == .waiting {
+                census.oldestWaitingSince = min(census.oldestWaitingSince ?? oldest, oldest)
+            }
+        }
+        return census
+    }
+
     public func queueStanding(of task: TaskRecord) async throws -> QueueStanding {
         let ahead =
             try await rows(

@@ -9,7 +9,7 @@ extension PostgresStorage {
 
     public func insertUser(_ user: User) async throws {
         try await mapConstraint("a user with this email address") {
-            try await client.withConnection { connection in
+            try await withConnection { connection in
                 try await Self.insertUser(user, on: connection, logger: logger)
             }
         }
@@ -44,7 +44,7 @@ extension PostgresStorage {
 
     public func insertMembership(_ membership: Membership) async throws {
         try await mapConstraint("the membership") {
-            try await client.withConnection { connection in
+            try await withConnection { connection in
                 try await Self.insertMembership(membership, on: connection, logger: logger)
             }
         }

@@ -20,7 +20,9 @@ extension PostgresStorage {
         let logger = self.logger
         guard let claim = idempotency else {
             let shard = nextInsertShard.add(1, ordering: .relaxed).oldValue % taskInserts.count
-            return try await taskInserts[shard].submit(PendingPostgresInsert(task: task, definition: definition, events: events))
+            return try await tracked {
+                try await taskInserts[shard].submit(PendingPostgresInsert(task: task, definition: definition, events: events))
+            }
         }
         return try await transaction { connection in
             if let outcome = try await Self.liveClaim(claim, teamId: task.teamId, at: task.createdAt, lock: true, on: connection, logger: logger) {

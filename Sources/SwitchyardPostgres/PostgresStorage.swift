@@ -27,12 +27,16 @@ public final class PostgresStorage: SwitchyardStorage, Service {
     /// are in flight on separate connections while one waits for its commit.
     let taskInserts: [GroupCommitQueue<PendingPostgresInsert, TaskInsertOutcome>]
     let nextInsertShard = Atomic<Int>(0)
+    /// Operations holding or waiting for a pooled connection (`poolUsage`).
+    private let inFlight = Atomic<Int>(0)
+    private let maximumConnections: Int
 
     public init(configuration: PostgresClient.Configuration, logger: Logger) {
         var configuration = configuration
         configuration.options.maximumConnections = max(configuration.options.maximumConnections, 16)
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
+        self.maximumConnections = configuration.options.maximumConnections
         self.logger = logger
         self.notifications = PostgresNotifier(client: client, logger: logger)
         self.taskInserts = (0..<Self.insertQueues).map { _ in
@@ -95,15 +99,31 @@ public final class PostgresStorage: SwitchyardStorage, Service {
 
     // MARK: Plumbing shared by the repository extensions
 
+    public var poolUsage: DatabasePoolUsage {
+        DatabasePoolUsage(maximumConnections: maximumConnections, operationsInFlight: inFlight.load(ordering: .relaxed))
+    }
+
+    /// Counts `body` in `poolUsage` while it runs.
+    func tracked<T>(_ body: () async throws -> T) async rethrows -> T {
+        inFlight.add(1, ordering: .relaxed)
+        defer { inFlight.subtract(1, ordering: .relaxed) }
+        return try await body()
+    }
+
     /// Runs a query and collects its rows.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await client.query(query, logger: logger).collect()
+        try await tracked { try await client.query(query, logger: logger).collect() }
+    }
+
+    /// Runs `body` on a pooled connection, outside a transaction.
+    func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await tracked { try await client.withConnection(body) }
     }
 
     /// Runs `body` in a transaction, rethrowing the underlying error rather than PostgresNIO's wrapper.
     func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         do {
-            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            return try await tracked { try await client.withTransaction(logger: logger) { connection in try await body(connection) } }
         } catch let error as PostgresTransactionError {
             throw error.closureError ?? error.commitError ?? error.beginError ?? error
         }

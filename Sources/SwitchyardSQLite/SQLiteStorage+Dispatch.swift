@@ -42,7 +42,7 @@ extension SQLiteStorage {
     /// Reads the task, applies `change`, and writes the change and its event, atomically. Concurrent changes are
     /// group-committed: one transaction (and one fsync) for a batch, each change in a savepoint of its own.
     public func changeTask(id: UUID, _ change: TaskChange, at date: Date) async throws -> TaskTransitionOutcome? {
-        try await taskChanges.submit(PendingTaskChange(id: id, change: change, date: date))
+        try await tracked { try await taskChanges.submit(PendingTaskChange(id: id, change: change, date: date)) }
     }
 
     /// Writes a batch of changes in one transaction; a change that throws is rolled back to its savepoint alone.
@@ -209,6 +209,23 @@ extension SQLiteStorage {
         try await read(
             "SELECT count(*) AS n FROM tasks WHERE team_id = ? AND task_status IN ('pending', 'waiting')", [.uuid(teamId)]
         ).first?.int("n") ?? 0
+    }
+
+    public func taskCensus() async throws -> TaskCensus {
+        let rows = try await read(
+            """
+            SELECT task_status, count(*) AS n, min(created_at) AS oldest FROM tasks
+            WHERE task_status IN ('pending', 'waiting', 'queued', 'running') GROUP BY task_status
+            """, [])
+        var census = TaskCensus(counts: [:], oldestWaitingSince: nil)
+        for row in rows {
+            guard let status = TaskStatus(rawValue: try row.string("task_status")) else { continue }
+            census.counts[status] = try row.int("n")
+            if status == .pending || status == .waiting, let oldest = row.optionalDate("oldest") {
+                census.oldestWaitingSince = min(census.oldestWaitingSince ?? oldest, oldest)
+            }
+        }
+        return census
     }
 
     public func queueStanding(of task: TaskRecord) async throws -> QueueStanding {

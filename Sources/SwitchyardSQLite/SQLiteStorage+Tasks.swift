@@ -32,7 +32,9 @@ extension SQLiteStorage {
     public func insertTask(
         _ task: TaskRecord, definition: JSONValue, events: [TaskEventRecord], idempotency: IdempotencyClaim?
     ) async throws -> TaskInsertOutcome {
-        try await taskInserts.submit(PendingTaskInsert(task: task, definition: definition, events: events, idempotency: idempotency))
+        try await tracked {
+            try await taskInserts.submit(PendingTaskInsert(task: task, definition: definition, events: events, idempotency: idempotency))
+        }
     }
 
     /// Writes a batch in one transaction. Should the batch fail as a whole (say, a team deleted meanwhile), each

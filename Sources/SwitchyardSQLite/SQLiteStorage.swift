@@ -20,6 +20,8 @@ public final class SQLiteStorage: SwitchyardStorage {
     let readers: [SQLiteConnection]
     let writeLock: AsyncLock
     private let nextReader = Mutex(0)
+    /// Operations holding or waiting for a connection (`poolUsage`).
+    private let inFlight = Atomic<Int>(0)
     let logger: Logger
     /// Task submissions are group-committed: one transaction (and one fsync) per batch of concurrent inserts.
     let taskInserts: GroupCommitQueue<PendingTaskInsert, TaskInsertOutcome>
@@ -114,24 +116,35 @@ public final class SQLiteStorage: SwitchyardStorage {
 
     // MARK: Plumbing shared by the repository extensions
 
+    public var poolUsage: DatabasePoolUsage {
+        DatabasePoolUsage(maximumConnections: readers.count + 1, operationsInFlight: inFlight.load(ordering: .relaxed))
+    }
+
+    /// Counts `body` in `poolUsage` while it runs.
+    func tracked<T>(_ body: () async throws -> T) async rethrows -> T {
+        inFlight.add(1, ordering: .relaxed)
+        defer { inFlight.subtract(1, ordering: .relaxed) }
+        return try await body()
+    }
+
     /// Runs a read-only query on the next reader connection.
     func read(_ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteRow] {
         let index = nextReader.withLock { value in
             value = (value + 1) % readers.count
             return value
         }
-        return try await readers[index].query(sql, binds)
+        return try await tracked { try await readers[index].query(sql, binds) }
     }
 
     /// Runs `body` on the writer connection, exclusively, outside a transaction.
     func write<T: Sendable>(_ body: @Sendable @escaping (SQLiteConnection) async throws -> T) async throws -> T {
         let writer = self.writer
-        return try await writeLock.withLock { try await body(writer) }
+        return try await tracked { try await writeLock.withLock { try await body(writer) } }
     }
 
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT` on the writer, rolling back if it throws.
     func transaction<T: Sendable>(_ body: @Sendable @escaping (SQLiteConnection) async throws -> T) async throws -> T {
-        try await Self.transaction(writer: writer, lock: writeLock, body)
+        try await tracked { try await Self.transaction(writer: writer, lock: writeLock, body) }
     }
 
     static func transaction<T: Sendable>(

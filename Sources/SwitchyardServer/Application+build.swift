@@ -27,6 +27,8 @@ public struct SwitchyardApplication: Sendable {
     public let dispatcher: Dispatcher
     /// Sends webhook deliveries (a service of `application`; tests call `drain()` directly).
     public let webhookSender: WebhookSender
+    /// What `GET /metrics` renders.
+    public let metrics: ServerMetrics
 }
 
 /// Opens the storage a configuration names, keeps it running (PostgreSQL's pool is a service) while `body`
@@ -75,9 +77,11 @@ public func buildApplication(
         try await storage.migrate()
     }
     let secrets = try SecretBox.load(configuration: configuration)
+    let metrics = ServerMetrics(backend: storage.backendName)
     let objectStore: EmbeddedS3? =
         configuration.externalS3 == nil
-        ? try await EmbeddedS3.build(configuration: configuration, storage: storage, secrets: secrets, clock: clock, logger: logger) : nil
+        ? try await EmbeddedS3.build(configuration: configuration, storage: storage, secrets: secrets, clock: clock, logger: logger, metrics: metrics)
+        : nil
     let bootstrap = try await Bootstrapper(
         storage: storage, configuration: configuration, clock: clock, logger: logger, objectStore: objectStore?.access
     ).run()
@@ -101,6 +105,7 @@ public func buildApplication(
 
     let router = Router(context: SwitchyardRequestContext.self)
     let routeTable = RouteTableBox()
+    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(
         middleware: ErrorMiddleware(
             routes: { routeTable.value }, unavailable: { storage.isUnavailable($0) }, reachable: { storage.isReachable }))
@@ -122,10 +127,12 @@ public func buildApplication(
     let runtime = api.group("r").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .runtime))
     let objects = objectStore?.objectStorage(configuration: configuration) ?? ObjectStorage(external: configuration, clock: clock)
     let snapshots = SnapshotCache()
-    let webhookSender = WebhookSender(storage: storage, box: secrets, clock: clock, settings: configuration.webhooks, logger: logger)
+    let webhookSender = WebhookSender(
+        storage: storage, box: secrets, clock: clock, settings: configuration.webhooks, logger: logger, metrics: metrics)
     let hub = TaskEventHub(notifier: storage.notifier, onEnded: { webhookSender.nudge() })
     let dispatcher = Dispatcher(
-        storage: storage, objects: objects, snapshots: snapshots, hub: hub, clock: clock, settings: configuration.dispatch, logger: logger)
+        storage: storage, objects: objects, snapshots: snapshots, hub: hub, clock: clock, settings: configuration.dispatch, logger: logger,
+        metrics: metrics)
     CredentialsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, keyCache: keyCache, dispatcher: dispatcher)
         .addRoutes(to: api.group("credentials").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
     let management = api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management))
@@ -149,7 +156,7 @@ public func buildApplication(
     pairing.addConfirmRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
     pairing.addRevokeRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     pairing.addPendingRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
-    var submitter = RunSubmitter(storage: storage, snapshots: snapshots, heads: heads, objects: objects, clock: clock)
+    var submitter = RunSubmitter(storage: storage, snapshots: snapshots, heads: heads, objects: objects, clock: clock, metrics: metrics)
     submitter.logger = logger
     submitter.onCreated = { task, definition, workflow in dispatcher.post(.created(task, definition: definition, workflow: workflow)) }
     submitter.dispatcher = dispatcher
@@ -166,12 +173,18 @@ public func buildApplication(
         .addRoutes(to: api.group("uploads/multipart").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
     RuntimeWorkflowsController(storage: storage, submitter: submitter, maxBodySize: configuration.maxBodySize)
         .addRoutes(to: runtime.group("workflows"))
+    let streams = StreamLimiter(maximumPerTeam: configuration.maxEventStreamsPerTeam)
     TasksController(
-        storage: storage, clock: clock, objects: objects, dispatcher: dispatcher, hub: hub,
-        streams: StreamLimiter(maximumPerTeam: configuration.maxEventStreamsPerTeam),
+        storage: storage, clock: clock, objects: objects, dispatcher: dispatcher, hub: hub, metrics: metrics, streams: streams,
         rereadInterval: storage.notifier.isShared ? .seconds(configuration.dispatch.streamRereadInterval) : nil,
         outputRetention: configuration.retention.outputs
     ).addRoutes(to: runtime.group("tasks"))
+
+    if configuration.metricsEnabled {
+        MetricsController(
+            metrics: metrics, token: configuration.metricsToken, storage: storage, dispatcher: dispatcher, streams: streams, clock: clock
+        ).addRoutes(to: router)
+    }
 
     let reaper = RetentionReaper(storage: storage, client: objects.client, policy: configuration.retention, clock: clock, logger: logger)
     let routes = RouteTable(router.routes)
@@ -194,7 +207,7 @@ public func buildApplication(
     )
     return SwitchyardApplication(
         application: application, storage: storage, bootstrap: bootstrap, routes: routes, authenticator: authenticator, objectStore: objectStore,
-        reaper: reaper, dispatcher: dispatcher, webhookSender: webhookSender)
+        reaper: reaper, dispatcher: dispatcher, webhookSender: webhookSender, metrics: metrics)
 }
 
 /// The bcrypt hash an unknown email's login attempt is checked against, so it costs what a wrong password

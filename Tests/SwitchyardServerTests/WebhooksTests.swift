@@ -266,6 +266,11 @@ struct WebhooksTests {
                 #expect(log.first?["attempt_count"] as? Int == 6)
                 #expect(receiver.received.count == 6)
                 #expect(receiver.received.last?.headers["webhook-id"] == deliveryId)
+                let metrics = try MetricsTests.Scrape(app.built.metrics.registry.emitToString())
+                for (outcome, count) in [("failed", 4.0), ("dead", 1), ("delivered", 1)] {
+                    #expect(metrics.value("switchyard_webhook_attempts_total", ["outcome": outcome]) == count, "\(outcome)")
+                }
+                #expect(metrics.value("switchyard_webhook_attempt_duration_seconds_count") == 6)
                 let again = try await app.call(
                     client, .post, "/api/v1/webhooks/\(webhook.id)/deliveries/\(deliveryId)/redeliver", token: session, team: app.bootstrap.teamId)
                 #expect(again.status == .accepted)

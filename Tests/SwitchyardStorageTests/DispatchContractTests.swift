@@ -257,3 +257,37 @@ extension StorageContractTests {
         }
     }
 }
+
+extension StorageContractTests {
+    @Test("task census: every team's unfinished tasks by status and the oldest still waiting; pool usage", arguments: TestBackend.available)
+    func taskCensus(backend: TestBackend) async throws {
+        try await withStorage(backend) { storage async throws in
+            #expect(try await storage.taskCensus() == TaskCensus(counts: [:], oldestWaitingSince: nil))
+            let team = try await seedTeam(storage)
+            let other = try await seedTeam(storage, owner: "bob@example.com")
+            let (workflow, _) = try await storage.importWorkflow(id: UUID(), teamId: team.id, definition: definition(), status: nil, at: now)
+            let (otherWorkflow, _) = try await storage.importWorkflow(id: UUID(), teamId: other.id, definition: definition(), status: nil, at: now)
+            var tasks: [TaskRecord] = []
+            for index in 0..<4 {
+                let task = taskRecord(team: team.id, workflow: workflow.id, at: now.addingTimeInterval(Double(index)))
+                try await submit(storage, task)
+                tasks.append(task)
+            }
+            try await submit(storage, taskRecord(team: other.id, workflow: otherWorkflow.id, at: now.addingTimeInterval(5)))
+            let queued = assignment("a")
+            _ = try #require(try await storage.assignTask(id: tasks[0].id, to: queued, at: now))
+            let running = assignment("b")
+            _ = try #require(try await storage.assignTask(id: tasks[1].id, to: running, at: now))
+            _ = try #require(
+                try await storage.applyAttemptEvent(
+                    taskId: tasks[1].id, attemptId: running.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now))
+            _ = try #require(try await storage.changeTask(id: tasks[2].id, .markWaiting(message: "no agent"), at: now))
+
+            let census = try await storage.taskCensus()
+            #expect(census.counts == [.pending: 2, .waiting: 1, .queued: 1, .running: 1])
+            #expect(census.oldestWaitingSince == now.addingTimeInterval(2))
+            let pool = storage.poolUsage
+            #expect(pool.maximumConnections >= 1 && pool.operationsInFlight == 0)
+        }
+    }
+}

@@ -72,6 +72,21 @@ public protocol DispatchRepository: Sendable {
     func backlog(teamId: UUID) async throws -> Int
     /// Where a waiting task stands in its team's queue (see `QueueStanding`).
     func queueStanding(of task: TaskRecord) async throws -> QueueStanding
+    /// Every team's tasks that have not ended, counted by status, for `/metrics` (all replicas' tasks: the database's
+    /// view, read by the status index).
+    func taskCensus() async throws -> TaskCensus
+}
+
+/// How many tasks are in each status that is not terminal, and when the oldest still waiting to be taken
+/// (`pending` or `waiting`) was submitted.
+public struct TaskCensus: Sendable, Equatable {
+    public var counts: [TaskStatus: Int]
+    public var oldestWaitingSince: Date?
+
+    public init(counts: [TaskStatus: Int], oldestWaitingSince: Date?) {
+        self.counts = counts
+        self.oldestWaitingSince = oldestWaitingSince
+    }
 }
 
 extension DispatchRepository {

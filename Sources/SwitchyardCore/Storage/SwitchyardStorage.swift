@@ -23,6 +23,22 @@ public protocol SwitchyardStorage: IdentityRepository, CredentialRepository, Set
     /// False while the storage knows the database is unreachable (its listening connection was lost and not yet
     /// re-established): requests then get 503 at once.
     var isReachable: Bool { get }
+    /// The connection pool's size and how many database operations are in flight now (holding or waiting for a
+    /// connection), for `/metrics`.
+    var poolUsage: DatabasePoolUsage { get }
+}
+
+/// See `SwitchyardStorage.poolUsage`.
+public struct DatabasePoolUsage: Sendable, Equatable {
+    /// The most connections the storage opens.
+    public var maximumConnections: Int
+    /// Operations holding a connection or waiting for one.
+    public var operationsInFlight: Int
+
+    public init(maximumConnections: Int, operationsInFlight: Int) {
+        self.maximumConnections = maximumConnections
+        self.operationsInFlight = operationsInFlight
+    }
 }
 
 extension SwitchyardStorage {

@@ -72,6 +72,10 @@ public struct ServerConfiguration: Sendable {
     /// Whether the client address of a request is the last hop of `X-Forwarded-For` (`http.trustForwardedFor`): set
     /// it when a reverse proxy you run is the only way in, so rate limits count clients rather than the proxy.
     public var trustForwardedFor = false
+    /// Whether `GET /metrics` serves Prometheus metrics (`metrics.enabled`).
+    public var metricsEnabled = true
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>` (`metrics.token`).
+    public var metricsToken: String?
     /// Minimum log level (`log.level`).
     public var logLevel = "info"
     /// `text` (one `key=value` line per event) or `json` (one object per line) (`log.format`).
@@ -146,6 +150,8 @@ public struct ServerConfiguration: Sendable {
         self.logFormat = logFormat
         rateLimitAuth = try Self.bool(reader, "limits.auth", default: defaults.rateLimitAuth)
         trustForwardedFor = try Self.bool(reader, "http.trustForwardedFor", default: defaults.trustForwardedFor)
+        metricsEnabled = try Self.bool(reader, "metrics.enabled", default: defaults.metricsEnabled)
+        metricsToken = reader.string(forKey: "metrics.token", isSecret: true).flatMap { $0.isEmpty ? nil : $0 }
         try validate()
     }
 

@@ -10,6 +10,7 @@ struct TasksController {
     let objects: ObjectStorage
     let dispatcher: Dispatcher
     let hub: TaskEventHub
+    let metrics: ServerMetrics
     /// Event streams open per team on this replica (`streams.maxPerTeam`).
     var streams = StreamLimiter(maximumPerTeam: 0)
     /// Seconds between keep-alive comments on an idle event stream.
@@ -89,7 +90,7 @@ struct TasksController {
             throw SwitchyardError.notFound("task not found")
         }
         if case .transition = outcome.action {
-            TaskTransitionLog.record(context.logger, outcome.task, reason: "cancelled by the caller")
+            TaskTransitionLog.record(context.logger, metrics, outcome.task, reason: "cancelled by the caller")
             hub.ended(id)
             await dispatcher.cancelled(taskId: id)
         }

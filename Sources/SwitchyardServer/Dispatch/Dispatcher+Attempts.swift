@@ -80,7 +80,7 @@ extension Dispatcher {
                 taskId: lease.taskId, attemptId: lease.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now)
         }
         if let outcome {
-            if case .transition = outcome.action { TaskTransitionLog.record(logger, outcome.task) }
+            if case .transition = outcome.action { TaskTransitionLog.record(logger, metrics, outcome.task) }
             return true
         }
         guard let task = await write({ try await self.storage.task(id: lease.taskId, teamId: lease.teamId) }) else { return false }
@@ -114,7 +114,7 @@ extension Dispatcher {
                 hub.signal(task.id)
             }
             TaskTransitionLog.record(
-                logger, taskId: task.id, teamId: task.teamId, status: task.status, attemptId: lease.attemptId, agentId: lease.agent.agentId,
+                logger, metrics, taskId: task.id, teamId: task.teamId, status: task.status, attemptId: lease.attemptId, agentId: lease.agent.agentId,
                 reason: ending.error)
             if task.status == .waiting { await enqueue(task) }
         }

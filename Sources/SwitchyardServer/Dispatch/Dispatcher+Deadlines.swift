@@ -15,7 +15,7 @@ extension Dispatcher {
             guard let task = outcome?.task else { continue }
             await stop(taskId: task.id)
             hub.ended(task.id)
-            TaskTransitionLog.record(logger, task, reason: "no agent started the task before its start_deadline")
+            TaskTransitionLog.record(logger, metrics, task, reason: "no agent started the task before its start_deadline")
         }
     }
 }

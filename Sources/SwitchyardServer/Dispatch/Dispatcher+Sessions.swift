@@ -145,3 +145,12 @@ extension Dispatcher {
         await perform(actions)
     }
 }
+
+extension Dispatcher {
+    /// The agents connected to this replica, by the status the dispatcher holds for them (`switchyard_agents`).
+    func connectedAgentsByStatus() -> [AgentStatus: Int] {
+        var counts: [AgentStatus: Int] = [:]
+        for (key, session) in sessions { counts[machine.agents[key]?.status ?? session.record.status, default: 0] += 1 }
+        return counts
+    }
+}

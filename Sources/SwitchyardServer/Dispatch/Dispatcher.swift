@@ -55,6 +55,7 @@ public actor Dispatcher: Service {
     let hub: TaskEventHub
     let clock: any WallClock
     let logger: Logger
+    let metrics: ServerMetrics
     let settings: Settings
 
     var machine: DispatchMachine
@@ -69,8 +70,15 @@ public actor Dispatcher: Service {
     private nonisolated let inboxInput: AsyncStream<Inbound>.Continuation
     /// Definitions handed over by the submitter, so an offer needs no read of the task's definition.
     var definitions: [UUID: JSONValue] = [:]
+    /// An assignment written and not yet offered: the task's record, and when the dispatcher decided (for
+    /// `switchyard_dispatch_latency_seconds`).
+    struct PendingOffer {
+        var task: TaskRecord
+        var decidedAt: ContinuousClock.Instant
+    }
+
     /// The task records of assignments written and not yet offered.
-    var offerTasks: [UUID: TaskRecord] = [:]
+    var offerTasks: [UUID: PendingOffer] = [:]
     var uploadKeys: [UUID: [String: String]] = [:]
     /// Bytes the upload URLs issued for an attempt may carry in all.
     var uploadBytes: [UUID: Int] = [:]
@@ -92,9 +100,10 @@ public actor Dispatcher: Service {
 
     init(
         storage: any SwitchyardStorage, objects: ObjectStorage, snapshots: SnapshotCache, hub: TaskEventHub, clock: any WallClock,
-        settings: Settings, logger: Logger, gatewayId: String = Dispatcher.makeGatewayId()
+        settings: Settings, logger: Logger, metrics: ServerMetrics, gatewayId: String = Dispatcher.makeGatewayId()
     ) {
         self.storage = storage
+        self.metrics = metrics
         self.objects = objects
         self.snapshots = snapshots
         self.hub = hub
@@ -176,7 +185,8 @@ public actor Dispatcher: Service {
         case .reserved(let task, let definition, _):
             guard let attemptId = task.attemptId else { return [] }
             definitions[task.id] = definition
-            offerTasks[attemptId] = task
+            offerTasks[attemptId] = PendingOffer(task: task, decidedAt: .now)
+            metrics.taskAssigned(waited: now.timeIntervalSince(task.createdAt))
             return machine.handle(.reservationStored(attemptId: attemptId, taskId: task.id, timeout: TimeInterval(task.taskTimeout)), at: now)
         case .rescan:
             return []
@@ -281,7 +291,7 @@ public actor Dispatcher: Service {
             let now = clock.now()
             if await write({ try await self.storage.markTaskWaiting(id: taskId, message: reason, at: now) }) != nil {
                 hub.signal(taskId)
-                TaskTransitionLog.record(logger, taskId: taskId, teamId: nil, status: .waiting, reason: reason)
+                TaskTransitionLog.record(logger, metrics, taskId: taskId, teamId: nil, status: .waiting, reason: reason)
             }
         case .endSession(let key, _, _, _):
             // Forgotten once written (`rowWritten`): `sessionEnded` waits for the row, not only for the socket. Not
@@ -363,6 +373,7 @@ public actor Dispatcher: Service {
     /// Writes the assignment; the machine hears whether it won (another dispatcher or a cancel may have moved the
     /// task first).
     private func assign(_ taskId: UUID, attemptId: UUID, to key: AgentKey) async {
+        let decided = ContinuousClock.now
         let now = clock.now()
         guard let record = sessions[key]?.record else {
             await feed(.assignmentFailed(attemptId: attemptId))
@@ -391,20 +402,22 @@ public actor Dispatcher: Service {
             return
         }
         if let read = await definition, let read, definitions[taskId] == nil { definitions[taskId] = read }
-        offerTasks[attemptId] = assigned.task
-        TaskTransitionLog.record(logger, assigned.task)
+        offerTasks[attemptId] = PendingOffer(task: assigned.task, decidedAt: decided)
+        if assigned.task.retryCount == 0 { metrics.taskAssigned(waited: now.timeIntervalSince(assigned.task.createdAt)) }
+        TaskTransitionLog.record(logger, metrics, assigned.task)
         await feed(.assignmentWritten(attemptId: attemptId, timeout: TimeInterval(assigned.task.taskTimeout)))
     }
 
     /// Builds the offer and sends it, unless the attempt ended or was cancelled meanwhile.
     private func offer(_ attemptId: UUID, taskId: UUID, to key: AgentKey) async {
-        guard let task = offerTasks.removeValue(forKey: attemptId) else {
+        guard let pending = offerTasks.removeValue(forKey: attemptId) else {
             await feed(.offerFailed(attemptId: attemptId, error: "the task's record is missing"))
             return
         }
         do {
-            let message = try await makeOffer(task, attemptId: attemptId, now: clock.now())
+            let message = try await makeOffer(pending.task, attemptId: attemptId, now: clock.now())
             guard machine.lease(attemptId, heldBy: key) != nil, let connection = sessions[key]?.connection else { return }
+            metrics.offerSent(after: .now - pending.decidedAt)
             connection.send(.offer(message))
         } catch {
             logger.error("could not build an offer", metadata: ["task_id": "\(taskId.lowercased)", "error": "\(error)"])

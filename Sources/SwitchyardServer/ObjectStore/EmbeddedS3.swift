@@ -19,12 +19,14 @@ public struct EmbeddedS3: Sendable {
         configuration: ServerConfiguration, storage: any SwitchyardStorage, clock: any WallClock = SystemWallClock(), logger: Logger
     ) async throws -> EmbeddedS3 {
         try await build(
-            configuration: configuration, storage: storage, secrets: try SecretBox.load(configuration: configuration), clock: clock, logger: logger)
+            configuration: configuration, storage: storage, secrets: try SecretBox.load(configuration: configuration), clock: clock, logger: logger,
+            metrics: nil)
     }
 
-    /// `build`, with the secrets box the caller already loaded.
+    /// `build`, with the secrets box the caller already loaded and the server's metrics (nil: not counted).
     static func build(
-        configuration: ServerConfiguration, storage: any SwitchyardStorage, secrets: SecretBox, clock: any WallClock, logger: Logger
+        configuration: ServerConfiguration, storage: any SwitchyardStorage, secrets: SecretBox, clock: any WallClock, logger: Logger,
+        metrics: ServerMetrics?
     ) async throws -> EmbeddedS3 {
         var random = SystemRandomNumberGenerator()
         let accessKeyId = try await storage.settingInsertingIfAbsent(
@@ -44,7 +46,7 @@ public struct EmbeddedS3: Sendable {
         let idle = TimeAmount.milliseconds(
             Int64(configuration.httpIdleTimeout < 1 ? configuration.httpIdleTimeout * 1000 : max(configuration.httpIdleTimeout, 120) * 1000))
         let application = Application(
-            responder: EmbeddedS3Responder(store: store, verifier: verifier, clock: clock),
+            responder: EmbeddedS3Responder(store: store, verifier: verifier, clock: clock, metrics: metrics),
             server: .http1Guarded(
                 configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()], idleTimeout: idle),
                 limits: EmbeddedS3.requestLimits(headTimeout: idle)),

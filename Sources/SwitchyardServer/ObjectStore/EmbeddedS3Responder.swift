@@ -18,10 +18,18 @@ public struct EmbeddedS3Responder: HTTPResponder {
     let store: EmbeddedObjectStore
     let verifier: SigV4Verifier
     let clock: any WallClock
+    /// Requests and bytes are counted here when the server's metrics are given.
+    let metrics: ServerMetrics?
     /// S3's ceiling for one PUT.
     static let maximumObjectSize = 5 * 1024 * 1024 * 1024
 
     public func respond(to request: Request, context: Context) async throws -> Response {
+        let response = try await answer(request, context: context)
+        metrics?.objectStoreRequest(method: request.method, status: response.status)
+        return response
+    }
+
+    private func answer(_ request: Request, context: Context) async throws -> Response {
         let target = request.head.path ?? "/"
         let (rawPath, rawQuery) = Self.split(target)
         do {
@@ -161,6 +169,7 @@ public struct EmbeddedS3Responder: HTTPResponder {
                         let count = try reader.read(into: &buffer, offset: offset, limit: body.upperBound - offset)
                         try await writer.write(ByteBuffer(bytes: buffer[0..<count]))
                         offset += count
+                        metrics?.objectStoreSent(bytes: count)
                     }
                     try await writer.finish(nil)
                 })
@@ -219,6 +228,7 @@ public struct EmbeddedS3Responder: HTTPResponder {
                 try buffer.withUnsafeReadableBytes { try write.write($0) }
             }
             try write.verify(expectedLength: declared, expectedSHA256: payloadHash == SigV4.unsignedPayload ? nil : payloadHash)
+            metrics?.objectStoreReceived(bytes: declared)
         } catch {
             write.discard()
             throw error

@@ -23,6 +23,8 @@ struct RunSubmitter: Sendable {
     let heads: WorkflowHeadCache
     let objects: ObjectStorage
     let clock: any WallClock
+    /// Counts the new task's first transition.
+    let metrics: ServerMetrics
     /// Told about every task this submitter created (the dispatcher), after it is durable.
     var onCreated: @Sendable (TaskRecord, JSONValue, WorkflowDefinition) -> Void = { _, _, _ in }
     /// The dispatcher, for dispatch at submission (nil: every task goes through `onCreated`).
@@ -95,7 +97,7 @@ struct RunSubmitter: Sendable {
         }
         switch outcome {
         case .created:
-            TaskTransitionLog.record(logger, task, reason: task.status == .waiting ? waitReason : nil)
+            TaskTransitionLog.record(logger, metrics, task, reason: task.status == .waiting ? waitReason : nil)
             // Another replica's agents may take what this one's cannot (nothing to tell with one process).
             if reservation == nil, task.dispatchTarget == .agent, !task.status.isTerminal {
                 storage.notifier.publish(.submitted(taskId: task.id, teamId: teamId, dispatch: .init(task)))

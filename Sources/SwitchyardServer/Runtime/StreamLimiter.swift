@@ -34,6 +34,11 @@ final class StreamLimiter: Sendable {
         self.maximumPerTeam = maximumPerTeam
     }
 
+    /// Streams open now, all teams together (`switchyard_event_streams`).
+    var openStreams: Int {
+        open.withLock { open in open.values.reduce(0, +) }
+    }
+
     /// A place for one more stream of `teamId`, or nil when the team has `maximumPerTeam` open.
     func acquire(_ teamId: UUID) -> Slot? {
         let taken = open.withLock { open in

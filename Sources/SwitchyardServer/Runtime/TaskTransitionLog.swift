@@ -3,13 +3,16 @@ import Logging
 import SwitchyardCore
 
 /// One info line per task transition (docs/operations.md): the message is always `task transition`, so one grep
-/// finds every step of every task, and `task_id=<id>` (lower-case, as the API shows it) finds one task's.
+/// finds every step of every task, and `task_id=<id>` (lower-case, as the API shows it) finds one task's. Each is
+/// also counted in `switchyard_task_transitions_total`.
 enum TaskTransitionLog {
     static let message: Logger.Message = "task transition"
 
     static func record(
-        _ logger: Logger, taskId: UUID, teamId: UUID?, status: TaskStatus, attemptId: UUID? = nil, agentId: String? = nil, reason: String? = nil
+        _ logger: Logger, _ metrics: ServerMetrics, taskId: UUID, teamId: UUID?, status: TaskStatus, attemptId: UUID? = nil, agentId: String? = nil,
+        reason: String? = nil
     ) {
+        metrics.taskTransition(to: status.rawValue)
         guard logger.logLevel <= .info else { return }
         var metadata: Logger.Metadata = ["task_id": "\(taskId.lowercased)", "status": "\(status.rawValue)"]
         if let teamId { metadata["team_id"] = "\(teamId.lowercased)" }
@@ -19,7 +22,9 @@ enum TaskTransitionLog {
         logger.info(message, metadata: metadata)
     }
 
-    static func record(_ logger: Logger, _ task: TaskRecord, reason: String? = nil) {
-        record(logger, taskId: task.id, teamId: task.teamId, status: task.status, attemptId: task.attemptId, agentId: task.agentId, reason: reason)
+    static func record(_ logger: Logger, _ metrics: ServerMetrics, _ task: TaskRecord, reason: String? = nil) {
+        record(
+            logger, metrics, taskId: task.id, teamId: task.teamId, status: task.status, attemptId: task.attemptId, agentId: task.agentId,
+            reason: reason)
     }
 }

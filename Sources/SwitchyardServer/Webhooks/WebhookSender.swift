@@ -32,6 +32,7 @@ public final class WebhookSender: Service, Sendable {
     let clock: any WallClock
     let settings: Settings
     let logger: Logger
+    let metrics: ServerMetrics
     private let clientBox = Mutex<PinnedHTTPClient?>(nil)
     /// Turns a host name into addresses; tests swap it (`resolveHosts(with:)`).
     private let resolver = Mutex<Resolver>(WebhookSender.resolve)
@@ -39,7 +40,8 @@ public final class WebhookSender: Service, Sendable {
     private let stopping = Atomic(false)
     private let userAgent = "Switchyard-Webhooks/\(SwitchyardVersion.current)"
 
-    init(storage: any SwitchyardStorage, box: SecretBox, clock: any WallClock, settings: Settings, logger: Logger) {
+    init(storage: any SwitchyardStorage, box: SecretBox, clock: any WallClock, settings: Settings, logger: Logger, metrics: ServerMetrics) {
+        self.metrics = metrics
         self.storage = storage
         self.box = box
         self.clock = clock
@@ -156,10 +158,11 @@ public final class WebhookSender: Service, Sendable {
                 "webhook target gave no answer",
                 metadata: ["delivery_id": "\(delivery.id.lowercased)", "webhook_id": "\(delivery.webhookId.lowercased)", "error": "\(error)"])
         }
-        let elapsed = (ContinuousClock.now - startedInstant).components
-        let latency = Double(elapsed.seconds) * 1000 + Double(elapsed.attoseconds) / 1e15
+        let took = ContinuousClock.now - startedInstant
+        let latency = Double(took.components.seconds) * 1000 + Double(took.components.attoseconds) / 1e15
         let failuresInRound = delivery.roundAttempts + 1
         let nextRetry = failure == nil ? nil : WebhookRetrySchedule.delay(afterFailures: failuresInRound).map { clock.now().addingTimeInterval($0) }
+        metrics.webhookAttempt(outcome: failure == nil ? "delivered" : nextRetry == nil ? "dead" : "failed", duration: took)
         let attempt = WebhookAttempt(
             deliveryId: delivery.id, number: delivery.attemptCount + 1, attemptedAt: started, statusCode: statusCode, latencyMilliseconds: latency,
             error: failure, nextRetryAt: nextRetry)

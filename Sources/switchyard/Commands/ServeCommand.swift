@@ -3,6 +3,8 @@ import Configuration
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import SwitchyardServer
 
@@ -70,6 +72,8 @@ struct ServeCommand: AsyncParsableCommand {
                 let banner = BootstrapBanner.text(result, baseURL: baseURL, filePath: configuration.bootstrapFilePath)
                 FileHandle.standardOutput.write(Data(banner.utf8))
             }
+            // Libraries that record through swift-metrics land in the same registry as the server's own metrics.
+            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: built.metrics.registry))
             logger.info(
                 "starting Switchyard",
                 metadata: ["database": "\(storage.backendName)", "data_dir": "\(configuration.dataDirectory)", "address": "\(baseURL)"]
