@@ -340,6 +340,9 @@ struct TeamsTests {
             #expect(request["requested_from"] as? String == "127.0.0.1 (forwarded for 203.0.113.7)", "\(request)")
             #expect(request["requested_at"] as? String == RFC3339.format(app.clock.now()))
             #expect(request["user_code"] as? String == userCode)
+            // Typed with a space, as a form encoder (requests, curl -G --data-urlencode) sends it: `+` is that space.
+            let spaced = userCode.replacingOccurrences(of: "-", with: "+")
+            #expect(try await app.call(client, .get, "/api/v1/desktop/pair/pending?user_code=\(spaced)", token: session).status == .ok)
             // A device key may not look (nor approve); an unknown code is 404; a malformed one 400.
             let device = try await app.insertKey(
                 .device, userId: try #require(try await app.storage.user(emailAddress: app.bootstrap.emailAddress)).id)

@@ -17,7 +17,7 @@ struct AgentsController {
         let page = try request.pageRequest
         let teamId = try context.requireCaller().requireTeam()
         var includeDisconnected = false
-        if let raw = request.uri.queryParameters["include_disconnected"].map(String.init) {
+        if let raw = request.uri.formQueryValue("include_disconnected") {
             guard let flag = Bool(raw) else {
                 throw SwitchyardError.invalid("query parameter \"include_disconnected\": \"\(raw)\" is not true or false")
             }

@@ -153,7 +153,7 @@ struct CredentialsController {
         let caller = try context.requireCaller()
         let page = try request.pageRequest
         var kind: CredentialKind?
-        if let raw = request.uri.queryParameters["kind"].map(String.init) {
+        if let raw = request.uri.formQueryValue("kind") {
             guard let parsed = CredentialKind(rawValue: raw) else {
                 throw SwitchyardError.invalid("query parameter \"kind\": \"\(raw)\" is not one of integration, agent, device")
             }

@@ -95,7 +95,7 @@ struct PairingController {
 
     @Sendable func pending(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         try context.requireCaller().requireSession(to: "look at a pairing request")
-        let typed = request.uri.queryParameters.get("user_code") ?? ""
+        let typed = request.uri.formQueryValue("user_code") ?? ""
         guard let userCode = DevicePairing.normalise(typed) else {
             throw SwitchyardError.invalid("query parameter \"user_code\": \"\(typed)\" is not a pairing code (8 letters and digits, like AB7K-PNQ3)")
         }

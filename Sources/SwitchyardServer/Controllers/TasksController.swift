@@ -67,7 +67,7 @@ struct TasksController {
     @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let page = try request.pageRequest
         var status: TaskStatus?
-        if let raw = request.uri.queryParameters["status"].map(String.init) {
+        if let raw = request.uri.formQueryValue("status") {
             guard let parsed = TaskStatus(rawValue: raw) else {
                 let allowed = TaskStatus.allCases.map(\.rawValue).joined(separator: ", ")
                 throw SwitchyardError.invalid("query parameter \"status\": \"\(raw)\" is not one of \(allowed)")
@@ -103,7 +103,7 @@ struct TasksController {
     /// a failed read of the log is an `error` event and the stream goes on.
     @Sendable func events(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let task = try await load(context)
-        let lastEventId = request.headers[.init("Last-Event-ID")!] ?? request.uri.queryParameters["last_event_id"].map(String.init)
+        let lastEventId = request.headers[.init("Last-Event-ID")!] ?? request.uri.formQueryValue("last_event_id")
         var after = 0
         if let lastEventId, !lastEventId.isEmpty {
             guard let parsed = Int(lastEventId.trimmingCharacters(in: .whitespaces)), parsed >= 0 else {

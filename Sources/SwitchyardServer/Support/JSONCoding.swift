@@ -101,7 +101,7 @@ extension Request {
     var pageRequest: PageRequest {
         get throws {
             try PageRequest(
-                currentPage: uri.queryParameters["current_page"].map(String.init), perPage: uri.queryParameters["per_page"].map(String.init))
+                currentPage: uri.formQueryValue("current_page"), perPage: uri.formQueryValue("per_page"))
         }
     }
 }
