@@ -290,3 +290,9 @@ assert total(r'switchyard_object_store_received_bytes_total') > 0, "uploaded out
 assert total(r'switchyard_http_requests_total\{method="POST",route="/api/v1/r/workflows/slug/\{workflowSlug\}/run",status="202"\}') >= 2
 print(f"smoke: /metrics, {len(samples)} samples, promtool-clean, the tour's tasks, agent and uploads counted: ok")
 PY
+
+# switchyard secrets rotate beside the running server: a new session key; sessions signed before keep working.
+"$bin" secrets rotate --data-dir "$dir/data" >"$dir/rotate.out" 2>&1 || { cat "$dir/rotate.out"; exit 1; }
+grep -q "new key k[0-9a-f]\{12\} signs from now on" "$dir/rotate.out" && grep -q "still verifies until" "$dir/rotate.out" || { cat "$dir/rotate.out"; exit 1; }
+curl -fsS "$base/users/me" -H "Authorization: Bearer $token" >/dev/null
+echo "smoke: switchyard secrets rotate (the server's sessions stay valid through the overlap): ok"

@@ -88,14 +88,10 @@ public func buildApplication(
     if let bootstrap { onBootstrap(bootstrap) }
 
     // Sealed with the secrets key: a copy of the database alone cannot mint sessions.
-    let storedSecret = try await secrets.sealedSetting(SettingKey.sessionSigningSecret, in: storage) {
-        var random = SystemRandomNumberGenerator()
-        return Data((0..<64).map { _ in UInt8.random(in: 0...255, using: &random) }).base64EncodedString()
+    let keyring = try await SigningKeyring.load(storage: storage, secrets: secrets, clock: clock)
+    let sessions = await SessionTokens(keyring: keyring, lifetime: configuration.sessionLifetime, clock: clock) {
+        try await SigningKeyring.load(storage: storage, secrets: secrets, clock: clock)
     }
-    guard let secret = Data(base64Encoded: storedSecret), secret.count >= 32 else {
-        throw ServerConfiguration.Invalid(description: "the stored session signing secret is shorter than 32 bytes")
-    }
-    let sessions = await SessionTokens(secret: secret, lifetime: configuration.sessionLifetime, clock: clock)
     let keyCache = CredentialCache(ttl: configuration.cacheTTL)
     let authenticator = Authenticator(storage: storage, sessions: sessions, clock: clock, logger: logger, keyCache: keyCache)
     let decoyHash = try await loginDecoyHash(storage: storage, cost: configuration.bcryptCost)

@@ -124,7 +124,10 @@ public protocol SettingsRepository: Sendable {
 /// Names of the settings rows the server uses.
 public enum SettingKey {
     public static let bootstrappedAt = "bootstrapped_at"
+    /// The single session-signing secret of versions before named keys (read once, into the key ring, as `s0`).
     public static let sessionSigningSecret = "session_signing_secret"
+    /// The session-signing key ring (sealed JSON; `switchyard secrets rotate`).
+    public static let sessionSigningKeys = "session_signing_keys"
     /// Prefix of the decoy bcrypt hash per cost (`login_decoy_hash.12`).
     public static let loginDecoyHash = "login_decoy_hash"
     /// The embedded object store's key pair (created on the first start that serves it).

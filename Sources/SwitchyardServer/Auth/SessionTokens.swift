@@ -1,10 +1,14 @@
 import Foundation
 import JWTKit
 import SwitchyardCore
+import Synchronization
 
-/// Issues and checks user-session JWTs (HS256 with a ≥32-byte secret persisted in the database, so every
-/// replica accepts every other's tokens).
-struct SessionTokens: Sendable {
+/// Issues and checks user-session JWTs: HS256 with the key ring's signing key, named in the header (`kid`), so a
+/// token is checked with exactly the key it names — and only while that key has not retired (`SigningKeyring`).
+/// The ring lives in the database, so every replica accepts every other's tokens; each re-reads it when its copy
+/// is `refreshInterval` old, and sooner (once its copy is `unknownKidReloadInterval` old) when a token names a key
+/// it has not seen, so a rotation reaches every replica within 30 s, without a restart.
+final class SessionTokens: Sendable {
     struct Claims: JWTPayload {
         var sub: SubjectClaim
         var iat: IssuedAtClaim
@@ -17,20 +21,66 @@ struct SessionTokens: Sendable {
         func verify(using algorithm: some JWTAlgorithm) async throws {}
     }
 
-    private let keys: JWTKeyCollection
+    /// One key, ready to sign or verify.
+    private struct Signer: Sendable {
+        let kid: String
+        let keys: JWTKeyCollection
+        let retiresAt: Date?
+    }
+
+    private struct Ring: Sendable {
+        var signer: Signer
+        var verifiers: [String: Signer]
+        var loadedAt: Date
+        var lastReload: Date
+    }
+
+    static let refreshInterval: TimeInterval = 30
+    static let unknownKidReloadInterval: TimeInterval = 5
+
+    private let ring: Mutex<Ring>
+    private let reload: @Sendable () async throws -> SigningKeyring
     private let clock: any WallClock
     let lifetime: TimeInterval
 
-    init(secret: Data, lifetime: TimeInterval, clock: any WallClock) async {
-        precondition(secret.count >= 32, "session signing secret must be at least 32 bytes")
-        self.keys = JWTKeyCollection()
-        await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+    /// `reload` reads the stored ring again (the server's: `SigningKeyring.load`).
+    init(keyring: SigningKeyring, lifetime: TimeInterval, clock: any WallClock, reload: @escaping @Sendable () async throws -> SigningKeyring) async {
+        let now = clock.now()
+        self.ring = Mutex(await Self.prepare(keyring, at: now))
+        self.reload = reload
         self.lifetime = lifetime
         self.clock = clock
     }
 
+    private static func prepare(_ keyring: SigningKeyring, at now: Date) async -> Ring {
+        var verifiers: [String: Signer] = [:]
+        for key in keyring.keys {
+            guard let secret = key.secretBytes else { continue }
+            let keys = JWTKeyCollection()
+            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
+            verifiers[key.kid] = Signer(kid: key.kid, keys: keys, retiresAt: key.retiresAt)
+        }
+        return Ring(signer: verifiers[keyring.keys[0].kid]!, verifiers: verifiers, loadedAt: now, lastReload: now)
+    }
+
+    /// Re-reads the ring when the copy here is older than `maximumAge` and no other read started in the last
+    /// second; a failed read keeps the copy (and is tried again a second later).
+    private func refresh(ifOlderThan maximumAge: TimeInterval) async {
+        let now = clock.now()
+        let due = ring.withLock { ring in
+            guard now.timeIntervalSince(ring.loadedAt) >= maximumAge, now.timeIntervalSince(ring.lastReload) >= 1 else { return false }
+            ring.lastReload = now
+            return true
+        }
+        guard due, let keyring = try? await reload() else { return }
+        let fresh = await Self.prepare(keyring, at: now)
+        ring.withLock { $0 = fresh }
+    }
+
     /// A token for `userId` under the user's current token `version`, and the instant it expires.
     func issue(userId: UUID, version: Int = 0) async throws -> (token: String, expiresAt: Date) {
+        await refresh(ifOlderThan: Self.refreshInterval)
+        let signer = ring.withLock { $0.signer }
         // JWT NumericDate: whole seconds.
         let now = Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down))
         let expiresAt = now.addingTimeInterval(lifetime.rounded(.down))
@@ -38,14 +88,23 @@ struct SessionTokens: Sendable {
             sub: SubjectClaim(value: userId.lowercased), iat: IssuedAtClaim(value: now), exp: ExpirationClaim(value: expiresAt),
             typ: "session", ver: version
         )
-        return (try await keys.sign(claims), expiresAt)
+        return (try await signer.keys.sign(claims, kid: JWKIdentifier(string: signer.kid)), expiresAt)
     }
 
     /// The user id and token version of a valid, unexpired session token, or nil. Whether the version is still
     /// the user's is for the caller to check (`user(of:in:)`).
     func verify(_ token: String) async -> (userId: UUID, version: Int)? {
-        guard let claims = try? await keys.verify(token, as: Claims.self), claims.typ == "session",
-            claims.exp.value > clock.now(), let userId = UUID(uuidString: claims.sub.value)
+        let kid = Self.kid(of: token) ?? SigningKeyring.unnamedKid
+        await refresh(ifOlderThan: Self.refreshInterval)
+        var signer = ring.withLock { $0.verifiers[kid] }
+        if signer == nil {
+            await refresh(ifOlderThan: Self.unknownKidReloadInterval)
+            signer = ring.withLock { $0.verifiers[kid] }
+        }
+        let now = clock.now()
+        guard let signer, signer.retiresAt.map({ $0 > now }) ?? true,
+            let claims = try? await signer.keys.verify(token, as: Claims.self), claims.typ == "session",
+            claims.exp.value > now, let userId = UUID(uuidString: claims.sub.value)
         else { return nil }
         return (userId, claims.ver ?? 0)
     }
@@ -57,5 +116,14 @@ struct SessionTokens: Sendable {
             return nil
         }
         return user
+    }
+
+    /// The `kid` of a compact JWS's header, or nil when it has none (or the header does not parse).
+    static func kid(of token: String) -> String? {
+        guard let header = token.split(separator: ".", maxSplits: 1).first, header.utf8.count <= 1024 else { return nil }
+        var base64 = header.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.utf8.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64), let header = try? JSONValue.parse(data) else { return nil }
+        return header["kid"]?.stringValue
     }
 }
