@@ -94,6 +94,8 @@ struct AgentGatewayTests {
                 let events = try await live.value
                 let stream = String(buffer: events.body)
                 #expect(events.headers[.contentType] == "text/event-stream")
+                // Each event's data as docs/openapi.yaml describes it (x-sse-events), the completed one's output too.
+                #expect(try EventSchemaTests.Schemas().check(stream).last == "completed")
                 // Progress reaches live streams from memory; a task this short logs none (its `completed` says it ended).
                 #expect(Self.eventNames(stream).filter { $0 != "progress" } == ["status", "status", "status", "completed"])
                 #expect(stream.contains("id: 1\n") && !stream.contains("id: 5\n"))
