@@ -101,10 +101,9 @@ public func buildApplication(
 
     let router = Router(context: SwitchyardRequestContext.self)
     let routeTable = RouteTableBox()
-    router.add(middleware: RequestMetricsMiddleware(metrics: metrics))
     router.add(
         middleware: ErrorMiddleware(
-            routes: { routeTable.value }, unavailable: { storage.isUnavailable($0) }, reachable: { storage.isReachable }))
+            routes: { routeTable.value }, unavailable: { storage.isUnavailable($0) }, reachable: { storage.isReachable }, metrics: metrics))
 
     HealthController(storage: storage).addRoutes(to: router)
     let api = router.group("api/v1")

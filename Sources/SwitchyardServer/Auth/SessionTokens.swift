@@ -31,6 +31,9 @@ final class SessionTokens: Sendable {
     private struct Ring: Sendable {
         var signer: Signer
         var verifiers: [String: Signer]
+        /// The encoded JWS header this server writes for each key (and, for `s0`, the header without a `kid` that
+        /// versions before named keys wrote) → its kid: the common case finds the key without decoding the header.
+        var headers: [Substring: String]
         var loadedAt: Date
         var lastReload: Date
     }
@@ -54,13 +57,26 @@ final class SessionTokens: Sendable {
 
     private static func prepare(_ keyring: SigningKeyring, at now: Date) async -> Ring {
         var verifiers: [String: Signer] = [:]
+        var headers: [Substring: String] = [:]
+        let sample = Claims(sub: SubjectClaim(value: "-"), iat: IssuedAtClaim(value: now), exp: ExpirationClaim(value: now), typ: "-", ver: 0)
         for key in keyring.keys {
             guard let secret = key.secretBytes else { continue }
             let keys = JWTKeyCollection()
             await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: .sha256)
             verifiers[key.kid] = Signer(kid: key.kid, keys: keys, retiresAt: key.retiresAt)
+            var kids: [String?] = [key.kid]
+            if key.kid == SigningKeyring.unnamedKid { kids.append(nil) }
+            for kid in kids {
+                if let token = try? await keys.sign(sample, kid: kid.map { JWKIdentifier(string: $0) }) {
+                    headers[Self.header(of: token)] = key.kid
+                }
+            }
         }
-        return Ring(signer: verifiers[keyring.keys[0].kid]!, verifiers: verifiers, loadedAt: now, lastReload: now)
+        return Ring(signer: verifiers[keyring.keys[0].kid]!, verifiers: verifiers, headers: headers, loadedAt: now, lastReload: now)
+    }
+
+    private static func header(of token: String) -> Substring {
+        token[..<(token.firstIndex(of: ".") ?? token.endIndex)]
     }
 
     /// Re-reads the ring when the copy here is older than `maximumAge` and no other read started in the last
@@ -94,8 +110,9 @@ final class SessionTokens: Sendable {
     /// The user id and token version of a valid, unexpired session token, or nil. Whether the version is still
     /// the user's is for the caller to check (`user(of:in:)`).
     func verify(_ token: String) async -> (userId: UUID, version: Int)? {
-        let kid = Self.kid(of: token) ?? SigningKeyring.unnamedKid
         await refresh(ifOlderThan: Self.refreshInterval)
+        let header = Self.header(of: token)
+        let kid = ring.withLock { $0.headers[header] } ?? Self.kid(of: token) ?? SigningKeyring.unnamedKid
         var signer = ring.withLock { $0.verifiers[kid] }
         if signer == nil {
             await refresh(ifOlderThan: Self.unknownKidReloadInterval)

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Prometheus
+import SwitchyardCore
 import Synchronization
 
 /// The server's Prometheus metrics (docs/operations.md, "Metrics"), one registry per built server: `/metrics`
@@ -10,7 +11,7 @@ import Synchronization
 /// Names follow Prometheus' conventions (`switchyard_` prefix, base units, `_total` on counters), every family has
 /// a HELP line, and labels are bounded: routes are the router's patterns (`/api/v1/r/tasks/{id}`), never raw paths.
 public final class ServerMetrics: Sendable {
-    public let registry = PrometheusCollectorRegistry()
+    public let registry: PrometheusCollectorRegistry
 
     /// Latency buckets for HTTP requests and dispatch, in seconds: 1 ms to 10 s.
     static let fastBuckets: [Duration] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10].map { .seconds($0) }
@@ -30,8 +31,12 @@ public final class ServerMetrics: Sendable {
     private let webhookDuration: DurationHistogram
     private let storeReceived: Counter
     private let storeSent: Counter
+    /// One counter per status, made up front: a transition is counted without a registry lookup.
+    private let transitions: [TaskStatus: Counter]
 
     public init(version: String = SwitchyardVersion.current, backend: String) {
+        let registry = PrometheusCollectorRegistry()
+        self.registry = registry
         requestsInFlight = registry.makeGauge(descriptor: Self.name("http_requests_in_flight", help: "HTTP requests being answered now."))
         queueWait = registry.makeDurationHistogram(
             descriptor: Self.name(
@@ -47,6 +52,16 @@ public final class ServerMetrics: Sendable {
         webhookDuration = registry.makeDurationHistogram(
             descriptor: Self.name("webhook_attempt_duration", unit: "seconds", help: "Time a webhook delivery attempt took, answered or not."),
             buckets: Self.fastBuckets)
+        transitions = Dictionary(
+            uniqueKeysWithValues: TaskStatus.allCases.map { status in
+                (
+                    status,
+                    registry.makeCounter(
+                        descriptor: Self.name(
+                            "task_transitions", unit: "total", help: "Task state transitions made by this replica, by the status reached."),
+                        labels: [("status", status.rawValue)])
+                )
+            })
         storeReceived = registry.makeCounter(
             descriptor: Self.name("object_store_received_bytes", unit: "total", help: "Bytes the embedded object store accepted in uploads."))
         storeSent = registry.makeCounter(
@@ -96,11 +111,8 @@ public final class ServerMetrics: Sendable {
     }
 
     /// A task reached `status` on this replica (one count per transition the task-transition log line records).
-    func taskTransition(to status: String) {
-        registry.makeCounter(
-            descriptor: Self.name("task_transitions", unit: "total", help: "Task state transitions made by this replica, by the status reached."),
-            labels: [("status", status)]
-        ).increment()
+    func taskTransition(to status: TaskStatus) {
+        transitions[status]?.increment()
     }
 
     func taskAssigned(waited: TimeInterval) {

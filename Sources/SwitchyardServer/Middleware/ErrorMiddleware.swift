@@ -4,9 +4,11 @@ import Logging
 import NIOCore
 import SwitchyardCore
 
-/// The outermost middleware: gives each request an id (echoed as `X-Request-ID`, put in every log line), and
-/// maps every error to the API's body `{"error_message": "..."}` — domain errors, the router's 404/405, body
-/// limits, and unknown errors as an opaque 500 that carries only the request id.
+/// The outermost middleware: gives each request an id (echoed as `X-Request-ID`, put in every log line), maps
+/// every error to the API's body `{"error_message": "..."}` — domain errors, the router's 404/405, body limits,
+/// and unknown errors as an opaque 500 that carries only the request id — and counts and times every request by
+/// method, route pattern and the status it answered (`metrics`; here rather than in a middleware of its own, which
+/// cost one more async hop per request).
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = SwitchyardRequestContext
     let routes: @Sendable () -> RouteTable
@@ -14,12 +16,17 @@ struct ErrorMiddleware: RouterMiddleware {
     var unavailable: @Sendable (any Error) -> Bool = { _ in false }
     /// False while the database is known to be down: API requests are answered 503 without waiting for it.
     var reachable: @Sendable () -> Bool = { true }
+    /// `switchyard_http_requests_total` and `…_duration_seconds`; a request no route matched counts under the
+    /// router's route `NotFound`.
+    var metrics: ServerMetrics?
 
     static let unavailableMessage =
         "the database is unavailable for the moment; try again shortly (a submission that got this answer may not have been "
         + "stored: resend it with the same Idempotency-Key to be sure it runs once)"
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        metrics?.requestStarted()
+        let started = ContinuousClock.now
         var context = context
         let requestID = Self.requestID(from: request)
         context.requestID = requestID
@@ -32,6 +39,7 @@ struct ErrorMiddleware: RouterMiddleware {
             response = errorResponse(for: error, request: request, context: context)
         }
         response.headers[.requestID] = requestID
+        metrics?.requestFinished(method: request.method, route: context.endpointPath ?? "NotFound", status: response.status, duration: .now - started)
         return response
     }
 

@@ -12,7 +12,7 @@ enum TaskTransitionLog {
         _ logger: Logger, _ metrics: ServerMetrics, taskId: UUID, teamId: UUID?, status: TaskStatus, attemptId: UUID? = nil, agentId: String? = nil,
         reason: String? = nil
     ) {
-        metrics.taskTransition(to: status.rawValue)
+        metrics.taskTransition(to: status)
         guard logger.logLevel <= .info else { return }
         var metadata: Logger.Metadata = ["task_id": "\(taskId.lowercased)", "status": "\(status.rawValue)"]
         if let teamId { metadata["team_id"] = "\(teamId.lowercased)" }
