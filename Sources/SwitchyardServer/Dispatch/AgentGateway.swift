@@ -126,7 +126,13 @@ struct AgentGateway: Sendable {
         await withDiscardingTaskGroup { group in
             var router = MessageRouter(connection: connection, dispatcher: dispatcher, logger: logger)
             do {
-                while let message = try await messages.next() { router.route(message, in: &group) }
+                while let message = try await messages.next() {
+                    // A flood waits here, unread, with TCP pushing back on the agent (`InboundBacklog`).
+                    if router.route(message, in: &group) {
+                        dispatcher.metrics.agentReadPaused()
+                        await router.backlog.drained()
+                    }
+                }
             } catch {
                 logger.debug("agent socket ended", metadata: ["agent": "\(connection.key)", "error": "\(error)"])
             }
@@ -171,24 +177,34 @@ func onChildTask<T: Sendable>(_ body: @escaping @Sendable () async -> T) async -
 /// messages side by side, so one attempt's commit never holds up the next attempt's start (their writes are
 /// group-committed). The session's own messages (heartbeats, status) — and the messages of attempts beyond
 /// `AgentGateway.maximumLanes` — are handled in order by a task that lives only while they wait. Nothing here waits:
-/// the session's task stays suspended in its read with a shallow stack.
+/// the session's task stays suspended in its read with a shallow stack — unless the agent sends faster than its
+/// messages are handled, when `backlog` stops the reading for a while.
 struct MessageRouter {
     let connection: AgentConnection
     let dispatcher: Dispatcher
     let logger: Logger
-    private var lanes: [String: AsyncStream<AgentMessage>.Continuation] = [:]
+    /// A decoded message and the size of its frame, for the backlog.
+    struct Inbound: Sendable {
+        let message: AgentMessage
+        let bytes: Int
+    }
+
+    private var lanes: [String: AsyncStream<Inbound>.Continuation] = [:]
     /// Attempts whose messages go through `inLine` (no lane was free at their first message), until they end.
     private var inLineAttempts: Set<String> = []
-    private let inLine = SerialPump<AgentMessage>()
+    private let inLine = SerialPump<Inbound>()
+    let backlog: InboundBacklog
 
     init(connection: AgentConnection, dispatcher: Dispatcher, logger: Logger) {
+        self.backlog = InboundBacklog(high: dispatcher.settings.inboundBacklogHigh, low: dispatcher.settings.inboundBacklogLow)
         self.connection = connection
         self.dispatcher = dispatcher
         self.logger = logger
     }
 
-    mutating func route(_ message: WebSocketMessage, in group: inout DiscardingTaskGroup) {
-        guard case .text(let text) = message else { return }
+    /// Hands the message to its lane (or the in-line queue); true when the backlog is full and the reader must wait.
+    mutating func route(_ message: WebSocketMessage, in group: inout DiscardingTaskGroup) -> Bool {
+        guard case .text(let text) = message else { return false }
         let decoded: AgentMessage
         do throws(WireError) {
             decoded = try WireCoding.decodeAgentMessage(text)
@@ -198,30 +214,43 @@ struct MessageRouter {
             } else {
                 connection.send(.refused(.init(attemptId: nil, reason: error.description)))
             }
-            return
+            return false
         }
+        let inbound = Inbound(message: decoded, bytes: text.utf8.count)
+        let full = backlog.read(bytes: inbound.bytes)
         guard let attemptId = decoded.attemptId, !inLineAttempts.contains(attemptId),
             lanes[attemptId] != nil || lanes.count < AgentGateway.maximumLanes
         else {
             if let attemptId = decoded.attemptId {
                 if decoded.endsAttempt { inLineAttempts.remove(attemptId) } else { inLineAttempts.insert(attemptId) }
             }
-            if inLine.push(decoded) == .startDrainer {
-                let (inLine, dispatcher, connection) = (inLine, dispatcher, connection)
-                group.addTask { while let message = inLine.next() { await dispatcher.handle(message, from: connection) } }
+            let pushed = inLine.push(inbound)
+            if pushed == .full || pushed == .closed { backlog.handled(bytes: inbound.bytes) }
+            if pushed == .startDrainer {
+                let (inLine, dispatcher, connection, backlog) = (inLine, dispatcher, connection, backlog)
+                group.addTask {
+                    while let next = inLine.next() {
+                        await dispatcher.handle(next.message, from: connection)
+                        backlog.handled(bytes: next.bytes)
+                    }
+                }
             }
-            return
+            return full
         }
         if lanes[attemptId] == nil {
-            let (lane, continuation) = AsyncStream.makeStream(of: AgentMessage.self)
+            let (lane, continuation) = AsyncStream.makeStream(of: Inbound.self)
             lanes[attemptId] = continuation
-            let (dispatcher, connection) = (dispatcher, connection)
+            let (dispatcher, connection, backlog) = (dispatcher, connection, backlog)
             group.addTask {
-                for await message in lane { await dispatcher.handle(message, from: connection) }
+                for await next in lane {
+                    await dispatcher.handle(next.message, from: connection)
+                    backlog.handled(bytes: next.bytes)
+                }
             }
         }
-        lanes[attemptId]?.yield(decoded)
+        lanes[attemptId]?.yield(inbound)
         if decoded.endsAttempt { lanes.removeValue(forKey: attemptId)?.finish() }
+        return full
     }
 
     /// The socket closed: the lanes end once what they hold is handled.

@@ -4,6 +4,10 @@ import Foundation
 public struct DispatchSettings: Sendable, Equatable {
     /// Seconds an agent has to `ack` an offer before the task goes back to waiting.
     public var ackTimeout: TimeInterval = 10
+    /// How much of one agent's input may wait unhandled before the server stops reading its socket, and how far it
+    /// must drain before reading resumes (`InboundBacklog`; tests lower them).
+    var inboundBacklogHigh = InboundBacklog.high
+    var inboundBacklogLow = InboundBacklog.low
     /// Seconds between the heartbeats agents send; three missed ones end the session.
     public var heartbeatInterval: TimeInterval = 10
     /// After a restart, seconds the attempts found running wait for their agent to reconnect and claim them.

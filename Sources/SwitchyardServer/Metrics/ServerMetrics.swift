@@ -115,6 +115,16 @@ public final class ServerMetrics: Sendable {
         transitions[status]?.increment()
     }
 
+    /// An agent sent faster than its messages were handled: the server stopped reading its socket for a while.
+    func agentReadPaused() {
+        registry.makeCounter(
+            descriptor: Self.name(
+                "agent_reads_paused", unit: "total",
+                help: "Times the server stopped reading an agent's socket because too much of its input waited unhandled.")
+        )
+        .increment()
+    }
+
     func taskAssigned(waited: TimeInterval) {
         queueWait.record(.milliseconds(Int64(max(0, waited) * 1000)))
     }
