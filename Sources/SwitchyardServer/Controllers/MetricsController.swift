@@ -1,6 +1,8 @@
+import Foundation
 import Hummingbird
 import NIOCore
 import SwitchyardCore
+import Synchronization
 
 /// `GET /metrics`: the server's metrics in Prometheus' text format (docs/operations.md, "Metrics"). With
 /// `metrics.token` set, a scrape must send `Authorization: Bearer <token>`; anything else is a 401 that looks the
@@ -12,6 +14,23 @@ struct MetricsController {
     let dispatcher: Dispatcher
     let streams: StreamLimiter
     let clock: any WallClock
+    /// The last census and when it was read: scrapes within a second of it reuse it, so hammering an open `/metrics`
+    /// costs the database at most one count a second.
+    private let lastCensus = CensusCache()
+
+    final class CensusCache: Sendable {
+        let value = Mutex<(at: Date, census: TaskCensus)?>(nil)
+    }
+
+    init(metrics: ServerMetrics, token: String?, storage: any SwitchyardStorage, dispatcher: Dispatcher, streams: StreamLimiter, clock: any WallClock)
+    {
+        self.metrics = metrics
+        self.token = token
+        self.storage = storage
+        self.dispatcher = dispatcher
+        self.streams = streams
+        self.clock = clock
+    }
 
     func addRoutes(to router: Router<SwitchyardRequestContext>) {
         router.get("metrics") { request, _ in
@@ -44,14 +63,21 @@ struct MetricsController {
             "agents", help: "Agents connected to this replica, by status.", label: "status", known: AgentStatus.allCases.map(\.rawValue),
             values: Dictionary(uniqueKeysWithValues: agents.map { ($0.key.rawValue, Double($0.value)) }))
         do {
-            let census = try await storage.taskCensus()
+            let now = clock.now()
+            let census: TaskCensus
+            if let cached = lastCensus.value.withLock({ $0 }), now.timeIntervalSince(cached.at) < 1, now >= cached.at {
+                census = cached.census
+            } else {
+                census = try await storage.taskCensus()
+                lastCensus.value.withLock { $0 = (now, census) }
+            }
             metrics.setGauges(
                 "tasks", help: "Tasks that have not ended, by status (all replicas).", label: "status",
                 known: [TaskStatus.pending, .waiting, .queued, .running].map(\.rawValue),
                 values: Dictionary(uniqueKeysWithValues: census.counts.map { ($0.key.rawValue, Double($0.value)) }))
             metrics.setGauge(
                 "queue_oldest_age", unit: "seconds", help: "How long the oldest task still waiting for an agent has waited (0: none waits).",
-                census.oldestWaitingSince.map { max(0, clock.now().timeIntervalSince($0)) } ?? 0)
+                census.oldestWaitingSince.map { max(0, now.timeIntervalSince($0)) } ?? 0)
             metrics.setGauge("database_up", help: "1 when the last scrape could read the database, else 0.", 1)
         } catch {
             metrics.setGauge("database_up", help: "1 when the last scrape could read the database, else 0.", 0)
