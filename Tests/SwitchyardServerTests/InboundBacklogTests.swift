@@ -53,12 +53,13 @@ struct InboundBacklogTests {
             configuration.dispatch.inboundBacklogLow = .init(messages: 1, bytes: 1 << 20)
         }
         try await TestApp.withInvertAgent(configure: lowWatermarks) { app, client, agent in
-            let heartbeat = AgentMessage.heartbeat(.init(status: .idle, running: [], systemStats: nil))
-            for _ in 0..<5_000 { try await agent.send(heartbeat) }
             let task = try await app.run(client)
-            let offer = try await agent.offer(within: .seconds(30))
+            let offer = try await agent.offer()
             #expect(offer.taskId == task.lowercased)
             try await agent.send(.ack(.init(attemptId: offer.attemptId)))
+            // Heartbeats that tell the truth (busy with this attempt), as fast as the socket takes them.
+            let heartbeat = AgentMessage.heartbeat(.init(status: .busy, running: [offer.attemptId], systemStats: nil))
+            for _ in 0..<5_000 { try await agent.send(heartbeat) }
             try await agent.send(.fail(.init(attemptId: offer.attemptId, error: "done", fault: .task)))
             #expect(try await app.followEvents(port: client.port!, task).contains("event: failed"))
             let metrics = try MetricsTests.Scrape(app.built.metrics.registry.emitToString())
