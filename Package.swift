@@ -56,9 +56,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SwitchyardSQL",
+            dependencies: ["SwitchyardCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SwitchyardSQLite",
             dependencies: [
                 "SwitchyardCore",
+                "SwitchyardSQL",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -69,6 +75,7 @@ let package = Package(
             name: "SwitchyardPostgres",
             dependencies: [
                 "SwitchyardCore",
+                "SwitchyardSQL",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "_ConnectionPoolModule", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

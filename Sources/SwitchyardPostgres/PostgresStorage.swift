@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import ServiceLifecycle
 import SwitchyardCore
+import SwitchyardSQL
 import Synchronization
 
 /// `SwitchyardStorage` on PostgreSQL through a PostgresNIO connection pool, which reconnects by itself after
@@ -126,15 +127,6 @@ public final class PostgresStorage: SwitchyardStorage, Service {
             return try await tracked { try await client.withTransaction(logger: logger) { connection in try await body(connection) } }
         } catch let error as PostgresTransactionError {
             throw error.closureError ?? error.commitError ?? error.beginError ?? error
-        }
-    }
-
-    /// Translates a uniqueness violation (SQLSTATE 23505) into the domain's conflict error.
-    func mapConstraint<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as PSQLError where error.serverInfo?[.sqlState] == "23505" {
-            throw SwitchyardError.conflict("\(what) already exists")
         }
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import NIOPosix
 import SQLiteNIO
 import SwitchyardCore
+import SwitchyardSQL
 import Synchronization
 
 /// `SwitchyardStorage` on one SQLite file in WAL mode: a single writer connection whose transactions are
@@ -83,7 +84,7 @@ public final class SQLiteStorage: SwitchyardStorage {
                 []
             )
         }
-        let applied = Set(try await writer.query("SELECT version FROM schema_migrations", []).map { try $0.int("version") })
+        let applied = Set(try await writer.query("SELECT version FROM schema_migrations", []).compactMap { $0.column("version")?.integer })
         for migration in SQLiteMigrations.all where !applied.contains(migration.version) {
             try await transaction { connection in
                 for statement in migration.statements {
@@ -91,7 +92,7 @@ public final class SQLiteStorage: SwitchyardStorage {
                 }
                 _ = try await connection.query(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    [.integer(migration.version), .text(migration.name), .date(Date())]
+                    [.integer(SQLiteInt64(migration.version)), .text(migration.name), .integer(SQLiteInt64(Date().sqlMicroseconds))]
                 )
             }
             logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
@@ -161,18 +162,6 @@ public final class SQLiteStorage: SwitchyardStorage {
                 _ = try? await connection.query("ROLLBACK", [])
                 throw error
             }
-        }
-    }
-
-    /// Translates a uniqueness violation into the domain's conflict error.
-    func mapConstraint<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as SQLiteError
-            where error.reason == .constraint || error.reason == .constraintUniqueFailed
-            || error.reason == .constraintPrimaryKeyFailed
-        {
-            throw SwitchyardError.conflict("\(what) already exists")
         }
     }
 }

@@ -1,0 +1,136 @@
+import Foundation
+import SwitchyardCore
+
+extension SQLColumns {
+    /// What a submission inserts (the definition aside).
+    public static let task = """
+        id, team_id, workflow_id, workflow_version, task_status, task_source, user_id, credential_id, parameters, dispatch_target, \
+        target_pool, submitter_region, tool_type, required_labels, task_timeout, max_retries, retry_count, agent_id, agent_labels, \
+        gateway_id, gpu_type, task_error, task_output, created_at, updated_at, started_at, completed_at, attempt_id, start_deadline
+        """
+    /// What reads select: the inserted columns plus those only dispatch writes.
+    public static let taskSelection = task + ", stopped_at, gpu_seconds"
+    public static let event = "task_id, sequence, event_type, data, created_at"
+}
+
+extension SQLStorage {
+    public func task(id: UUID, teamId: UUID) async throws -> TaskRecord? {
+        try await read("SELECT \(raw: SQLColumns.taskSelection) FROM tasks WHERE id = \(id) AND team_id = \(teamId)").first.map(TaskRecord.init(row:))
+    }
+
+    public func taskDefinition(id: UUID, teamId: UUID) async throws -> JSONValue? {
+        try await read("SELECT definition FROM tasks WHERE id = \(id) AND team_id = \(teamId)").first.map {
+            try JSONValue.parse(try $0.string("definition"))
+        }
+    }
+
+    public func tasks(teamId: UUID, status: TaskStatus?, page: PageRequest) async throws -> Page<TaskRecord> {
+        var filter: SQLQuery = "team_id = \(teamId)"
+        if let status { filter = "\(filter) AND task_status = \(status.rawValue)" }
+        let total = try await count("SELECT COUNT(*) AS total FROM tasks WHERE \(filter)")
+        let items = try await read(
+            """
+            SELECT \(raw: SQLColumns.taskSelection) FROM tasks WHERE \(filter)
+            ORDER BY created_at DESC, id DESC LIMIT \(page.perPage) OFFSET \(page.offset)
+            """
+        ).map(TaskRecord.init(row:))
+        return Page(items: items, totalCount: total)
+    }
+
+    public func applyTaskEvent(id: UUID, teamId: UUID, event: TaskStateMachine.Event, at date: Date) async throws -> TaskTransitionOutcome? {
+        try await transaction { transaction in
+            guard
+                let row = try await transaction.query(
+                    "SELECT \(raw: SQLColumns.taskSelection) FROM tasks WHERE id = \(id) AND team_id = \(teamId) \(lock: .forUpdate)"
+                ).first
+            else { return nil }
+            var task = try TaskRecord(row: row)
+            let action = try task.take(event, at: date)
+            guard case .transition(let status, let retryCount) = action else { return TaskTransitionOutcome(action: action, task: task) }
+            _ = try await transaction.query(
+                """
+                UPDATE tasks SET task_status = \(status.rawValue), retry_count = \(retryCount), updated_at = \(date),
+                    started_at = \(task.startedAt), completed_at = \(task.completedAt)
+                WHERE id = \(id)
+                """)
+            let sequence = try await transaction.nextSequence(taskId: id)
+            try await transaction.insertEvent(
+                TaskEventRecord.statusChange(taskId: id, sequence: sequence, to: status, error: task.error, output: task.output, at: date))
+            try await transaction.enqueueWebhookDeliveries(for: task, at: date)
+            return TaskTransitionOutcome(action: action, task: task)
+        }
+    }
+
+    public func taskEvents(taskId: UUID, teamId: UUID, afterSequence: Int) async throws -> [TaskEventRecord]? {
+        guard try await !read("SELECT 1 AS found FROM tasks WHERE id = \(taskId) AND team_id = \(teamId)").isEmpty else { return nil }
+        return try await read(
+            "SELECT \(raw: SQLColumns.event) FROM task_events WHERE task_id = \(taskId) AND sequence > \(afterSequence) ORDER BY sequence"
+        ).map { row in
+            TaskEventRecord(
+                taskId: try row.uuid("task_id"), sequence: try row.int("sequence"), kind: try row.value("event_type"),
+                data: try JSONValue.parse(try row.string("data")), createdAt: try row.date("created_at"))
+        }
+    }
+
+    /// Reads the task under a row lock, applies `change`, and writes the change and its event in one transaction.
+    public func changeTask(id: UUID, _ change: TaskChange, at date: Date) async throws -> TaskTransitionOutcome? {
+        try await transaction { try await $0.changeTask(id: id, change, at: date) }
+    }
+}
+
+extension SQLExecutor {
+    /// The number the task's next event gets.
+    public func nextSequence(taskId: UUID) async throws -> Int {
+        try await query("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM task_events WHERE task_id = \(taskId)").first?.int("next") ?? 1
+    }
+
+    public func insertEvent(_ event: TaskEventRecord) async throws {
+        _ = try await query(
+            """
+            INSERT INTO task_events (\(raw: SQLColumns.event))
+            VALUES (\(event.taskId), \(event.sequence), \(event.kind.rawValue), \(event.data.jsonString), \(event.createdAt))
+            """)
+    }
+
+    /// `SwitchyardStorage.changeTask` inside the caller's transaction: reads the task (locked), applies `change` with
+    /// the domain's rules (`TaskRecord.apply`), and writes the new state, its event and the webhook outbox.
+    public func changeTask(id: UUID, _ change: TaskChange, at date: Date) async throws -> TaskTransitionOutcome? {
+        guard let row = try await query("SELECT \(raw: SQLColumns.taskSelection) FROM tasks WHERE id = \(id) \(lock: .forUpdate)").first else {
+            return nil
+        }
+        var task = try TaskRecord(row: row)
+        guard let (action, message) = task.apply(change, at: date) else { return nil }
+        guard case .transition = action else { return TaskTransitionOutcome(action: action, task: task) }
+        _ = try await query(
+            """
+            UPDATE tasks SET task_status = \(task.status.rawValue), retry_count = \(task.retryCount), agent_id = \(task.agentId),
+                agent_labels = \(task.agentLabels.map(StoredJSON.text)), gateway_id = \(task.gatewayId), gpu_type = \(task.gpuType),
+                attempt_id = \(task.attemptId), task_error = \(task.error), task_output = \(task.output?.jsonString),
+                updated_at = \(task.updatedAt), started_at = \(task.startedAt), completed_at = \(task.completedAt),
+                stopped_at = \(task.stoppedAt), gpu_seconds = \(task.gpuSeconds)
+            WHERE id = \(id)
+            """)
+        try await insertEvent(task.statusEvent(sequence: try await nextSequence(taskId: id), message: message, at: date))
+        try await enqueueWebhookDeliveries(for: task, at: date)
+        return TaskTransitionOutcome(action: action, task: task)
+    }
+}
+
+extension TaskRecord {
+    public init(row: SQLRow) throws {
+        self.init(
+            id: try row.uuid("id"), teamId: try row.uuid("team_id"), workflowId: try row.uuid("workflow_id"),
+            workflowVersion: try row.int("workflow_version"), status: try row.value("task_status"), source: try row.value("task_source"),
+            userId: try row.optionalUUID("user_id"), credentialId: try row.optionalUUID("credential_id"),
+            parameters: try StoredJSON.object(try row.string("parameters")), dispatchTarget: try row.value("dispatch_target"),
+            targetPool: try row.value("target_pool"), submitterRegion: try row.optionalString("submitter_region"),
+            toolType: try row.value("tool_type"), requiredLabels: try StoredJSON.strings(try row.string("required_labels")),
+            taskTimeout: try row.int("task_timeout"), maxRetries: try row.int("max_retries"), retryCount: try row.int("retry_count"),
+            agentId: try row.optionalString("agent_id"), agentLabels: try row.optionalString("agent_labels").map(StoredJSON.strings),
+            gatewayId: try row.optionalString("gateway_id"), gpuType: try row.optionalString("gpu_type"), error: try row.string("task_error"),
+            output: try row.optionalString("task_output").map { try JSONValue.parse($0) }, createdAt: try row.date("created_at"),
+            updatedAt: try row.date("updated_at"), startedAt: try row.optionalDate("started_at"), completedAt: try row.optionalDate("completed_at"),
+            attemptId: try row.optionalUUID("attempt_id"), stoppedAt: try row.optionalDate("stopped_at"),
+            gpuSeconds: try row.optionalDouble("gpu_seconds"), startDeadline: try row.optionalDate("start_deadline"))
+    }
+}
