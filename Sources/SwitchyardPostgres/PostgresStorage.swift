@@ -72,9 +72,9 @@ public final class PostgresStorage: SwitchyardStorage, Service {
                 for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger).decode(Int.self) {
                     applied.insert(version)
                 }
-                for migration in PostgresMigrations.all where !applied.contains(migration.version) {
+                for migration in Schema.migrations where !applied.contains(migration.version) {
                     try await connection.withTransaction(logger: logger) { transaction in
-                        for statement in migration.statements {
+                        for statement in migration.statements(for: .postgres) {
                             try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                         }
                         try await transaction.query(

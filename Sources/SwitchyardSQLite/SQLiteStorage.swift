@@ -85,9 +85,9 @@ public final class SQLiteStorage: SwitchyardStorage {
             )
         }
         let applied = Set(try await writer.query("SELECT version FROM schema_migrations", []).compactMap { $0.column("version")?.integer })
-        for migration in SQLiteMigrations.all where !applied.contains(migration.version) {
+        for migration in Schema.migrations where !applied.contains(migration.version) {
             try await transaction { connection in
-                for statement in migration.statements {
+                for statement in migration.statements(for: .sqlite) {
                     _ = try await connection.query(statement, [])
                 }
                 _ = try await connection.query(
