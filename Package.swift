@@ -57,7 +57,7 @@ let package = Package(
         ),
         .target(
             name: "SwitchyardSQL",
-            dependencies: ["SwitchyardCore"],
+            dependencies: ["SwitchyardCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .target(

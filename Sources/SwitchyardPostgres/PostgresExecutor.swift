@@ -17,17 +17,19 @@ struct PostgresExecutor: SQLExecutor {
     static func postgresQuery(_ query: SQLQuery) -> PostgresQuery {
         let (sql, binds) = query.render(.postgres)
         var bindings = PostgresBindings(capacity: binds.count)
-        for bind in binds {
-            switch bind {
-            case .integer(let value): bindings.append(value)
-            case .double(let value): bindings.append(value)
-            case .text(let value): bindings.append(value)
-            case .uuid(let value): bindings.append(value)
-            case .date(let value): bindings.append(value)
-            case .bool(let value): bindings.append(value)
-            }
-        }
+        for bind in binds { append(bind, to: &bindings) }
         return PostgresQuery(unsafeSQL: sql, binds: bindings)
+    }
+
+    static func append(_ bind: SQLBind, to bindings: inout PostgresBindings) {
+        switch bind {
+        case .integer(let value): bindings.append(value)
+        case .double(let value): bindings.append(value)
+        case .text(let value): bindings.append(value)
+        case .uuid(let value): bindings.append(value)
+        case .date(let value): bindings.append(value)
+        case .bool(let value): bindings.append(value)
+        }
     }
 
     static func rows(_ rows: [PostgresRow]) throws -> [SQLRow] {

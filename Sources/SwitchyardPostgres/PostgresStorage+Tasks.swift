@@ -3,6 +3,17 @@ import PostgresNIO
 import SwitchyardCore
 import SwitchyardSQL
 
+/// One submission waiting for its group commit, its row values already made on the submitting request's task.
+struct PendingPostgresInsert: Sendable {
+    let taskRow: [SQLBind]
+    let eventRows: [[SQLBind]]
+
+    init(task: TaskRecord, definition: JSONValue, events: [TaskEventRecord]) {
+        self.taskRow = (task.columnValues + [definition.jsonString]).map(\.sqlBind)
+        self.eventRows = events.map { $0.columnValues.map(\.sqlBind) }
+    }
+}
+
 extension PostgresStorage {
     /// Without an idempotency key, concurrent submissions are group-committed: one statement (tasks and first
     /// events inserted by one `WITH`, atomic without BEGIN/COMMIT round trips) per batch, so PostgreSQL parses,
@@ -10,41 +21,13 @@ extension PostgresStorage {
     public func insertTask(
         _ task: TaskRecord, definition: JSONValue, events: [TaskEventRecord], idempotency: IdempotencyClaim?
     ) async throws -> TaskInsertOutcome {
-        let logger = self.logger
         guard let claim = idempotency else {
             let shard = nextInsertShard.add(1, ordering: .relaxed).oldValue % taskInserts.count
             return try await tracked {
                 try await taskInserts[shard].submit(PendingPostgresInsert(task: task, definition: definition, events: events))
             }
         }
-        return try await transaction { connection in
-            if let outcome = try await Self.liveClaim(claim, teamId: task.teamId, at: task.createdAt, lock: true, on: connection, logger: logger) {
-                return outcome
-            }
-            // Absent or expired: take the key. A concurrent transaction holding it makes this wait for its
-            // commit; then the key is live and replays.
-            let taken = try await connection.query(
-                """
-                INSERT INTO idempotency_keys (team_id, idempotency_key, fingerprint, task_id, created_at)
-                VALUES (\(task.teamId), \(claim.key), \(claim.fingerprint), \(task.id), \(task.createdAt))
-                ON CONFLICT (team_id, idempotency_key) DO UPDATE
-                    SET fingerprint = EXCLUDED.fingerprint, task_id = EXCLUDED.task_id, created_at = EXCLUDED.created_at
-                    WHERE idempotency_keys.created_at <= \(task.createdAt.addingTimeInterval(-IdempotencyClaim.window))
-                RETURNING task_id
-                """,
-                logger: logger
-            ).collect()
-            if taken.isEmpty {
-                if let outcome = try await Self.liveClaim(claim, teamId: task.teamId, at: task.createdAt, lock: false, on: connection, logger: logger)
-                {
-                    return outcome
-                }
-                throw SwitchyardError.conflict(IdempotencyClaim.conflictMessage)
-            }
-            try await connection.query(
-                Self.insertQuery([PendingPostgresInsert(task: task, definition: definition, events: events)]), logger: logger)
-            return .created
-        }
+        return try await transaction { try await $0.insertTask(task, definition: definition, events: events, claim: claim) }
     }
 
     /// Writes one batch in one statement. Should it fail as a whole, each item is retried alone, so one bad
@@ -70,79 +53,22 @@ extension PostgresStorage {
         }
     }
 
-    /// Inserts tasks and their first events in one statement: the `WITH` makes both inserts one atomic unit.
+    /// Inserts tasks and their first events in one statement: the `WITH` makes both inserts one atomic unit (the
+    /// events' foreign key is checked at the end of the statement, after the tasks are in).
     static func insertQuery(_ items: [PendingPostgresInsert]) -> PostgresQuery {
-        var sql = PostgresQuery.StringInterpolation(literalCapacity: 64 * items.count + 512, interpolationCount: 40 * items.count)
-        sql.appendLiteral("WITH inserted AS (INSERT INTO tasks (\(SQLColumns.task), definition) VALUES ")
-        for (index, item) in items.enumerated() {
-            let task = item.task
-            appendRow(
-                [
-                    task.id, task.teamId, task.workflowId, task.workflowVersion, task.status.rawValue, task.source.rawValue, task.userId,
-                    task.credentialId, item.parameters, task.dispatchTarget.rawValue, task.targetPool.rawValue, task.submitterRegion,
-                    task.toolType.rawValue, item.requiredLabels, task.taskTimeout, task.maxRetries, task.retryCount, task.agentId,
-                    task.agentLabels.map(StoredJSON.text), task.gatewayId, task.gpuType, task.error, task.output?.jsonString, task.createdAt,
-                    task.updatedAt, task.startedAt, task.completedAt, task.attemptId, task.startDeadline, item.definition,
-                ], to: &sql, first: index == 0)
-        }
-        // The events' foreign key is checked at the end of the statement, after the tasks are in.
-        sql.appendLiteral(" RETURNING id) INSERT INTO task_events (\(SQLColumns.event)) VALUES ")
-        var first = true
-        for item in items {
-            for (event, data) in zip(item.events, item.eventData) {
-                appendRow([event.taskId, event.sequence, event.kind.rawValue, data, event.createdAt], to: &sql, first: first)
-                first = false
+        var sql = "WITH inserted AS (INSERT INTO tasks (\(SQLColumns.task), definition) VALUES "
+        var bindings = PostgresBindings(capacity: 36 * items.count)
+        func append(_ row: [SQLBind], first: Bool) {
+            sql += first ? "(" : ", ("
+            for (index, value) in row.enumerated() {
+                PostgresExecutor.append(value, to: &bindings)
+                sql += index == 0 ? "$\(bindings.count)" : ", $\(bindings.count)"
             }
+            sql += ")"
         }
-        return PostgresQuery(stringInterpolation: sql)
-    }
-
-    /// Appends `(…)` with each value bound (nil as NULL), preceded by a comma unless it is the first row.
-    private static func appendRow(
-        _ values: [(any PostgresDynamicTypeEncodable)?], to sql: inout PostgresQuery.StringInterpolation, first: Bool
-    ) {
-        sql.appendLiteral(first ? "(" : ", (")
-        for (index, value) in values.enumerated() {
-            if index > 0 { sql.appendLiteral(", ") }
-            if let value { sql.appendInterpolation(value) } else { sql.appendInterpolation(String?.none) }
-        }
-        sql.appendLiteral(")")
-    }
-
-    /// The outcome a live (unexpired) claim of the key dictates, or nil when there is none.
-    private static func liveClaim(
-        _ claim: IdempotencyClaim, teamId: UUID, at date: Date, lock: Bool, on connection: PostgresConnection, logger: Logger
-    ) async throws -> TaskInsertOutcome? {
-        let rows = try await connection.query(
-            """
-            SELECT fingerprint, task_id FROM idempotency_keys
-            WHERE team_id = \(teamId) AND idempotency_key = \(claim.key) AND created_at > \(date.addingTimeInterval(-IdempotencyClaim.window))
-            \(unescaped: lock ? "FOR UPDATE" : "")
-            """,
-            logger: logger
-        ).collect()
-        guard let row = rows.first else { return nil }
-        let (fingerprint, taskId) = try row.decode((String, UUID).self)
-        guard fingerprint == claim.fingerprint else { throw SwitchyardError.conflict(IdempotencyClaim.conflictMessage) }
-        return .replayed(taskId: taskId)
-    }
-}
-
-/// One submission waiting for its group commit, its JSON already serialised on the submitting request's task.
-struct PendingPostgresInsert: Sendable {
-    let task: TaskRecord
-    let events: [TaskEventRecord]
-    let parameters: String
-    let requiredLabels: String
-    let definition: String
-    let eventData: [String]
-
-    init(task: TaskRecord, definition: JSONValue, events: [TaskEventRecord]) {
-        self.task = task
-        self.events = events
-        self.parameters = StoredJSON.text(task.parameters)
-        self.requiredLabels = StoredJSON.text(task.requiredLabels)
-        self.definition = definition.jsonString
-        self.eventData = events.map(\.data.jsonString)
+        for (index, item) in items.enumerated() { append(item.taskRow, first: index == 0) }
+        sql += " RETURNING id) INSERT INTO task_events (\(SQLColumns.event)) VALUES "
+        for (index, row) in items.flatMap(\.eventRows).enumerated() { append(row, first: index == 0) }
+        return PostgresQuery(unsafeSQL: sql, binds: bindings)
     }
 }

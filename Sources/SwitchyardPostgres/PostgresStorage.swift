@@ -23,7 +23,7 @@ public final class PostgresStorage: SwitchyardStorage, Service {
     public var notifier: any ReplicaNotifier { notifications }
     let notifications: PostgresNotifier
     let client: PostgresClient
-    let logger: Logger
+    public let logger: Logger
     /// Task submissions without idempotency keys are group-committed, on a few queues so that several batches
     /// are in flight on separate connections while one waits for its commit.
     let taskInserts: [GroupCommitQueue<PendingPostgresInsert, TaskInsertOutcome>]
@@ -58,44 +58,6 @@ public final class PostgresStorage: SwitchyardStorage, Service {
         }
     }
 
-    /// Migrations run under a session advisory lock, so replicas starting together apply each version once.
-    public func migrate() async throws {
-        let logger = self.logger
-        try await client.withConnection { connection in
-            try await connection.query("SELECT pg_advisory_lock(7291001)", logger: logger)
-            do {
-                try await connection.query(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)",
-                    logger: logger
-                )
-                var applied = Set<Int>()
-                for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger).decode(Int.self) {
-                    applied.insert(version)
-                }
-                for migration in Schema.migrations where !applied.contains(migration.version) {
-                    try await connection.withTransaction(logger: logger) { transaction in
-                        for statement in migration.statements(for: .postgres) {
-                            try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                        }
-                        try await transaction.query(
-                            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(migration.version), \(migration.name), now())",
-                            logger: logger
-                        )
-                    }
-                    logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
-                }
-            } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(7291001)", logger: logger)
-                throw error
-            }
-            try await connection.query("SELECT pg_advisory_unlock(7291001)", logger: logger)
-        }
-    }
-
-    public func ping() async throws {
-        try await client.query("SELECT 1", logger: logger)
-    }
-
     public func close() async throws {}
 
     // MARK: Plumbing shared by the repository extensions
@@ -114,11 +76,6 @@ public final class PostgresStorage: SwitchyardStorage, Service {
     /// Runs a query and collects its rows.
     func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
         try await tracked { try await client.query(query, logger: logger).collect() }
-    }
-
-    /// Runs `body` on a pooled connection, outside a transaction.
-    func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await tracked { try await client.withConnection(body) }
     }
 
     /// Runs `body` in a transaction, rethrowing the underlying error rather than PostgresNIO's wrapper.

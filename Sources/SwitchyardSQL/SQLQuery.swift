@@ -129,6 +129,11 @@ public struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
         /// `(?, ?, …)`: one placeholder per value, for `IN`. The list must not be empty.
         public mutating func appendInterpolation(list values: [some SQLBindable]) {
             precondition(!values.isEmpty, "an SQL list needs at least one value")
+            appendInterpolation(values: values)
+        }
+
+        /// `(?, ?, …)` for one row of an `INSERT`, values of any bindable types.
+        public mutating func appendInterpolation(values: [any SQLBindable]) {
             pieces.append(.sql("("))
             for (index, value) in values.enumerated() {
                 if index > 0 { pieces.append(.sql(", ")) }

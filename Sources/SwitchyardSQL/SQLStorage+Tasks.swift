@@ -79,17 +79,60 @@ extension SQLStorage {
 }
 
 extension SQLExecutor {
+    /// Stores a submission: the task with its definition and its first events.
+    public func insertTask(_ task: TaskRecord, definition: JSONValue, events: [TaskEventRecord]) async throws {
+        _ = try await query(
+            "INSERT INTO tasks (\(raw: SQLColumns.task), definition) VALUES \(values: task.columnValues + [definition.jsonString])")
+        for event in events { try await insertEvent(event) }
+    }
+
+    /// Stores a submission that carries an idempotency key, inside the caller's transaction: a live claim of the
+    /// key in the team replays its task (same fingerprint) or is a conflict; an absent or expired one is taken.
+    public func insertTask(
+        _ task: TaskRecord, definition: JSONValue, events: [TaskEventRecord], claim: IdempotencyClaim
+    ) async throws -> TaskInsertOutcome {
+        if let outcome = try await liveClaim(claim, of: task, lock: true) { return outcome }
+        // A concurrent transaction holding the key makes this wait for its commit; then the key is live and replays.
+        let taken = try await query(
+            """
+            INSERT INTO idempotency_keys (team_id, idempotency_key, fingerprint, task_id, created_at)
+            VALUES (\(task.teamId), \(claim.key), \(claim.fingerprint), \(task.id), \(task.createdAt))
+            ON CONFLICT (team_id, idempotency_key) DO UPDATE
+                SET fingerprint = excluded.fingerprint, task_id = excluded.task_id, created_at = excluded.created_at
+                WHERE idempotency_keys.created_at <= \(task.createdAt.addingTimeInterval(-IdempotencyClaim.window))
+            RETURNING task_id
+            """)
+        if taken.isEmpty {
+            if let outcome = try await liveClaim(claim, of: task, lock: false) { return outcome }
+            throw SwitchyardError.conflict(IdempotencyClaim.conflictMessage)
+        }
+        try await insertTask(task, definition: definition, events: events)
+        return .created
+    }
+
+    /// The outcome a live (unexpired) claim of the key dictates, or nil when there is none.
+    private func liveClaim(_ claim: IdempotencyClaim, of task: TaskRecord, lock: Bool) async throws -> TaskInsertOutcome? {
+        let locking: SQLQuery = lock ? "\(lock: .forUpdate)" : ""
+        guard
+            let row = try await query(
+                """
+                SELECT fingerprint, task_id FROM idempotency_keys
+                WHERE team_id = \(task.teamId) AND idempotency_key = \(claim.key)
+                    AND created_at > \(task.createdAt.addingTimeInterval(-IdempotencyClaim.window)) \(locking)
+                """
+            ).first
+        else { return nil }
+        guard try row.string("fingerprint") == claim.fingerprint else { throw SwitchyardError.conflict(IdempotencyClaim.conflictMessage) }
+        return .replayed(taskId: try row.uuid("task_id"))
+    }
+
     /// The number the task's next event gets.
     public func nextSequence(taskId: UUID) async throws -> Int {
         try await query("SELECT COALESCE(MAX(sequence), 0) + 1 AS next FROM task_events WHERE task_id = \(taskId)").first?.int("next") ?? 1
     }
 
     public func insertEvent(_ event: TaskEventRecord) async throws {
-        _ = try await query(
-            """
-            INSERT INTO task_events (\(raw: SQLColumns.event))
-            VALUES (\(event.taskId), \(event.sequence), \(event.kind.rawValue), \(event.data.jsonString), \(event.createdAt))
-            """)
+        _ = try await query("INSERT INTO task_events (\(raw: SQLColumns.event)) VALUES \(values: event.columnValues)")
     }
 
     /// `SwitchyardStorage.changeTask` inside the caller's transaction: reads the task (locked), applies `change` with
@@ -116,7 +159,22 @@ extension SQLExecutor {
     }
 }
 
+extension TaskEventRecord {
+    /// The values of `SQLColumns.event`, in order.
+    public var columnValues: [any SQLBindable] { [taskId, sequence, kind.rawValue, data.jsonString, createdAt] }
+}
+
 extension TaskRecord {
+    /// The values of `SQLColumns.task`, in order.
+    public var columnValues: [any SQLBindable] {
+        [
+            id, teamId, workflowId, workflowVersion, status.rawValue, source.rawValue, userId, credentialId, StoredJSON.text(parameters),
+            dispatchTarget.rawValue, targetPool.rawValue, submitterRegion, toolType.rawValue, StoredJSON.text(requiredLabels), taskTimeout,
+            maxRetries, retryCount, agentId, agentLabels.map(StoredJSON.text), gatewayId, gpuType, error, output?.jsonString, createdAt,
+            updatedAt, startedAt, completedAt, attemptId, startDeadline,
+        ]
+    }
+
     public init(row: SQLRow) throws {
         self.init(
             id: try row.uuid("id"), teamId: try row.uuid("team_id"), workflowId: try row.uuid("workflow_id"),

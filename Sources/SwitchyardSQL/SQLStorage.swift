@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SwitchyardCore
 
 /// Runs statements on one connection (inside a transaction, when `SQLStorage.transaction` handed it out).
@@ -12,6 +13,7 @@ public protocol SQLExecutor: Sendable {
 /// hot paths (task submission, task changes), migrations' DDL, locking and notifications.
 public protocol SQLStorage: SwitchyardStorage {
     var dialect: SQLDialect { get }
+    var logger: Logger { get }
     /// Runs a read-only statement (SQLite: on one of the reader connections, concurrently with the writer).
     func read(_ query: SQLQuery) async throws -> [SQLRow]
     /// Runs one statement that writes, atomic by itself.
@@ -23,6 +25,36 @@ public protocol SQLStorage: SwitchyardStorage {
 }
 
 extension SQLStorage {
+    /// Applies the schema's pending migrations (`Schema`), each in a transaction of its own that also records it in
+    /// `schema_migrations`. On PostgreSQL the transaction first takes an advisory lock, so replicas starting
+    /// together apply each version once.
+    public func migrate() async throws {
+        let ledger = SchemaMigration(
+            version: 0, name: "schema_migrations",
+            statements: [
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
+            ])
+        for migration in Schema.migrations {
+            let applied = try await transaction { transaction in
+                if transaction.dialect == .postgres { _ = try await transaction.query("SELECT pg_advisory_xact_lock(7291001)") }
+                for statement in ledger.statements(for: transaction.dialect) { _ = try await transaction.query(SQLQuery(stringLiteral: statement)) }
+                guard try await transaction.query("SELECT 1 AS found FROM schema_migrations WHERE version = \(migration.version)").isEmpty
+                else { return false }
+                for statement in migration.statements(for: transaction.dialect) {
+                    _ = try await transaction.query(SQLQuery(stringLiteral: statement))
+                }
+                _ = try await transaction.query(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(migration.version), \(migration.name), \(Date()))")
+                return true
+            }
+            if applied { logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"]) }
+        }
+    }
+
+    public func ping() async throws {
+        _ = try await read("SELECT 1 AS one")
+    }
+
     /// Translates a uniqueness violation into the domain's conflict error.
     func mapConstraint<T>(_ what: String, _ body: () async throws -> T) async throws -> T {
         do {

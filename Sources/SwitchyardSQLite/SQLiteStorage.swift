@@ -23,7 +23,7 @@ public final class SQLiteStorage: SwitchyardStorage {
     private let nextReader = Mutex(0)
     /// Operations holding or waiting for a connection (`poolUsage`).
     private let inFlight = Atomic<Int>(0)
-    let logger: Logger
+    public let logger: Logger
     /// Task submissions are group-committed: one transaction (and one fsync) per batch of concurrent inserts.
     let taskInserts: GroupCommitQueue<PendingTaskInsert, TaskInsertOutcome>
     /// Task state changes (assignments, starts, ends) likewise: the dispatcher writes them from many attempts at once.
@@ -75,32 +75,6 @@ public final class SQLiteStorage: SwitchyardStorage {
             readers.append(reader)
         }
         return SQLiteStorage(writer: writer, readers: readers, threadPool: threadPool, logger: logger)
-    }
-
-    public func migrate() async throws {
-        try await write { connection in
-            _ = try await connection.query(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
-                []
-            )
-        }
-        let applied = Set(try await writer.query("SELECT version FROM schema_migrations", []).compactMap { $0.column("version")?.integer })
-        for migration in Schema.migrations where !applied.contains(migration.version) {
-            try await transaction { connection in
-                for statement in migration.statements(for: .sqlite) {
-                    _ = try await connection.query(statement, [])
-                }
-                _ = try await connection.query(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    [.integer(SQLiteInt64(migration.version)), .text(migration.name), .integer(SQLiteInt64(Date().sqlMicroseconds))]
-                )
-            }
-            logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
-        }
-    }
-
-    public func ping() async throws {
-        _ = try await read("SELECT 1 AS one", [])
     }
 
     /// Closes the connections and stops the storage's threads; later calls do nothing.
