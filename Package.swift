@@ -56,6 +56,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "SwitchyardConcurrency",
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "SwitchyardSQL",
             dependencies: ["SwitchyardCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
@@ -65,6 +69,7 @@ let package = Package(
             dependencies: [
                 "SwitchyardCore",
                 "SwitchyardSQL",
+                "SwitchyardConcurrency",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -87,6 +92,7 @@ let package = Package(
             name: "SwitchyardServer",
             dependencies: [
                 "SwitchyardCore",
+                "SwitchyardConcurrency",
                 "SwitchyardWire",
                 "SwitchyardObjectStore",
                 "SwitchyardSQLite",
@@ -201,6 +207,7 @@ let package = Package(
             name: "SwitchyardTestSupport",
             dependencies: [
                 "SwitchyardCore",
+                "SwitchyardConcurrency",
                 "SwitchyardSQLite",
                 "SwitchyardPostgres",
                 "SwitchyardServer",
@@ -213,6 +220,16 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/SwitchyardTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchyardSQLTests",
+            dependencies: ["SwitchyardSQL", "SwitchyardCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SwitchyardConcurrencyTests",
+            dependencies: ["SwitchyardConcurrency"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import Foundation
 import SQLiteNIO
+import SwitchyardConcurrency
 import SwitchyardCore
 import SwitchyardSQL
 
@@ -42,12 +43,12 @@ extension SQLiteStorage {
     /// Writes a batch of submissions in one transaction: the common batch (no idempotency keys) as one chain of
     /// multi-row inserts; otherwise, or should that batch fail as a whole (say, a team deleted meanwhile), each
     /// submission in a savepoint of its own, so one bad submission cannot fail its neighbours.
-    static func flushTaskInserts(_ items: [PendingTaskInsert], writer: SQLiteConnection, lock: AsyncLock) async -> [Result<
+    static func flushTaskInserts(_ items: [PendingTaskInsert], writer: SQLiteConnection, lock: AsyncSemaphore) async -> [Result<
         TaskInsertOutcome, any Error
     >] {
         if items.allSatisfy({ $0.idempotency == nil }) {
             do {
-                try await lock.withLock { try await insertChained(items, writer: writer) }
+                try await lock.withPermit { try await insertChained(items, writer: writer) }
                 return Array(repeating: .success(.created), count: items.count)
             } catch {
                 guard items.count > 1 else { return [.failure(error)] }
@@ -97,7 +98,7 @@ extension SQLiteStorage {
         try await tracked { try await taskChanges.submit(PendingTaskChange(id: id, change: change, date: date)) }
     }
 
-    static func flushTaskChanges(_ items: [PendingTaskChange], writer: SQLiteConnection, lock: AsyncLock) async -> [Result<
+    static func flushTaskChanges(_ items: [PendingTaskChange], writer: SQLiteConnection, lock: AsyncSemaphore) async -> [Result<
         TaskTransitionOutcome?, any Error
     >] {
         await eachInSavepoint(items, writer: writer, lock: lock) { item, executor in
@@ -108,7 +109,7 @@ extension SQLiteStorage {
     /// Runs `body` for each item in one transaction, each in a savepoint of its own: an item that throws is rolled
     /// back alone and fails alone.
     static func eachInSavepoint<Item: Sendable, Output: Sendable>(
-        _ items: [Item], writer: SQLiteConnection, lock: AsyncLock, _ body: @Sendable @escaping (Item, SQLiteExecutor) async throws -> Output
+        _ items: [Item], writer: SQLiteConnection, lock: AsyncSemaphore, _ body: @Sendable @escaping (Item, SQLiteExecutor) async throws -> Output
     ) async -> [Result<Output, any Error>] {
         do {
             return try await transaction(writer: writer, lock: lock) { connection in

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOPosix
 import SQLiteNIO
+import SwitchyardConcurrency
 import SwitchyardCore
 import SwitchyardSQL
 import Synchronization
@@ -19,7 +20,7 @@ public final class SQLiteStorage: SwitchyardStorage {
     public let notifier: any ReplicaNotifier = SingleProcessNotifier()
     let writer: SQLiteConnection
     let readers: [SQLiteConnection]
-    let writeLock: AsyncLock
+    let writeLock: AsyncSemaphore
     private let nextReader = Mutex(0)
     /// Operations holding or waiting for a connection (`poolUsage`).
     private let inFlight = Atomic<Int>(0)
@@ -35,7 +36,7 @@ public final class SQLiteStorage: SwitchyardStorage {
 
     private init(writer: SQLiteConnection, readers: [SQLiteConnection], threadPool: NIOThreadPool, logger: Logger) {
         self.threadPool = threadPool
-        let writeLock = AsyncLock()
+        let writeLock = AsyncSemaphore()
         self.writer = writer
         self.readers = readers
         self.logger = logger
@@ -114,7 +115,7 @@ public final class SQLiteStorage: SwitchyardStorage {
     /// Runs `body` on the writer connection, exclusively, outside a transaction.
     func write<T: Sendable>(_ body: @Sendable @escaping (SQLiteConnection) async throws -> T) async throws -> T {
         let writer = self.writer
-        return try await tracked { try await writeLock.withLock { try await body(writer) } }
+        return try await tracked { try await writeLock.withPermit { try await body(writer) } }
     }
 
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT` on the writer, rolling back if it throws.
@@ -123,9 +124,9 @@ public final class SQLiteStorage: SwitchyardStorage {
     }
 
     static func transaction<T: Sendable>(
-        writer: SQLiteConnection, lock: AsyncLock, _ body: @Sendable @escaping (SQLiteConnection) async throws -> T
+        writer: SQLiteConnection, lock: AsyncSemaphore, _ body: @Sendable @escaping (SQLiteConnection) async throws -> T
     ) async throws -> T {
-        try await lock.withLock {
+        try await lock.withPermit {
             let connection = writer
             _ = try await connection.query("BEGIN IMMEDIATE", [])
             do {

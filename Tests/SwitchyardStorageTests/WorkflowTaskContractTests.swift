@@ -3,6 +3,9 @@ import SwitchyardCore
 import SwitchyardTestSupport
 import Testing
 
+@testable import SwitchyardPostgres
+@testable import SwitchyardSQLite
+
 extension StorageContractTests {
     func definition(_ slug: String = "text-to-image", prompt: String = "a cat") -> WorkflowDefinition {
         WorkflowDefinition(
@@ -312,21 +315,58 @@ extension StorageContractTests {
         }
     }
 
+    /// Writes `tasks` as one group-commit batch, with the backend's own flush: called directly, the batch is certain
+    /// rather than left to the timing of concurrent submissions.
+    func flushOneBatch(_ storage: any SwitchyardStorage, _ tasks: [TaskRecord], claims: [IdempotencyClaim?]? = nil) async -> [Result<
+        TaskInsertOutcome, any Error
+    >] {
+        let definition: JSONValue = ["6": ["inputs": ["text": "a cat"]]]
+        let claims = claims ?? tasks.map { _ in nil }
+        let events = { (task: TaskRecord) in [TaskEventRecord.statusChange(taskId: task.id, sequence: 1, to: .pending, at: task.createdAt)] }
+        if let sqlite = storage as? SQLiteStorage {
+            let items = zip(tasks, claims).map { PendingTaskInsert(task: $0, definition: definition, events: events($0), idempotency: $1) }
+            return await SQLiteStorage.flushTaskInserts(items, writer: sqlite.writer, lock: sqlite.writeLock)
+        }
+        let postgres = storage as! PostgresStorage
+        let items = tasks.map { PendingPostgresInsert(task: $0, definition: definition, events: events($0)) }
+        return await PostgresStorage.flushTaskInserts(items, client: postgres.client, logger: postgres.logger)
+    }
+
     @Test("a submission for a team that does not exist fails alone, not its batch", arguments: TestBackend.available)
     func batchIsolation(backend: TestBackend) async throws {
         try await withStorage(backend) { storage async throws in
             let mine = try await seedTeam(storage)
             let good = (0..<20).map { _ in taskRecord(team: mine.id, workflow: UUID()) }
             let bad = taskRecord(team: UUID(), workflow: UUID())
-            let results = await withTaskGroup(of: (UUID, Bool).self) { group in
-                for task in good + [bad] {
-                    group.addTask { (task.id, (try? await submit(storage, task)) != nil) }
+            let batch = Array(good[..<10]) + [bad] + Array(good[10...])
+            let results = await flushOneBatch(storage, batch)
+            #expect(results.count == 21)
+            for (task, result) in zip(batch, results) {
+                if task.id == bad.id {
+                    #expect(throws: (any Error).self) { try result.get() }
+                } else {
+                    #expect((try? result.get()) == .created)
                 }
-                return await group.reduce(into: [UUID: Bool]()) { $0[$1.0] = $1.1 }
             }
-            #expect(results[bad.id] == false)
-            #expect(good.allSatisfy { results[$0.id] == true })
             #expect(try await storage.tasks(teamId: mine.id, status: nil, page: PageRequest()).totalCount == 20)
+            #expect(try await storage.taskEvents(taskId: good[15].id, teamId: mine.id, afterSequence: 0)?.count == 1)
+        }
+    }
+
+    @Test("SQLite: a batch with idempotency keys writes each submission in its own savepoint; a key taken earlier in the batch replays")
+    func savepointBatch() async throws {
+        try await withStorage(.sqlite) { storage async throws in
+            let mine = try await seedTeam(storage)
+            let claim = IdempotencyClaim(key: "k", fingerprint: "f")
+            let tasks = (0..<3).map { _ in taskRecord(team: mine.id, workflow: UUID()) } + [taskRecord(team: UUID(), workflow: UUID())]
+            let results = await flushOneBatch(storage, tasks, claims: [claim, nil, claim, nil])
+            #expect((try? results[0].get()) == .created)
+            #expect((try? results[1].get()) == .created)
+            #expect((try? results[2].get()) == .replayed(taskId: tasks[0].id))
+            #expect(throws: (any Error).self) { try results[3].get() }
+            #expect(
+                try await storage.tasks(teamId: mine.id, status: nil, page: PageRequest()).items.map(\.id).sorted()
+                    == [tasks[0].id, tasks[1].id].sorted())
         }
     }
 }

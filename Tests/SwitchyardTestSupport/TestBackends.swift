@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import SwitchyardConcurrency
 import SwitchyardCore
 import SwitchyardPostgres
 import SwitchyardServer
@@ -96,10 +97,10 @@ actor PostgresTemplate {
     static let shared = PostgresTemplate()
     private var templateName: String?
     /// PostgreSQL refuses to clone a template while another session uses it, so clones happen one at a time.
-    private let lock = AsyncLock()
+    private let lock = AsyncSemaphore()
 
     func cloneDatabase(baseURL: String) async throws -> String {
-        try await lock.withLock { try await self.cloneDatabaseLocked(baseURL: baseURL) }
+        try await lock.withPermit { try await self.cloneDatabaseLocked(baseURL: baseURL) }
     }
 
     private func cloneDatabaseLocked(baseURL: String) async throws -> String {

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import SwitchyardConcurrency
 import SwitchyardCore
 import SwitchyardWire
 
@@ -23,7 +24,7 @@ struct AgentGateway: Sendable {
 
     let storage: any SwitchyardStorage
     let dispatcher: Dispatcher
-    let opening = AsyncLock(permits: AgentGateway.maximumOpening)
+    let opening = AsyncSemaphore(permits: AgentGateway.maximumOpening)
     let clock: any WallClock
     let logger: Logger
 
@@ -110,7 +111,7 @@ struct AgentGateway: Sendable {
             key: AgentKey(teamId: credential.teamId, agentId: hello.agentId), credentialId: credential.id, socket: WebSocketAgentSocket(outbound))
         // At most `maximumOpening` sessions are admitted at once: ten thousand agents connecting together (a
         // restart, a network blip) wait here with a shallow stack, not each with a dispatcher call in flight.
-        let welcome = try await opening.withLock { await onChildTask { await dispatcher.connect(connection, hello: hello) } }
+        let welcome = try await opening.withPermit { await onChildTask { await dispatcher.connect(connection, hello: hello) } }
         try await outbound.writeTextMessage(try WireCoding.encode(welcome))
         if case .goodbye = welcome {
             try? await outbound.close(.normalClosure, reason: nil)

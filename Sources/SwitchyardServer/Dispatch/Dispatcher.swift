@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import SwitchyardConcurrency
 import SwitchyardCore
 import SwitchyardWire
 import Synchronization
@@ -94,7 +95,7 @@ public actor Dispatcher: Service {
     var credentialsChecked: [UUID: Date] = [:]
     /// Keys being read now, and the heartbeats waiting for that read.
     var credentialChecksInFlight: [UUID: [CheckedContinuation<String?, Never>]] = [:]
-    private let tickLock = AsyncLock()
+    private let tickLock = AsyncSemaphore()
     var started = false
     var agentRows = AgentRows()
 
@@ -439,7 +440,7 @@ public actor Dispatcher: Service {
     /// elsewhere. Runs every `tickInterval`; tests call it to step past a deadline without waiting. Ticks run one
     /// after another, so when a call returns, every deadline up to the clock's time at the call has been acted on.
     public func tick() async {
-        _ = try? await tickLock.withLock { await self.tickOnce() }
+        _ = try? await tickLock.withPermit { await self.tickOnce() }
     }
 
     private func tickOnce() async {

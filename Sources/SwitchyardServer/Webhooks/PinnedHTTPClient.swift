@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import SwitchyardConcurrency
 import SwitchyardCore
 import Synchronization
 
@@ -46,7 +47,7 @@ final class PinnedHTTPClient: Sendable {
     let idleLifetime: Duration = .seconds(20)
     let maxConnectionsPerKey = 8
     private let idle = Mutex<[Key: [Idle]]>([:])
-    private let slots = Mutex<[Key: AsyncLock]>([:])
+    private let slots = Mutex<[Key: AsyncSemaphore]>([:])
 
     init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         self.group = group
@@ -71,12 +72,12 @@ final class PinnedHTTPClient: Sendable {
             let key = Key(address: "\(address)", host: host, port: port, https: https)
             let slot = slots.withLock { slots in
                 if let slot = slots[key] { return slot }
-                let made = AsyncLock(permits: maxConnectionsPerKey)
+                let made = AsyncSemaphore(permits: maxConnectionsPerKey)
                 slots[key] = made
                 return made
             }
             do {
-                return try await slot.withLock {
+                return try await slot.withPermit {
                     // The time limit counts from here: waiting for one of the receiver's connections is not its fault.
                     try await self.send(key: key, address: address, head: request, body: body, deadline: .now() + timeout)
                 }

@@ -1,0 +1,133 @@
+import Foundation
+import SwitchyardSQL
+import Synchronization
+import Testing
+
+@Suite("GroupCommitQueue")
+struct GroupCommitQueueTests {
+    /// Opens once; whoever waits before or after passes then.
+    actor Gate {
+        private var isOpen = false
+        private var waiting: [CheckedContinuation<Void, Never>] = []
+        func wait() async {
+            if !isOpen { await withCheckedContinuation { waiting.append($0) } }
+        }
+        func open() {
+            isOpen = true
+            for waiter in waiting { waiter.resume() }
+            waiting = []
+        }
+    }
+
+    /// A queue whose first flush holds until `gate` opens, recording every batch it is given, and the callers'
+    /// line as it grows.
+    final class Recorder: Sendable {
+        let batches = Mutex<[[String]]>([])
+        /// Whether a flush found its task cancelled (a real flush's statements would then fail).
+        let flushSawCancellation = Mutex(false)
+    }
+
+    struct Harness: Sendable {
+        let queue: GroupCommitQueue<String, String>
+        let recorder = Recorder()
+        let gate = Gate()
+        let lineLengths: AsyncStream<Int>
+
+        init(maxBatch: Int, failing: Set<String> = []) {
+            let (recorder, gate) = (self.recorder, self.gate)
+            let (lineLengths, report) = AsyncStream.makeStream(of: Int.self)
+            self.lineLengths = lineLengths
+            queue = GroupCommitQueue(maxBatch: maxBatch, onWait: { report.yield($0) }) { items in
+                let first = recorder.batches.withLock { batches in
+                    batches.append(items)
+                    return batches.count == 1
+                }
+                if first { await gate.wait() }
+                if Task.isCancelled { recorder.flushSawCancellation.withLock { $0 = true } }
+                return items.map { failing.contains($0) ? .failure(Refused(item: $0)) : .success("wrote \($0)") }
+            }
+        }
+
+        var recorded: [[String]] { recorder.batches.withLock { $0 } }
+    }
+
+    struct Refused: Error, Equatable {
+        let item: String
+    }
+
+    /// Starts `items` one after another, each once the previous one is in line (so the line's order is known).
+    static func enqueue(_ items: [String], on harness: Harness, line: inout AsyncStream<Int>.Iterator, from start: Int)
+        async -> [Task<String, any Error>]
+    {
+        var tasks: [Task<String, any Error>] = []
+        for (offset, item) in items.enumerated() {
+            tasks.append(Task { try await harness.queue.submit(item) })
+            _ = await line.next()
+            precondition(harness.queue.waiting == start + offset + 1)
+        }
+        return tasks
+    }
+
+    @Test("the leader flushes alone; the next batch is everything that queued meanwhile, at most maxBatch, in order")
+    func batchBoundaries() async throws {
+        let harness = Harness(maxBatch: 3)
+        let leader = Task { try await harness.queue.submit("a") }
+        var line = harness.lineLengths.makeAsyncIterator()
+        // "a" leads and its flush holds: the next four queue behind it.
+        let followers = await Self.enqueue(["b", "c", "d", "e"], on: harness, line: &line, from: 0)
+        #expect(harness.recorded == [["a"]])
+        await harness.gate.open()
+        #expect(try await leader.value == "wrote a")
+        for (task, item) in zip(followers, ["b", "c", "d", "e"]) { #expect(try await task.value == "wrote \(item)") }
+        #expect(harness.recorded == [["a"], ["b", "c", "d"], ["e"]])
+    }
+
+    @Test("an item that fails fails alone: its neighbours in the batch get their own results")
+    func failureIsolated() async throws {
+        let harness = Harness(maxBatch: 10, failing: ["bad"])
+        let leader = Task { try await harness.queue.submit("a") }
+        var line = harness.lineLengths.makeAsyncIterator()
+        let followers = await Self.enqueue(["b", "bad", "c"], on: harness, line: &line, from: 0)
+        await harness.gate.open()
+        _ = try await leader.value
+        #expect(try await followers[0].value == "wrote b")
+        await #expect(throws: Refused(item: "bad")) { try await followers[1].value }
+        #expect(try await followers[2].value == "wrote c")
+        #expect(harness.recorded == [["a"], ["b", "bad", "c"]])
+    }
+
+    @Test("a caller cancelled while its item waits takes the item back; the batch goes without it")
+    func cancelledWaiter() async throws {
+        let harness = Harness(maxBatch: 10)
+        let leader = Task { try await harness.queue.submit("a") }
+        var line = harness.lineLengths.makeAsyncIterator()
+        let followers = await Self.enqueue(["b", "c"], on: harness, line: &line, from: 0)
+        followers[0].cancel()
+        await #expect(throws: CancellationError.self) { try await followers[0].value }
+        #expect(harness.queue.waiting == 1)
+        await harness.gate.open()
+        _ = try await leader.value
+        #expect(try await followers[1].value == "wrote c")
+        #expect(harness.recorded == [["a"], ["c"]], "the cancelled item was never written")
+    }
+
+    @Test("a cancelled leader's flush still finishes, for its own item and for its followers")
+    func cancelledLeader() async throws {
+        let harness = Harness(maxBatch: 10)
+        let leader = Task { try await harness.queue.submit("a") }
+        var line = harness.lineLengths.makeAsyncIterator()
+        let followers = await Self.enqueue(["b"], on: harness, line: &line, from: 0)
+        leader.cancel()
+        await harness.gate.open()
+        #expect(try await leader.value == "wrote a")
+        #expect(try await followers[0].value == "wrote b")
+        #expect(harness.recorded == [["a"], ["b"]])
+        #expect(harness.recorder.flushSawCancellation.withLock { $0 } == false, "the leader's cancellation does not reach its flush")
+    }
+
+    @Test("a flush that returns the wrong number of results fails every item of its batch")
+    func resultCountMismatch() async throws {
+        let queue = GroupCommitQueue<Int, Int>(maxBatch: 4) { _ in [] }
+        await #expect(throws: GroupCommitError.self) { try await queue.submit(1) }
+    }
+}
