@@ -91,5 +91,16 @@ struct JSONTests {
         ])
     func rfc3339(seconds: Double, text: String) {
         #expect(RFC3339.format(Date(timeIntervalSince1970: seconds)) == text)
+        #expect(RFC3339.parse(text) == Date(timeIntervalSince1970: seconds.rounded(.down)))
+    }
+
+    @Test("RFC 3339 reading: a fraction is dropped; offsets, trailing text and impossible dates are refused")
+    func rfc3339Parsing() {
+        #expect(RFC3339.parse("2025-02-10T14:00:00.750Z") == Date(timeIntervalSince1970: 1_739_196_000))
+        for text in [
+            "2023-02-29T00:00:00Z", "2025-02-10T14:00:00+02:00", "2025-02-10T14:00:00Zjunk", "2025-02-10 14:00:00Z", "", "2025-13-01T00:00:00Z",
+        ] {
+            #expect(RFC3339.parse(text) == nil, "\(text)")
+        }
     }
 }

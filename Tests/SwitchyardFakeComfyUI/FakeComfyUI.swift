@@ -100,6 +100,15 @@ public final class FakeComfyUI: Sendable {
     public func queued(promptId: String) async { await engine.waitUntilQueued(promptId) }
     /// How many prompts ran to an end (success, error or interrupt).
     public func finishedPrompts() async -> Int { await engine.finished }
+    /// How a finished prompt ended, as its history entry says: `success`, or the message that ended it
+    /// (`execution_interrupted`, `execution_error`); nil while it has no entry.
+    public func ending(promptId: String) async -> String? {
+        guard let entry = await engine.history[promptId], case .object(let status)? = entry["status"] else { return nil }
+        if status["status_str"] == "success" { return "success" }
+        guard case .array(let messages)? = status["messages"], case .array(let last)? = messages.last, case .string(let name)? = last.first
+        else { return "error" }
+        return name
+    }
 
     /// Starts the server on a free port on 127.0.0.1, runs `body`, and stops it.
     public static func with<T: Sendable>(_ options: Options = Options(), _ body: @Sendable (FakeComfyUI) async throws -> T) async throws -> T {

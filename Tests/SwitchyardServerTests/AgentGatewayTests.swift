@@ -394,7 +394,7 @@ struct AgentGatewayTests {
                 let result = try await app.call(client, .get, "/api/v1/r/tasks/\(firstId.lowercased)/result", token: app.bootstrap.integrationKey)
                     .json()
                 #expect(result["task_status"] as? String == "cancelled")
-                #expect(result["stopped_at"] as? String == RFC3339.format(stoppedAt))
+                #expect(apiInstant(result["stopped_at"]) == stoppedAt)
                 #expect(result["gpu_seconds"] as? Double == 1.5)
                 // Messages about the cancelled attempt are refused.
                 try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))

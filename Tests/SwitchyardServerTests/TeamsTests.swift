@@ -338,7 +338,7 @@ struct TeamsTests {
             let request = try shown.json()
             #expect(request["requested_name"] as? String == "Ada's laptop")
             #expect(request["requested_from"] as? String == "127.0.0.1 (forwarded for 203.0.113.7)", "\(request)")
-            #expect(request["requested_at"] as? String == RFC3339.format(app.clock.now()))
+            #expect(apiInstant(request["requested_at"]) == app.clock.now())
             #expect(request["user_code"] as? String == userCode)
             // Typed with a space, as a form encoder (requests, curl -G --data-urlencode) sends it: `+` is that space.
             let spaced = userCode.replacingOccurrences(of: "-", with: "+")

@@ -21,8 +21,8 @@ struct WaitingTests {
             let bounded = try await app.run(client, body: #"{"start_deadline": 5}"#)
             let patient = try await app.run(client)
             let shown = try await app.taskJSON(client, bounded)
-            let created = try #require((shown["created_at"] as? String).flatMap(RFC3339.parse))
-            #expect((shown["start_deadline"] as? String).flatMap(RFC3339.parse) == created.addingTimeInterval(5))
+            let created = try #require(apiInstant(shown["created_at"]))
+            #expect(apiInstant(shown["start_deadline"]) == created.addingTimeInterval(5))
             #expect(try await app.taskJSON(client, patient)["start_deadline"] is NSNull)
 
             app.clock.advance(by: 4)
@@ -108,10 +108,10 @@ struct WaitingTests {
             let now = app.clock.now()
             let nextShown = try await app.taskJSON(client, next)
             #expect(nextShown["queue_position"] as? Int == 1)
-            #expect((nextShown["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(500))
+            #expect(apiInstant(nextShown["estimated_start_at"]) == now.addingTimeInterval(500))
             let afterShown = try await app.taskJSON(client, after)
             #expect(afterShown["queue_position"] as? Int == 2)
-            #expect((afterShown["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(1500))
+            #expect(apiInstant(afterShown["estimated_start_at"]) == now.addingTimeInterval(1500))
 
             // 249 more eligible agents (rows as other replicas write them): 250 slots, more than a page of the list.
             let gateway = await app.built.dispatcher.gatewayId
@@ -122,8 +122,8 @@ struct WaitingTests {
                         labels: ["comfyui", "gpu"], region: nil, communityOptIn: false, capacity: 1, agentVersion: "test", tool: "comfyui",
                         toolVersion: nil, systemStats: [:], gatewayId: gateway, connectedAt: now, lastHeartbeatAt: now))
             }
-            #expect((try await app.taskJSON(client, next)["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(2))
-            #expect((try await app.taskJSON(client, after)["estimated_start_at"] as? String).flatMap(RFC3339.parse) == now.addingTimeInterval(6))
+            #expect(apiInstant(try await app.taskJSON(client, next)["estimated_start_at"]) == now.addingTimeInterval(2))
+            #expect(apiInstant(try await app.taskJSON(client, after)["estimated_start_at"]) == now.addingTimeInterval(6))
         }
     }
 

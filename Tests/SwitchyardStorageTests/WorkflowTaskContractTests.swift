@@ -253,7 +253,10 @@ extension StorageContractTests {
             let again = taskRecord(team: mine.id, workflow: UUID(), at: now.addingTimeInterval(3600))
             #expect(try await submit(storage, again, claim: claim) == .replayed(taskId: first.id))
             #expect(try await storage.task(id: again.id, teamId: mine.id) == nil, "a replay stores nothing")
-            await #expect(throws: SwitchyardError.conflict(IdempotencyClaim.conflictMessage)) {
+            await #expect(
+                throws: SwitchyardError.conflict(
+                    "Idempotency-Key was already used within the last 24 hours for a different request; use a new key for a new request")
+            ) {
                 try await submit(storage, taskRecord(team: mine.id, workflow: UUID()), claim: IdempotencyClaim(key: "order-42", fingerprint: "bbbb"))
             }
             let theirs = team("Theirs")

@@ -176,3 +176,10 @@ extension TestApp {
         return text
     }
 }
+
+/// The instant an API timestamp names, read with Foundation's `ISO8601DateFormatter` rather than the server's own
+/// code; nil unless it is exactly `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds), the API's format.
+public func apiInstant(_ value: Any?) -> Date? {
+    guard let text = value as? String, text.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z/) != nil else { return nil }
+    return ISO8601DateFormatter().date(from: text)
+}

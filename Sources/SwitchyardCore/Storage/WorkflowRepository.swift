@@ -47,37 +47,3 @@ public protocol WorkflowRepository: Sendable {
     func workflowSnapshots(workflowId: UUID, teamId: UUID, page: PageRequest) async throws -> Page<WorkflowSnapshot>?
     func workflowSnapshot(workflowId: UUID, teamId: UUID, version: Int) async throws -> WorkflowSnapshot?
 }
-
-/// Tasks and their event logs.
-public protocol TaskRepository: Sendable {
-    /// Stores a new task, its injected definition and its first events (`pending`, and `queued` when the task was
-    /// assigned at submission) in one transaction — durable when this returns. With an idempotency claim, a live claim of the same key in the team either replays its task
-    /// (same fingerprint) or throws `.conflict` (another fingerprint); claims older than
-    /// `IdempotencyClaim.window` are replaced.
-    func insertTask(
-        _ task: TaskRecord, definition: JSONValue, events: [TaskEventRecord], idempotency: IdempotencyClaim?
-    ) async throws -> TaskInsertOutcome
-
-    func task(id: UUID, teamId: UUID) async throws -> TaskRecord?
-    /// The definition (with parameters injected) the task runs.
-    func taskDefinition(id: UUID, teamId: UUID) async throws -> JSONValue?
-    /// The team's tasks, newest first, optionally in one status.
-    func tasks(teamId: UUID, status: TaskStatus?, page: PageRequest) async throws -> Page<TaskRecord>
-
-    /// Applies a lifecycle event with `TaskStateMachine` to the task's current state inside one transaction, and
-    /// appends the matching event when the state changes. Nil when the task is not the team's; throws
-    /// `TaskStateMachine.Refusal` when the event is illegal in the current state.
-    func applyTaskEvent(id: UUID, teamId: UUID, event: TaskStateMachine.Event, at date: Date) async throws -> TaskTransitionOutcome?
-
-    /// The task's events with a sequence number above `afterSequence`, in order; nil when not the team's.
-    func taskEvents(taskId: UUID, teamId: UUID, afterSequence: Int) async throws -> [TaskEventRecord]?
-}
-
-extension TaskRepository {
-    /// A task with its single first event.
-    public func insertTask(
-        _ task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord, idempotency: IdempotencyClaim?
-    ) async throws -> TaskInsertOutcome {
-        try await insertTask(task, definition: definition, events: [firstEvent], idempotency: idempotency)
-    }
-}

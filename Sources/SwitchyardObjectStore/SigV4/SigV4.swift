@@ -184,22 +184,20 @@ public enum SigV4 {
     }
 }
 
-/// SigV4's timestamps: `yyyyMMdd'T'HHmmss'Z'` in UTC, converted without a calendar or formatter (presigning is
-/// a hot path).
+/// SigV4's timestamps: `yyyyMMdd'T'HHmmss'Z'` in UTC.
 public enum SigV4Timestamp {
+    private static let style = Date.ISO8601FormatStyle(dateSeparator: .omitted, timeSeparator: .omitted)
+
     /// `20240115T120000Z` for `date` (fractions of a second dropped).
     public static func format(_ date: Date) -> String {
-        let time = CivilTime(date)
-        return "\(pad(time.year, 4))\(pad(time.month, 2))\(pad(time.day, 2))T\(pad(time.hour, 2))\(pad(time.minute, 2))\(pad(time.second, 2))Z"
+        date.formatted(style)
     }
 
     /// The instant of a `yyyyMMdd'T'HHmmss'Z'` text, or nil when it is not one.
     public static func parse(_ text: some StringProtocol) -> Date? {
-        CivilTime.parseBasic(text)
-    }
-
-    private static func pad(_ value: Int, _ width: Int) -> String {
-        let text = String(value)
-        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        // Foundation's parser is lenient (February 29th of a common year is March 1st): only what formats back
+        // to the same text is a timestamp.
+        guard text.utf8.count == 16, let date = try? style.parse(String(text)), format(date) == text else { return nil }
+        return date
     }
 }

@@ -154,3 +154,16 @@ extension Dispatcher {
         return counts
     }
 }
+
+extension Dispatcher {
+    /// An agent's reported system stats as the JSON its row keeps.
+    static func json(_ stats: SystemStats) -> JSONValue {
+        guard let data = try? JSONEncoder().encode(stats), let value = try? JSONValue.parse(Array(data)) else { return .object([:]) }
+        return value
+    }
+
+    static func gpuType(_ stats: JSONValue) -> String? {
+        guard case .array(let devices)? = stats["gpu_devices"], case .string(let name)? = devices.first?["name"] else { return nil }
+        return name
+    }
+}
