@@ -142,7 +142,8 @@ let package = Package(
         .target(
             name: "SwitchyardAgent",
             dependencies: [
-                "SwitchyardCore", "SwitchyardWire", "SwitchyardClient", "SwitchyardComfyUI",
+                "SwitchyardCore", "SwitchyardWire", "SwitchyardComfyUI",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import Foundation
+import Yams
 
 /// What `switchyard agent` needs: flags override `switchyard-agent.yaml`, which overrides the defaults
 /// (docs/agent.md lists every key).
@@ -50,79 +51,41 @@ public struct AgentConfiguration: Sendable, Equatable {
     }
 
     /// Applies the keys of a `switchyard-agent.yaml` (`server`, `key`, `comfyui`, `agent_id`, `agent_labels`,
-    /// `region`, `capacity`, `prefetch`, `community_opt_in`); an unknown key or a malformed value is an error naming it.
+    /// `region`, `capacity`, `prefetch`, `community_opt_in`), read with Yams; an unknown key or a malformed value is
+    /// an error naming it.
     public mutating func apply(yaml text: String) throws {
-        for (key, value) in try Self.parseYAML(text) {
-            switch (key, value) {
-            case ("server", .scalar(let text)): server = text
-            case ("key", .scalar(let text)): self.key = text
-            case ("comfyui", .scalar(let text)): comfyUI = text
-            case ("agent_id", .scalar(let text)): agentId = text
-            case ("region", .scalar(let text)): region = text
-            case ("agent_labels", .list(let items)): labels = items
-            case ("agent_labels", .scalar(let text)) where text.isEmpty: labels = []
-            case ("capacity", .scalar(let text)):
+        let document: Node?
+        do { document = try Yams.compose(yaml: text) } catch { throw Invalid(description: "not YAML: \(error)") }
+        guard let document else { return }
+        guard let mapping = document.mapping else { throw Invalid(description: "expected key: value lines at the top level") }
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? "\(keyNode)"
+            switch (key, value.scalar?.string, value.sequence) {
+            case ("server", let text?, _): server = text
+            case ("key", let text?, _): self.key = text
+            case ("comfyui", let text?, _): comfyUI = text
+            case ("agent_id", let text?, _): agentId = text
+            case ("region", let text?, _): region = text
+            case ("agent_labels", _, let items?):
+                labels = try items.map { item in
+                    guard let label = item.scalar?.string else { throw Invalid(description: "agent_labels: each label must be a text") }
+                    return label
+                }
+            case ("agent_labels", ""?, _): labels = []
+            case ("capacity", let text?, _):
                 guard let number = Int(text), (1...256).contains(number) else { throw Invalid(description: "capacity: \"\(text)\" is not 1–256") }
                 capacity = number
-            case ("prefetch", .scalar(let text)):
+            case ("prefetch", let text?, _):
                 guard let number = Int(text), (0...64).contains(number) else { throw Invalid(description: "prefetch: \"\(text)\" is not 0–64") }
                 prefetch = number
-            case ("community_opt_in", .scalar(let text)):
+            case ("community_opt_in", let text?, _):
                 guard let flag = ["true": true, "yes": true, "false": false, "no": false][text.lowercased()] else {
                     throw Invalid(description: "community_opt_in: \"\(text)\" is not true or false")
                 }
                 communityOptIn = flag
-            case ("agent_labels", _): throw Invalid(description: "agent_labels must be a list")
+            case ("agent_labels", _, _): throw Invalid(description: "agent_labels must be a list")
             default: throw Invalid(description: "\(key): unknown key, or a list where a value belongs")
             }
         }
-    }
-
-    enum YAMLValue: Equatable {
-        case scalar(String)
-        case list([String])
-    }
-
-    /// The YAML this file needs: `key: value`, `key: [a, b]`, and `key:` followed by `- item` lines; `#` comments;
-    /// quoted scalars. Anything else is refused with its line number.
-    static func parseYAML(_ text: String) throws -> [(String, YAMLValue)] {
-        var entries: [(String, YAMLValue)] = []
-        for (number, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var line = String(rawLine)
-            if let hash = line.firstIndex(of: "#"), !line[..<hash].contains("\"") { line = String(line[..<hash]) }
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            guard !trimmed.isEmpty else { continue }
-            if trimmed.hasPrefix("- ") || trimmed == "-" {
-                guard let last = entries.last, case .list(let items) = last.1 else {
-                    throw Invalid(description: "line \(number + 1): a list item outside a list")
-                }
-                entries[entries.count - 1].1 = .list(items + [unquote(String(trimmed.dropFirst()).trimmingCharacters(in: .whitespaces))])
-                continue
-            }
-            guard let colon = trimmed.firstIndex(of: ":") else { throw Invalid(description: "line \(number + 1): expected key: value") }
-            let key = String(trimmed[..<colon]).trimmingCharacters(in: .whitespaces)
-            let value = String(trimmed[trimmed.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
-            if value.isEmpty {
-                entries.append((key, .list([])))
-            } else if value.hasPrefix("[") {
-                guard value.hasSuffix("]") else { throw Invalid(description: "line \(number + 1): unclosed [") }
-                let items = value.dropFirst().dropLast().split(separator: ",").map { unquote($0.trimmingCharacters(in: .whitespaces)) }
-                entries.append((key, .list(items.filter { !$0.isEmpty })))
-            } else {
-                entries.append((key, .scalar(unquote(value))))
-            }
-        }
-        return entries.map { key, value in
-            // `key:` with nothing after and no items is an empty scalar, not a list.
-            if case .list(let items) = value, items.isEmpty, key != "agent_labels" { return (key, .scalar("")) }
-            return (key, value)
-        }
-    }
-
-    private static func unquote(_ value: String) -> String {
-        for quote in ["\"", "'"] where value.count >= 2 && value.hasPrefix(quote) && value.hasSuffix(quote) {
-            return String(value.dropFirst().dropLast())
-        }
-        return value
     }
 }

@@ -324,5 +324,8 @@ struct EndToEndTests {
         #expect(throws: AgentConfiguration.Invalid.self) { try configuration.apply(yaml: "capacity: lots") }
         #expect(throws: AgentConfiguration.Invalid.self) { try configuration.apply(yaml: "prefetch: 65") }
         #expect(throws: AgentConfiguration.Invalid.self) { try configuration.apply(yaml: "colour: blue") }
+        #expect(throws: AgentConfiguration.Invalid.self) { try configuration.apply(yaml: "agent_labels: [a, b") }
+        #expect(throws: AgentConfiguration.Invalid.self) { try configuration.apply(yaml: "- server\n- key") }
+        #expect(throws: AgentConfiguration.Invalid.self) { try configuration.apply(yaml: "region: [eu, us]") }
     }
 }
