@@ -103,21 +103,21 @@ public func buildApplication(
     let routeTable = RouteTableBox()
     router.add(
         middleware: ErrorMiddleware(
-            routes: { routeTable.value }, unavailable: { storage.isUnavailable($0) }, reachable: { storage.isReachable }, metrics: metrics))
+            routes: { routeTable.value }, unavailable: { storage.isUnavailable($0) }, reachable: { storage.isReachable }, metrics: metrics,
+            maxBodySize: configuration.maxBodySize))
 
     HealthController(storage: storage).addRoutes(to: router)
     let api = router.group("api/v1")
     OpenAPIController().addRoutes(to: api)
-    AuthController(storage: storage, sessions: sessions, maxBodySize: configuration.maxBodySize, decoyPasswordHash: decoyHash, limiter: limiter)
+    AuthController(storage: storage, sessions: sessions, decoyPasswordHash: decoyHash, limiter: limiter)
         .addRoutes(to: api.group("auth"))
     UsersController(storage: storage)
         .addRoutes(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     AccountController(
-        storage: storage, sessions: sessions, clock: clock, limiter: limiter, bcryptCost: configuration.bcryptCost,
-        maxBodySize: configuration.maxBodySize
+        storage: storage, sessions: sessions, clock: clock, limiter: limiter, bcryptCost: configuration.bcryptCost
     ).addRoutes(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     let heads = WorkflowHeadCache(ttl: configuration.cacheTTL)
-    WorkflowsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, heads: heads)
+    WorkflowsController(storage: storage, clock: clock, heads: heads)
         .addRoutes(to: api.group("workflows").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     let runtime = api.group("r").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .runtime))
     let objects = objectStore?.objectStorage(configuration: configuration) ?? ObjectStorage(external: configuration, clock: clock)
@@ -128,25 +128,25 @@ public func buildApplication(
     let dispatcher = Dispatcher(
         storage: storage, objects: objects, snapshots: snapshots, hub: hub, clock: clock, settings: configuration.dispatch, logger: logger,
         metrics: metrics)
-    CredentialsController(storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, keyCache: keyCache, dispatcher: dispatcher)
+    CredentialsController(storage: storage, clock: clock, keyCache: keyCache, dispatcher: dispatcher)
         .addRoutes(to: api.group("credentials").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
     let management = api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management))
     WebhooksController(
-        storage: storage, box: secrets, policy: configuration.webhooks.policy, clock: clock, maxBodySize: configuration.maxBodySize,
+        storage: storage, box: secrets, policy: configuration.webhooks.policy, clock: clock,
         sender: webhookSender
     ).addRoutes(to: api.group("webhooks").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     let teams = TeamsController(
-        storage: storage, clock: clock, maxBodySize: configuration.maxBodySize,
+        storage: storage, clock: clock,
         effects: TeamEffects(keyCache: keyCache, dispatcher: dispatcher, hub: hub, objects: objects), selfServiceTeams: configuration.selfServiceTeams
     )
     teams.addUserRoutes(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     teams.addTeamRoutes(to: management)
     InvitationAcceptController(
-        storage: storage, sessions: sessions, clock: clock, bcryptCost: configuration.bcryptCost, maxBodySize: configuration.maxBodySize,
+        storage: storage, sessions: sessions, clock: clock, bcryptCost: configuration.bcryptCost,
         limiter: limiter
     ).addRoutes(to: api)
     let pairing = PairingController(
-        storage: storage, clock: clock, maxBodySize: configuration.maxBodySize, dispatcher: dispatcher, limiter: limiter)
+        storage: storage, clock: clock, dispatcher: dispatcher, limiter: limiter)
     pairing.addPublicRoutes(to: api)
     pairing.addConfirmRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
     pairing.addRevokeRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
@@ -161,12 +161,12 @@ public func buildApplication(
     AgentsController(storage: storage, dispatcher: dispatcher).addRoutes(to: runtime.group("agents"))
     AgentsController(storage: storage, dispatcher: dispatcher)
         .addRoutes(to: api.group("agents").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
-    FilesController(objects: objects, clock: clock, maxBodySize: configuration.maxBodySize).addRoutes(to: runtime.group("files"))
-    ModelsController(storage: storage, objects: objects, clock: clock, maxBodySize: configuration.maxBodySize)
+    FilesController(objects: objects, clock: clock).addRoutes(to: runtime.group("files"))
+    ModelsController(storage: storage, objects: objects, clock: clock)
         .addRoutes(to: api.group("models").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
-    MultipartController(storage: storage, objects: objects, clock: clock, maxBodySize: configuration.maxBodySize)
+    MultipartController(storage: storage, objects: objects, clock: clock)
         .addRoutes(to: api.group("uploads/multipart").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
-    RuntimeWorkflowsController(storage: storage, submitter: submitter, maxBodySize: configuration.maxBodySize)
+    RuntimeWorkflowsController(storage: storage, submitter: submitter)
         .addRoutes(to: runtime.group("workflows"))
     let streams = StreamLimiter(maximumPerTeam: configuration.maxEventStreamsPerTeam)
     TasksController(

@@ -10,6 +10,8 @@ public struct SwitchyardRequestContext: RequestContext {
     public var caller: Caller?
     /// The peer's IP address (the proxy's, behind one).
     public var remoteAddress: String?
+    /// The largest request body read (`http.maxBodySize`), set by `ErrorMiddleware`.
+    public var maxUploadSize = ServerConfiguration().maxBodySize
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

@@ -11,7 +11,6 @@ struct AccountController {
     let clock: any WallClock
     let limiter: RateLimiter
     let bcryptCost: Int
-    let maxBodySize: Int
 
     func addRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
         group.post("users/me/sign-out-everywhere", use: signOutEverywhere)
@@ -37,7 +36,7 @@ struct AccountController {
 
     @Sendable func changePassword(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let userId = try sessionUser(context, to: "changing the password")
-        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
         let current = try fields.required("current_password") { key throws(SwitchyardError) in try fields.string(key, length: 1...1024) }
         let new = try fields.required("new_password") { key throws(SwitchyardError) in try fields.string(key, length: 1...1024) }
         guard new.count >= InvitationAcceptController.minimumPasswordLength else {

@@ -6,7 +6,6 @@ import SwitchyardCore
 struct AuthController {
     let storage: any SwitchyardStorage
     let sessions: SessionTokens
-    let maxBodySize: Int
     /// A bcrypt hash of a random password at the configured cost, checked when the email is unknown so that
     /// both failure paths take the same time.
     let decoyPasswordHash: String
@@ -39,7 +38,7 @@ struct AuthController {
     }
 
     @Sendable func login(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        let body = try await APIJSON.decodeBody(LoginRequest.self, from: request, limit: maxBodySize)
+        let body = try await APIJSON.decodeBody(LoginRequest.self, from: request, context: context)
         guard let email = body.emailAddress?.trimmingCharacters(in: .whitespaces), !email.isEmpty else {
             throw SwitchyardError.invalid("field \"email_address\" is required")
         }

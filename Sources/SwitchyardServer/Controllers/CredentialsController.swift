@@ -7,7 +7,6 @@ import SwitchyardCore
 struct CredentialsController {
     let storage: any SwitchyardStorage
     let clock: any WallClock
-    let maxBodySize: Int
     /// Revocation removes the key from the authentication cache, so it fails on the very next request here.
     let keyCache: CredentialCache
     /// Agents connected with a revoked `ak-` key (or a device key's companion) are disconnected.
@@ -125,7 +124,7 @@ struct CredentialsController {
     @Sendable func create(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         try caller.requireCredentialManager()
-        let body = try await APIJSON.decodeBody(CreateRequest.self, from: request, limit: maxBodySize)
+        let body = try await APIJSON.decodeBody(CreateRequest.self, from: request, context: context)
         let kind = try Self.validateKind(body.kind)
         let displayName = try Self.validateDisplayName(body.displayName)
         var expiresAt: Date?

@@ -8,7 +8,6 @@ import SwitchyardCore
 struct FilesController {
     let objects: ObjectStorage
     let clock: any WallClock
-    let maxBodySize: Int
 
     func addRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
         group.post("presign", use: presign)
@@ -18,7 +17,7 @@ struct FilesController {
         let caller = try context.requireCaller()
         try caller.requireRunner()
         let teamId = try caller.requireTeam()
-        let upload = try UploadRequest.validate(body: try await JSONBody.read(request, limit: maxBodySize), maximumSize: objects.maximumUploadSize)
+        let upload = try UploadRequest.validate(body: try await JSONBody.read(request, context: context), maximumSize: objects.maximumUploadSize)
         let now = clock.now()
         let key = InputFileKey.make(teamId: teamId, uploadId: UUIDv7.make(at: now), contentType: upload.contentType, fileName: upload.fileName)
         let (url, headers) = objects.presigner.presignedPut(key: key, contentLength: upload.fileSize, expires: objects.presignLifetime, now: now)

@@ -10,7 +10,6 @@ struct InvitationAcceptController {
     let sessions: SessionTokens
     let clock: any WallClock
     let bcryptCost: Int
-    let maxBodySize: Int
     let limiter: RateLimiter
 
     static let minimumPasswordLength = 8
@@ -20,7 +19,7 @@ struct InvitationAcceptController {
     }
 
     @Sendable func accept(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
         let token = try fields.required("invitation_token") { key throws(SwitchyardError) in try fields.string(key, length: 1...200) }
         let now = clock.now()
         let tokenHash = SecretHasher.keyHash(token)

@@ -15,7 +15,6 @@ struct MultipartController {
     let storage: any SwitchyardStorage
     let objects: ObjectStorage
     let clock: any WallClock
-    let maxBodySize: Int
 
     /// The recommended part size (the docs' example: 100 MiB), raised when a file would need more than S3's
     /// 10,000 parts.
@@ -119,7 +118,7 @@ struct MultipartController {
         let caller = try context.requireCaller()
         try caller.requireRunner()
         let teamId = try caller.requireTeam()
-        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
         let key = try fields.required("storage_key") { name throws(SwitchyardError) in try fields.string(name, length: 1...1024) }
         guard ModelsController.isIssued(key, to: teamId) || InputFileKey(key)?.teamId == teamId else {
             throw SwitchyardError.invalid("field \"storage_key\": \"\(key)\" was not issued to this team by a presign endpoint")

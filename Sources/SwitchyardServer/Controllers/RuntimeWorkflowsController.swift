@@ -8,7 +8,6 @@ import SwitchyardCore
 struct RuntimeWorkflowsController {
     let storage: any SwitchyardStorage
     let submitter: RunSubmitter
-    let maxBodySize: Int
 
     func addRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
         group.get(use: list)
@@ -59,7 +58,7 @@ struct RuntimeWorkflowsController {
     private func run(_ target: RunSubmitter.Target, request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         try caller.requireRunner()
-        let body = try await JSONBody.read(request, limit: maxBodySize)
+        let body = try await JSONBody.read(request, context: context)
         let submitted = try await submitter.submit(target, body: body, caller: caller, idempotencyKey: request.headers[.idempotencyKey])
         var headers = HTTPFields()
         headers[.location] = "/api/v1/r/tasks/\(submitted.taskId.lowercased)"

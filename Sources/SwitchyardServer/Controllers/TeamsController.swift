@@ -16,7 +16,6 @@ struct TeamEffects: Sendable {
 struct TeamsController {
     let storage: any SwitchyardStorage
     let clock: any WallClock
-    let maxBodySize: Int
     let effects: TeamEffects
     /// `teams.selfService`: whether `POST /teams` is open to every signed-in user.
     var selfServiceTeams = true
@@ -71,7 +70,7 @@ struct TeamsController {
             throw SwitchyardError.forbidden(
                 "creating teams is switched off on this server (teams.selfService = false); ask an owner of a team to invite you")
         }
-        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
         let name = try fields.required("display_name") { key throws(SwitchyardError) in try fields.string(key, length: 1...100, trim: true) }
         let now = clock.now()
         let team = Team(id: UUIDv7.make(at: now), displayName: name, createdAt: now, updatedAt: now)
@@ -93,7 +92,7 @@ struct TeamsController {
     @Sendable func renameTeam(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         try caller.require(.manage, to: "rename the team")
-        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
         let name = try fields.required("display_name") { key throws(SwitchyardError) in try fields.string(key, length: 1...100, trim: true) }
         let teamId = try caller.requireTeam()
         guard try await storage.renameTeam(id: teamId, displayName: name, at: clock.now()) else { throw SwitchyardError.notFound("team not found") }
@@ -104,7 +103,7 @@ struct TeamsController {
         let caller = try context.requireCaller()
         try caller.require(.own, to: "transfer ownership")
         try caller.requireSession(to: "transfer ownership")
-        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
         let raw = try fields.required("new_owner_id") { key throws(SwitchyardError) in try fields.string(key) }
         guard let newOwner = UUID(text: raw) else { throw SwitchyardError.invalid("field \"new_owner_id\": \"\(raw)\" is not a UUID") }
         let userId = try caller.requireUser()
@@ -178,7 +177,7 @@ struct TeamsController {
         try caller.require(.manageMembers, to: "change roles")
         try caller.requireSession(to: "change roles")
         let userId = try context.parameters.requireUUID("userId")
-        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
         let key = fields.has("member_role") || !fields.has("role") ? "member_role" : "role"
         let role = try fields.required(key) { key throws(SwitchyardError) in try fields.enumeration(key, TeamRole.self) }
         guard role != .owner else {
@@ -218,7 +217,7 @@ struct TeamsController {
         let caller = try context.requireCaller()
         try caller.require(.manageMembers, to: "invite members")
         try caller.requireSession(to: "invite members")
-        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
         let email = try fields.required("email_address") { key throws(SwitchyardError) in try fields.string(key, length: 3...254, trim: true) }
             .lowercased()
         guard Self.looksLikeEmail(email) else { throw SwitchyardError.invalid("field \"email_address\": \"\(email)\" is not an email address") }

@@ -9,7 +9,6 @@ struct WebhooksController {
     let box: SecretBox
     let policy: WebhookTargetPolicy
     let clock: any WallClock
-    let maxBodySize: Int
     let sender: WebhookSender
 
     func addRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
@@ -40,7 +39,7 @@ struct WebhooksController {
 
     @Sendable func create(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let teamId = try manager(context)
-        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
         let name = try fields.required("display_name") { key throws(SwitchyardError) in try fields.string(key, length: 1...255, trim: true) }
         let url = try fields.required("webhook_url") { key throws(SwitchyardError) in try fields.string(key) }
         _ = try policy.validate(url)
@@ -75,7 +74,7 @@ struct WebhooksController {
 
     @Sendable func update(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         var webhook = try await load(context)
-        let fields = try JSONFields(body: try await JSONBody.read(request, limit: maxBodySize))
+        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
         if let name = try fields.string("display_name", length: 1...255, trim: true) { webhook.displayName = name }
         if let url = try fields.string("webhook_url") {
             _ = try policy.validate(url)

@@ -19,6 +19,8 @@ struct ErrorMiddleware: RouterMiddleware {
     /// `switchyard_http_requests_total` and `…_duration_seconds`; a request no route matched counts under the
     /// router's route `NotFound`.
     var metrics: ServerMetrics?
+    /// `http.maxBodySize`: what request bodies are read up to (`context.maxUploadSize`).
+    var maxBodySize = ServerConfiguration().maxBodySize
 
     static let unavailableMessage =
         "the database is unavailable for the moment; try again shortly (a submission that got this answer may not have been "
@@ -30,6 +32,7 @@ struct ErrorMiddleware: RouterMiddleware {
         var context = context
         let requestID = Self.requestID(from: request)
         context.requestID = requestID
+        context.maxUploadSize = maxBodySize
         context.logger[metadataKey: "request_id"] = "\(requestID)"
         var response: Response
         do {

@@ -7,9 +7,9 @@ import SwitchyardCore
 /// duplicate keys refused, no Foundation coders on the hot path).
 enum JSONBody {
     /// The request body as JSON; an empty body reads as `{}`.
-    static func read(_ request: Request, limit: Int) async throws -> JSONValue {
+    static func read(_ request: Request, context: some RequestContext) async throws -> JSONValue {
         var request = request
-        let buffer = try await request.collectBody(upTo: limit)
+        let buffer = try await request.collectBody(upTo: context.maxUploadSize)
         guard buffer.readableBytes > 0 else { return .object([:]) }
         do {
             return try JSONValue.parse(buffer.readableBytesView)

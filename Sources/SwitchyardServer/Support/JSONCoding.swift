@@ -24,18 +24,16 @@ enum APIJSON {
 
     /// Decodes a request body, turning every failure into a 400 that names the field and the rule.
     /// An empty body decodes as `{}`, so "nothing sent" and "required field missing" read the same.
-    static func decodeBody<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+    static func decodeBody<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
         var request = request
-        let buffer = try await request.collectBody(upTo: limit)
+        let buffer = try await request.collectBody(upTo: context.maxUploadSize)
         let bytes = buffer.readableBytes == 0 ? Data("{}".utf8) : Data(buffer.readableBytesView)
-        guard let object = try? JSONSerialization.jsonObject(with: bytes, options: [.fragmentsAllowed]) else {
-            throw SwitchyardError.invalid("request body is not valid JSON")
-        }
-        guard object is [String: Any] else {
-            throw SwitchyardError.invalid("request body must be a JSON object")
-        }
         do {
             return try decoder.decode(T.self, from: bytes)
+        } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty {
+            throw SwitchyardError.invalid("request body is not valid JSON")
+        } catch DecodingError.typeMismatch(_, let context) where context.codingPath.isEmpty {
+            throw SwitchyardError.invalid("request body must be a JSON object")
         } catch let error as DecodingError {
             throw SwitchyardError.invalid(describe(error))
         }
