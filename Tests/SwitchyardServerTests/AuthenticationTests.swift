@@ -62,7 +62,7 @@ struct AuthenticationTests {
                             authorization: fixture.tokens[presented].map { "Bearer \($0)" }, teamHeader: team, surface: surface)
                         got = 200
                     } catch let error as SwitchyardError {
-                        got = Int(ErrorMiddleware.statusAndMessage(error).0.code)
+                        got = Int(error.status.code)
                     }
                     #expect(got == Self.expected(presented, surface), "\(presented) on \(surface)")
                 }

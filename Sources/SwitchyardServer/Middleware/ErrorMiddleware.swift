@@ -5,7 +5,8 @@ import NIOCore
 import SwitchyardCore
 
 /// The outermost middleware: gives each request an id (echoed as `X-Request-ID`, put in every log line), maps
-/// every error to the API's body `{"error_message": "..."}` — domain errors, the router's 404/405, body limits,
+/// every error to the API's body `{"error_message": "..."}` — domain errors render themselves (`HTTPResponseError`);
+/// here: the router's 404/405, body limits,
 /// and unknown errors as an opaque 500 that carries only the request id — and counts and times every request by
 /// method, route pattern and the status it answered (`metrics`; here rather than in a middleware of its own, which
 /// cost one more async hop per request).
@@ -61,17 +62,6 @@ struct ErrorMiddleware: RouterMiddleware {
         let status: HTTPResponse.Status
         let message: String
         switch error {
-        case let error as SwitchyardError:
-            (status, message) = Self.statusAndMessage(error)
-            if case .unauthenticated = error { headers[.wwwAuthenticate] = "Bearer" }
-            if case .tooManyRequests(_, let retryAfter) = error { headers[.retryAfter] = String(max(1, retryAfter)) }
-            if case .unavailable = error { headers[.retryAfter] = "2" }
-        case let refusal as TaskStateMachine.Refusal:
-            status = .conflict
-            switch refusal {
-            case .alreadyTerminal(let current): message = "the task is already \(current.rawValue)"
-            case .illegal(let current, _): message = "the task cannot make that change while \(current.rawValue)"
-            }
         case is NIOTooManyBytesError:
             status = .contentTooLarge
             message = "request body is too large"
@@ -85,9 +75,13 @@ struct ErrorMiddleware: RouterMiddleware {
                 message = "method \(request.method.rawValue) is not allowed on \(request.uri.path); allowed: \(allowed.joined(separator: ", "))"
                 headers[.allow] = allowed.joined(separator: ", ")
             }
-        case let error as any HTTPResponseError where error.status.code < 500:
+        case let error as HTTPError where error.status.code < 500:
             status = error.status
-            message = (error as? HTTPError)?.body ?? error.status.reasonPhrase.lowercased()
+            message = error.body ?? error.status.reasonPhrase.lowercased()
+        case let error as any HTTPResponseError where error.status.code < 500 || error is SwitchyardError:
+            // The domain's errors (SwitchyardError, TaskStateMachine.Refusal) render themselves.
+            if let response = try? error.response(from: request, context: context) { return response }
+            return Response(status: error.status)
         case let error where unavailable(error):
             context.logger.warning("database unavailable", metadata: ["error": "\(error)", "path": "\(request.uri.path)"])
             headers[.retryAfter] = "2"
@@ -99,17 +93,5 @@ struct ErrorMiddleware: RouterMiddleware {
                 ?? Response(status: .internalServerError)
         }
         return (try? APIJSON.response(["error_message": message], status: status, headers: headers)) ?? Response(status: status)
-    }
-
-    static func statusAndMessage(_ error: SwitchyardError) -> (HTTPResponse.Status, String) {
-        switch error {
-        case .invalid(let message): (.badRequest, message)
-        case .unauthenticated(let message): (.unauthorized, message)
-        case .forbidden(let message): (.forbidden, message)
-        case .notFound(let message): (.notFound, message)
-        case .conflict(let message): (.conflict, message)
-        case .tooManyRequests(let message, _): (.tooManyRequests, message)
-        case .unavailable(let message): (.serviceUnavailable, message)
-        }
     }
 }
