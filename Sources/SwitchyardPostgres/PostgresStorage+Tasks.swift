@@ -9,8 +9,8 @@ struct PendingPostgresInsert: Sendable {
     let eventRows: [[SQLBind]]
 
     init(task: TaskRecord, definition: JSONValue, events: [TaskEventRecord]) {
-        self.taskRow = (task.columnValues + [definition.jsonString]).map(\.sqlBind)
-        self.eventRows = events.map { $0.columnValues.map(\.sqlBind) }
+        self.taskRow = task.columnBinds + [.text(definition.jsonString)]
+        self.eventRows = events.map(\.columnBinds)
     }
 }
 

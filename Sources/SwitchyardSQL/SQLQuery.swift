@@ -134,10 +134,15 @@ public struct SQLQuery: Sendable, ExpressibleByStringInterpolation {
 
         /// `(?, ?, …)` for one row of an `INSERT`, values of any bindable types.
         public mutating func appendInterpolation(values: [any SQLBindable]) {
+            appendInterpolation(binds: values.map(\.sqlBind))
+        }
+
+        /// `(?, ?, …)` for values already bound.
+        public mutating func appendInterpolation(binds: [SQLBind]) {
             pieces.append(.sql("("))
-            for (index, value) in values.enumerated() {
+            for (index, bind) in binds.enumerated() {
                 if index > 0 { pieces.append(.sql(", ")) }
-                pieces.append(.bind(value.sqlBind))
+                pieces.append(.bind(bind))
             }
             pieces.append(.sql(")"))
         }

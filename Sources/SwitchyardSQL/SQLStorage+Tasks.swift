@@ -82,7 +82,7 @@ extension SQLExecutor {
     /// Stores a submission: the task with its definition and its first events.
     public func insertTask(_ task: TaskRecord, definition: JSONValue, events: [TaskEventRecord]) async throws {
         _ = try await query(
-            "INSERT INTO tasks (\(raw: SQLColumns.task), definition) VALUES \(values: task.columnValues + [definition.jsonString])")
+            "INSERT INTO tasks (\(raw: SQLColumns.task), definition) VALUES \(binds: task.columnBinds + [.text(definition.jsonString)])")
         for event in events { try await insertEvent(event) }
     }
 
@@ -132,7 +132,7 @@ extension SQLExecutor {
     }
 
     public func insertEvent(_ event: TaskEventRecord) async throws {
-        _ = try await query("INSERT INTO task_events (\(raw: SQLColumns.event)) VALUES \(values: event.columnValues)")
+        _ = try await query("INSERT INTO task_events (\(raw: SQLColumns.event)) VALUES \(binds: event.columnBinds)")
     }
 
     /// `SwitchyardStorage.changeTask` inside the caller's transaction: reads the task (locked), applies `change` with
@@ -161,17 +161,19 @@ extension SQLExecutor {
 
 extension TaskEventRecord {
     /// The values of `SQLColumns.event`, in order.
-    public var columnValues: [any SQLBindable] { [taskId, sequence, kind.rawValue, data.jsonString, createdAt] }
+    public var columnBinds: [SQLBind] { [.uuid(taskId), .integer(sequence), .text(kind.rawValue), .text(data.jsonString), .date(createdAt)] }
 }
 
 extension TaskRecord {
-    /// The values of `SQLColumns.task`, in order.
-    public var columnValues: [any SQLBindable] {
+    /// The values of `SQLColumns.task`, in order (built without existential boxes: submissions are a hot path).
+    public var columnBinds: [SQLBind] {
         [
-            id, teamId, workflowId, workflowVersion, status.rawValue, source.rawValue, userId, credentialId, StoredJSON.text(parameters),
-            dispatchTarget.rawValue, targetPool.rawValue, submitterRegion, toolType.rawValue, StoredJSON.text(requiredLabels), taskTimeout,
-            maxRetries, retryCount, agentId, agentLabels.map(StoredJSON.text), gatewayId, gpuType, error, output?.jsonString, createdAt,
-            updatedAt, startedAt, completedAt, attemptId, startDeadline,
+            .uuid(id), .uuid(teamId), .uuid(workflowId), .integer(workflowVersion), .text(status.rawValue), .text(source.rawValue),
+            .uuid(userId), .uuid(credentialId), .text(StoredJSON.text(parameters)), .text(dispatchTarget.rawValue), .text(targetPool.rawValue),
+            .text(submitterRegion), .text(toolType.rawValue), .text(StoredJSON.text(requiredLabels)), .integer(taskTimeout), .integer(maxRetries),
+            .integer(retryCount), .text(agentId), .text(agentLabels.map(StoredJSON.text)), .text(gatewayId), .text(gpuType), .text(error),
+            .text(output?.jsonString), .date(createdAt), .date(updatedAt), .date(startedAt), .date(completedAt), .uuid(attemptId),
+            .date(startDeadline),
         ]
     }
 

@@ -25,10 +25,6 @@ struct SQLiteExecutor: SQLExecutor {
         }
     }
 
-    static func data(_ values: [any SQLBindable]) -> [SQLiteData] {
-        values.map { data($0.sqlBind) }
-    }
-
     static func rows(_ rows: [SQLiteRow]) -> [SQLRow] {
         guard let first = rows.first else { return [] }
         let names = first.columns.map(\.name)

@@ -16,8 +16,8 @@ struct PendingTaskInsert: Sendable {
 
     init(task: TaskRecord, definition: JSONValue, events: [TaskEventRecord], idempotency: IdempotencyClaim?) {
         (self.task, self.definition, self.events, self.idempotency) = (task, definition, events, idempotency)
-        self.taskRow = SQLiteExecutor.data(task.columnValues + [definition.jsonString])
-        self.eventRows = events.map { SQLiteExecutor.data($0.columnValues) }
+        self.taskRow = (task.columnBinds + [.text(definition.jsonString)]).map(SQLiteExecutor.data)
+        self.eventRows = events.map { $0.columnBinds.map(SQLiteExecutor.data) }
     }
 }
 
