@@ -66,14 +66,8 @@ extension SQLStorage {
     public func agents(teamId: UUID, includeDisconnected: Bool, page: PageRequest) async throws -> Page<AgentRecord> {
         var filter: SQLQuery = "team_id = \(teamId)"
         if !includeDisconnected { filter = "\(filter) AND disconnected_at IS NULL" }
-        let total = try await count("SELECT COUNT(*) AS total FROM agents WHERE \(filter)")
-        let items = try await read(
-            """
-            SELECT \(raw: SQLColumns.agent) FROM agents WHERE \(filter)
-            ORDER BY disconnected_at IS NOT NULL, agent_id LIMIT \(page.perPage) OFFSET \(page.offset)
-            """
-        ).map(AgentRecord.init(row:))
-        return Page(items: items, totalCount: total)
+        return try await self.page(
+            SQLColumns.agent, from: "agents", where: filter, orderBy: "disconnected_at IS NOT NULL, agent_id", page, AgentRecord.init(row:))
     }
 
     // MARK: Replica leases

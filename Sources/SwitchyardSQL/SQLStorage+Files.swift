@@ -25,14 +25,7 @@ extension SQLStorage {
     }
 
     public func models(teamId: UUID, page: PageRequest) async throws -> Page<ModelRecord> {
-        let total = try await count("SELECT COUNT(*) AS total FROM models WHERE team_id = \(teamId)")
-        let items = try await read(
-            """
-            SELECT \(raw: SQLColumns.model) FROM models WHERE team_id = \(teamId)
-            ORDER BY created_at DESC, id DESC LIMIT \(page.perPage) OFFSET \(page.offset)
-            """
-        ).map(ModelRecord.init(row:))
-        return Page(items: items, totalCount: total)
+        try await self.page(SQLColumns.model, from: "models", where: "team_id = \(teamId)", page, ModelRecord.init(row:))
     }
 
     public func updateModel(_ model: ModelRecord) async throws -> Bool {

@@ -115,14 +115,7 @@ extension SQLStorage {
     public func credentials(teamId: UUID, kind: CredentialKind?, page: PageRequest) async throws -> Page<Credential> {
         var filter: SQLQuery = "team_id = \(teamId)"
         if let kind { filter = "\(filter) AND kind = \(kind.rawValue)" }
-        let total = try await count("SELECT COUNT(*) AS total FROM credentials WHERE \(filter)")
-        let items = try await read(
-            """
-            SELECT \(raw: SQLColumns.credential) FROM credentials WHERE \(filter)
-            ORDER BY created_at DESC, id DESC LIMIT \(page.perPage) OFFSET \(page.offset)
-            """
-        ).map(Credential.init(row:))
-        return Page(items: items, totalCount: total)
+        return try await self.page(SQLColumns.credential, from: "credentials", where: filter, page, Credential.init(row:))
     }
 
     public func revokeCredential(id: UUID, teamId: UUID, at date: Date) async throws -> Bool {

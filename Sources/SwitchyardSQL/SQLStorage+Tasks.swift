@@ -27,14 +27,7 @@ extension SQLStorage {
     public func tasks(teamId: UUID, status: TaskStatus?, page: PageRequest) async throws -> Page<TaskRecord> {
         var filter: SQLQuery = "team_id = \(teamId)"
         if let status { filter = "\(filter) AND task_status = \(status.rawValue)" }
-        let total = try await count("SELECT COUNT(*) AS total FROM tasks WHERE \(filter)")
-        let items = try await read(
-            """
-            SELECT \(raw: SQLColumns.taskSelection) FROM tasks WHERE \(filter)
-            ORDER BY created_at DESC, id DESC LIMIT \(page.perPage) OFFSET \(page.offset)
-            """
-        ).map(TaskRecord.init(row:))
-        return Page(items: items, totalCount: total)
+        return try await self.page(SQLColumns.taskSelection, from: "tasks", where: filter, page, TaskRecord.init(row:))
     }
 
     public func applyTaskEvent(id: UUID, teamId: UUID, event: TaskStateMachine.Event, at date: Date) async throws -> TaskTransitionOutcome? {

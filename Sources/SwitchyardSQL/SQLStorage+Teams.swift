@@ -62,16 +62,13 @@ extension SQLStorage {
     }
 
     public func members(teamId: UUID, page: PageRequest) async throws -> Page<TeamMember> {
-        let total = try await count("SELECT COUNT(*) AS total FROM team_members WHERE team_id = \(teamId)")
-        let items = try await read(
+        try await self.page(
             """
-            SELECT u.id, u.email_address, u.first_name, u.last_name, u.display_name, u.password_hash, u.created_at, u.updated_at,
-                u.token_version, m.member_role, m.created_at AS joined_at
-            FROM team_members m JOIN users u ON u.id = m.user_id
-            WHERE m.team_id = \(teamId) ORDER BY m.member_role <> 'owner', m.created_at, u.id LIMIT \(page.perPage) OFFSET \(page.offset)
-            """
-        ).map { row in TeamMember(user: try User(row: row), role: try row.value("member_role"), joinedAt: try row.date("joined_at")) }
-        return Page(items: items, totalCount: total)
+            u.id, u.email_address, u.first_name, u.last_name, u.display_name, u.password_hash, u.created_at, u.updated_at, u.token_version, \
+            m.member_role, m.created_at AS joined_at
+            """, from: "team_members m JOIN users u ON u.id = m.user_id", where: "m.team_id = \(teamId)",
+            orderBy: "m.member_role <> 'owner', m.created_at, u.id", page
+        ) { row in TeamMember(user: try User(row: row), role: try row.value("member_role"), joinedAt: try row.date("joined_at")) }
     }
 
     public func setRole(userId: UUID, teamId: UUID, role: TeamRole) async throws -> Bool {
@@ -131,14 +128,8 @@ extension SQLStorage {
     }
 
     public func invitations(teamId: UUID, at date: Date, page: PageRequest) async throws -> Page<Invitation> {
-        let total = try await count("SELECT COUNT(*) AS total FROM invitations WHERE team_id = \(teamId) AND expires_at > \(date)")
-        let items = try await read(
-            """
-            SELECT \(raw: SQLColumns.invitation) FROM invitations WHERE team_id = \(teamId) AND expires_at > \(date)
-            ORDER BY created_at DESC, id DESC LIMIT \(page.perPage) OFFSET \(page.offset)
-            """
-        ).map(Invitation.init(row:))
-        return Page(items: items, totalCount: total)
+        try await self.page(
+            SQLColumns.invitation, from: "invitations", where: "team_id = \(teamId) AND expires_at > \(date)", page, Invitation.init(row:))
     }
 
     public func deleteInvitation(id: UUID, teamId: UUID) async throws -> Bool {

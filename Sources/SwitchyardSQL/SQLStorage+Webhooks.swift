@@ -27,14 +27,7 @@ extension SQLStorage {
     }
 
     public func webhooks(teamId: UUID, page: PageRequest) async throws -> Page<Webhook> {
-        let total = try await count("SELECT COUNT(*) AS total FROM webhooks WHERE team_id = \(teamId)")
-        let items = try await read(
-            """
-            SELECT \(raw: SQLColumns.webhook) FROM webhooks WHERE team_id = \(teamId)
-            ORDER BY created_at DESC, id DESC LIMIT \(page.perPage) OFFSET \(page.offset)
-            """
-        ).map(Webhook.init(row:))
-        return Page(items: items, totalCount: total)
+        try await self.page(SQLColumns.webhook, from: "webhooks", where: "team_id = \(teamId)", page, Webhook.init(row:))
     }
 
     public func updateWebhook(_ webhook: Webhook) async throws -> Bool {
@@ -52,14 +45,9 @@ extension SQLStorage {
 
     public func webhookDeliveries(webhookId: UUID, teamId: UUID, page: PageRequest) async throws -> Page<WebhookDelivery>? {
         guard try await webhook(id: webhookId, teamId: teamId) != nil else { return nil }
-        let total = try await count("SELECT COUNT(*) AS total FROM webhook_deliveries WHERE webhook_id = \(webhookId)")
-        let deliveries = try await read(
-            """
-            SELECT \(raw: SQLColumns.delivery) FROM webhook_deliveries WHERE webhook_id = \(webhookId)
-            ORDER BY created_at DESC, id DESC LIMIT \(page.perPage) OFFSET \(page.offset)
-            """
-        ).map(WebhookDelivery.init(row:))
-        return Page(items: try await withAttempts(deliveries), totalCount: total)
+        let deliveries = try await self.page(
+            SQLColumns.delivery, from: "webhook_deliveries", where: "webhook_id = \(webhookId)", page, WebhookDelivery.init(row:))
+        return Page(items: try await withAttempts(deliveries.items), totalCount: deliveries.totalCount)
     }
 
     public func webhookDelivery(id: UUID, webhookId: UUID, teamId: UUID) async throws -> WebhookDelivery? {

@@ -2,10 +2,9 @@ import Foundation
 import SwitchyardCore
 
 extension SQLColumns {
-    static let workflowSelect = """
-        SELECT w.id, w.team_id, w.workflow_status, w.version, w.created_at, w.updated_at, s.definition
-        FROM workflows w JOIN workflow_snapshots s ON s.workflow_id = w.id AND s.version = w.version
-        """
+    static let workflowColumns = "w.id, w.team_id, w.workflow_status, w.version, w.created_at, w.updated_at, s.definition"
+    static let workflowJoin = "workflows w JOIN workflow_snapshots s ON s.workflow_id = w.id AND s.version = w.version"
+    static let workflowSelect = "SELECT \(workflowColumns) FROM \(workflowJoin)"
 }
 
 extension SQLStorage {
@@ -85,14 +84,9 @@ extension SQLStorage {
     }
 
     public func workflows(teamId: UUID, page: PageRequest) async throws -> Page<Workflow> {
-        let total = try await count("SELECT COUNT(*) AS total FROM workflows WHERE team_id = \(teamId)")
-        let items = try await read(
-            """
-            \(raw: SQLColumns.workflowSelect) WHERE w.team_id = \(teamId)
-            ORDER BY w.created_at DESC, w.id DESC LIMIT \(page.perPage) OFFSET \(page.offset)
-            """
-        ).map(Workflow.init(row:))
-        return Page(items: items, totalCount: total)
+        try await self.page(
+            SQLColumns.workflowColumns, from: SQLColumns.workflowJoin,
+            where: "w.team_id = \(teamId)", orderBy: "w.created_at DESC, w.id DESC", page, Workflow.init(row:))
     }
 
     public func deleteWorkflow(id: UUID, teamId: UUID) async throws -> Bool {
@@ -101,14 +95,9 @@ extension SQLStorage {
 
     public func workflowSnapshots(workflowId: UUID, teamId: UUID, page: PageRequest) async throws -> Page<WorkflowSnapshot>? {
         guard try await workflowHead(id: workflowId, teamId: teamId) != nil else { return nil }
-        let total = try await count("SELECT COUNT(*) AS total FROM workflow_snapshots WHERE workflow_id = \(workflowId)")
-        let items = try await read(
-            """
-            SELECT workflow_id, version, definition, note, created_at FROM workflow_snapshots WHERE workflow_id = \(workflowId)
-            ORDER BY version DESC LIMIT \(page.perPage) OFFSET \(page.offset)
-            """
-        ).map(WorkflowSnapshot.init(row:))
-        return Page(items: items, totalCount: total)
+        return try await self.page(
+            "workflow_id, version, definition, note, created_at", from: "workflow_snapshots", where: "workflow_id = \(workflowId)",
+            orderBy: "version DESC", page, WorkflowSnapshot.init(row:))
     }
 
     public func workflowSnapshot(workflowId: UUID, teamId: UUID, version: Int) async throws -> WorkflowSnapshot? {

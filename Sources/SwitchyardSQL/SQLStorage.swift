@@ -68,6 +68,17 @@ extension SQLStorage {
     /// transactions share (`SQLExecutor.insertUser` …) when one of them is all there is to do.
     var autocommit: some SQLExecutor { Autocommit(storage: self) }
 
+    /// One page of `table`'s rows that match `filter`, in `order`, with how many match in all (api.md §1.3).
+    func page<T>(
+        _ columns: String, from table: String, where filter: SQLQuery, orderBy order: String = "created_at DESC, id DESC", _ page: PageRequest,
+        _ decode: (SQLRow) throws -> T
+    ) async throws -> Page<T> {
+        let total = try await count("SELECT COUNT(*) AS total FROM \(raw: table) WHERE \(filter)")
+        let items = try await read(
+            "SELECT \(raw: columns) FROM \(raw: table) WHERE \(filter) ORDER BY \(raw: order) LIMIT \(page.perPage) OFFSET \(page.offset)")
+        return Page(items: try items.map(decode), totalCount: total)
+    }
+
     /// `SELECT COUNT(*) AS total …` as a number.
     func count(_ query: SQLQuery) async throws -> Int {
         try await read(query).first?.int("total") ?? 0
