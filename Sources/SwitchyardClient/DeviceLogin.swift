@@ -92,12 +92,12 @@ public struct DeviceLogin: Sendable {
         let name = String(String.UnicodeScalarView(ProcessInfo.processInfo.hostName.unicodeScalars.filter { $0.value >= 0x20 }).prefix(100))
         let json = name.isEmpty ? "{}" : JSONValue.object(["device_name": .string(name)]).jsonString
         let body = try await post("/api/v1/desktop/pair/start", json: json, expecting: [200])
-        guard let deviceCode = body["device_code"] as? String, let userCode = body["user_code"] as? String,
-            let uri = body["verification_uri"] as? String
+        guard let deviceCode = body["device_code"]?.stringValue, let userCode = body["user_code"]?.stringValue,
+            let uri = body["verification_uri"]?.stringValue
         else { throw Failure.server(status: 200, message: "the pairing answer lacks device_code or user_code") }
         return Started(
-            deviceCode: deviceCode, userCode: userCode, verificationURI: uri, expiresIn: body["expires_in"] as? Int ?? 300,
-            interval: max(1, body["interval"] as? Int ?? 2))
+            deviceCode: deviceCode, userCode: userCode, verificationURI: uri, expiresIn: body["expires_in"]?.numberValue?.intValue ?? 300,
+            interval: max(1, body["interval"]?.numberValue?.intValue ?? 2))
     }
 
     /// Polls until the pairing is confirmed (then returns the keys) or expires.
@@ -109,16 +109,16 @@ public struct DeviceLogin: Sendable {
             let (status, body) = try await request("/api/v1/desktop/pair/poll", json: #"{"device_code":"\#(started.deviceCode)"}"#)
             if status == 404 { throw Failure.expired }
             // RFC 8628 slow_down: poll less often from now on, by what the server says.
-            if status == 429, body["status"] as? String == "slow_down" {
-                interval = max(interval + 5, body["interval"] as? Int ?? 0)
+            if status == 429, body["status"]?.stringValue == "slow_down" {
+                interval = max(interval + 5, body["interval"]?.numberValue?.intValue ?? 0)
                 continue
             }
-            guard status == 200 else { throw Failure.server(status: status, message: body["error_message"] as? String ?? "") }
-            guard body["status"] as? String == "approved" else { continue }
-            guard let deviceKey = body["raw_key"] as? String, let teamId = body["team_id"] as? String else {
+            guard status == 200 else { throw Failure.server(status: status, message: body["error_message"]?.stringValue ?? "") }
+            guard body["status"]?.stringValue == "approved" else { continue }
+            guard let deviceKey = body["raw_key"]?.stringValue, let teamId = body["team_id"]?.stringValue else {
                 throw Failure.server(status: 200, message: "the approved pairing lacks raw_key")
             }
-            return StoredLogin(server: server, teamId: teamId, deviceKey: deviceKey, agentKey: body["agent_key"] as? String, pairedAt: now())
+            return StoredLogin(server: server, teamId: teamId, deviceKey: deviceKey, agentKey: body["agent_key"]?.stringValue, pairedAt: now())
         }
         throw Failure.expired
     }
@@ -128,13 +128,13 @@ public struct DeviceLogin: Sendable {
         _ = try await post("/api/v1/auth/device/revoke", json: "{}", expecting: [200], token: deviceKey)
     }
 
-    private func post(_ path: String, json: String, expecting: Set<Int>, token: String? = nil) async throws -> [String: Any] {
+    private func post(_ path: String, json: String, expecting: Set<Int>, token: String? = nil) async throws -> JSONValue {
         let (status, body) = try await request(path, json: json, token: token)
-        guard expecting.contains(status) else { throw Failure.server(status: status, message: body["error_message"] as? String ?? "") }
+        guard expecting.contains(status) else { throw Failure.server(status: status, message: body["error_message"]?.stringValue ?? "") }
         return body
     }
 
-    private func request(_ path: String, json: String, token: String? = nil) async throws -> (Int, [String: Any]) {
+    private func request(_ path: String, json: String, token: String? = nil) async throws -> (Int, JSONValue) {
         var request = HTTPClientRequest(url: server + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -142,7 +142,7 @@ public struct DeviceLogin: Sendable {
         request.body = .bytes(ByteBuffer(string: json))
         let response = try await client.execute(request, timeout: .seconds(30))
         let bytes = try await response.body.collect(upTo: 1 << 20)
-        let object = (try? JSONSerialization.jsonObject(with: Data(bytes.readableBytesView))) as? [String: Any] ?? [:]
+        let object = (try? JSONValue.parse(bytes.readableBytesView)) ?? [:]
         return (Int(response.status.code), object)
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import SwitchyardCore
 import Yams
 
 /// Serves `docs/openapi.yaml` (bundled as a resource) at `/api/v1/openapi.yaml`, and the same document as JSON at
@@ -19,11 +20,38 @@ struct OpenAPIController {
         return nil
     }()
 
-    /// The document as JSON, or nil when it is not bundled.
-    static let json: Data? = {
-        guard let document, let object = try? Yams.load(yaml: document) else { return nil }
-        return try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    /// The document as compact, key-sorted JSON, or nil when it is not bundled.
+    static let json: [UInt8]? = {
+        guard let document, let node = try? Yams.compose(yaml: document) else { return nil }
+        return jsonValue(node)?.serialized()
     }()
+
+    /// A YAML node as JSON: scalars by the types YAML resolves them to (null, booleans, integers, numbers, else
+    /// strings); mapping keys as text.
+    static func jsonValue(_ node: Node) -> JSONValue? {
+        switch node {
+        case .mapping(let mapping):
+            var members: [String: JSONValue] = [:]
+            for (key, value) in mapping {
+                guard let key = key.string, let value = jsonValue(value) else { return nil }
+                members[key] = value
+            }
+            return .object(members)
+        case .sequence(let sequence):
+            let items = sequence.compactMap(jsonValue)
+            return items.count == sequence.count ? .array(items) : nil
+        case .scalar(let scalar):
+            if scalar.style == .plain || scalar.style == .any {
+                if node.null != nil { return .null }
+                if let flag = node.bool { return .bool(flag) }
+                if let integer = node.int { return .number(JSONNumber(integer)) }
+                if let number = node.float, number.isFinite { return .number(JSONNumber(number)) }
+            }
+            return .string(scalar.string)
+        case .alias:
+            return nil
+        }
+    }
 
     func addRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
         group.get("openapi.json") { _, _ in
