@@ -225,12 +225,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SwitchyardSQLTests",
-            dependencies: ["SwitchyardSQL", "SwitchyardCore"],
-            swiftSettings: swiftSettings
-        ),
-        .testTarget(
-            name: "SwitchyardConcurrencyTests",
-            dependencies: ["SwitchyardConcurrency"],
+            dependencies: ["SwitchyardSQL", "SwitchyardConcurrency", "SwitchyardCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

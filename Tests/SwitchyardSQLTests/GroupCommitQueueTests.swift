@@ -5,44 +5,36 @@ import Testing
 
 @Suite("GroupCommitQueue")
 struct GroupCommitQueueTests {
-    /// Opens once; whoever waits before or after passes then.
-    actor Gate {
-        private var isOpen = false
-        private var waiting: [CheckedContinuation<Void, Never>] = []
-        func wait() async {
-            if !isOpen { await withCheckedContinuation { waiting.append($0) } }
-        }
-        func open() {
-            isOpen = true
-            for waiter in waiting { waiter.resume() }
-            waiting = []
-        }
-    }
-
-    /// A queue whose first flush holds until `gate` opens, recording every batch it is given, and the callers'
-    /// line as it grows.
+    /// What the harness's flushes saw.
     final class Recorder: Sendable {
         let batches = Mutex<[[String]]>([])
         /// Whether a flush found its task cancelled (a real flush's statements would then fail).
         let flushSawCancellation = Mutex(false)
     }
 
+    /// A queue whose first flush holds until `gate` opens, recording every batch it is given, and telling when
+    /// that first flush began and how long the callers' line grows.
     struct Harness: Sendable {
         let queue: GroupCommitQueue<String, String>
         let recorder = Recorder()
         let gate = Gate()
         let lineLengths: AsyncStream<Int>
+        let firstFlush: AsyncStream<Void>
 
         init(maxBatch: Int, failing: Set<String> = []) {
             let (recorder, gate) = (self.recorder, self.gate)
             let (lineLengths, report) = AsyncStream.makeStream(of: Int.self)
-            self.lineLengths = lineLengths
+            let (firstFlush, began) = AsyncStream.makeStream(of: Void.self)
+            (self.lineLengths, self.firstFlush) = (lineLengths, firstFlush)
             queue = GroupCommitQueue(maxBatch: maxBatch, onWait: { report.yield($0) }) { items in
                 let first = recorder.batches.withLock { batches in
                     batches.append(items)
                     return batches.count == 1
                 }
-                if first { await gate.wait() }
+                if first {
+                    began.yield()
+                    await gate.wait()
+                }
                 if Task.isCancelled { recorder.flushSawCancellation.withLock { $0 = true } }
                 return items.map { failing.contains($0) ? .failure(Refused(item: $0)) : .success("wrote \($0)") }
             }
@@ -53,6 +45,14 @@ struct GroupCommitQueueTests {
 
     struct Refused: Error, Equatable {
         let item: String
+    }
+
+    /// Starts `item` and returns once its flush (alone: nobody else is in line yet) has begun and holds.
+    static func lead(_ item: String, on harness: Harness) async -> Task<String, any Error> {
+        let task = Task { try await harness.queue.submit(item) }
+        var began = harness.firstFlush.makeAsyncIterator()
+        _ = await began.next()
+        return task
     }
 
     /// Starts `items` one after another, each once the previous one is in line (so the line's order is known).
@@ -71,7 +71,7 @@ struct GroupCommitQueueTests {
     @Test("the leader flushes alone; the next batch is everything that queued meanwhile, at most maxBatch, in order")
     func batchBoundaries() async throws {
         let harness = Harness(maxBatch: 3)
-        let leader = Task { try await harness.queue.submit("a") }
+        let leader = await Self.lead("a", on: harness)
         var line = harness.lineLengths.makeAsyncIterator()
         // "a" leads and its flush holds: the next four queue behind it.
         let followers = await Self.enqueue(["b", "c", "d", "e"], on: harness, line: &line, from: 0)
@@ -85,7 +85,7 @@ struct GroupCommitQueueTests {
     @Test("an item that fails fails alone: its neighbours in the batch get their own results")
     func failureIsolated() async throws {
         let harness = Harness(maxBatch: 10, failing: ["bad"])
-        let leader = Task { try await harness.queue.submit("a") }
+        let leader = await Self.lead("a", on: harness)
         var line = harness.lineLengths.makeAsyncIterator()
         let followers = await Self.enqueue(["b", "bad", "c"], on: harness, line: &line, from: 0)
         await harness.gate.open()
@@ -99,7 +99,7 @@ struct GroupCommitQueueTests {
     @Test("a caller cancelled while its item waits takes the item back; the batch goes without it")
     func cancelledWaiter() async throws {
         let harness = Harness(maxBatch: 10)
-        let leader = Task { try await harness.queue.submit("a") }
+        let leader = await Self.lead("a", on: harness)
         var line = harness.lineLengths.makeAsyncIterator()
         let followers = await Self.enqueue(["b", "c"], on: harness, line: &line, from: 0)
         followers[0].cancel()
@@ -114,7 +114,7 @@ struct GroupCommitQueueTests {
     @Test("a cancelled leader's flush still finishes, for its own item and for its followers")
     func cancelledLeader() async throws {
         let harness = Harness(maxBatch: 10)
-        let leader = Task { try await harness.queue.submit("a") }
+        let leader = await Self.lead("a", on: harness)
         var line = harness.lineLengths.makeAsyncIterator()
         let followers = await Self.enqueue(["b"], on: harness, line: &line, from: 0)
         leader.cancel()

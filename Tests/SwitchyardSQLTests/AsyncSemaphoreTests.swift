@@ -10,20 +10,6 @@ struct AsyncSemaphoreTests {
         func leave() { inside -= 1 }
     }
 
-    /// Opens once; whoever waits before or after passes then.
-    actor Gate {
-        private var isOpen = false
-        private var waiting: [CheckedContinuation<Void, Never>] = []
-        func wait() async {
-            if !isOpen { await withCheckedContinuation { waiting.append($0) } }
-        }
-        func open() {
-            isOpen = true
-            for waiter in waiting { waiter.resume() }
-            waiting = []
-        }
-    }
-
     @Test("one permit: holds across suspension points")
     func exclusive() async throws {
         let semaphore = AsyncSemaphore()
