@@ -8,9 +8,10 @@ public protocol SQLExecutor: Sendable {
     func query(_ query: SQLQuery) async throws -> [SQLRow]
 }
 
-/// A `SwitchyardStorage` over an SQL database. The repositories (`SQLStorage+*.swift`) are written once against
-/// this protocol; SQLite and PostgreSQL implement it with their drivers and keep only what truly differs — their
-/// hot paths (task submission, task changes), migrations' DDL, locking and notifications.
+/// A `SwitchyardStorage` over an SQL database. The repositories (`SQLStorage+*.swift`), the schema (`Schema`) and
+/// the migration loop are written once against this protocol; SQLite and PostgreSQL implement it with their
+/// drivers and keep only what truly differs — their hot paths (task submission, task changes), notifications and
+/// how they tell an unreachable database.
 public protocol SQLStorage: SwitchyardStorage {
     var dialect: SQLDialect { get }
     var logger: Logger { get }
