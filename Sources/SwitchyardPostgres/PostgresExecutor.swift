@@ -62,9 +62,16 @@ extension PostgresStorage: SQLStorage {
         try await read(query)
     }
 
+    /// Rethrows the statement's own error rather than PostgresNIO's wrapper.
     public func transaction<T: Sendable>(_ body: @Sendable @escaping (any SQLExecutor) async throws -> T) async throws -> T {
         let logger = self.logger
-        return try await transaction { connection in try await body(PostgresExecutor(connection: connection, logger: logger)) }
+        do {
+            return try await tracked {
+                try await client.withTransaction(logger: logger) { try await body(PostgresExecutor(connection: $0, logger: logger)) }
+            }
+        } catch let error as PostgresTransactionError {
+            throw error.closureError ?? error.commitError ?? error.beginError ?? error
+        }
     }
 
     public func isUniqueViolation(_ error: any Error) -> Bool {

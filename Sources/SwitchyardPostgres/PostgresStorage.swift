@@ -77,13 +77,4 @@ public final class PostgresStorage: SwitchyardStorage, Service {
     func rows(_ query: PostgresQuery) async throws -> [PostgresRow] {
         try await tracked { try await client.query(query, logger: logger).collect() }
     }
-
-    /// Runs `body` in a transaction, rethrowing the underlying error rather than PostgresNIO's wrapper.
-    func transaction<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        do {
-            return try await tracked { try await client.withTransaction(logger: logger) { connection in try await body(connection) } }
-        } catch let error as PostgresTransactionError {
-            throw error.closureError ?? error.commitError ?? error.beginError ?? error
-        }
-    }
 }

@@ -47,17 +47,21 @@ struct SQLiteExecutor: SQLExecutor {
 extension SQLiteStorage: SQLStorage {
     public var dialect: SQLDialect { .sqlite }
 
+    /// On the next reader connection, concurrently with the writer.
     public func read(_ query: SQLQuery) async throws -> [SQLRow] {
-        let (sql, binds) = query.render(.sqlite)
-        return SQLiteExecutor.rows(try await read(sql, binds.map(SQLiteExecutor.data)))
+        let reader = readers[nextReader.withLock { $0 = ($0 + 1) % readers.count; return $0 }]
+        return try await tracked { try await SQLiteExecutor(connection: reader).query(query) }
     }
 
+    /// On the writer, exclusively, outside a transaction.
     public func write(_ query: SQLQuery) async throws -> [SQLRow] {
-        try await write { connection in try await SQLiteExecutor(connection: connection).query(query) }
+        let writer = self.writer
+        return try await tracked { try await writeLock.withPermit { try await SQLiteExecutor(connection: writer).query(query) } }
     }
 
+    /// `BEGIN IMMEDIATE … COMMIT` on the writer.
     public func transaction<T: Sendable>(_ body: @Sendable @escaping (any SQLExecutor) async throws -> T) async throws -> T {
-        try await transaction { connection in try await body(SQLiteExecutor(connection: connection)) }
+        try await tracked { try await Self.transaction(writer: writer, lock: writeLock) { try await body(SQLiteExecutor(connection: $0)) } }
     }
 
     public func isUniqueViolation(_ error: any Error) -> Bool {

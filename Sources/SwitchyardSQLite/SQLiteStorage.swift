@@ -21,7 +21,7 @@ public final class SQLiteStorage: SwitchyardStorage {
     let writer: SQLiteConnection
     let readers: [SQLiteConnection]
     let writeLock: AsyncSemaphore
-    private let nextReader = Mutex(0)
+    let nextReader = Mutex(0)
     /// Operations holding or waiting for a connection (`poolUsage`).
     private let inFlight = Atomic<Int>(0)
     public let logger: Logger
@@ -101,26 +101,6 @@ public final class SQLiteStorage: SwitchyardStorage {
         inFlight.add(1, ordering: .relaxed)
         defer { inFlight.subtract(1, ordering: .relaxed) }
         return try await body()
-    }
-
-    /// Runs a read-only query on the next reader connection.
-    func read(_ sql: String, _ binds: [SQLiteData]) async throws -> [SQLiteRow] {
-        let index = nextReader.withLock { value in
-            value = (value + 1) % readers.count
-            return value
-        }
-        return try await tracked { try await readers[index].query(sql, binds) }
-    }
-
-    /// Runs `body` on the writer connection, exclusively, outside a transaction.
-    func write<T: Sendable>(_ body: @Sendable @escaping (SQLiteConnection) async throws -> T) async throws -> T {
-        let writer = self.writer
-        return try await tracked { try await writeLock.withPermit { try await body(writer) } }
-    }
-
-    /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT` on the writer, rolling back if it throws.
-    func transaction<T: Sendable>(_ body: @Sendable @escaping (SQLiteConnection) async throws -> T) async throws -> T {
-        try await tracked { try await Self.transaction(writer: writer, lock: writeLock, body) }
     }
 
     static func transaction<T: Sendable>(
