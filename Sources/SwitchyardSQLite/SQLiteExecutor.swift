@@ -49,7 +49,10 @@ extension SQLiteStorage: SQLStorage {
 
     /// On the next reader connection, concurrently with the writer.
     public func read(_ query: SQLQuery) async throws -> [SQLRow] {
-        let reader = readers[nextReader.withLock { $0 = ($0 + 1) % readers.count; return $0 }]
+        let reader = readers[
+            nextReader.withLock {
+                $0 = ($0 + 1) % readers.count; return $0
+            }]
         return try await tracked { try await SQLiteExecutor(connection: reader).query(query) }
     }
 
