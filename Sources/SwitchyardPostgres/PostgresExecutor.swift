@@ -34,8 +34,8 @@ struct PostgresExecutor: SQLExecutor {
 
     static func rows(_ rows: [PostgresRow]) throws -> [SQLRow] {
         guard let first = rows.first else { return [] }
-        let names = first.map(\.columnName)
-        return try rows.map { row in SQLRow(names: names, cells: try row.map(cell)) }
+        let layout = SQLRow.Layout(names: first.map(\.columnName))
+        return try rows.map { row in SQLRow(layout: layout, cells: try row.map(cell)) }
     }
 
     private static func cell(_ cell: PostgresCell) throws -> SQLCell {

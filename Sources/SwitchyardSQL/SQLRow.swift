@@ -27,17 +27,26 @@ public struct SQLDecodingError: Error, CustomStringConvertible {
 
 /// A result row whose columns are read by name, whichever backend produced it.
 public struct SQLRow: Sendable {
-    /// The column names, shared by all rows of a result.
-    let names: [String]
+    /// Where each column of a result stands: made once per result and shared by its rows, so reading a column is
+    /// one hash lookup (a task row has 31 columns, read by name).
+    public final class Layout: Sendable {
+        let positions: [String: Int]
+
+        public init(names: [String]) {
+            positions = Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+        }
+    }
+
+    let layout: Layout
     let cells: [SQLCell]
 
-    public init(names: [String], cells: [SQLCell]) {
-        self.names = names
+    public init(layout: Layout, cells: [SQLCell]) {
+        self.layout = layout
         self.cells = cells
     }
 
     public func cell(_ name: String) -> SQLCell {
-        guard let index = names.firstIndex(of: name) else { return .null }
+        guard let index = layout.positions[name] else { return .null }
         return cells[index]
     }
 

@@ -27,10 +27,10 @@ struct SQLiteExecutor: SQLExecutor {
 
     static func rows(_ rows: [SQLiteRow]) -> [SQLRow] {
         guard let first = rows.first else { return [] }
-        let names = first.columns.map(\.name)
+        let layout = SQLRow.Layout(names: first.columns.map(\.name))
         return rows.map { row in
             SQLRow(
-                names: names,
+                layout: layout,
                 cells: row.columns.map { column in
                     switch column.data {
                     case .integer(let value): .integer(Int(value))
