@@ -27,18 +27,19 @@ public protocol SQLStorage: SwitchyardStorage {
 
 extension SQLStorage {
     /// Applies the schema's pending migrations (`Schema`), each in a transaction of its own that also records it in
-    /// `schema_migrations`. On PostgreSQL the transaction first takes an advisory lock, so replicas starting
-    /// together apply each version once.
+    /// `schema_migrations`; a start with nothing pending costs one transaction. On PostgreSQL each transaction first
+    /// takes an advisory lock and checks again, so replicas starting together apply each version once.
     public func migrate() async throws {
-        let ledger = SchemaMigration(
-            version: 0, name: "schema_migrations",
-            statements: [
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
-            ])
-        for migration in Schema.migrations {
-            let applied = try await transaction { transaction in
-                if transaction.dialect == .postgres { _ = try await transaction.query("SELECT pg_advisory_xact_lock(7291001)") }
-                for statement in ledger.statements(for: transaction.dialect) { _ = try await transaction.query(SQLQuery(stringLiteral: statement)) }
+        let applied = try await transaction { transaction in
+            try await transaction.lockSchema()
+            for statement in Schema.ledger.statements(for: transaction.dialect) {
+                _ = try await transaction.query(SQLQuery(stringLiteral: statement))
+            }
+            return Set(try await transaction.query("SELECT version FROM schema_migrations").map { try $0.int("version") })
+        }
+        for migration in Schema.migrations where !applied.contains(migration.version) {
+            let done = try await transaction { transaction in
+                try await transaction.lockSchema()
                 guard try await transaction.query("SELECT 1 AS found FROM schema_migrations WHERE version = \(migration.version)").isEmpty
                 else { return false }
                 for statement in migration.statements(for: transaction.dialect) {
@@ -48,7 +49,7 @@ extension SQLStorage {
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (\(migration.version), \(migration.name), \(Date()))")
                 return true
             }
-            if applied { logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"]) }
+            if done { logger.info("applied migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"]) }
         }
     }
 
@@ -95,4 +96,12 @@ private struct Autocommit<Storage: SQLStorage>: SQLExecutor {
     let storage: Storage
     var dialect: SQLDialect { storage.dialect }
     func query(_ query: SQLQuery) async throws -> [SQLRow] { try await storage.write(query) }
+}
+
+extension SQLExecutor {
+    /// Serialises schema changes across replicas until the transaction ends (PostgreSQL; SQLite's writer is
+    /// exclusive already).
+    fileprivate func lockSchema() async throws {
+        if dialect == .postgres { _ = try await query("SELECT pg_advisory_xact_lock(7291001)") }
+    }
 }

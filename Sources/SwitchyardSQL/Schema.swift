@@ -39,6 +39,14 @@ public struct SchemaMigration: Sendable {
 
 /// The schema, in order, for both backends. Append only: a released migration is never edited.
 public enum Schema {
+    /// The table that records which versions were applied.
+    static let ledger = SchemaMigration(
+        version: 0, name: "schema_migrations",
+        statements: [
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"
+        ]
+    )
+
     public static let migrations: [SchemaMigration] = [
         /// Users, teams, memberships, credentials and settings.
         SchemaMigration(
