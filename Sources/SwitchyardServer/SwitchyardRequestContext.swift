@@ -12,6 +12,10 @@ public struct SwitchyardRequestContext: RequestContext {
     public var remoteAddress: String?
     /// The largest request body read (`http.maxBodySize`), set by `ErrorMiddleware`.
     public var maxUploadSize = ServerConfiguration().maxBodySize
+    /// Request bodies: `request.decode(as:context:)` answers a 400 naming the field and the rule.
+    public var requestDecoder: APIRequestDecoder { APIRequestDecoder() }
+    /// Handler results that are `ResponseEncodable`: the API's JSON (sorted snake_case keys, RFC 3339 dates).
+    public var responseEncoder: APIResponseEncoder { APIResponseEncoder() }
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

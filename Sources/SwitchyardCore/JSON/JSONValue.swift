@@ -162,3 +162,28 @@ extension JSONValue: Encodable {
         }
     }
 }
+
+extension JSONValue: Decodable {
+    /// Decodes through `Decoder` for DTOs that embed JSON. A `Decoder` hands numbers over as `Int`, `UInt64` or
+    /// `Double`, so a number's text is what that type prints; `JSONValue.parse` keeps the text as written.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int.self) {
+            self = .number(JSONNumber(value))
+        } else if let value = try? container.decode(UInt64.self) {
+            self = .number(JSONNumber(validatedText: String(value)))
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(JSONNumber(value))
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+}

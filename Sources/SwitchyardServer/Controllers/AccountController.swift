@@ -25,18 +25,18 @@ struct AccountController {
         return userId
     }
 
-    @Sendable func signOutEverywhere(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func signOutEverywhere(_ request: Request, context: SwitchyardRequestContext) async throws -> Success {
         let userId = try sessionUser(context, to: "signing out everywhere")
         guard try await storage.endSessions(userId: userId, newPasswordHash: nil, at: clock.now()) != nil else {
             throw SwitchyardError.unauthenticated("invalid or expired session token; sign in again with POST /api/v1/auth/login")
         }
         context.logger.info("signed out everywhere", metadata: ["user_id": "\(userId.lowercased)"])
-        return JSONBody.response(["is_success": true, "message": "Every session of this account has ended, this one too."])
+        return Success(message: "Every session of this account has ended, this one too.")
     }
 
-    @Sendable func changePassword(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func changePassword(_ request: Request, context: SwitchyardRequestContext) async throws -> IssuedSession {
         let userId = try sessionUser(context, to: "changing the password")
-        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
+        let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let current = try fields.required("current_password") { key throws(SwitchyardError) in try fields.string(key, length: 1...1024) }
         let new = try fields.required("new_password") { key throws(SwitchyardError) in try fields.string(key, length: 1...1024) }
         guard new.count >= InvitationAcceptController.minimumPasswordLength else {
@@ -54,8 +54,6 @@ struct AccountController {
         }
         context.logger.info("password changed; other sessions ended", metadata: ["user_id": "\(userId.lowercased)"])
         let session = try await sessions.issue(userId: userId, version: version)
-        return JSONBody.response([
-            "access_token": .string(session.token), "token_type": "Bearer", "expires_at": .date(session.expiresAt),
-        ])
+        return IssuedSession(accessToken: session.token, expiresAt: session.expiresAt)
     }
 }

@@ -21,24 +21,12 @@ struct AuthController {
         }
     }
 
-    struct LoginResponse: Encodable {
-        let accessToken: String
-        let tokenType = "Bearer"
-        let expiresAt: Date
-
-        enum CodingKeys: String, CodingKey {
-            case accessToken = "access_token"
-            case tokenType = "token_type"
-            case expiresAt = "expires_at"
-        }
-    }
-
     func addRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
         group.post("login", use: login)
     }
 
-    @Sendable func login(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        let body = try await APIJSON.decodeBody(LoginRequest.self, from: request, context: context)
+    @Sendable func login(_ request: Request, context: SwitchyardRequestContext) async throws -> IssuedSession {
+        let body = try await request.decode(as: LoginRequest.self, context: context)
         guard let email = body.emailAddress?.trimmingCharacters(in: .whitespaces), !email.isEmpty else {
             throw SwitchyardError.invalid("field \"email_address\" is required")
         }
@@ -57,6 +45,6 @@ struct AuthController {
             throw SwitchyardError.unauthenticated("email address or password is wrong")
         }
         let session = try await sessions.issue(userId: user.id, version: user.tokenVersion)
-        return try APIJSON.response(LoginResponse(accessToken: session.token, expiresAt: session.expiresAt))
+        return IssuedSession(accessToken: session.token, expiresAt: session.expiresAt)
     }
 }

@@ -13,19 +13,24 @@ struct FilesController {
         group.post("presign", use: presign)
     }
 
-    @Sendable func presign(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    struct Presigned: ResponseEncodable {
+        let fileKey: String
+        let uploadUrl: String
+        let uploadHeaders: [String: String]
+        let expiresAt: Date
+    }
+
+    @Sendable func presign(_ request: Request, context: SwitchyardRequestContext) async throws -> Presigned {
         let caller = try context.requireCaller()
         try caller.requireRunner()
         let teamId = try caller.requireTeam()
-        let upload = try UploadRequest.validate(body: try await JSONBody.read(request, context: context), maximumSize: objects.maximumUploadSize)
+        let upload = try UploadRequest.validate(
+            body: try await request.decode(as: JSONValue.self, context: context), maximumSize: objects.maximumUploadSize)
         let now = clock.now()
         let key = InputFileKey.make(teamId: teamId, uploadId: UUIDv7.make(at: now), contentType: upload.contentType, fileName: upload.fileName)
         let (url, headers) = objects.presigner.presignedPut(key: key, contentLength: upload.fileSize, expires: objects.presignLifetime, now: now)
-        return JSONBody.response([
-            "file_key": .string(key),
-            "upload_url": .string(url),
-            "upload_headers": .object(Dictionary(uniqueKeysWithValues: headers.map { ($0.name, JSONValue.string($0.value)) })),
-            "expires_at": .date(now.addingTimeInterval(TimeInterval(objects.presignLifetime))),
-        ])
+        return Presigned(
+            fileKey: key, uploadUrl: url, uploadHeaders: [String: String](signedHeaders: headers),
+            expiresAt: now.addingTimeInterval(TimeInterval(objects.presignLifetime)))
     }
 }

@@ -18,8 +18,19 @@ struct InvitationAcceptController {
         group.post("invitations/accept", use: accept)
     }
 
-    @Sendable func accept(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
+    /// The answer: the membership, and a session of the user.
+    struct Accepted: ResponseEncodable {
+        let teamId: UUID
+        let userId: UUID
+        let memberRole: String
+        let accountCreated: Bool
+        let accessToken: String
+        let tokenType = "Bearer"
+        let expiresAt: Date
+    }
+
+    @Sendable func accept(_ request: Request, context: SwitchyardRequestContext) async throws -> Accepted {
+        let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let token = try fields.required("invitation_token") { key throws(SwitchyardError) in try fields.string(key, length: 1...200) }
         let now = clock.now()
         let tokenHash = SecretHasher.keyHash(token)
@@ -67,11 +78,9 @@ struct InvitationAcceptController {
         }
         context.logger.info("invitation accepted", metadata: ["invitation_id": "\(invitation.id.lowercased)", "user_id": "\(userId.lowercased)"])
         let session = try await sessions.issue(userId: userId, version: tokenVersion)
-        return JSONBody.response([
-            "team_id": .uuid(invitation.teamId), "user_id": .uuid(userId), "member_role": .string(invitation.role.rawValue),
-            "account_created": .bool(newUser != nil), "access_token": .string(session.token), "token_type": "Bearer",
-            "expires_at": .date(session.expiresAt),
-        ])
+        return Accepted(
+            teamId: invitation.teamId, userId: userId, memberRole: invitation.role.rawValue, accountCreated: newUser != nil,
+            accessToken: session.token, expiresAt: session.expiresAt)
     }
 
     private func bearerSessionUser(_ request: Request) async -> UUID? {

@@ -28,7 +28,7 @@ struct ModelsController {
         let caller = try context.requireCaller()
         try caller.requireWorkflowManager()
         let teamId = try caller.requireTeam()
-        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
+        let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         _ = try fields.required("file_name") { key throws(SwitchyardError) in try fields.string(key, length: 1...255) }
         guard let size = try fields.number("file_size") else { throw SwitchyardError.invalid("field \"file_size\" is required") }
         guard let fileSize = size.intValue, fileSize >= 1 else {
@@ -62,7 +62,7 @@ struct ModelsController {
         let caller = try context.requireCaller()
         try caller.requireWorkflowManager()
         let teamId = try caller.requireTeam()
-        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
+        let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let displayName = try fields.required("display_name") { key throws(SwitchyardError) in try fields.string(key, length: 1...255, trim: true) }
         let modelType = try fields.required("model_type") { key throws(SwitchyardError) in try fields.string(key, length: 1...50) }
         let storageKey = try fields.required("storage_key") { key throws(SwitchyardError) in try fields.string(key, length: 1...1024) }
@@ -116,7 +116,7 @@ struct ModelsController {
         let caller = try context.requireCaller()
         try caller.requireWorkflowManager()
         var model = try await load(context)
-        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
+        let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         if let name = try fields.string("display_name", length: 1...255, trim: true) { model.displayName = name }
         if let type = try fields.string("model_type", length: 1...50) { model.modelType = type }
         if fields.has("model_path") {

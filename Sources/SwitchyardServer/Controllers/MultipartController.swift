@@ -25,6 +25,29 @@ struct MultipartController {
         return max(minimum, (needed + mebibyte - 1) / mebibyte * mebibyte)
     }
 
+    struct Initiated: ResponseEncodable {
+        let uploadId: String
+        let storageKey: String
+        let partSize: Int
+        let partCount: Int
+    }
+
+    struct PresignedParts: ResponseEncodable {
+        struct Part: Encodable {
+            let partNumber: Int
+            let contentLength: Int
+            let url: String
+        }
+
+        let parts: [Part]
+    }
+
+    /// The published object: `file_key` for a workflow input, `storage_key` for a model registration (the same key).
+    struct Completed: ResponseEncodable {
+        let fileKey: String
+        let storageKey: String
+    }
+
     func addRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
         group.post("initiate", use: initiate)
         group.post("presign-parts", use: presignParts)
@@ -32,7 +55,7 @@ struct MultipartController {
         group.post("abort", use: abort)
     }
 
-    @Sendable func initiate(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func initiate(_ request: Request, context: SwitchyardRequestContext) async throws -> Initiated {
         let (caller, fields, key) = try await read(request, context)
         guard let fileSize = try fields.integer("file_size", range: 1...ModelsController.maximumModelSize) else {
             throw SwitchyardError.invalid("field \"file_size\" is required")
@@ -52,13 +75,10 @@ struct MultipartController {
             uploadId: uploadId, teamId: try caller.requireTeam(), storageKey: key, fileSize: fileSize, partSize: Self.partSize(for: fileSize),
             createdBy: caller.userId, createdAt: clock.now())
         try await storage.insertMultipartUpload(upload)
-        return JSONBody.response([
-            "upload_id": .string(uploadId), "storage_key": .string(key), "part_size": .integer(upload.partSize),
-            "part_count": .integer(upload.partCount),
-        ])
+        return Initiated(uploadId: uploadId, storageKey: key, partSize: upload.partSize, partCount: upload.partCount)
     }
 
-    @Sendable func presignParts(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func presignParts(_ request: Request, context: SwitchyardRequestContext) async throws -> PresignedParts {
         let (upload, fields) = try await readUpload(request, context)
         let numbers = try fields.required("part_numbers") { name throws(SwitchyardError) in try fields.array(name, maxCount: 1000) }
         guard !numbers.isEmpty else { throw SwitchyardError.invalid("field \"part_numbers\" must not be empty") }
@@ -70,21 +90,17 @@ struct MultipartController {
             return (part, length)
         }
         let now = Date()
-        return JSONBody.response([
-            "parts": .array(
-                parts.map { part in
-                    [
-                        "part_number": .integer(part.number), "content_length": .integer(part.length),
-                        "url": .string(
-                            objects.presigner.presignedUploadPart(
-                                key: upload.storageKey, uploadId: upload.uploadId, partNumber: part.number, contentLength: part.length,
-                                expires: objects.presignLifetime, now: now)),
-                    ]
-                })
-        ])
+        return PresignedParts(
+            parts: parts.map { part in
+                PresignedParts.Part(
+                    partNumber: part.number, contentLength: part.length,
+                    url: objects.presigner.presignedUploadPart(
+                        key: upload.storageKey, uploadId: upload.uploadId, partNumber: part.number, contentLength: part.length,
+                        expires: objects.presignLifetime, now: now))
+            })
     }
 
-    @Sendable func complete(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func complete(_ request: Request, context: SwitchyardRequestContext) async throws -> Completed {
         let (upload, fields) = try await readUpload(request, context)
         let items = try fields.required("parts") { name throws(SwitchyardError) in try fields.array(name, maxCount: 10_000) }
         let parts = try items.enumerated().map { index, item throws(SwitchyardError) -> (partNumber: Int, etag: String) in
@@ -102,14 +118,14 @@ struct MultipartController {
             throw SwitchyardError.conflict("\"\(upload.storageKey)\" was written meanwhile; this upload was not published (abort it)")
         }
         _ = try await storage.deleteMultipartUpload(id: upload.uploadId, teamId: upload.teamId)
-        return JSONBody.response(["file_key": .string(upload.storageKey), "storage_key": .string(upload.storageKey)])
+        return Completed(fileKey: upload.storageKey, storageKey: upload.storageKey)
     }
 
-    @Sendable func abort(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func abort(_ request: Request, context: SwitchyardRequestContext) async throws -> Success {
         let (upload, _) = try await readUpload(request, context)
         try await store { try await objects.client.abortMultipartUpload(key: upload.storageKey, uploadId: upload.uploadId) }
         _ = try await storage.deleteMultipartUpload(id: upload.uploadId, teamId: upload.teamId)
-        return JSONBody.response(["is_success": true])
+        return Success()
     }
 
     /// The caller (who may run tasks), the body's fields and its `storage_key`, which must have been issued to the
@@ -118,7 +134,7 @@ struct MultipartController {
         let caller = try context.requireCaller()
         try caller.requireRunner()
         let teamId = try caller.requireTeam()
-        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
+        let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let key = try fields.required("storage_key") { name throws(SwitchyardError) in try fields.string(name, length: 1...1024) }
         guard ModelsController.isIssued(key, to: teamId) || InputFileKey(key)?.teamId == teamId else {
             throw SwitchyardError.invalid("field \"storage_key\": \"\(key)\" was not issued to this team by a presign endpoint")

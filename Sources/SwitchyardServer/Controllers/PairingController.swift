@@ -70,7 +70,7 @@ struct PairingController {
     }
 
     @Sendable func start(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
+        let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let requestedName = try fields.string("device_name", length: 1...100, trim: true)
         if let requestedName, requestedName.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
             throw SwitchyardError.invalid("field \"device_name\" must not contain control characters")
@@ -122,7 +122,7 @@ struct PairingController {
 
     @Sendable func confirm(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
-        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
+        let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let typed = try fields.required("user_code") { key throws(SwitchyardError) in try fields.string(key, length: 1...64) }
         guard let userCode = DevicePairing.normalise(typed) else {
             throw SwitchyardError.invalid("field \"user_code\": \"\(typed)\" is not a pairing code (8 letters and digits, like AB7K-PNQ3)")
@@ -146,7 +146,7 @@ struct PairingController {
     }
 
     @Sendable func poll(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
+        let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let deviceCode = try fields.required("device_code") { key throws(SwitchyardError) in try fields.string(key, length: 1...200) }
         try limiter.take([("pair poll \(limiter.clientAddress(request, context))", limiter.rules.pairingPollPerAddress)], what: "pairing poll")
         let now = clock.now()

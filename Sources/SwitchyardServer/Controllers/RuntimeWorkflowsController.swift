@@ -58,7 +58,7 @@ struct RuntimeWorkflowsController {
     private func run(_ target: RunSubmitter.Target, request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         try caller.requireRunner()
-        let body = try await JSONBody.read(request, context: context)
+        let body = try await request.decode(as: JSONValue.self, context: context)
         let submitted = try await submitter.submit(target, body: body, caller: caller, idempotencyKey: request.headers[.idempotencyKey])
         var headers = HTTPFields()
         headers[.location] = "/api/v1/r/tasks/\(submitted.taskId.lowercased)"

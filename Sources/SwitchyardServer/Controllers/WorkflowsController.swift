@@ -26,7 +26,7 @@ struct WorkflowsController {
     @Sendable func importWorkflow(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         let caller = try context.requireCaller()
         try caller.requireWorkflowManager()
-        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
+        let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let definition = try WorkflowDefinition.parse(fields, base: nil)
         let status = try fields.enumeration("workflow_status", WorkflowStatus.self)
         let now = clock.now()
@@ -44,7 +44,7 @@ struct WorkflowsController {
         let caller = try context.requireCaller()
         try caller.requireWorkflowManager()
         let id = try context.parameters.requireUUID("workflowId")
-        let fields = try JSONFields(body: try await JSONBody.read(request, context: context))
+        let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let status = try fields.enumeration("workflow_status", WorkflowStatus.self)
         let teamId = try caller.requireTeam()
         let workflow: Workflow?

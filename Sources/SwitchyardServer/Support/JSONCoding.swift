@@ -3,30 +3,49 @@ import Hummingbird
 import NIOCore
 import SwitchyardCore
 
-/// The API's JSON: snake_case keys come from each DTO's `CodingKeys`; dates are RFC 3339 in UTC.
+/// The API's JSON. Responses: keys sorted, snake_case (a DTO's `CodingKeys` where the name is not its property's,
+/// `convertToSnakeCase` otherwise — the members of a `JSONValue` inside a DTO keep their keys as written), dates
+/// RFC 3339 in UTC without fractions, ids lowercase. Requests: each DTO's `CodingKeys` name its fields, so a failure
+/// names the field the caller sent.
 enum APIJSON {
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
+        encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
 
     static let decoder = JSONDecoder()
 
-    /// A JSON response with `status`.
+    /// A response carrying `value` as JSON. A `JSONValue` is written as it is (its numbers with the text they were
+    /// parsed from, keys sorted); anything else goes through `encoder`.
     static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
-        let data = try encoder.encode(value)
+        let buffer: ByteBuffer
+        if let json = value as? JSONValue {
+            buffer = ByteBuffer(bytes: json.serialized())
+        } else {
+            buffer = ByteBuffer(data: try encoder.encode(value))
+        }
         var headers = headers
         headers[.contentType] = "application/json; charset=utf-8"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
     }
 
-    /// Decodes a request body, turning every failure into a 400 that names the field and the rule.
-    /// An empty body decodes as `{}`, so "nothing sent" and "required field missing" read the same.
+    /// Decodes a request body, turning every failure into a 400 that names the field and the rule. An empty body
+    /// decodes as `{}`, so "nothing sent" and "required field missing" read the same. A `JSONValue` is parsed
+    /// exactly (numbers keep their text) for the documents whose rules `JSONFields` checks.
     static func decodeBody<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
         var request = request
         let buffer = try await request.collectBody(upTo: context.maxUploadSize)
+        if T.self == JSONValue.self {
+            guard buffer.readableBytes > 0 else { return JSONValue.object([:]) as! T }
+            do {
+                return try JSONValue.parse(buffer.readableBytesView) as! T
+            } catch {
+                throw SwitchyardError.invalid("request body is not valid JSON: \(error)")
+            }
+        }
         let bytes = buffer.readableBytes == 0 ? Data("{}".utf8) : Data(buffer.readableBytesView)
         do {
             return try decoder.decode(T.self, from: bytes)
@@ -69,6 +88,23 @@ enum APIJSON {
         }
     }
 }
+
+/// The request context's decoder (`request.decode(as:context:)`): `APIJSON.decodeBody`.
+public struct APIRequestDecoder: RequestDecoder {
+    public func decode<T: Decodable>(_ type: T.Type, from request: Request, context: some RequestContext) async throws -> T {
+        try await APIJSON.decodeBody(type, from: request, context: context)
+    }
+}
+
+/// The request context's encoder: what a handler returns as a `ResponseEncodable` becomes a 200 with
+/// `APIJSON.response`; `EditedResponse` sets another status or headers.
+public struct APIResponseEncoder: ResponseEncoder {
+    public func encode(_ value: some Encodable, from request: Request, context: some RequestContext) throws -> Response {
+        try APIJSON.response(value)
+    }
+}
+
+extension JSONValue: ResponseEncodable {}
 
 /// `{"id": "..."}`, the API's create/update envelope.
 struct IDResponse: Encodable {
