@@ -1,3 +1,5 @@
+import Foundation
+
 /// A JSON document as a value: what request bodies, workflow graphs and parameter values are made of.
 ///
 /// Numbers keep the exact text they were written with, so a 64-bit ComfyUI seed survives a round trip
@@ -142,7 +144,9 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 }
 
 extension JSONValue: Encodable {
-    /// Encodes through `Encoder` for DTOs that embed JSON; whole numbers that fit stay exact as integers.
+    /// Encodes through `Encoder` for DTOs that embed JSON. Numbers keep their value exactly — whole numbers as
+    /// integers, others as `Decimal` (38 digits; `JSONEncoder` writes it digit for digit) — though not their text
+    /// (`7.50` is written `7.5`); `serialized()` keeps the text too.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {
@@ -153,6 +157,8 @@ extension JSONValue: Encodable {
                 try container.encode(integer)
             } else if let unsigned = UInt64(number.text) {
                 try container.encode(unsigned)
+            } else if let decimal = Decimal(string: number.text, locale: Locale(identifier: "en_US_POSIX")), decimal.isFinite {
+                try container.encode(decimal)
             } else {
                 try container.encode(number.doubleValue)
             }

@@ -13,7 +13,7 @@ struct AgentsController {
         group.get(use: list)
     }
 
-    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Listing<JSONValue> {
         let page = try request.pageRequest
         let teamId = try context.requireCaller().requireTeam()
         var includeDisconnected = false
@@ -32,6 +32,6 @@ struct AgentsController {
             for taskId in running where try await storage.task(id: taskId, teamId: teamId) != nil { own.append(taskId) }
             items.append(Presenters.agent(agent, runningTasks: own, runningCount: running.count))
         }
-        return JSONBody.response(["agent_list": .array(items), "page_meta": JSONBody.pageMeta(page, totalCount: result.totalCount)])
+        return Listing("agent_list", items, page: page, totalCount: result.totalCount)
     }
 }

@@ -35,7 +35,7 @@ struct CredentialsController {
         }
     }
 
-    struct CreateResponse: Encodable {
+    struct CreateResponse: ResponseEncodable {
         let id: UUID
         let kind: CredentialKind
         let displayName: String
@@ -105,7 +105,7 @@ struct CredentialsController {
         }
     }
 
-    struct ListResponse: Encodable {
+    struct ListResponse: ResponseEncodable {
         let credentials: [Item]
         let pageMeta: PageMeta
 
@@ -121,10 +121,10 @@ struct CredentialsController {
         group.delete("{credentialId}", use: revoke)
     }
 
-    @Sendable func create(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func create(_ request: Request, context: SwitchyardRequestContext) async throws -> EditedResponse<CreateResponse> {
         let caller = try context.requireCaller()
         try caller.requireCredentialManager()
-        let body = try await APIJSON.decodeBody(CreateRequest.self, from: request, context: context)
+        let body = try await request.decode(as: CreateRequest.self, context: context)
         let kind = try Self.validateKind(body.kind)
         let displayName = try Self.validateDisplayName(body.displayName)
         var expiresAt: Date?
@@ -145,10 +145,10 @@ struct CredentialsController {
         let response = CreateResponse(
             id: credential.id, kind: kind, displayName: displayName, keyPrefix: credential.keyPrefix, rawKey: secret, expiresAt: expiresAt
         )
-        return try APIJSON.response(response, status: .created)
+        return EditedResponse(status: .created, response: response)
     }
 
-    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> ListResponse {
         let caller = try context.requireCaller()
         let page = try request.pageRequest
         var kind: CredentialKind?
@@ -160,9 +160,7 @@ struct CredentialsController {
         }
         let result = try await storage.credentials(teamId: try caller.requireTeam(), kind: kind, page: page)
         let now = clock.now()
-        return try APIJSON.response(
-            ListResponse(credentials: result.items.map { Item($0, now: now) }, pageMeta: PageMeta(page, totalCount: result.totalCount))
-        )
+        return ListResponse(credentials: result.items.map { Item($0, now: now) }, pageMeta: PageMeta(page, totalCount: result.totalCount))
     }
 
     @Sendable func revoke(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {

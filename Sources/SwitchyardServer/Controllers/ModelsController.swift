@@ -24,7 +24,43 @@ struct ModelsController {
 
     /// `models/{team}/{uuid}` for a new upload; the answer carries a single PUT URL when the file fits the
     /// single-upload cap, else `upload_method: "multipart"` and no URL (use `/uploads/multipart/*`).
-    @Sendable func presign(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    /// Where to upload a model file: one `PUT` (`upload_method: "put"`), or `multipart` without a URL.
+    struct Presigned: ResponseEncodable {
+        let storageKey: String
+        let uploadUrl: String
+        let uploadHeaders: [String: String]
+        let uploadMethod: String
+        var expiresAt: Date?
+    }
+
+    /// A registered model (api.md §2.4).
+    struct Model: ResponseEncodable, Sendable {
+        let id: UUID
+        let displayName: String
+        let modelType: String
+        let storageKey: String
+        let fileSize: Int
+        @Nullable var fileHash: String?
+        @Nullable var modelPath: String?
+        let modelStatus: String
+        let createdAt: Date
+        let updatedAt: Date
+
+        init(_ model: ModelRecord) {
+            self.id = model.id
+            self.displayName = model.displayName
+            self.modelType = model.modelType
+            self.storageKey = model.storageKey
+            self.fileSize = model.fileSize
+            self.fileHash = model.fileHash
+            self.modelPath = model.modelPath
+            self.modelStatus = model.status.rawValue
+            self.createdAt = model.createdAt
+            self.updatedAt = model.updatedAt
+        }
+    }
+
+    @Sendable func presign(_ request: Request, context: SwitchyardRequestContext) async throws -> Presigned {
         let caller = try context.requireCaller()
         try caller.requireWorkflowManager()
         let teamId = try caller.requireTeam()
@@ -44,21 +80,17 @@ struct ModelsController {
         let now = clock.now()
         let key = "models/\(teamId.lowercased)/\(UUIDv7.make(at: now).lowercased)"
         guard fileSize <= objects.maximumUploadSize else {
-            return JSONBody.response([
-                "storage_key": .string(key), "upload_url": .string(""), "upload_headers": .object([:]), "upload_method": "multipart",
-            ])
+            return Presigned(storageKey: key, uploadUrl: "", uploadHeaders: [:], uploadMethod: "multipart")
         }
         let (url, headers) = objects.presigner.presignedPut(key: key, contentLength: fileSize, expires: objects.presignLifetime, now: now)
-        return JSONBody.response([
-            "storage_key": .string(key), "upload_url": .string(url),
-            "upload_headers": .object(Dictionary(uniqueKeysWithValues: headers.map { ($0.name, JSONValue.string($0.value)) })),
-            "upload_method": "put", "expires_at": .date(now.addingTimeInterval(TimeInterval(objects.presignLifetime))),
-        ])
+        return Presigned(
+            storageKey: key, uploadUrl: url, uploadHeaders: [String: String](signedHeaders: headers), uploadMethod: "put",
+            expiresAt: now.addingTimeInterval(TimeInterval(objects.presignLifetime)))
     }
 
     /// Confirms an upload: the object must exist at `storage_key` (a key issued to this team), match a given
     /// `file_size`, and hash to a given `file_hash`.
-    @Sendable func register(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func register(_ request: Request, context: SwitchyardRequestContext) async throws -> EditedResponse<Identified> {
         let caller = try context.requireCaller()
         try caller.requireWorkflowManager()
         let teamId = try caller.requireTeam()
@@ -96,23 +128,21 @@ struct ModelsController {
             id: UUIDv7.make(at: now), teamId: teamId, displayName: displayName, modelType: modelType, storageKey: storageKey, fileSize: head.size,
             fileHash: fileHash, modelPath: modelPath, createdAt: now, updatedAt: now)
         try await storage.insertModel(model)
-        return JSONBody.response(["id": .uuid(model.id)], status: .created)
+        return EditedResponse(status: .created, response: Identified(id: model.id))
     }
 
-    @Sendable func detail(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        JSONBody.response(Self.present(try await load(context)))
+    @Sendable func detail(_ request: Request, context: SwitchyardRequestContext) async throws -> Model {
+        Model(try await load(context))
     }
 
-    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Listing<Model> {
         let page = try request.pageRequest
         let result = try await storage.models(teamId: try context.requireCaller().requireTeam(), page: page)
-        return JSONBody.response([
-            "model_list": .array(result.items.map(Self.present)), "page_meta": JSONBody.pageMeta(page, totalCount: result.totalCount),
-        ])
+        return Listing("model_list", result.items.map(Model.init), page: page, totalCount: result.totalCount)
     }
 
     /// Edits display name, type, path and status; fields left out keep their values.
-    @Sendable func update(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func update(_ request: Request, context: SwitchyardRequestContext) async throws -> Model {
         let caller = try context.requireCaller()
         try caller.requireWorkflowManager()
         var model = try await load(context)
@@ -127,7 +157,7 @@ struct ModelsController {
         if let status = try fields.enumeration("model_status", ModelRecord.Status.self) { model.status = status }
         model.updatedAt = clock.now()
         guard try await storage.updateModel(model) else { throw SwitchyardError.notFound("model not found") }
-        return JSONBody.response(Self.present(model))
+        return Model(model)
     }
 
     /// Deletes the record, then the file (a failure to delete the file is logged; the reaper's sweep of
@@ -159,14 +189,5 @@ struct ModelsController {
     static func isIssued(_ key: String, to teamId: UUID) -> Bool {
         let segments = key.split(separator: "/", omittingEmptySubsequences: false)
         return segments.count == 3 && segments[0] == "models" && UUID(text: segments[1]) == teamId && UUID(text: segments[2]) != nil
-    }
-
-    static func present(_ model: ModelRecord) -> JSONValue {
-        [
-            "id": .uuid(model.id), "display_name": .string(model.displayName), "model_type": .string(model.modelType),
-            "storage_key": .string(model.storageKey), "file_size": .integer(model.fileSize),
-            "file_hash": model.fileHash.map(JSONValue.string) ?? .null, "model_path": model.modelPath.map(JSONValue.string) ?? .null,
-            "model_status": .string(model.status.rawValue), "created_at": .date(model.createdAt), "updated_at": .date(model.updatedAt),
-        ]
     }
 }

@@ -69,7 +69,57 @@ struct PairingController {
         group.get("desktop/pair/pending", use: pending)
     }
 
-    @Sendable func start(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    /// RFC 8628's device authorization response.
+    struct Started: ResponseEncodable {
+        let deviceCode: String
+        let userCode: String
+        let verificationUri: String
+        let expiresIn: Int
+        let interval: Int
+    }
+
+    /// What the device said of itself, for the person about to approve it.
+    struct Pending: ResponseEncodable {
+        let userCode: String
+        @Nullable var requestedName: String?
+        @Nullable var requestedFrom: String?
+        let requestedAt: Date
+        let expiresAt: Date
+    }
+
+    /// A poll's answer: not yet (`pending`), too soon (`slow_down`, with a 429), or the keys (`approved`, once).
+    enum Poll: ResponseEncodable {
+        case pending(interval: Int)
+        case slowDown(interval: Int)
+        case approved(rawKey: String, agentKey: String?, teamId: UUID, keyPrefix: String)
+
+        enum CodingKeys: String, CodingKey {
+            case status, interval, errorMessage = "error_message", rawKey = "raw_key", agentKey = "agent_key", teamId = "team_id"
+            case keyPrefix = "key_prefix"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            switch self {
+            case .pending(let interval):
+                try container.encode("pending", forKey: .status)
+                try container.encode(interval, forKey: .interval)
+            case .slowDown(let interval):
+                try container.encode("slow_down", forKey: .status)
+                try container.encode(interval, forKey: .interval)
+                try container.encode(
+                    "polled sooner than the interval allows; poll every \(interval) s from now on (RFC 8628 slow_down)", forKey: .errorMessage)
+            case .approved(let rawKey, let agentKey, let teamId, let keyPrefix):
+                try container.encode("approved", forKey: .status)
+                try container.encode(rawKey, forKey: .rawKey)
+                try container.encode(agentKey, forKey: .agentKey)
+                try container.encode(teamId, forKey: .teamId)
+                try container.encode(keyPrefix, forKey: .keyPrefix)
+            }
+        }
+    }
+
+    @Sendable func start(_ request: Request, context: SwitchyardRequestContext) async throws -> Started {
         let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let requestedName = try fields.string("device_name", length: 1...100, trim: true)
         if let requestedName, requestedName.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
@@ -85,14 +135,12 @@ struct PairingController {
             expiresAt: now.addingTimeInterval(DevicePairing.lifetime), requestedName: requestedName, requestedFrom: Self.requester(request, context))
         try await storage.insertPairing(pairing)
         let display = DevicePairing.display(userCode)
-        return JSONBody.response([
-            "device_code": .string(deviceCode), "user_code": .string(display),
-            "verification_uri": .string("\(Self.origin(of: request))/api/v1/desktop/pair?user_code=\(display)"),
-            "expires_in": .integer(Int(DevicePairing.lifetime)), "interval": .integer(DevicePairing.pollInterval),
-        ])
+        return Started(
+            deviceCode: deviceCode, userCode: display, verificationUri: "\(Self.origin(of: request))/api/v1/desktop/pair?user_code=\(display)",
+            expiresIn: Int(DevicePairing.lifetime), interval: DevicePairing.pollInterval)
     }
 
-    @Sendable func pending(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func pending(_ request: Request, context: SwitchyardRequestContext) async throws -> Pending {
         try context.requireCaller().requireSession(to: "look at a pairing request")
         let typed = request.uri.formQueryValue("user_code") ?? ""
         guard let userCode = DevicePairing.normalise(typed) else {
@@ -101,11 +149,9 @@ struct PairingController {
         guard let pairing = try await storage.pendingPairing(userCode: userCode, at: clock.now()) else {
             throw SwitchyardError.notFound("no pending pairing with code \(DevicePairing.display(userCode)); it expired or was already confirmed")
         }
-        return JSONBody.response([
-            "user_code": .string(DevicePairing.display(userCode)), "requested_name": pairing.requestedName.map(JSONValue.string) ?? .null,
-            "requested_from": pairing.requestedFrom.map(JSONValue.string) ?? .null, "requested_at": .date(pairing.createdAt),
-            "expires_at": .date(pairing.expiresAt),
-        ])
+        return Pending(
+            userCode: DevicePairing.display(userCode), requestedName: pairing.requestedName, requestedFrom: pairing.requestedFrom,
+            requestedAt: pairing.createdAt, expiresAt: pairing.expiresAt)
     }
 
     /// Where a pairing request came from: the peer's address, and what a proxy says it forwarded for (shown as
@@ -120,7 +166,7 @@ struct PairingController {
         }
     }
 
-    @Sendable func confirm(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func confirm(_ request: Request, context: SwitchyardRequestContext) async throws -> Success {
         let caller = try context.requireCaller()
         let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let typed = try fields.required("user_code") { key throws(SwitchyardError) in try fields.string(key, length: 1...64) }
@@ -142,10 +188,10 @@ struct PairingController {
             throw SwitchyardError.notFound("no pending pairing with code \(DevicePairing.display(userCode)); it expired or was already confirmed")
         }
         context.logger.info("device pairing confirmed", metadata: ["device_name": "\(name)"])
-        return JSONBody.response(["is_success": true, "message": "Pairing confirmed; the desktop's next poll will receive the credential."])
+        return Success(message: "Pairing confirmed; the desktop's next poll will receive the credential.")
     }
 
-    @Sendable func poll(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func poll(_ request: Request, context: SwitchyardRequestContext) async throws -> EditedResponse<Poll> {
         let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let deviceCode = try fields.required("device_code") { key throws(SwitchyardError) in try fields.string(key, length: 1...200) }
         try limiter.take([("pair poll \(limiter.clientAddress(request, context))", limiter.rules.pairingPollPerAddress)], what: "pairing poll")
@@ -157,17 +203,11 @@ struct PairingController {
         }
         let pace = limiter.pace(codeHash, interval: DevicePairing.pollInterval, forgetAfter: DevicePairing.lifetime)
         if pace.tooFast {
-            let slower = pace.interval
-            var response = JSONBody.response(
-                [
-                    "status": "slow_down", "interval": .integer(slower),
-                    "error_message": .string("polled sooner than the interval allows; poll every \(slower) s from now on (RFC 8628 slow_down)"),
-                ], status: .tooManyRequests)
-            response.headers[.retryAfter] = String(slower)
-            return response
+            return EditedResponse(
+                status: .tooManyRequests, headers: [.retryAfter: String(pace.interval)], response: .slowDown(interval: pace.interval))
         }
         guard let userId = pairing.confirmedBy, let teamId = pairing.teamId else {
-            return JSONBody.response(["status": "pending", "interval": .integer(pace.interval)])
+            return EditedResponse(response: .pending(interval: pace.interval))
         }
         limiter.forget(codeHash)
         let name = pairing.deviceName ?? "Desktop"
@@ -188,13 +228,12 @@ struct PairingController {
             throw SwitchyardError.notFound("pairing not found: it expired or its credential was already delivered; start again")
         }
         context.logger.info("device paired", metadata: ["credential_id": "\(device.id.lowercased)", "paired_team_id": "\(teamId.lowercased)"])
-        return JSONBody.response([
-            "status": "approved", "raw_key": .string(deviceSecret), "agent_key": role?.canWrite == true ? .string(agentSecret) : .null,
-            "team_id": .uuid(teamId), "key_prefix": .string(device.keyPrefix),
-        ])
+        return EditedResponse(
+            response: .approved(
+                rawKey: deviceSecret, agentKey: role?.canWrite == true ? agentSecret : nil, teamId: teamId, keyPrefix: device.keyPrefix))
     }
 
-    @Sendable func revoke(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func revoke(_ request: Request, context: SwitchyardRequestContext) async throws -> Success {
         let caller = try context.requireCaller()
         guard caller.kind == .device, let credentialId = caller.credentialId, let teamId = caller.teamId else {
             throw SwitchyardError.unauthenticated("POST /auth/device/revoke is called with the dk- key it revokes")
@@ -206,7 +245,7 @@ struct PairingController {
             await dispatcher.credentialsRevoked(teamId: teamId, credentialIds: [companion], reason: "its device key was revoked")
         }
         context.logger.info("device key revoked", metadata: ["credential_id": "\(credentialId.lowercased)"])
-        return JSONBody.response(["is_success": true])
+        return Success()
     }
 
     /// `scheme://host` the caller reached (honouring `X-Forwarded-Proto` from a TLS-terminating proxy).

@@ -17,20 +17,20 @@ struct RuntimeWorkflowsController {
         group.post("slug/{workflowSlug}/run", use: runBySlug)
     }
 
-    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Listing<JSONValue> {
         try await WorkflowsController.list(request, context: context, storage: storage)
     }
 
-    @Sendable func detailById(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func detailById(_ request: Request, context: SwitchyardRequestContext) async throws -> JSONValue {
         let id = try context.parameters.requireUUID("workflowId")
         guard let workflow = try await storage.workflow(id: id, teamId: try context.requireCaller().requireTeam()) else {
             throw SwitchyardError.notFound("workflow not found")
         }
-        return JSONBody.response(Presenters.workflow(workflow, includeGraph: false))
+        return Presenters.workflow(workflow, includeGraph: false)
     }
 
     /// `slug` is the live workflow; `slug@version` shows that snapshot (with the live status).
-    @Sendable func detailBySlug(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func detailBySlug(_ request: Request, context: SwitchyardRequestContext) async throws -> JSONValue {
         let reference = try Self.reference(context)
         let teamId = try context.requireCaller().requireTeam()
         guard var workflow = try await storage.workflow(slug: reference.slug, teamId: teamId) else {
@@ -44,18 +44,25 @@ struct RuntimeWorkflowsController {
             workflow.definition = snapshot.definition
             workflow.updatedAt = snapshot.createdAt
         }
-        return JSONBody.response(Presenters.workflow(workflow, includeGraph: false))
+        return Presenters.workflow(workflow, includeGraph: false)
     }
 
-    @Sendable func runById(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    /// `{"task_id": "..."}` with 202, `Location` and, for a replayed `Idempotency-Key`, `Idempotency-Replayed`.
+    struct Submitted: ResponseEncodable {
+        let taskId: UUID
+    }
+
+    @Sendable func runById(_ request: Request, context: SwitchyardRequestContext) async throws -> EditedResponse<Submitted> {
         try await run(.id(try context.parameters.requireUUID("workflowId")), request: request, context: context)
     }
 
-    @Sendable func runBySlug(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func runBySlug(_ request: Request, context: SwitchyardRequestContext) async throws -> EditedResponse<Submitted> {
         try await run(.reference(try Self.reference(context)), request: request, context: context)
     }
 
-    private func run(_ target: RunSubmitter.Target, request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    private func run(_ target: RunSubmitter.Target, request: Request, context: SwitchyardRequestContext) async throws
+        -> EditedResponse<Submitted>
+    {
         let caller = try context.requireCaller()
         try caller.requireRunner()
         let body = try await request.decode(as: JSONValue.self, context: context)
@@ -63,7 +70,7 @@ struct RuntimeWorkflowsController {
         var headers = HTTPFields()
         headers[.location] = "/api/v1/r/tasks/\(submitted.taskId.lowercased)"
         if submitted.replayed { headers[.idempotencyReplayed] = "true" }
-        return JSONBody.response(["task_id": .uuid(submitted.taskId)], status: .accepted, headers: headers)
+        return EditedResponse(status: .accepted, headers: headers, response: Submitted(taskId: submitted.taskId))
     }
 }
 

@@ -38,15 +38,15 @@ struct TasksController {
         return task
     }
 
-    @Sendable func detail(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func detail(_ request: Request, context: SwitchyardRequestContext) async throws -> JSONValue {
         let task = try await load(context)
         let standing = try await QueueEstimates(storage: storage).standing(of: task, now: clock.now())
-        return JSONBody.response(Presenters.task(task, standing: standing))
+        return Presenters.task(task, standing: standing)
     }
 
     /// A completed task's outputs past retention are reported as expired (`outputs_expired_at`, no URLs)
     /// rather than as URLs that would answer 404.
-    @Sendable func result(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func result(_ request: Request, context: SwitchyardRequestContext) async throws -> JSONValue {
         let task = try await load(context)
         var expiredAt: Date?
         if task.status == .completed, let completedAt = task.completedAt {
@@ -58,13 +58,12 @@ struct TasksController {
         let now = clock.now()
         let lifetime = 3600
         let presigner = objects.presigner
-        return JSONBody.response(
-            Presenters.result(
-                task, outputsExpiredAt: expiredAt, sign: { key in presigner.presignedGet(key: key, expires: lifetime, now: now) },
-                urlsExpireAt: now.addingTimeInterval(TimeInterval(lifetime))))
+        return Presenters.result(
+            task, outputsExpiredAt: expiredAt, sign: { key in presigner.presignedGet(key: key, expires: lifetime, now: now) },
+            urlsExpireAt: now.addingTimeInterval(TimeInterval(lifetime)))
     }
 
-    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Listing<JSONValue> {
         let page = try request.pageRequest
         var status: TaskStatus?
         if let raw = request.uri.formQueryValue("status") {
@@ -75,14 +74,11 @@ struct TasksController {
             status = parsed
         }
         let result = try await storage.tasks(teamId: try context.requireCaller().requireTeam(), status: status, page: page)
-        return JSONBody.response([
-            "task_list": .array(result.items.map { Presenters.task($0, summary: true) }),
-            "page_meta": JSONBody.pageMeta(page, totalCount: result.totalCount),
-        ])
+        return Listing("task_list", result.items.map { Presenters.task($0, summary: true) }, page: page, totalCount: result.totalCount)
     }
 
     /// api.md §2.2: pending/waiting/queued/running → cancelled; a finished task is a successful no-op.
-    @Sendable func cancel(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func cancel(_ request: Request, context: SwitchyardRequestContext) async throws -> Success {
         let caller = try context.requireCaller()
         try caller.requireRunner()
         let id = try context.parameters.requireUUID("taskId")
@@ -94,7 +90,7 @@ struct TasksController {
             hub.ended(id)
             await dispatcher.cancelled(taskId: id)
         }
-        return JSONBody.response(["is_success": true])
+        return Success()
     }
 
     /// `GET /r/tasks/{id}/events` (api.md §3.2): the task's log as Server-Sent Events — every event with an

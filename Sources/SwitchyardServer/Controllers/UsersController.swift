@@ -18,7 +18,7 @@ struct UsersController {
         }
     }
 
-    struct Profile: Encodable {
+    struct Profile: ResponseEncodable {
         let id: UUID
         let firstName: String
         let lastName: String
@@ -64,7 +64,7 @@ struct UsersController {
         group.get("users/me", use: me)
     }
 
-    @Sendable func me(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func me(_ request: Request, context: SwitchyardRequestContext) async throws -> Profile {
         let caller = try context.requireCaller()
         guard let user = try await storage.user(id: try caller.requireUser()) else {
             throw SwitchyardError.unauthenticated("the signed-in user no longer exists")
@@ -74,11 +74,10 @@ struct UsersController {
             // A device key is bound to one team; it does not reveal the user's other teams.
             memberships = memberships.filter { $0.team.id == teamId }
         }
-        let profile = Profile(
+        return Profile(
             id: user.id, firstName: user.firstName, lastName: user.lastName, displayName: user.displayName, emailAddress: user.emailAddress,
             teamList: memberships.map { TeamItem(id: $0.team.id, displayName: $0.team.displayName, memberRole: $0.role) },
             featureFlags: FeatureFlags()
         )
-        return try APIJSON.response(profile)
     }
 }

@@ -23,7 +23,14 @@ struct WorkflowsController {
 
     /// Creates the workflow, or overwrites the team's workflow with the same slug as version + 1 (same id).
     /// 201 when created, 200 when overwritten.
-    @Sendable func importWorkflow(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    /// A workflow's id and version after an import, update or restore (`restored_from` after a restore).
+    struct Versioned: ResponseEncodable {
+        let id: UUID
+        let version: Int
+        var restoredFrom: Int?
+    }
+
+    @Sendable func importWorkflow(_ request: Request, context: SwitchyardRequestContext) async throws -> EditedResponse<Versioned> {
         let caller = try context.requireCaller()
         try caller.requireWorkflowManager()
         let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
@@ -36,11 +43,11 @@ struct WorkflowsController {
         heads.invalidate(teamId: teamId)
         context.logger.info(
             "workflow imported", metadata: ["workflow_id": "\(workflow.id.lowercased)", "version": "\(workflow.version)", "created": "\(created)"])
-        return JSONBody.response(["id": .uuid(workflow.id), "version": .integer(workflow.version)], status: created ? .created : .ok)
+        return EditedResponse(status: created ? .created : .ok, response: Versioned(id: workflow.id, version: workflow.version))
     }
 
     /// Fields that are sent replace the current ones; the rest stay. The result is validated as a whole.
-    @Sendable func update(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func update(_ request: Request, context: SwitchyardRequestContext) async throws -> Versioned {
         let caller = try context.requireCaller()
         try caller.requireWorkflowManager()
         let id = try context.parameters.requireUUID("workflowId")
@@ -62,7 +69,7 @@ struct WorkflowsController {
         }
         guard let workflow else { throw SwitchyardError.notFound("workflow not found") }
         heads.invalidate(teamId: teamId)
-        return JSONBody.response(["id": .uuid(workflow.id), "version": .integer(workflow.version)])
+        return Versioned(id: workflow.id, version: workflow.version)
     }
 
     /// An update that changes nothing, thrown out of the storage's transaction.
@@ -70,26 +77,25 @@ struct WorkflowsController {
         let workflow: Workflow
     }
 
-    @Sendable func detail(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func detail(_ request: Request, context: SwitchyardRequestContext) async throws -> JSONValue {
         let id = try context.parameters.requireUUID("workflowId")
         guard let workflow = try await storage.workflow(id: id, teamId: try context.requireCaller().requireTeam()) else {
             throw SwitchyardError.notFound("workflow not found")
         }
-        return JSONBody.response(Presenters.workflow(workflow, includeGraph: true))
+        return Presenters.workflow(workflow, includeGraph: true)
     }
 
-    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func list(_ request: Request, context: SwitchyardRequestContext) async throws -> Listing<JSONValue> {
         try await Self.list(request, context: context, storage: storage)
     }
 
     /// `workflow_list` + `page_meta`, without graphs; the runtime surface lists the same way.
-    static func list(_ request: Request, context: SwitchyardRequestContext, storage: any SwitchyardStorage) async throws -> Response {
+    static func list(_ request: Request, context: SwitchyardRequestContext, storage: any SwitchyardStorage) async throws
+        -> Listing<JSONValue>
+    {
         let page = try request.pageRequest
         let result = try await storage.workflows(teamId: try context.requireCaller().requireTeam(), page: page)
-        return JSONBody.response([
-            "workflow_list": .array(result.items.map { Presenters.workflow($0, includeGraph: false) }),
-            "page_meta": JSONBody.pageMeta(page, totalCount: result.totalCount),
-        ])
+        return Listing("workflow_list", result.items.map { Presenters.workflow($0, includeGraph: false) }, page: page, totalCount: result.totalCount)
     }
 
     @Sendable func delete(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
@@ -106,28 +112,25 @@ struct WorkflowsController {
     }
 
     /// Newest first, paginated (the dashboard shows the 50 most recent; older ones stay reachable by page).
-    @Sendable func snapshots(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func snapshots(_ request: Request, context: SwitchyardRequestContext) async throws -> Listing<JSONValue> {
         let page = try request.pageRequest
         let id = try context.parameters.requireUUID("workflowId")
         guard let result = try await storage.workflowSnapshots(workflowId: id, teamId: try context.requireCaller().requireTeam(), page: page) else {
             throw SwitchyardError.notFound("workflow not found")
         }
-        return JSONBody.response([
-            "snapshot_list": .array(result.items.map { Presenters.snapshot($0, includeGraph: false) }),
-            "page_meta": JSONBody.pageMeta(page, totalCount: result.totalCount),
-        ])
+        return Listing("snapshot_list", result.items.map { Presenters.snapshot($0, includeGraph: false) }, page: page, totalCount: result.totalCount)
     }
 
-    @Sendable func snapshot(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func snapshot(_ request: Request, context: SwitchyardRequestContext) async throws -> JSONValue {
         let (id, version) = try Self.snapshotPath(context)
         guard let snapshot = try await storage.workflowSnapshot(workflowId: id, teamId: try context.requireCaller().requireTeam(), version: version)
         else { throw SwitchyardError.notFound("workflow snapshot not found") }
-        return JSONBody.response(Presenters.snapshot(snapshot, includeGraph: true))
+        return Presenters.snapshot(snapshot, includeGraph: true)
     }
 
     /// Saves the snapshot's definition as a new version (the live status is kept). The version it replaces stays
     /// in the history, so a restore is undone by restoring that version.
-    @Sendable func restore(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+    @Sendable func restore(_ request: Request, context: SwitchyardRequestContext) async throws -> Versioned {
         let caller = try context.requireCaller()
         try caller.requireWorkflowManager()
         let teamId = try caller.requireTeam()
@@ -142,7 +145,7 @@ struct WorkflowsController {
         else { throw SwitchyardError.notFound("workflow not found") }
         heads.invalidate(teamId: teamId)
         context.logger.info("workflow restored", metadata: ["workflow_id": "\(id.lowercased)", "from_version": "\(version)"])
-        return JSONBody.response(["id": .uuid(workflow.id), "version": .integer(workflow.version), "restored_from": .integer(version)])
+        return Versioned(id: workflow.id, version: workflow.version, restoredFrom: version)
     }
 
     private static func snapshotPath(_ context: SwitchyardRequestContext) throws -> (UUID, Int) {

@@ -88,10 +88,11 @@ struct ErrorMiddleware: RouterMiddleware {
             (status, message) = (.serviceUnavailable, Self.unavailableMessage)
         default:
             context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
-            let body = ["error_message": "internal server error (request id \(context.requestID))", "request_id": context.requestID]
-            return (try? APIJSON.response(body, status: .internalServerError, headers: headers))
+            let body = ErrorBody(errorMessage: "internal server error (request id \(context.requestID))", requestId: context.requestID)
+            return (try? body.response(status: .internalServerError, headers: headers, from: request, context: context))
                 ?? Response(status: .internalServerError)
         }
-        return (try? APIJSON.response(["error_message": message], status: status, headers: headers)) ?? Response(status: status)
+        return (try? ErrorBody(errorMessage: message).response(status: status, headers: headers, from: request, context: context))
+            ?? Response(status: status)
     }
 }

@@ -24,7 +24,7 @@ extension SwitchyardError: HTTPResponseError {
         case .unavailable: headers[.retryAfter] = "2"
         default: break
         }
-        return try APIJSON.response(["error_message": message], status: status, headers: headers)
+        return try ErrorBody(errorMessage: message).response(status: status, headers: headers, from: request, context: context)
     }
 }
 
@@ -38,6 +38,22 @@ extension TaskStateMachine.Refusal: HTTPResponseError {
             case .alreadyTerminal(let current): "the task is already \(current.rawValue)"
             case .illegal(let current, _): "the task cannot make that change while \(current.rawValue)"
             }
-        return try APIJSON.response(["error_message": message], status: status)
+        return try ErrorBody(errorMessage: message).response(status: status, from: request, context: context)
+    }
+}
+
+/// `{"error_message": "..."}` — and, on a 500, the `request_id` to quote.
+struct ErrorBody: Encodable {
+    let errorMessage: String
+    var requestId: String?
+
+    /// The body through the context's encoder, with `status` and `headers`.
+    func response(status: HTTPResponse.Status, headers: HTTPFields = [:], from request: Request, context: some RequestContext) throws
+        -> Response
+    {
+        var response = try context.responseEncoder.encode(self, from: request, context: context)
+        response.status = status
+        for field in headers { response.headers[field.name] = field.value }
+        return response
     }
 }
