@@ -78,16 +78,19 @@ public final class SQLiteStorage: SwitchyardStorage {
         return SQLiteStorage(writer: writer, readers: readers, threadPool: threadPool, logger: logger)
     }
 
-    /// Closes the connections and stops the storage's threads; later calls do nothing.
+    /// Closes the connections and stops the storage's threads; later calls do nothing. It finishes in a cancelled
+    /// task too (a failed start cancels the service that closes it): the work runs in a task of its own.
     public func close() async throws {
         guard
             closed.withLock({ closed in
                 defer { closed = true }; return !closed
             })
         else { return }
-        for reader in readers { try await reader.close() }
-        try await writer.close()
-        try await threadPool.shutdownGracefully()
+        try await Task { [readers, writer, threadPool] in
+            for reader in readers { try await reader.close() }
+            try await writer.close()
+            try await threadPool.shutdownGracefully()
+        }.value
     }
 
     // MARK: Plumbing shared by the repository extensions

@@ -12,14 +12,17 @@ import SwitchyardSQLite
 public struct SwitchyardApplication: Sendable {
     public let application: Application<HeadResponder<RouterResponder<SwitchyardRequestContext>>>
     public let storage: any SwitchyardStorage
-    /// The secrets created by this start, or nil when the database was bootstrapped before.
-    public let bootstrap: BootstrapResult?
+    /// The work the application does when it starts (migrations, bootstrap), and whether it is done.
+    public let startup: ServerStartup
+    /// The secrets created by this start, or nil when the database was bootstrapped before; read it once the
+    /// application has started.
+    public var bootstrap: BootstrapResult? { startup.bootstrap }
     /// Every registered route, for the 405 check and the OpenAPI completeness test.
     public let routes: RouteTable
     /// The authenticator behind every protected route (tests drive it directly for surfaces without routes yet).
     let authenticator: Authenticator
-    /// The embedded object store (its application runs as a service of `application`); nil when an external
-    /// S3 store is configured.
+    /// The embedded object store (its application runs as a service of `application`; its key pair is read at the
+    /// start); nil when an external S3 store is configured.
     public let objectStore: EmbeddedS3?
     /// The retention reaper (a service of `application`; tests call `sweep()` directly).
     public let reaper: RetentionReaper
@@ -31,12 +34,10 @@ public struct SwitchyardApplication: Sendable {
     public let metrics: ServerMetrics
 }
 
-/// Opens the storage a configuration names, keeps it running (PostgreSQL's pool is a service) while `body`
-/// runs, and closes it afterwards. The data directory is 0700 and the SQLite files 0600 — also when they existed
-/// before with wider permissions — and the process creates files for its owner only (umask 077).
-public func withStorage<T: Sendable>(
-    configuration: ServerConfiguration, logger: Logger, _ body: @Sendable (any SwitchyardStorage) async throws -> T
-) async throws -> T {
+/// Opens the storage a configuration names, not yet running: `buildApplication(…, runsStorage: true)` runs it as
+/// its first service. The data directory is 0700 and the SQLite files 0600 — also when they existed before with
+/// wider permissions — and the process creates files for its owner only (umask 077).
+public func openStorage(configuration: ServerConfiguration, logger: Logger) async throws -> any SwitchyardStorage {
     umask(0o077)
     try FileManager.default.createDirectory(
         atPath: configuration.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700]
@@ -45,15 +46,23 @@ public func withStorage<T: Sendable>(
     for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: configuration.sqlitePath + suffix) {
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: configuration.sqlitePath + suffix)
     }
-    if let url = configuration.databaseURL {
-        let storage = try PostgresStorage(url: url, logger: logger)
+    if let url = configuration.databaseURL { return try PostgresStorage(url: url, logger: logger) }
+    return try await SQLiteStorage.open(path: configuration.sqlitePath, logger: logger)
+}
+
+/// `openStorage`, kept running (PostgreSQL's pool) while `body` runs and closed afterwards: for the commands that
+/// use the database without serving (`migrate`, `secrets`) and for tests.
+public func withStorage<T: Sendable>(
+    configuration: ServerConfiguration, logger: Logger, _ body: @Sendable (any SwitchyardStorage) async throws -> T
+) async throws -> T {
+    let storage = try await openStorage(configuration: configuration, logger: logger)
+    if let postgres = storage as? PostgresStorage {
         return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await storage.run() }
+            group.addTask { try await postgres.run() }
             defer { group.cancelAll() }
             return try await body(storage)
         }
     }
-    let storage = try await SQLiteStorage.open(path: configuration.sqlitePath, logger: logger)
     do {
         let result = try await body(storage)
         try await storage.close()
@@ -64,37 +73,31 @@ public func withStorage<T: Sendable>(
     }
 }
 
-/// The one place that wires the server: migrations, first-start bootstrap, signing keys, middleware, routes.
-/// `switchyard serve` and the tests both call it.
+/// The one place that wires the server: middleware, routes, services, and what each start does before it listens.
+/// Building reads nothing from the database. Starting (`beforeServerStarts`) migrates (`database.migrate`),
+/// bootstraps a first start (and tells `onBootstrap`), and reads the embedded store's key pair, the signing key
+/// ring and the login decoy hash; the dispatcher, reaper and webhook sender are services that begin once that is
+/// done, the embedded store a service that listens at once. With `runsStorage`, the storage is the first service (it shuts down last);
+/// `switchyard serve` passes it, the tests run their storage themselves.
 public func buildApplication(
     configuration: ServerConfiguration,
     storage: any SwitchyardStorage,
+    runsStorage: Bool = false,
     logger: Logger,
     clock: any WallClock = SystemWallClock(),
-    onBootstrap: @Sendable (BootstrapResult) -> Void = { _ in }
+    onBootstrap: @escaping @Sendable (BootstrapResult) -> Void = { _ in }
 ) async throws -> SwitchyardApplication {
-    if configuration.migrateOnStart {
-        try await storage.migrate()
-    }
     let secrets = try SecretBox.load(configuration: configuration)
     let metrics = ServerMetrics(backend: storage.backendName)
     let objectStore: EmbeddedS3? =
-        configuration.externalS3 == nil
-        ? try await EmbeddedS3.build(configuration: configuration, storage: storage, secrets: secrets, clock: clock, logger: logger, metrics: metrics)
-        : nil
-    let bootstrap = try await Bootstrapper(
-        storage: storage, configuration: configuration, clock: clock, logger: logger, objectStore: objectStore?.access
-    ).run()
-    if let bootstrap { onBootstrap(bootstrap) }
-
+        configuration.externalS3 == nil ? try EmbeddedS3.make(configuration: configuration, clock: clock, logger: logger, metrics: metrics) : nil
     // Sealed with the secrets key: a copy of the database alone cannot mint sessions.
-    let keyring = try await SigningKeyring.load(storage: storage, secrets: secrets, clock: clock)
-    let sessions = await SessionTokens(keyring: keyring, lifetime: configuration.sessionLifetime, clock: clock) {
+    let sessions = SessionTokens(lifetime: configuration.sessionLifetime, clock: clock) {
         try await SigningKeyring.load(storage: storage, secrets: secrets, clock: clock)
     }
     let keyCache = CredentialCache(ttl: configuration.cacheTTL)
     let authenticator = Authenticator(storage: storage, sessions: sessions, clock: clock, logger: logger, keyCache: keyCache)
-    let decoyHash = try await loginDecoyHash(storage: storage, cost: configuration.bcryptCost)
+    let decoyHash = StartupValue<String>()
     var limitRules = configuration.rateLimitRules
     limitRules.enabled = limitRules.enabled && configuration.rateLimitAuth
     let limiter = RateLimiter(rules: limitRules, clock: clock, trustForwardedFor: configuration.trustForwardedFor)
@@ -120,7 +123,7 @@ public func buildApplication(
     WorkflowsController(storage: storage, clock: clock, heads: heads)
         .addRoutes(to: api.group("workflows").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     let runtime = api.group("r").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .runtime))
-    let objects = objectStore?.objectStorage(configuration: configuration) ?? ObjectStorage(external: configuration, clock: clock)
+    let objects = objectStore?.objects ?? ObjectStorage(external: configuration, clock: clock)
     let snapshots = SnapshotCache()
     let webhookSender = WebhookSender(
         storage: storage, box: secrets, clock: clock, settings: configuration.webhooks, logger: logger, metrics: metrics)
@@ -181,13 +184,13 @@ public func buildApplication(
         ).addRoutes(to: router)
     }
 
-    let reaper = RetentionReaper(storage: storage, client: objects.client, policy: configuration.retention, clock: clock, logger: logger)
+    let reaper = RetentionReaper(storage: storage, objects: objects, policy: configuration.retention, clock: clock, logger: logger)
     let routes = RouteTable(router.routes)
     routeTable.value = routes
     var serverLogger = logger
     serverLogger[metadataKey: "component"] = "http"
     let idle = TimeAmount.milliseconds(Int64(configuration.httpIdleTimeout * 1000))
-    let application = Application(
+    var application = Application(
         responder: HeadResponder(router.buildResponder()),
         // No WebSocket pings: agents heartbeat every `dispatch.heartbeatInterval` (traffic that keeps proxies from
         // closing the socket), and three missed heartbeats end the session. A ping loop would be one more task per
@@ -197,11 +200,31 @@ public func buildApplication(
             limits: RequestLimits(headTimeout: idle)
         ) { request, _, _ in await gateway.shouldUpgrade(request) },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Switchyard"),
-        services: (objectStore.map { [$0.application] } ?? []) + [reaper, dispatcher, webhookSender],
         logger: serverLogger
     )
+    let startup = ServerStartup()
+    application.beforeServerStarts {
+        try await startup.run {
+            if configuration.migrateOnStart { try await storage.migrate() }
+            try await objectStore?.prepare(storage: storage, secrets: secrets)
+            let bootstrap = try await Bootstrapper(
+                storage: storage, configuration: configuration, clock: clock, logger: logger, objectStore: objectStore?.access
+            ).run()
+            startup.record(bootstrap)
+            if let bootstrap { onBootstrap(bootstrap) }
+            try await sessions.load()
+            decoyHash.set(try await loginDecoyHash(storage: storage, cost: configuration.bcryptCost))
+        }
+    }
+    // Started in this order, shut down in the reverse one (after the HTTP server, which Hummingbird adds last).
+    if runsStorage { application.addServices(StorageService(storage: storage)) }
+    // The embedded store needs no database to listen (it refuses requests until the start has read its key pair).
+    if let objectStore { application.addServices(objectStore.application) }
+    application.addServices(
+        AfterStart(startup: startup, service: dispatcher), AfterStart(startup: startup, service: reaper),
+        AfterStart(startup: startup, service: webhookSender))
     return SwitchyardApplication(
-        application: application, storage: storage, bootstrap: bootstrap, routes: routes, authenticator: authenticator, objectStore: objectStore,
+        application: application, storage: storage, startup: startup, routes: routes, authenticator: authenticator, objectStore: objectStore,
         reaper: reaper, dispatcher: dispatcher, webhookSender: webhookSender, metrics: metrics)
 }
 

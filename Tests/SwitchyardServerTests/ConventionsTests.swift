@@ -175,6 +175,7 @@ struct StartupTests {
             try await environment.withStorage { storage in
                 _ = try await storage.settingInsertingIfAbsent(SettingKey.sessionSigningSecret, value: legacy)
                 let built = try await buildApplication(configuration: environment.configuration, storage: storage, logger: testLogger)
+                try await built.application.test(.router) { _ in }
                 let box = try SecretBox.load(configuration: environment.configuration)
                 let session = try #require(try await storage.setting(SettingKey.sessionSigningSecret))
                 #expect(session.hasPrefix("v1.") && !session.contains(legacy))
@@ -189,6 +190,7 @@ struct StartupTests {
             // A restart reads the sealed values back: the same store key.
             try await environment.withStorage { storage in
                 let again = try await buildApplication(configuration: environment.configuration, storage: storage, logger: testLogger)
+                try await again.application.test(.router) { _ in }
                 let s3 = try #require(try await storage.setting(SettingKey.embeddedS3SecretAccessKey))
                 let box = try SecretBox.load(configuration: environment.configuration)
                 #expect(
@@ -207,7 +209,7 @@ struct StartupTests {
             try manager.setAttributes([.posixPermissions: 0o755], ofItemAtPath: configuration.dataDirectory)
             #expect(manager.createFile(atPath: configuration.sqlitePath, contents: nil, attributes: [.posixPermissions: 0o644]))
             try await environment.withStorage { storage in
-                _ = try await buildApplication(configuration: configuration, storage: storage, logger: testLogger)
+                try await buildApplication(configuration: configuration, storage: storage, logger: testLogger).application.test(.router) { _ in }
                 let mode = { (path: String) in (try? manager.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue }
                 #expect(mode(configuration.dataDirectory) == 0o700)
                 #expect(mode(configuration.sqlitePath) == 0o600)
@@ -227,6 +229,7 @@ struct StartupTests {
                 let built = try await buildApplication(configuration: environment.configuration, storage: storage, logger: testLogger) {
                     printed.record($0)
                 }
+                try await built.application.test(.router) { _ in }
                 let result = try #require(built.bootstrap)
                 #expect(printed.results == [result])
                 return result
@@ -249,6 +252,7 @@ struct StartupTests {
                 let built = try await buildApplication(configuration: environment.configuration, storage: storage, logger: testLogger) {
                     printed.record($0)
                 }
+                try await built.application.test(.router) { _ in }
                 #expect(built.bootstrap == nil)
                 #expect(printed.results.isEmpty)
                 #expect(built.objectStore?.access == first.objectStore, "the store's key pair survives restarts")

@@ -67,9 +67,10 @@ struct SessionKeyTests {
                 #expect(ring.keys.map(\.kid) == [SigningKeyring.unnamedKid] && ring.keys.first?.secretBytes == older)
                 #expect(try await SigningKeyring.load(storage: storage, secrets: secrets, clock: clock) == ring)
 
-                let tokens = await SessionTokens(keyring: ring, lifetime: 3600, clock: clock) {
+                let tokens = SessionTokens(lifetime: 3600, clock: clock) {
                     try await SigningKeyring.load(storage: storage, secrets: secrets, clock: clock)
                 }
+                try await tokens.load()
                 let userId = UUID()
                 let claims = SessionTokens.Claims(
                     sub: .init(value: userId.lowercased), iat: .init(value: clock.now()), exp: .init(value: clock.now().addingTimeInterval(600)),

@@ -42,14 +42,18 @@ public struct TestApp: Sendable {
                 }
                 configure(&configuration)
                 let built = try await buildApplication(configuration: configuration, storage: storage, logger: logger, clock: clock)
-                let app = TestApp(environment: environment, built: built, clock: clock)
-                // The embedded S3 store runs live on its port (presigned URLs point at it); the API in process.
+                // The start (migrations, bootstrap) has run when the test framework calls the body. The embedded S3
+                // store runs live on its port (presigned URLs point at it); the API in process.
                 if let embedded = built.objectStore {
                     try await embedded.application.test(.live) { _ in
-                        try await built.application.test(live ? .live : .router) { client in try await body(app, client) }
+                        try await built.application.test(live ? .live : .router) { client in
+                            try await body(TestApp(environment: environment, built: built, clock: clock), client)
+                        }
                     }
                 } else {
-                    try await built.application.test(live ? .live : .router) { client in try await body(app, client) }
+                    try await built.application.test(live ? .live : .router) { client in
+                        try await body(TestApp(environment: environment, built: built, clock: clock), client)
+                    }
                 }
             }
         }
@@ -71,15 +75,18 @@ public struct TestApp: Sendable {
                     configurationB.embeddedS3Port = freeTCPPort()
                     let builtA = try await buildApplication(configuration: configurationA, storage: storageA, logger: testLogger, clock: clock)
                     let builtB = try await buildApplication(configuration: configurationB, storage: storageB, logger: testLogger, clock: clock)
-                    let a = TestApp(environment: environment, built: builtA, clock: clock)
-                    let b = TestApp(environment: environment, built: builtB, clock: clock, bootstrap: a.bootstrap)
                     guard let storeA = builtA.objectStore, let storeB = builtB.objectStore else {
                         throw TestSupportError("replicas use the embedded store here")
                     }
                     try await storeA.application.test(.live) { _ in
                         try await storeB.application.test(.live) { _ in
                             try await builtA.application.test(.live) { clientA in
-                                try await builtB.application.test(.live) { clientB in try await body(a, clientA, b, clientB) }
+                                // A started first: it bootstrapped; B shares its secrets.
+                                let a = TestApp(environment: environment, built: builtA, clock: clock)
+                                try await builtB.application.test(.live) { clientB in
+                                    let b = TestApp(environment: environment, built: builtB, clock: clock, bootstrap: a.bootstrap)
+                                    try await body(a, clientA, b, clientB)
+                                }
                             }
                         }
                     }

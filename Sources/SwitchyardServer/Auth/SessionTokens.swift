@@ -41,18 +41,25 @@ final class SessionTokens: Sendable {
     static let refreshInterval: TimeInterval = 30
     static let unknownKidReloadInterval: TimeInterval = 5
 
-    private let ring: Mutex<Ring>
+    /// Nil until `load()` (the server's start) reads the ring.
+    private let ring: Mutex<Ring?>
     private let reload: @Sendable () async throws -> SigningKeyring
     private let clock: any WallClock
     let lifetime: TimeInterval
 
-    /// `reload` reads the stored ring again (the server's: `SigningKeyring.load`).
-    init(keyring: SigningKeyring, lifetime: TimeInterval, clock: any WallClock, reload: @escaping @Sendable () async throws -> SigningKeyring) async {
-        let now = clock.now()
-        self.ring = Mutex(await Self.prepare(keyring, at: now))
+    /// `reload` reads the stored ring (the server's: `SigningKeyring.load`); `load()` reads it the first time.
+    init(lifetime: TimeInterval, clock: any WallClock, reload: @escaping @Sendable () async throws -> SigningKeyring) {
+        self.ring = Mutex(nil)
         self.reload = reload
         self.lifetime = lifetime
         self.clock = clock
+    }
+
+    /// Reads the ring (at the server's start, before it listens); a failure fails the start.
+    func load() async throws {
+        let now = clock.now()
+        let fresh = await Self.prepare(try await reload(), at: now)
+        ring.withLock { $0 = fresh }
     }
 
     private static func prepare(_ keyring: SigningKeyring, at now: Date) async -> Ring {
@@ -84,8 +91,10 @@ final class SessionTokens: Sendable {
     private func refresh(ifOlderThan maximumAge: TimeInterval) async {
         let now = clock.now()
         let due = ring.withLock { ring in
-            guard now.timeIntervalSince(ring.loadedAt) >= maximumAge, now.timeIntervalSince(ring.lastReload) >= 1 else { return false }
-            ring.lastReload = now
+            guard var current = ring else { return false }
+            guard now.timeIntervalSince(current.loadedAt) >= maximumAge, now.timeIntervalSince(current.lastReload) >= 1 else { return false }
+            current.lastReload = now
+            ring = current
             return true
         }
         guard due, let keyring = try? await reload() else { return }
@@ -96,7 +105,7 @@ final class SessionTokens: Sendable {
     /// A token for `userId` under the user's current token `version`, and the instant it expires.
     func issue(userId: UUID, version: Int = 0) async throws -> (token: String, expiresAt: Date) {
         await refresh(ifOlderThan: Self.refreshInterval)
-        let signer = ring.withLock { $0.signer }
+        guard let signer = ring.withLock({ $0?.signer }) else { throw SwitchyardError.unavailable("the server is starting") }
         // JWT NumericDate: whole seconds.
         let now = Date(timeIntervalSince1970: clock.now().timeIntervalSince1970.rounded(.down))
         let expiresAt = now.addingTimeInterval(lifetime.rounded(.down))
@@ -112,11 +121,11 @@ final class SessionTokens: Sendable {
     func verify(_ token: String) async -> (userId: UUID, version: Int)? {
         await refresh(ifOlderThan: Self.refreshInterval)
         let header = Self.header(of: token)
-        let kid = ring.withLock { $0.headers[header] } ?? Self.kid(of: token) ?? SigningKeyring.unnamedKid
-        var signer = ring.withLock { $0.verifiers[kid] }
+        let kid = ring.withLock { $0?.headers[header] } ?? Self.kid(of: token) ?? SigningKeyring.unnamedKid
+        var signer = ring.withLock { $0?.verifiers[kid] }
         if signer == nil {
             await refresh(ifOlderThan: Self.unknownKidReloadInterval)
-            signer = ring.withLock { $0.verifiers[kid] }
+            signer = ring.withLock { $0?.verifiers[kid] }
         }
         let now = clock.now()
         guard let signer, signer.retiresAt.map({ $0 > now }) ?? true,

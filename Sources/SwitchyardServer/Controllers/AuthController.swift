@@ -8,7 +8,7 @@ struct AuthController {
     let sessions: SessionTokens
     /// A bcrypt hash of a random password at the configured cost, checked when the email is unknown so that
     /// both failure paths take the same time.
-    let decoyPasswordHash: String
+    let decoyPasswordHash: StartupValue<String>
     let limiter: RateLimiter
 
     struct LoginRequest: Decodable {
@@ -40,7 +40,7 @@ struct AuthController {
                 ("login account \(email.lowercased())", rules.loginPerAccount),
             ], what: "sign-in")
         let user = try await storage.user(emailAddress: email)
-        let matches = try await SecretHasher.verifyPassword(password, hash: user?.passwordHash ?? decoyPasswordHash)
+        let matches = try await SecretHasher.verifyPassword(password, hash: user?.passwordHash ?? decoyPasswordHash.current)
         guard let user, matches else {
             throw SwitchyardError.unauthenticated("email address or password is wrong")
         }

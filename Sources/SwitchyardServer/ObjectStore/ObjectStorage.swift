@@ -5,20 +5,31 @@ import SwitchyardObjectStore
 /// The object store as the API uses it: presigned URLs for callers (with the origin callers reach) and
 /// server-side checks (HEAD) through the same S3 client, embedded store or external.
 public struct ObjectStorage: Sendable {
+    private let clients: StartupValue<(client: S3Client, presigner: S3Client)>
     /// Signs URLs handed to callers and agents.
-    public let presigner: S3Client
+    public var presigner: S3Client { clients.current.presigner }
     /// Makes the server's own requests.
-    public let client: S3Client
+    public var client: S3Client { clients.current.client }
     /// The largest single upload `POST /r/files/presign` signs (`uploads.maxFileSize`).
     public let maximumUploadSize: Int
     /// How long presigned upload URLs stay valid, in seconds (`uploads.presignTtl`).
     public let presignLifetime: Int
 
     public init(client: S3Client, presigner: S3Client, maximumUploadSize: Int, presignLifetime: Int) {
-        self.client = client
-        self.presigner = presigner
+        self.clients = StartupValue((client, presigner))
         self.maximumUploadSize = maximumUploadSize
         self.presignLifetime = presignLifetime
+    }
+
+    /// A store whose key pair the start reads (the embedded store's): `publish` sets its clients.
+    init(maximumUploadSize: Int, presignLifetime: Int) {
+        self.clients = StartupValue()
+        self.maximumUploadSize = maximumUploadSize
+        self.presignLifetime = presignLifetime
+    }
+
+    func publish(client: S3Client, presigner: S3Client) {
+        clients.set((client, presigner))
     }
 
     /// An external store: the server and callers use the same endpoint.

@@ -22,8 +22,9 @@ public struct RetentionReaper: Service {
     }
 
     let storage: any SwitchyardStorage
+    let objects: ObjectStorage
     /// The store it sweeps (tests use it to look at what is left).
-    public let client: S3Client
+    public var client: S3Client { objects.client }
     public let policy: Policy
     let clock: any WallClock
     let logger: Logger

@@ -65,26 +65,27 @@ struct ServeCommand: AsyncParsableCommand {
         let configuration = try await options.loadConfiguration(extraFlags: flags)
         let logger = makeLogger(level: configuration.logLevel, format: configuration.logFormat)
 
-        try await withStorage(configuration: configuration, logger: logger) { storage in
-            let baseURL = "http://\(configuration.host):\(configuration.port)"
-            let built = try await buildApplication(configuration: configuration, storage: storage, logger: logger) { result in
-                // Unbuffered, so the secrets reach a redirected stdout even if the process is killed soon after.
-                let banner = BootstrapBanner.text(result, baseURL: baseURL, filePath: configuration.bootstrapFilePath)
-                FileHandle.standardOutput.write(Data(banner.utf8))
-            }
-            // Libraries that record through swift-metrics land in the same registry as the server's own metrics.
-            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: built.metrics.registry))
-            logger.info(
-                "starting Switchyard",
-                metadata: ["database": "\(storage.backendName)", "data_dir": "\(configuration.dataDirectory)", "address": "\(baseURL)"]
-            )
-            // SIGTERM ends the process within ten seconds whatever the database does: the services get seven to
-            // finish in order (agents are told to reconnect elsewhere), then two after cancellation.
-            var group = ServiceGroupConfiguration(services: [built.application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-            group.maximumGracefulShutdownDuration = .seconds(7)
-            group.maximumCancellationDuration = .seconds(2)
-            try await ServiceGroup(configuration: group).run()
+        // The storage is the application's first service: it starts first and closes last. The start migrates and
+        // bootstraps before the server listens (`buildApplication`).
+        let storage = try await openStorage(configuration: configuration, logger: logger)
+        let baseURL = "http://\(configuration.host):\(configuration.port)"
+        let built = try await buildApplication(configuration: configuration, storage: storage, runsStorage: true, logger: logger) { result in
+            // Unbuffered, so the secrets reach a redirected stdout even if the process is killed soon after.
+            let banner = BootstrapBanner.text(result, baseURL: baseURL, filePath: configuration.bootstrapFilePath)
+            FileHandle.standardOutput.write(Data(banner.utf8))
         }
+        // Libraries that record through swift-metrics land in the same registry as the server's own metrics.
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: built.metrics.registry))
+        logger.info(
+            "starting Switchyard",
+            metadata: ["database": "\(storage.backendName)", "data_dir": "\(configuration.dataDirectory)", "address": "\(baseURL)"]
+        )
+        // SIGTERM ends the process within ten seconds whatever the database does: the services get seven to
+        // finish in order (agents are told to reconnect elsewhere), then two after cancellation.
+        var group = ServiceGroupConfiguration(services: [built.application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        group.maximumGracefulShutdownDuration = .seconds(7)
+        group.maximumCancellationDuration = .seconds(2)
+        try await ServiceGroup(configuration: group).run()
     }
 }
 
