@@ -77,8 +77,8 @@ public func withStorage<T: Sendable>(
 /// Building reads nothing from the database. Starting (`beforeServerStarts`) migrates (`database.migrate`),
 /// bootstraps a first start (and tells `onBootstrap`), and reads the embedded store's key pair, the signing key
 /// ring and the login decoy hash; the dispatcher, reaper and webhook sender are services that begin once that is
-/// done, the embedded store a service that listens at once. With `runsStorage`, the storage is the first service (it shuts down last);
-/// `switchyard serve` passes it, the tests run their storage themselves.
+/// done, the embedded store a service that listens at once. With `runsStorage` the storage is the first service
+/// (it shuts down last): `switchyard serve` passes it; the tests run their storage themselves.
 public func buildApplication(
     configuration: ServerConfiguration,
     storage: any SwitchyardStorage,
