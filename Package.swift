@@ -144,6 +144,7 @@ let package = Package(
             dependencies: [
                 "SwitchyardCore", "SwitchyardWire", "SwitchyardComfyUI",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "WSClient", package: "swift-websocket"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
