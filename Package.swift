@@ -177,6 +177,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .executableTarget(
+            name: "switchyard-model-bench",
+            dependencies: ["SwitchyardAgent", "SwitchyardObjectStore"],
+            path: "Benchmarks/Sources/switchyard-model-bench",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
             name: "switchyard-agent-bench",
             dependencies: [
                 "SwitchyardCore", "SwitchyardWire",

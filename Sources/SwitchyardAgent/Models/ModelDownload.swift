@@ -47,23 +47,38 @@ struct ModelDownload {
         default:
             throw ModelSyncError.refused(status: response.status.code, response.status.reasonPhrase)
         }
-        if !FileManager.default.fileExists(atPath: partial.path) { try Data().write(to: partial) }
-        let file = try FileHandle(forWritingTo: partial)
-        defer { try? file.close() }
-        try file.seekToEnd()
+        let descriptor = open(partial.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw ModelSyncError.disk("cannot open \(partial.path): \(Self.lastError)") }
+        defer { close(descriptor) }
         var transferred = 0
         for try await chunk in response.body {
-            let bytes = Data(chunk.readableBytesView)
-            hash.update(data: bytes)
-            try file.write(contentsOf: bytes)
-            transferred += bytes.count
-            held += bytes.count
+            try chunk.withUnsafeReadableBytes { bytes in
+                hash.update(bufferPointer: bytes)
+                try Self.write(bytes, to: descriptor, path: partial.path)
+            }
+            transferred += chunk.readableBytes
+            held += chunk.readableBytes
             guard held <= size else { throw ModelSyncError.integrity("the store sent more than the registered \(size) bytes") }
             progress(held)
         }
-        try file.synchronize()
+        guard fsync(descriptor) == 0 else { throw ModelSyncError.disk("cannot flush \(partial.path) to disk: \(Self.lastError)") }
         return Outcome(digest: Self.hex(hash), transferred: transferred)
     }
+
+    private static func write(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32, path: String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = Foundation.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw ModelSyncError.disk("cannot write \(path): \(lastError)")
+            }
+            offset += written
+        }
+    }
+
+    /// `errno`'s text ("No space left on device").
+    static var lastError: String { String(cString: strerror(errno)) }
 
     /// Feeds what `partial` already holds into `hash`; returns its length (0 when there is no partial file).
     static func rehash(_ partial: URL, into hash: inout SHA256) throws -> Int {

@@ -46,12 +46,15 @@ public enum ModelSyncError: Error, Equatable, CustomStringConvertible {
     case integrity(String)
     /// The store answered with a status the download cannot use (an expired URL answers 403).
     case refused(status: UInt, String)
+    /// The file could not be written (a full disk: "No space left on device"); what was written stays for a resume.
+    case disk(String)
 
     public var description: String {
         switch self {
         case .invalidPlacement(let message): "model placement \(message)"
         case .integrity(let message): message
         case .refused(let status, let message): "the model download was refused (\(status)): \(message)"
+        case .disk(let message): "the model could not be stored: \(message)"
         }
     }
 }
