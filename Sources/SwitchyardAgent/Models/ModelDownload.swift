@@ -47,7 +47,8 @@ struct ModelDownload {
         default:
             throw ModelSyncError.refused(status: response.status.code, response.status.reasonPhrase)
         }
-        let descriptor = open(partial.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        // Readable by all (0644 before the umask): ComfyUI may run as another user than the agent.
+        let descriptor = open(partial.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw ModelSyncError.disk("cannot open \(partial.path): \(Self.lastError)") }
         defer { close(descriptor) }
         var transferred = 0
