@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import SwitchyardObjectStore
 import SwitchyardTestSupport
+import Synchronization
 import Testing
 
 @testable import SwitchyardAgent
@@ -141,8 +142,8 @@ struct ModelCacheTests {
 }
 
 /// The last progress value reported.
-private final class Counter: @unchecked Sendable {
-    // Safe: progress is reported from the one task that downloads, read after it returns.
-    private(set) var last = 0
-    func record(_ value: Int) { last = value }
+private final class Counter: Sendable {
+    private let value = Mutex(0)
+    var last: Int { value.withLock { $0 } }
+    func record(_ last: Int) { value.withLock { $0 = last } }
 }

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import NIOCore
 import SwitchyardCore
+import Synchronization
 import Testing
 
 @testable import SwitchyardServer
@@ -56,17 +57,17 @@ struct ResponseEncodingTests {
     }
 }
 
-private final class Sink: @unchecked Sendable {
-    // Safe: written and read by one test task in turn.
-    var buffer = ByteBuffer()
+private final class Sink: Sendable {
+    private let bytes = Mutex(ByteBuffer())
+    var buffer: ByteBuffer { bytes.withLock { $0 } }
+    func append(_ buffer: ByteBuffer) { bytes.withLock { $0.writeImmutableBuffer(buffer) } }
 }
 
 private struct CollectingWriter: ResponseBodyWriter {
     let sink: Sink
 
     mutating func write(_ buffer: ByteBuffer) async throws {
-        var buffer = buffer
-        sink.buffer.writeBuffer(&buffer)
+        sink.append(buffer)
     }
 
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {}

@@ -93,10 +93,9 @@ public actor ModelCache {
         }
         let partial = stateFolder.appendingPathComponent("partial").appendingPathComponent(model.modelId.uuidString.lowercased())
         let outcome = try await download.fetch(url, into: partial, size: model.size, progress: progress)
-        let size = (try FileManager.default.attributesOfItem(atPath: partial.path)[.size] as? NSNumber)?.intValue ?? -1
-        guard size == model.size else {
+        guard outcome.held == model.size else {
             try? FileManager.default.removeItem(at: partial)
-            throw ModelSyncError.integrity("\(path): received \(size) bytes, the registration says \(model.size); discarded")
+            throw ModelSyncError.integrity("\(path): received \(outcome.held) bytes, the registration says \(model.size); discarded")
         }
         if let digest = model.digest, digest != outcome.digest {
             try? FileManager.default.removeItem(at: partial)
@@ -106,7 +105,7 @@ public actor ModelCache {
         if FileManager.default.fileExists(atPath: destination.path) { try FileManager.default.removeItem(at: destination) }
         try FileManager.default.moveItem(at: partial, to: destination)
         manifest.files[path] = Held(
-            modelId: model.modelId, relativePath: path, size: size, digest: outcome.digest, placedAt: now, lastUsedAt: now)
+            modelId: model.modelId, relativePath: path, size: outcome.held, digest: outcome.digest, placedAt: now, lastUsedAt: now)
         try save()
         return outcome.transferred
     }

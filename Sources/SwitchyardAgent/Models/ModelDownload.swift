@@ -18,6 +18,8 @@ struct ModelDownload {
         let digest: String
         /// Bytes this call received (less than the file's size after a resume).
         let transferred: Int
+        /// Bytes the partial file holds now.
+        let held: Int
     }
 
     /// Downloads `url` into `partial` until it holds `size` bytes; `progress` is told the bytes held so far.
@@ -37,18 +39,18 @@ struct ModelDownload {
             // The whole file: whatever was held is replaced.
             hash = SHA256()
             held = 0
-            try Data().write(to: partial)
         case 206:
             guard Self.rangeStart(response.headers.first(name: "Content-Range")) == held else {
                 throw ModelSyncError.refused(status: 206, "the store answered another range than bytes=\(held)-")
             }
         case 416 where held == size:
-            return Outcome(digest: Self.hex(hash), transferred: 0)
+            return Outcome(digest: Self.hex(hash), transferred: 0, held: held)
         default:
             throw ModelSyncError.refused(status: response.status.code, response.status.reasonPhrase)
         }
-        // Readable by all (0644 before the umask): ComfyUI may run as another user than the agent.
-        let descriptor = open(partial.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        // Appended to after a resume, started over otherwise. Readable by all (0644 before the umask): ComfyUI may
+        // run as another user than the agent.
+        let descriptor = open(partial.path, O_WRONLY | O_CREAT | O_CLOEXEC | (held > 0 ? O_APPEND : O_TRUNC), 0o644)
         guard descriptor >= 0 else { throw ModelSyncError.disk("cannot open \(partial.path): \(Self.lastError)") }
         defer { close(descriptor) }
         var transferred = 0
@@ -63,7 +65,7 @@ struct ModelDownload {
             progress(held)
         }
         guard fsync(descriptor) == 0 else { throw ModelSyncError.disk("cannot flush \(partial.path) to disk: \(Self.lastError)") }
-        return Outcome(digest: Self.hex(hash), transferred: transferred)
+        return Outcome(digest: Self.hex(hash), transferred: transferred, held: held)
     }
 
     private static func write(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32, path: String) throws {
