@@ -214,6 +214,9 @@ public func buildApplication(
             if let bootstrap { onBootstrap(bootstrap) }
             try await sessions.load()
             decoyHash.set(try await loginDecoyHash(storage: storage, cost: configuration.bcryptCost))
+            // The dispatcher's first replica check (this replica's lease, attempts orphaned by a stopped one) is done
+            // before any agent can connect, as it was when the dispatcher's service began with the process.
+            await dispatcher.recoverActiveAttempts()
         }
     }
     // Started in this order, shut down in the reverse one (after the HTTP server, which Hummingbird adds last).

@@ -2,7 +2,6 @@ import ServiceLifecycle
 import SwitchyardConcurrency
 import SwitchyardCore
 import SwitchyardPostgres
-import Synchronization
 
 /// What one start of the server does before it listens (`beforeServerStarts`: migrations, the first start's
 /// bootstrap, the secrets read from the database) and whether that is done: the services that use the database
@@ -10,16 +9,16 @@ import Synchronization
 public final class ServerStartup: Sendable {
     /// Opens when the start's work is done; fails with its error.
     let finished = AsyncLatch()
-    private let result = Mutex<BootstrapResult?>(nil)
+    private let result = StartupValue<BootstrapResult>()
 
     /// The secrets this start created, or nil when the database was bootstrapped before (or the start is not done).
-    public var bootstrap: BootstrapResult? { result.withLock { $0 } }
+    public var bootstrap: BootstrapResult? { result.ifSet }
 
     /// Whether the start's work is done.
     public var isFinished: Bool { finished.isOpen }
 
     func record(_ bootstrap: BootstrapResult?) {
-        result.withLock { $0 = bootstrap }
+        if let bootstrap { result.set(bootstrap) }
     }
 
     /// Runs the start's `work`, opening `finished` when it succeeds and failing it (and the start) when it throws.
