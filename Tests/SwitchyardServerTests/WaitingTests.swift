@@ -81,9 +81,11 @@ struct WaitingTests {
         "estimated_start_at: the tasks ahead and half a run, at the workflow's typical run time, over the eligible agents' slots — all of them, beyond a page"
     )
     func estimatedStart() async throws {
-        // The clock jumps 1,000 s below: with the default 30 s of heartbeat silence, a dispatcher tick landing between
-        // the jump and the agent's next message ended the agent's session (the test then waited forever for offers).
-        try await TestApp.withInvertAgent(configure: { $0.dispatch.heartbeatInterval = 400 }) { app, client, agent in
+        // The clock jumps 1,000 s below, and a dispatcher tick may land between the jump and the agent's next message:
+        // with the default 30 s of heartbeat silence it ended the agent's session (the test then waited forever for
+        // offers), and with the default task_timeout of 300 s it timed the attempt out and sent the task back to wait
+        // (the stream below then never saw it end). Both limits are set past the jump.
+        try await TestApp.withInvertAgent(taskTimeout: 3600, configure: { $0.dispatch.heartbeatInterval = 400 }) { app, client, agent in
             // One run of 1,000 s (by the server's clock) makes the typical run time.
             let first = try await app.run(client)
             let offer = try await agent.offer()

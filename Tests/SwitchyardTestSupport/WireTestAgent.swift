@@ -137,15 +137,15 @@ public struct WireTestAgent: Sendable {
 }
 
 extension TestApp {
-    /// The common start of a gateway test: a live SQLite app with the `invert` workflow imported and one wire agent
-    /// (`WireTestAgent.hello(agentId)`) connected.
+    /// The common start of a gateway test: a live SQLite app with the `invert` workflow imported (its `task_timeout`
+    /// given) and one wire agent (`WireTestAgent.hello(agentId)`) connected.
     public static func withInvertAgent(
-        _ agentId: String = "gpu", configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        _ agentId: String = "gpu", taskTimeout: Int = 300, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
         _ body: @escaping @Sendable (TestApp, any TestClientProtocol, WireTestAgent) async throws -> Void
     ) async throws {
         try await TestApp.with(.sqlite, live: true, configure: configure) { app, client in
             let session = try await app.ownerSession(client)
-            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
+            _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport(timeout: taskTimeout))
             try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello(agentId)) { agent in
                 try await body(app, client, agent)
             }
