@@ -226,6 +226,7 @@ let package = Package(
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Tests/SwitchyardTestSupport",
             swiftSettings: swiftSettings
@@ -244,6 +245,7 @@ let package = Package(
             name: "SwitchyardAgentTests",
             dependencies: [
                 "SwitchyardAgent", "SwitchyardComfyUI", "SwitchyardFakeComfyUI", "SwitchyardTestSupport", "SwitchyardServer", "SwitchyardWire",
+                "SwitchyardConcurrency", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "WSClient", package: "swift-websocket"),

@@ -21,6 +21,16 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// How often an engine that does not answer is probed again.
     public var unhealthyProbeInterval: Duration = .seconds(1)
     public var communityOptIn = false
+    /// The models root the team's models are synced into (`<model_type>/<path>` below it): ComfyUI's own `models/`
+    /// folder, or a folder it reads through `extra_model_paths.yaml`. Nil: no sync.
+    public var modelsDirectory: String?
+    /// False for machines whose models are managed by hand (`--no-model-sync`).
+    public var modelSync = true
+    /// How many models download at once.
+    public var modelDownloads = 2
+    /// How long a file the agent placed stays after its model left the team's set (a task that started with it
+    /// keeps it).
+    public var modelRemovalGrace: Duration = .seconds(600)
 
     public init() {}
 
@@ -51,7 +61,7 @@ public struct AgentConfiguration: Sendable, Equatable {
     }
 
     /// Applies the keys of a `switchyard-agent.yaml` (`server`, `key`, `comfyui`, `agent_id`, `agent_labels`,
-    /// `region`, `capacity`, `prefetch`, `community_opt_in`), read with Yams; an unknown key or a malformed value is
+    /// `region`, `capacity`, `prefetch`, `community_opt_in`, `models_dir`, `model_sync`), read with Yams; an unknown key or a malformed value is
     /// an error naming it.
     public mutating func apply(yaml text: String) throws {
         let document: Node?
@@ -66,6 +76,12 @@ public struct AgentConfiguration: Sendable, Equatable {
             case ("comfyui", let text?, _): comfyUI = text
             case ("agent_id", let text?, _): agentId = text
             case ("region", let text?, _): region = text
+            case ("models_dir", let text?, _): modelsDirectory = text.isEmpty ? nil : text
+            case ("model_sync", let text?, _):
+                guard let flag = ["true": true, "yes": true, "false": false, "no": false][text.lowercased()] else {
+                    throw Invalid(description: "model_sync: \"\(text)\" is not true or false")
+                }
+                modelSync = flag
             case ("agent_labels", _, let items?):
                 labels = try items.map { item in
                     guard let label = item.scalar?.string else { throw Invalid(description: "agent_labels: each label must be a text") }

@@ -42,6 +42,9 @@ public actor AgentRunner {
         case decided(Bool)
     }
     private var status: AgentStatus = .idle
+    /// Syncs the team's models when a models root is configured (nil otherwise), and what its sync is doing.
+    private var models: ModelSync?
+    private var syncProgress: SyncProgress?
     /// The current session got its `welcome`.
     private var welcomed = false
     private var health = ToolHealth(healthy: false)
@@ -73,9 +76,19 @@ public actor AgentRunner {
     /// Runs until cancelled, or until the gateway refuses the agent for good.
     public func run() async throws {
         recoverAttempts(await executor.recoverable(window: Self.recoveryWindow))
+        if configuration.modelSync, let directory = configuration.modelsDirectory {
+            let cache = try ModelCache(root: URL(fileURLWithPath: directory, isDirectory: true), http: http)
+            models = ModelSync(
+                cache: cache, maximumConcurrent: configuration.modelDownloads, removalGrace: configuration.modelRemovalGrace, logger: logger)
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await message in self.postedMessages { await self.send(message) }
+            }
+            if let models = self.models {
+                group.addTask {
+                    for await event in models.events { await self.syncEvent(event) }
+                }
             }
             group.addTask { await self.watchHealth() }
             defer { group.cancelAll() }
@@ -125,6 +138,9 @@ public actor AgentRunner {
 
     private func session(url: String) async throws {
         health = await executor.health()
+        // An agent that syncs connects `syncing` until it has checked the team's set (it may have changed meanwhile):
+        // only tasks whose models it already holds are offered to it until then.
+        if models != nil, syncProgress == nil { syncProgress = ModelSync.checking }
         status = currentStatus()
         var wsConfiguration = WebSocketClientConfiguration(maxFrameSize: 16 * 1024 * 1024)
         wsConfiguration.additionalHeaders[.authorization] = "Bearer \(configuration.key)"
@@ -132,7 +148,7 @@ public actor AgentRunner {
             agentId: configuration.agentId, agentVersion: AgentVersion.current, tool: executor.tool, toolVersion: health.toolVersion,
             labels: configuration.labels, region: configuration.region, communityOptIn: configuration.communityOptIn,
             capacity: configuration.capacity, prefetch: configuration.prefetch, status: status, systemStats: health.systemStats ?? SystemStats(),
-            heldAttempts: Set(attempts.keys).union(replayableEnds().map(\.key)).sorted())
+            heldAttempts: Set(attempts.keys).union(replayableEnds().map(\.key)).sorted(), modelSync: models != nil, models: await models?.held)
         // Whatever way the session ends (a reset socket throws), later messages wait for the next one.
         defer { detach() }
         try await WebSocketClient.connect(url: url, configuration: wsConfiguration, logger: logger) { inbound, outbound, _ in
@@ -284,7 +300,28 @@ public actor AgentRunner {
 
     private func currentStatus() -> AgentStatus {
         guard health.healthy else { return .unhealthy }
+        if syncProgress != nil { return .syncing }
         return attempts.isEmpty ? .idle : .busy
+    }
+
+    /// The model sync's news: its progress as the agent's status (`syncing` while it fetches), what it holds, and
+    /// its requests for fresh URLs.
+    private func syncEvent(_ event: ModelSync.Event) {
+        switch event {
+        case .progress(let progress):
+            syncProgress = progress
+            let previous = status
+            status = currentStatus()
+            if let progress, status == .syncing {
+                post(.status(.init(status: .syncing, detail: progress.detail, syncPercent: progress.fraction, syncPhase: progress.phase)))
+            } else if status != previous {
+                post(.status(.init(status: status, detail: health.detail)))
+            }
+        case .holdings(let holdings):
+            post(.models(holdings))
+        case .needsURL(let request):
+            post(.modelURLRequest(request))
+        }
     }
 
     // MARK: Attempts
@@ -316,6 +353,10 @@ public actor AgentRunner {
         case .goodbye(let goodbye):
             refuse(goodbye)
             throw CancellationError()
+        case .models(let set):
+            await models?.update(set)
+        case .modelURL(let answer):
+            await models?.answerURL(answer)
         case .welcome:
             return
         }

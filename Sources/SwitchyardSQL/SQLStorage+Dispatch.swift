@@ -4,7 +4,8 @@ import SwitchyardCore
 extension SQLColumns {
     static let agent = """
         team_id, agent_id, credential_id, agent_status, labels, region, community_opt_in, capacity, agent_version, tool, tool_version, \
-        system_stats, gateway_id, sync_detail, sync_percent, connected_at, last_heartbeat_at, disconnected_at, tasks_completed
+        system_stats, gateway_id, sync_detail, sync_percent, sync_phase, model_report, connected_at, last_heartbeat_at, disconnected_at, \
+        tasks_completed
         """
 }
 
@@ -49,13 +50,15 @@ extension SQLStorage {
                     INSERT INTO agents (\(raw: SQLColumns.agent))
                     VALUES (\(agent.teamId), \(agent.agentId), \(agent.credentialId), \(agent.status.rawValue), \(StoredJSON.text(agent.labels)),
                         \(agent.region), \(agent.communityOptIn), \(agent.capacity), \(agent.agentVersion), \(agent.tool), \(agent.toolVersion),
-                        \(agent.systemStats.jsonString), \(agent.gatewayId), \(agent.syncDetail), \(agent.syncPercent), \(agent.connectedAt),
-                        \(agent.lastHeartbeatAt), \(agent.disconnectedAt), \(agent.tasksCompleted))
+                        \(agent.systemStats.jsonString), \(agent.gatewayId), \(agent.syncDetail), \(agent.syncPercent), \(agent.syncPhase),
+                        \(agent.modelReport?.jsonString), \(agent.connectedAt), \(agent.lastHeartbeatAt), \(agent.disconnectedAt),
+                        \(agent.tasksCompleted))
                     ON CONFLICT (team_id, agent_id) DO UPDATE SET credential_id = excluded.credential_id, agent_status = excluded.agent_status,
                         labels = excluded.labels, region = excluded.region, community_opt_in = excluded.community_opt_in,
                         capacity = excluded.capacity, agent_version = excluded.agent_version, tool = excluded.tool,
                         tool_version = excluded.tool_version, system_stats = excluded.system_stats, gateway_id = excluded.gateway_id,
-                        sync_detail = excluded.sync_detail, sync_percent = excluded.sync_percent, connected_at = excluded.connected_at,
+                        sync_detail = excluded.sync_detail, sync_percent = excluded.sync_percent, sync_phase = excluded.sync_phase,
+                        model_report = excluded.model_report, connected_at = excluded.connected_at,
                         last_heartbeat_at = excluded.last_heartbeat_at, disconnected_at = excluded.disconnected_at,
                         tasks_completed = excluded.tasks_completed
                     """)
@@ -161,6 +164,7 @@ extension AgentRecord {
             agentVersion: try row.string("agent_version"), tool: try row.string("tool"), toolVersion: try row.optionalString("tool_version"),
             systemStats: try JSONValue.parse(try row.string("system_stats")), gatewayId: try row.string("gateway_id"),
             syncDetail: try row.optionalString("sync_detail"), syncPercent: try row.optionalDouble("sync_percent"),
+            syncPhase: try row.optionalString("sync_phase"), modelReport: try row.optionalString("model_report").map { try JSONValue.parse($0) },
             connectedAt: try row.date("connected_at"), lastHeartbeatAt: try row.date("last_heartbeat_at"),
             disconnectedAt: try row.optionalDate("disconnected_at"), tasksCompleted: try row.int("tasks_completed"))
     }

@@ -28,6 +28,15 @@ extension SQLStorage {
         try await self.page(SQLColumns.model, from: "models", where: "team_id = \(teamId)", page, ModelRecord.init(row:))
     }
 
+    public func syncedModels(teamId: UUID, limit: Int) async throws -> [ModelRecord] {
+        try await read(
+            """
+            SELECT \(raw: SQLColumns.model) FROM models
+            WHERE team_id = \(teamId) AND model_status = 'active' AND model_path IS NOT NULL ORDER BY created_at, id LIMIT \(limit)
+            """
+        ).map(ModelRecord.init(row:))
+    }
+
     public func updateModel(_ model: ModelRecord) async throws -> Bool {
         try await wrote(
             """

@@ -402,5 +402,13 @@ public enum Schema {
             version: 11,
             name: "add_token_version",
             statements: ["ALTER TABLE users ADD COLUMN token_version bigint NOT NULL DEFAULT 0"]),
+        /// Model sync on the agent's row: the step of its sync, and the models it holds and could not take (JSON).
+        SchemaMigration(
+            version: 12,
+            name: "add_agent_models",
+            statements: [
+                "ALTER TABLE agents ADD COLUMN sync_phase text",
+                "ALTER TABLE agents ADD COLUMN model_report text",
+            ]),
     ]
 }

@@ -165,7 +165,7 @@ public func buildApplication(
     AgentsController(storage: storage, dispatcher: dispatcher)
         .addRoutes(to: api.group("agents").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     FilesController(objects: objects, clock: clock).addRoutes(to: runtime.group("files"))
-    ModelsController(storage: storage, objects: objects, clock: clock)
+    ModelsController(storage: storage, objects: objects, clock: clock, dispatcher: dispatcher)
         .addRoutes(to: api.group("models").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     MultipartController(storage: storage, objects: objects, clock: clock)
         .addRoutes(to: api.group("uploads/multipart").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))

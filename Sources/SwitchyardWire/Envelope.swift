@@ -15,11 +15,14 @@ public enum AgentMessage: Sendable, Equatable {
     case complete(Completion)
     case fail(Failure)
     case cancelled(Cancelled)
+    /// The models it holds changed (docs/agent-protocol.md, "Models").
+    case models(ModelsHeld)
+    case modelURLRequest(ModelURLRequest)
 
-    /// The attempt the message is about; nil for session messages (hello, heartbeat, status).
+    /// The attempt the message is about; nil for session messages (hello, heartbeat, status, models).
     public var attemptId: String? {
         switch self {
-        case .hello, .heartbeat, .status: nil
+        case .hello, .heartbeat, .status, .models, .modelURLRequest: nil
         case .ack(let ref), .started(let ref): ref.attemptId
         case .progress(let progress): progress.attemptId
         case .uploadRequest(let request): request.attemptId
@@ -56,11 +59,15 @@ public enum AgentMessage: Sendable, Equatable {
         public var systemStats: SystemStats
         /// Attempts the agent still runs after a reconnect; the gateway keeps those it still owns, cancels the rest.
         public var heldAttempts: [String]
+        /// Whether it syncs the team's models (the gateway then sends it `models`); nil reads as false.
+        public var modelSync: Bool?
+        /// The models it holds at connection, as `models.held` lists them.
+        public var models: [String]?
 
         public init(
             protocolVersion: Int = WireProtocol.version, agentId: String, agentVersion: String, tool: String, toolVersion: String?, labels: [String],
             region: String?, communityOptIn: Bool, capacity: Int, prefetch: Int? = nil, status: AgentStatus? = nil, systemStats: SystemStats,
-            heldAttempts: [String] = []
+            heldAttempts: [String] = [], modelSync: Bool? = nil, models: [String]? = nil
         ) {
             self.protocolVersion = protocolVersion
             self.agentId = agentId
@@ -75,10 +82,12 @@ public enum AgentMessage: Sendable, Equatable {
             self.status = status
             self.systemStats = systemStats
             self.heldAttempts = heldAttempts
+            self.modelSync = modelSync
+            self.models = models
         }
 
         enum CodingKeys: String, CodingKey {
-            case tool, labels, region, capacity, prefetch, status
+            case tool, labels, region, capacity, prefetch, status, models
             case protocolVersion = "protocol_version"
             case agentId = "agent_id"
             case agentVersion = "agent_version"
@@ -86,6 +95,7 @@ public enum AgentMessage: Sendable, Equatable {
             case communityOptIn = "community_opt_in"
             case systemStats = "system_stats"
             case heldAttempts = "held_attempts"
+            case modelSync = "model_sync"
         }
     }
 
@@ -111,16 +121,20 @@ public enum AgentMessage: Sendable, Equatable {
         public var detail: String?
         /// While `syncing`: 0–1.
         public var syncPercent: Double?
+        /// While `syncing`: the step it is at.
+        public var syncPhase: SyncPhase?
 
-        public init(status: AgentStatus, detail: String? = nil, syncPercent: Double? = nil) {
+        public init(status: AgentStatus, detail: String? = nil, syncPercent: Double? = nil, syncPhase: SyncPhase? = nil) {
             self.status = status
             self.detail = detail
             self.syncPercent = syncPercent
+            self.syncPhase = syncPhase
         }
 
         enum CodingKeys: String, CodingKey {
             case status, detail
             case syncPercent = "sync_percent"
+            case syncPhase = "sync_phase"
         }
     }
 
@@ -246,6 +260,9 @@ public enum GatewayMessage: Sendable, Equatable {
     case cancel(AttemptRef)
     case refused(Refusal)
     case goodbye(Goodbye)
+    /// The team's model sync set, to an agent that syncs (docs/agent-protocol.md, "Models").
+    case models(Models)
+    case modelURL(ModelURL)
 
     public struct Welcome: Codable, Sendable, Equatable {
         public var protocolVersion: Int

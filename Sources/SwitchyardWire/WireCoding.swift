@@ -30,6 +30,8 @@ public enum WireCoding {
         case .complete(let payload): try frame("complete", payload)
         case .fail(let payload): try frame("fail", payload)
         case .cancelled(let payload): try frame("cancelled", payload)
+        case .models(let payload): try frame("models", payload)
+        case .modelURLRequest(let payload): try frame("model_url_request", payload)
         }
     }
 
@@ -41,6 +43,8 @@ public enum WireCoding {
         case .cancel(let payload): try frame("cancel", payload)
         case .refused(let payload): try frame("refused", payload)
         case .goodbye(let payload): try frame("goodbye", payload)
+        case .models(let payload): try frame("models", payload)
+        case .modelURL(let payload): try frame("model_url", payload)
         }
     }
 
@@ -57,6 +61,8 @@ public enum WireCoding {
         case "complete": return .complete(try payload(data))
         case "fail": return .fail(try payload(data))
         case "cancelled": return .cancelled(try payload(data))
+        case "models": return .models(try payload(data))
+        case "model_url_request": return .modelURLRequest(try payload(data))
         default: throw .unknownType(type)
         }
     }
@@ -70,6 +76,8 @@ public enum WireCoding {
         case "cancel": return .cancel(try payload(data))
         case "refused": return .refused(try payload(data))
         case "goodbye": return .goodbye(try payload(data))
+        case "models": return .models(try payload(data))
+        case "model_url": return .modelURL(try payload(data))
         default: throw .unknownType(type)
         }
     }

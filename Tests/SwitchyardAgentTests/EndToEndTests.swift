@@ -24,7 +24,7 @@ struct EndToEndTests {
     /// Runs an agent (ComfyUI executor on the ComfyUI at `comfyUI`) for the duration of `body`, once it is listed as connected.
     static func withAgent(
         _ app: TestApp, _ client: any TestClientProtocol, comfyUI: String, id: String = "e2e-gpu", prefetch: Int = 2,
-        _ body: () async throws -> Void
+        configure: (inout AgentConfiguration) -> Void = { _ in }, _ body: () async throws -> Void
     ) async throws {
         var configuration = AgentConfiguration()
         configuration.prefetch = prefetch
@@ -33,6 +33,7 @@ struct EndToEndTests {
         configuration.key = app.bootstrap.agentKey
         configuration.agentId = id
         configuration.labels = AgentConfiguration.advertisedLabels(configured: ["e2e"], tool: "comfyui")
+        configure(&configuration)
         let logger = Logger(label: "e2e-agent")
         let executor = ComfyUIExecutor(baseURL: comfyUI, logger: logger)
         let runner = AgentRunner(configuration: configuration, executor: executor, logger: logger)

@@ -70,7 +70,7 @@ struct AgentIndexTests {
                 let expected = DispatchPolicy.choose(from: agents.values, for: requirement)
                 #expect(index.choose(for: requirement) == expected, "seed \(seed), step \(step)")
             }
-            let roomy = agents.values.filter { ($0.status == .idle || $0.status == .busy) && $0.running < $0.capacity + $0.prefetch }
+            let roomy = agents.values.filter { $0.status != .unhealthy && $0.running < $0.capacity + $0.prefetch }
             #expect(index.hasRoom == !roomy.isEmpty)
             #expect(index.roomCount == roomy.count)
         }

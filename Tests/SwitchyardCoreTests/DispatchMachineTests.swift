@@ -52,11 +52,12 @@ struct DispatchMachineTests {
             return send(.connected(DispatchMachineTests.key(name), agent, holding: holding))
         }
 
-        mutating func submit(_ task: Int, labels: Set<String> = ["gpu"], pending: Bool = false) -> [String] {
+        mutating func submit(_ task: Int, labels: Set<String> = ["gpu"], models: Set<String> = [], pending: Bool = false) -> [String] {
             send(
                 .submitted(
                     DispatchMachineTests.task(task), createdAt: now.addingTimeInterval(Double(task) / 1000),
-                    requirement: DispatchRequirement(teamId: DispatchMachineTests.team, requiredLabels: labels, pool: .team), pending: pending))
+                    requirement: DispatchRequirement(teamId: DispatchMachineTests.team, requiredLabels: labels, pool: .team, requiredModels: models),
+                    pending: pending))
         }
 
         /// Task `task` offered to `agent` as `attempt`: submitted, assignment written.
@@ -353,13 +354,18 @@ struct DispatchMachineTests {
             ])
     }
 
-    @Test("a syncing agent is not offered work; back to idle, it is")
+    @Test("a syncing agent is offered only the tasks whose models it holds; once it holds them, or back to idle, the rest")
     func statusChanges() {
         var t = Transcript()
-        t.connect("gpu-1")
+        t.connect("gpu-1", capacity: 3)
         #expect(t.send(.statusReported(Self.key("gpu-1"), .syncing)).isEmpty)
-        #expect(t.submit(1, pending: true) == ["T1 waits: waiting for eligible agent: agent gpu-1 is syncing"])
-        #expect(t.send(.statusReported(Self.key("gpu-1"), .busy)) == ["assign T1 to gpu-1 as A1"], "busy is ours to judge: it is idle")
+        let sdxl = "checkpoints/sdxl.safetensors"
+        #expect(t.submit(1, models: [sdxl], pending: true) == ["T1 waits: waiting for eligible agent: agent gpu-1 is syncing"])
+        #expect(t.submit(2, pending: true) == ["assign T2 to gpu-1 as A1"], "it needs no model")
+        #expect(t.send(.modelsHeld(Self.key("gpu-1"), [sdxl])) == ["assign T1 to gpu-1 as A2"])
+        #expect(t.send(.modelsHeld(Self.key("gpu-1"), [sdxl])).isEmpty, "no change, nothing to do")
+        #expect(t.submit(3, models: ["loras/x.safetensors"], pending: true) == ["T3 waits: waiting for eligible agent: agent gpu-1 is syncing"])
+        #expect(t.send(.statusReported(Self.key("gpu-1"), .busy)) == ["assign T3 to gpu-1 as A3"], "busy is ours to judge: it is idle")
     }
 
     // MARK: Admission and lost writes

@@ -18,6 +18,8 @@ struct DispatchPolicyTests {
     }
 
     static let requirement = DispatchRequirement(teamId: team, requiredLabels: ["gpu", "comfyui"], pool: .team)
+    static let needsSDXL = DispatchRequirement(
+        teamId: team, requiredLabels: ["gpu", "comfyui"], pool: .team, requiredModels: ["checkpoints/sdxl.safetensors"])
 
     @Test(
         "eligibility: one row per rule",
@@ -30,7 +32,10 @@ struct DispatchPolicyTests {
             (agent(1, team: otherTeam), DispatchRequirement(teamId: team, requiredLabels: [], pool: .community), .notInCommunityPool),
             (agent(1, team: otherTeam, community: true), DispatchRequirement(teamId: team, requiredLabels: [], pool: .community), nil),
             (agent(1), DispatchRequirement(teamId: team, requiredLabels: [], pool: .community), nil),
-            (agent(1, status: .syncing), requirement, .status(.syncing)),
+            (agent(1, status: .syncing), requirement, nil),
+            (agent(1, status: .syncing), needsSDXL, .status(.syncing)),
+            (agent(1, status: .syncing, models: ["checkpoints/sdxl.safetensors", "loras/x.safetensors"]), needsSDXL, nil),
+            (agent(1), needsSDXL, nil),
             (agent(1, status: .unhealthy), requirement, .status(.unhealthy)),
             (agent(1, status: .busy, capacity: 2, running: 1), requirement, nil),
             (agent(1, status: .busy, capacity: 1, running: 1), requirement, .full(running: 1, slots: 1)),

@@ -34,7 +34,35 @@ extension StorageContractTests {
             let page = try await storage.models(teamId: mine.id, page: PageRequest(currentPage: 1, perPage: 1))
             #expect(page.totalCount == 2 && page.items == [second])
             #expect(try await storage.models(teamId: other.id, page: PageRequest()).totalCount == 0)
+            // The sync set: active, with a path, oldest first; another team's never.
+            var third = modelRecord(team: mine.id, at: now.addingTimeInterval(20))
+            third.modelPath = "loras/style.safetensors"
+            try await storage.insertModel(third)
+            #expect(try await storage.syncedModels(teamId: mine.id, limit: 10) == [first, third])
+            #expect(try await storage.syncedModels(teamId: mine.id, limit: 1) == [first])
+            third.status = .disabled
+            #expect(try await storage.updateModel(third))
+            #expect(try await storage.syncedModels(teamId: mine.id, limit: 10) == [first])
+            #expect(try await storage.syncedModels(teamId: other.id, limit: 10).isEmpty)
         }
+    }
+
+    @Test(
+        "a model's placement: <model_type>/<path>, a leading models/<type>/ of the path read as the same place; none without a path",
+        arguments: [
+            ("checkpoints", "models/checkpoints/sdxl base.safetensors", "checkpoints/sdxl base.safetensors"),
+            ("checkpoints", "checkpoints/sdxl/base.safetensors", "checkpoints/sdxl/base.safetensors"),
+            ("loras", "style.safetensors", "loras/style.safetensors"),
+            ("loras", "models/style.safetensors", "loras/style.safetensors"),
+            ("vae", "models/checkpoints/x.safetensors", "vae/checkpoints/x.safetensors"),
+            ("vae", "models/vae/", nil),
+            ("vae", nil, nil),
+        ] as [(String, String?, String?)])
+    func placement(type: String, path: String?, expected: String?) {
+        var model = modelRecord(team: UUID())
+        model.modelType = type
+        model.modelPath = path
+        #expect(model.placement == expected)
     }
 
     @Test(

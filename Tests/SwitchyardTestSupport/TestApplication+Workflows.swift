@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -100,6 +101,43 @@ extension TestApp {
     }
 
     /// A PUT to a presigned URL as a plain HTTP client sends it; returns the status.
+    /// Uploads a model file the documented way (presign, PUT with `upload_headers`) and registers it with its
+    /// `model_path` and `file_hash`, so agents sync it; its id.
+    public func registerSyncedModel(
+        _ client: any TestClientProtocol, session: String, bytes: [UInt8], type: String, path: String, name: String = "M"
+    ) async throws -> String {
+        let presign = try await call(
+            client, .post, "/api/v1/models/presign", token: session, team: bootstrap.teamId,
+            body: #"{"file_name":"m.safetensors","file_size":\#(bytes.count),"model_type":"\#(type)","model_path":"\#(path)"}"#
+        ).json()
+        guard let key = presign["storage_key"] as? String, let url = presign["upload_url"] as? String,
+            let headers = presign["upload_headers"] as? [String: String], try await put(url, headers: headers, body: bytes) == 200
+        else { throw TestSupportError("the model upload failed: \(presign)") }
+        let hash = "sha256:" + SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let registered = try await call(
+            client, .post, "/api/v1/models", token: session, team: bootstrap.teamId,
+            body: #"{"display_name":"\#(name)","model_type":"\#(type)","storage_key":"\#(key)","model_path":"\#(path)","file_hash":"\#(hash)"}"#)
+        guard registered.status == .created, let id = try registered.json()["id"] as? String else {
+            throw TestSupportError("the model registration failed: \(registered.status) \(String(buffer: registered.body))")
+        }
+        return id
+    }
+
+    /// The body of a GET of `url`.
+    public func get(_ url: String) async throws -> [UInt8] {
+        let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
+        return Array(try await response.body.collect(upTo: 64 << 20).readableBytesView)
+    }
+
+    /// This team's agent `agentId` as `GET /r/agents` shows it.
+    public func agentJSON(_ client: any TestClientProtocol, _ agentId: String) async throws -> [String: Any] {
+        let listed = try await call(client, .get, "/api/v1/r/agents", token: bootstrap.integrationKey).json()
+        guard let agent = (listed["agent_list"] as? [[String: Any]])?.first(where: { $0["agent_id"] as? String == agentId }) else {
+            throw TestSupportError("agent \(agentId) is not listed: \(listed)")
+        }
+        return agent
+    }
+
     public func put(_ url: String, headers: [String: String], body: [UInt8]) async throws -> Int {
         var request = HTTPClientRequest(url: url)
         request.method = .PUT
@@ -116,7 +154,7 @@ extension TestApp {
     /// parameter, an optional `photo` file parameter on a LoadImage node, and the given labels and limits.
     public static func invertImport(
         slug: String = "invert", labels: [String] = ["gpu", "comfyui"], timeout: Int = 300, maxRetries: Int = 2, withFile: Bool = false,
-        minVRAMGB: Int = 0
+        minVRAMGB: Int = 0, requiredModels: [String] = []
     ) throws -> String {
         var graph = try recordedGraphText("a_empty_invert_save").trimmingCharacters(in: .whitespacesAndNewlines)
         var parameters = #"{"key":"color","node_id":"1","field":"color","type":"number","min":0,"max":16777215,"default":16744448}"#
@@ -128,6 +166,7 @@ extension TestApp {
         return """
             {"workflow_slug":"\(slug)","display_name":"Invert","tool_type":"comfyui","required_labels":[\(labelList)],
              "task_timeout":\(timeout),"max_retries":\(maxRetries),"min_vram_gb":\(minVRAMGB),"workflow_json":\(graph),
+             "required_models":[\(requiredModels.map { "\"\($0)\"" }.joined(separator: ","))],
              "parameters":[\(parameters)]}
             """
     }

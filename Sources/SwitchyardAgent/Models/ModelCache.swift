@@ -91,7 +91,7 @@ public actor ModelCache {
         if manifest.files[path] == nil, FileManager.default.fileExists(atPath: destination.path) {
             throw ModelSyncError.invalidPlacement("\"\(path)\" holds a file the agent did not place; it is left alone")
         }
-        let partial = stateFolder.appendingPathComponent("partial").appendingPathComponent(model.modelId.uuidString.lowercased())
+        let partial = partialFile(model.modelId)
         let outcome = try await download.fetch(url, into: partial, size: model.size, progress: progress)
         guard outcome.held == model.size else {
             try? FileManager.default.removeItem(at: partial)
@@ -108,6 +108,15 @@ public actor ModelCache {
             modelId: model.modelId, relativePath: path, size: outcome.held, digest: outcome.digest, placedAt: now, lastUsedAt: now)
         try save()
         return outcome.transferred
+    }
+
+    /// Removes what a download of `modelId` left in the partial folder (it left the set, or its bytes were wrong).
+    public func discardPartial(_ modelId: UUID) {
+        try? FileManager.default.removeItem(at: partialFile(modelId))
+    }
+
+    private func partialFile(_ modelId: UUID) -> URL {
+        stateFolder.appendingPathComponent("partial").appendingPathComponent(modelId.uuidString.lowercased())
     }
 
     /// Removes a file the agent placed (and its record); a path it did not place is left alone (false).

@@ -93,9 +93,10 @@ public struct AgentIndex: Sendable {
         return requirement.requiredLabels.isSubset(of: group.labels) && group.largestVRAMGB >= requirement.minVRAMGB
     }
 
-    /// Its place among the members with room, or nil when it has none (or is syncing or unhealthy).
+    /// Its place among the members with room, or nil when it has none (or is unhealthy; a syncing agent has room
+    /// for the tasks whose models it holds, which `DispatchPolicy` judges).
     static func slot(_ candidate: AgentCandidate) -> Slot? {
-        guard candidate.status == .idle || candidate.status == .busy, candidate.running < candidate.capacity + max(0, candidate.prefetch)
+        guard candidate.status != .unhealthy, candidate.running < candidate.capacity + max(0, candidate.prefetch)
         else { return nil }
         return Slot(load: Double(candidate.running) / Double(max(candidate.capacity, 1)), id: candidate.id)
     }

@@ -20,6 +20,11 @@ public struct AgentRecord: Sendable, Equatable {
     public var gatewayId: String
     public var syncDetail: String?
     public var syncPercent: Double?
+    /// While syncing: `checking`, `downloading` or `verifying`.
+    public var syncPhase: String?
+    /// What an agent that syncs models holds and could not take: `{"held": [placement], "broken": [{model_id,
+    /// placement, error}]}`; nil for an agent that does not sync.
+    public var modelReport: JSONValue?
     public var connectedAt: Date
     public var lastHeartbeatAt: Date
     /// Nil while connected.
@@ -29,8 +34,8 @@ public struct AgentRecord: Sendable, Equatable {
     public init(
         teamId: UUID, agentId: String, credentialId: UUID, status: AgentStatus, labels: [String], region: String?, communityOptIn: Bool,
         capacity: Int, agentVersion: String, tool: String, toolVersion: String?, systemStats: JSONValue, gatewayId: String,
-        syncDetail: String? = nil, syncPercent: Double? = nil, connectedAt: Date, lastHeartbeatAt: Date, disconnectedAt: Date? = nil,
-        tasksCompleted: Int = 0
+        syncDetail: String? = nil, syncPercent: Double? = nil, syncPhase: String? = nil, modelReport: JSONValue? = nil, connectedAt: Date,
+        lastHeartbeatAt: Date, disconnectedAt: Date? = nil, tasksCompleted: Int = 0
     ) {
         self.teamId = teamId
         self.agentId = agentId
@@ -47,6 +52,8 @@ public struct AgentRecord: Sendable, Equatable {
         self.gatewayId = gatewayId
         self.syncDetail = syncDetail
         self.syncPercent = syncPercent
+        self.syncPhase = syncPhase
+        self.modelReport = modelReport
         self.connectedAt = connectedAt
         self.lastHeartbeatAt = lastHeartbeatAt
         self.disconnectedAt = disconnectedAt

@@ -144,6 +144,8 @@ extension DispatchMachine {
         case seen(AgentKey)
         case heartbeat(AgentKey, holding: Set<UUID>)
         case statusReported(AgentKey, AgentStatus)
+        /// The models the agent holds (`<model_type>/<model_path>`), as its hello or a `models` message says.
+        case modelsHeld(AgentKey, Set<String>)
         case acknowledged(AgentKey, attemptId: UUID)
         case started(AgentKey, attemptId: UUID)
         case startWritten(attemptId: UUID, applied: Bool)

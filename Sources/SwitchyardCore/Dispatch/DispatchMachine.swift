@@ -168,7 +168,12 @@ public struct DispatchMachine: Sendable {
             let after: AgentStatus = status == .syncing || status == .unhealthy ? status : .idle
             guard before != after else { return [] }
             change(key) { $0.status = after }
-            if after == .idle { pass(&actions) }
+            // A syncing agent may take the tasks whose models it holds.
+            if after != .unhealthy { pass(&actions) }
+        case .modelsHeld(let key, let models):
+            guard agents[key]?.candidate.cachedModels != models else { return [] }
+            change(key) { $0.cachedModels = models }
+            pass(&actions)
         case .acknowledged(let key, let attemptId):
             agents[key]?.lastSeen = now
             guard let lease = held(attemptId, by: key, &actions), lease.ackedAt == nil else { return actions }

@@ -85,7 +85,8 @@ public enum Ineligibility: Sendable, Equatable, CustomStringConvertible {
 /// without a server.
 public enum DispatchPolicy {
     /// Why `agent` may not take a task needing `requirement`, or nil when it may. Checks in order: pool (team,
-    /// or community opt-in), labels ⊇ required, status (idle, or busy with spare capacity), VRAM.
+    /// or community opt-in), labels ⊇ required, status (idle, or busy with spare capacity; syncing only for a task
+    /// whose `required_models` it already holds — docs/decisions.md, "Model sync"), VRAM.
     public static func ineligibility(of agent: AgentCandidate, for requirement: DispatchRequirement) -> Ineligibility? {
         switch requirement.pool {
         case .team where agent.teamId != requirement.teamId: return .otherTeam
@@ -95,7 +96,11 @@ public enum DispatchPolicy {
         if !requirement.requiredLabels.isSubset(of: agent.labels) {
             return .missingLabels(requirement.requiredLabels.subtracting(agent.labels).sorted())
         }
-        guard agent.status == .idle || agent.status == .busy else { return .status(agent.status) }
+        switch agent.status {
+        case .idle, .busy: break
+        case .syncing where requirement.requiredModels.isSubset(of: agent.cachedModels): break
+        case .syncing, .unhealthy: return .status(agent.status)
+        }
         // Prefetch slots count as room: the engine queues the attempt and starts it the moment it is free.
         let slots = agent.capacity + max(0, agent.prefetch)
         guard agent.running < slots else { return .full(running: agent.running, slots: slots) }

@@ -38,6 +38,17 @@ public struct ModelRecord: Sendable, Equatable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
     }
+
+    /// Where an agent places the file, as ComfyUI's loaders and `required_models` name it: `<model_type>/<path>`,
+    /// with a leading `models/<model_type>/` (or `<model_type>/`) of `model_path` taken as the same place (§2.4's
+    /// example path starts with `models/checkpoints/`). Nil without a `model_path`: such a model is not synced.
+    public var placement: String? {
+        guard let modelPath else { return nil }
+        var path = Substring(modelPath)
+        if path.hasPrefix("models/") { path = path.dropFirst("models/".count) }
+        if path.hasPrefix(modelType + "/") { path = path.dropFirst(modelType.count + 1) }
+        return path.isEmpty ? nil : "\(modelType)/\(path)"
+    }
 }
 
 /// Registered models, always scoped by team.
@@ -47,6 +58,8 @@ public protocol ModelRepository: Sendable {
     func model(id: UUID, teamId: UUID) async throws -> ModelRecord?
     /// Newest first.
     func models(teamId: UUID, page: PageRequest) async throws -> Page<ModelRecord>
+    /// The team's `active` models with a `model_path` — what its agents sync — oldest first, at most `limit`.
+    func syncedModels(teamId: UUID, limit: Int) async throws -> [ModelRecord]
     /// Writes the editable fields (display name, type, path, status, `updated_at`); false when there is no such model.
     func updateModel(_ model: ModelRecord) async throws -> Bool
     /// Deletes a model and returns what was deleted, or nil when there was none.

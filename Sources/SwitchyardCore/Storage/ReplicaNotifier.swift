@@ -39,6 +39,8 @@ public enum ReplicaNotification: Sendable, Equatable {
     /// An agent reconnected to replica `gatewayId` listing `attempts` whose rows name another replica still alive
     /// (its connection dropped, or it restarted, and came back elsewhere): the replica holding them hands them over.
     case heldElsewhere(teamId: UUID, agentId: String, gatewayId: String, attempts: [UUID])
+    /// The team's active models changed (registered, edited, disabled, deleted): agents that sync get the new set.
+    case modelsChanged(teamId: UUID)
     /// Notifications may have been missed (the listener reconnected): look at everything again.
     case resync
 
@@ -47,7 +49,7 @@ public enum ReplicaNotification: Sendable, Equatable {
     public static let maximumHandOver = 150
 
     /// The compact text form carried in a NOTIFY payload: `s<task>:<team>[:<created µs>:<workflow>:<version>:<pool>[:<region
-    /// as hex>]]`, `c<task>`, `e<task>`, `h<team>:<gateway as hex>:<agent as hex>:<attempt>;…`, `r` (no commas: entries
+    /// as hex>]]`, `c<task>`, `e<task>`, `h<team>:<gateway as hex>:<agent as hex>:<attempt>;…`, `m<team>`, `r` (no commas: entries
     /// are comma-separated).
     public var encoded: String {
         switch self {
@@ -61,6 +63,7 @@ public enum ReplicaNotification: Sendable, Equatable {
             "h\(teamId.lowercased):\(Hex.encode(Array(gatewayId.utf8))):\(Hex.encode(Array(agentId.utf8))):"
                 + attempts.prefix(Self.maximumHandOver).map(\.lowercased).joined(separator: ";")
         case .changed(let taskId): "e\(taskId.lowercased)"
+        case .modelsChanged(let teamId): "m\(teamId.lowercased)"
         case .resync: "r"
         }
     }
@@ -98,6 +101,9 @@ public enum ReplicaNotification: Sendable, Equatable {
         case "e":
             guard let taskId = UUID(uuidString: String(rest)) else { return nil }
             self = .changed(taskId: taskId)
+        case "m":
+            guard let teamId = UUID(uuidString: String(rest)) else { return nil }
+            self = .modelsChanged(teamId: teamId)
         case "h":
             let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count == 4, let teamId = UUID(uuidString: String(parts[0])),

@@ -9,6 +9,8 @@ struct ModelsController {
     let storage: any SwitchyardStorage
     let objects: ObjectStorage
     let clock: any WallClock
+    /// Tells the team's agents that sync that its model set changed.
+    let dispatcher: Dispatcher
 
     /// S3's largest object: what a multipart upload can reach.
     static let maximumModelSize = 5 * 1024 * 1024 * 1024 * 1024
@@ -128,6 +130,7 @@ struct ModelsController {
             id: UUIDv7.make(at: now), teamId: teamId, displayName: displayName, modelType: modelType, storageKey: storageKey, fileSize: head.size,
             fileHash: fileHash, modelPath: modelPath, createdAt: now, updatedAt: now)
         try await storage.insertModel(model)
+        await dispatcher.modelsChanged(teamId: teamId)
         return EditedResponse(status: .created, response: Identified(id: model.id))
     }
 
@@ -157,6 +160,7 @@ struct ModelsController {
         if let status = try fields.enumeration("model_status", ModelRecord.Status.self) { model.status = status }
         model.updatedAt = clock.now()
         guard try await storage.updateModel(model) else { throw SwitchyardError.notFound("model not found") }
+        await dispatcher.modelsChanged(teamId: model.teamId)
         return Model(model)
     }
 
@@ -169,6 +173,7 @@ struct ModelsController {
         guard let deleted = try await storage.deleteModel(id: id, teamId: try caller.requireTeam()) else {
             throw SwitchyardError.notFound("model not found")
         }
+        await dispatcher.modelsChanged(teamId: deleted.teamId)
         do {
             try await objects.client.deleteObject(key: deleted.storageKey)
         } catch {

@@ -32,6 +32,8 @@ extension Dispatcher {
         case .heldElsewhere(let teamId, let agentId, let gateway, let attempts):
             guard gateway != gatewayId else { return }
             await feed(.movedElsewhere(AgentKey(teamId: teamId, agentId: agentId), gateway: gateway, attempts: Set(attempts)))
+        case .modelsChanged(let teamId):
+            await sendModels(teamId: teamId)
         case .resync:
             hub.wakeAll()
             await rescan()

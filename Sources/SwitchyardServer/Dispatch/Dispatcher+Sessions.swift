@@ -25,13 +25,16 @@ extension Dispatcher {
             id: hello.agentId, teamId: key.teamId, labels: Set(hello.labels),
             status: hello.status == .unhealthy || hello.status == .syncing ? hello.status! : .idle, capacity: max(1, hello.capacity),
             running: 0, region: region?.isEmpty == false ? region : nil, communityOptIn: hello.communityOptIn && settings.communityPool,
-            gpuVRAM: hello.systemStats.gpuDevices.map(\.vramTotal), prefetch: min(max(hello.prefetch ?? 0, 0), 64))
+            gpuVRAM: hello.systemStats.gpuDevices.map(\.vramTotal), cachedModels: Set(hello.models ?? []),
+            prefetch: min(max(hello.prefetch ?? 0, 0), 64))
         let record = AgentRecord(
             teamId: key.teamId, agentId: hello.agentId, credentialId: connection.credentialId, status: .idle,
             labels: hello.labels.sorted(), region: candidate.region, communityOptIn: candidate.communityOptIn, capacity: candidate.capacity,
             agentVersion: hello.agentVersion, tool: hello.tool, toolVersion: hello.toolVersion, systemStats: Self.json(hello.systemStats),
-            gatewayId: gatewayId, connectedAt: now, lastHeartbeatAt: now)
-        sessions[key] = Session(connection: connection, record: record)
+            gatewayId: gatewayId,
+            modelReport: hello.modelSync == true ? Self.modelReport(held: candidate.cachedModels.sorted(), broken: []) : nil, connectedAt: now,
+            lastHeartbeatAt: now)
+        sessions[key] = Session(connection: connection, record: record, modelSync: hello.modelSync == true)
         // The row is written before the machine hears of the agent: a task keeps the stack it grew until it ends, so
         // the connecting task waits for the database with a shallow stack, not with the dispatch frames behind it
         // (ten thousand agents connecting at once wait here together).
@@ -55,6 +58,8 @@ extension Dispatcher {
         }
         logger.info("agent connected", metadata: ["agent": "\(key)", "labels": "\(hello.labels)", "capacity": "\(hello.capacity)"])
         let kept = held.filter { machine.leases[$0]?.agent == key }.map(\.lowercased)
+        // Written after the welcome (the outbox starts behind it).
+        if hello.modelSync == true, let set = await modelSet(teamId: key.teamId) { connection.send(.models(set)) }
         return .welcome(.init(agentId: hello.agentId, gatewayId: gatewayId, heartbeatInterval: settings.heartbeatInterval, keptAttempts: kept))
     }
 
@@ -87,9 +92,17 @@ extension Dispatcher {
             sessions[key]?.record.lastHeartbeatAt = now
             if let stats = heartbeat.systemStats { sessions[key]?.record.systemStats = Self.json(stats) }
             await feed(.heartbeat(key, holding: Set(heartbeat.running.compactMap(UUID.init(text:)))))
-            await changeStatus(key, to: heartbeat.status, detail: nil, percent: nil, now: now)
+            // A heartbeat in the same state keeps what the last status report said of it (a sync's progress).
+            let last = machine.agents[key]?.candidate.status == heartbeat.status ? sessions[key]?.record : nil
+            await changeStatus(
+                key, to: heartbeat.status, detail: last?.syncDetail, percent: last?.syncPercent, phase: last?.syncPhase.flatMap(SyncPhase.init),
+                now: now)
         case .status(let change):
-            await changeStatus(key, to: change.status, detail: change.detail, percent: change.syncPercent, now: now)
+            await changeStatus(key, to: change.status, detail: change.detail, percent: change.syncPercent, phase: change.syncPhase, now: now)
+        case .models(let report):
+            await modelsReported(key, report)
+        case .modelURLRequest(let request):
+            await answerModelURL(request, connection: connection)
         case .ack(let ref):
             guard let attemptId = attempt(ref.attemptId, connection) else { return }
             await feed(.acknowledged(key, attemptId: attemptId))
@@ -129,15 +142,16 @@ extension Dispatcher {
     /// A heartbeat or status report. Only a change is written at once (and, back to idle, offered work); a
     /// heartbeat that changes nothing but the time is written at most every `heartbeatPersistInterval`, so many
     /// agents cost the database little.
-    func changeStatus(_ key: AgentKey, to status: AgentStatus, detail: String?, percent: Double?, now: Date) async {
+    func changeStatus(_ key: AgentKey, to status: AgentStatus, detail: String?, percent: Double?, phase: SyncPhase?, now: Date) async {
         guard var session = sessions[key], let before = machine.agents[key] else { return }
-        let was = (before.candidate.status, session.record.syncDetail, session.record.syncPercent)
+        let was = (before.candidate.status, session.record.syncDetail, session.record.syncPercent, session.record.syncPhase)
         let actions = machine.handle(.statusReported(key, status), at: now)
         let after = machine.agents[key]?.candidate.status ?? before.candidate.status
         session.record.syncDetail = status == .syncing || status == .unhealthy ? detail : nil
-        session.record.syncPercent = status == .syncing ? percent : nil
+        session.record.syncPercent = status == .syncing ? percent.map { min(max($0, 0), 1) } : nil
+        session.record.syncPhase = status == .syncing ? phase?.rawValue : nil
         sessions[key] = session
-        if was != (after, session.record.syncDetail, session.record.syncPercent) {
+        if was != (after, session.record.syncDetail, session.record.syncPercent, session.record.syncPhase) {
             if let record = currentRecord(key) { await persist(record) }
         } else if session.persistedAt.map({ now.timeIntervalSince($0) >= settings.heartbeatPersistInterval }) ?? true {
             await persistSoon(key)

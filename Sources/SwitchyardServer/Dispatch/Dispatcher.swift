@@ -22,6 +22,8 @@ public actor Dispatcher: Service {
     struct Session {
         let connection: AgentConnection
         var record: AgentRecord
+        /// The agent syncs the team's models (its hello said so): it gets `models` on connect and on every change.
+        var modelSync = false
         /// The status its row last got, and since when the row lags behind counters that changed since (written
         /// from `tick`, at most once per `progressPersistInterval`, unless the status itself changes).
         var persistedStatus: AgentStatus?

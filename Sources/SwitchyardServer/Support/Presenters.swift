@@ -104,7 +104,12 @@ enum Presenters {
             "running_tasks": .array(runningTasks.map { .uuid($0) }), "current_task_id": runningTasks.first.map { .uuid($0) } ?? .null,
             "region": agent.region.map(JSONValue.string) ?? .null, "community_opt_in": .bool(agent.communityOptIn),
             "gateway_id": .string(agent.gatewayId), "sync_detail": agent.syncDetail.map(JSONValue.string) ?? .null,
-            "sync_percent": agent.syncPercent.map { .number(JSONNumber($0 * 100)) } ?? .null, "connected_at": .date(agent.connectedAt),
+            "sync_percent": agent.syncPercent.map { .number(JSONNumber($0 * 100)) } ?? .null,
+            "sync_phase": agent.syncPhase.map(JSONValue.string) ?? .null,
+            // An agent that syncs: the models it holds, and those it could not take and why (an agent that does not:
+            // null, its models are managed by hand).
+            "models_held": agent.modelReport?["held"] ?? .null, "models_broken": agent.modelReport?["broken"] ?? .null,
+            "connected_at": .date(agent.connectedAt),
             "disconnected_at": .date(agent.disconnectedAt), "tasks_completed": .integer(agent.tasksCompleted), "system_stats": stats,
         ]
     }

@@ -44,6 +44,16 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Offer this agent to the community pool (other teams' community tasks).")
     var communityOptIn = false
 
+    @Option(
+        name: .long,
+        help:
+            "Where the team's models are synced (<model_type>/<path> below it): ComfyUI's models/ folder, or one it reads via extra_model_paths.yaml."
+    )
+    var modelsDir: String?
+
+    @Flag(name: .long, help: "Do not sync the team's models (they are managed by hand on this machine).")
+    var noModelSync = false
+
     @Option(name: .long, help: "Config file (default ./switchyard-agent.yaml when present).")
     var config: String?
 
@@ -87,6 +97,8 @@ struct AgentCommand: AsyncParsableCommand {
             throw ValidationError("\(violation): set one with --agent-id or agent_id: in the config file")
         }
         if communityOptIn { configuration.communityOptIn = true }
+        if let modelsDir { configuration.modelsDirectory = modelsDir }
+        if noModelSync { configuration.modelSync = false }
         guard configuration.key.hasPrefix("ak-") else {
             throw ValidationError("an agent key (ak-…) is required: --key, SWITCHYARD_AGENT_KEY, key: in the config file, or switchyard login")
         }
@@ -102,7 +114,10 @@ struct AgentCommand: AsyncParsableCommand {
         let runner = AgentRunner(configuration: configuration, executor: executor, logger: logger)
         logger.info(
             "agent starting",
-            metadata: ["server": "\(configuration.server)", "agent_id": "\(configuration.agentId)", "labels": "\(configuration.labels)"])
+            metadata: [
+                "server": "\(configuration.server)", "agent_id": "\(configuration.agentId)", "labels": "\(configuration.labels)",
+                "model_sync": "\(configuration.modelSync ? configuration.modelsDirectory ?? "off (no --models-dir)" : "off")",
+            ])
         let group = ServiceGroup(
             configuration: .init(services: [AgentService(runner: runner)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -1,0 +1,112 @@
+import Crypto
+import Foundation
+import HummingbirdTesting
+import SwitchyardCore
+import SwitchyardTestSupport
+import SwitchyardWire
+import Testing
+
+/// The gateway's side of model sync (docs/agent-protocol.md, "Models"), with a wire agent: the sets it sends, the
+/// URLs it hands out, what agents report and how dispatch reads it.
+@Suite("Model sync through the gateway")
+struct ModelSyncGatewayTests {
+    static func models(_ agent: WireTestAgent, where accept: @escaping @Sendable (GatewayMessage.Models) -> Bool = { _ in true }) async throws
+        -> GatewayMessage.Models
+    {
+        try await agent.receive("models") { if case .models(let set) = $0, accept(set) { set } else { nil } }
+    }
+
+    /// Asks for a URL and waits for the answer: the gateway handles an agent's messages in order, so every message sent
+    /// before has been handled (and written) once it comes.
+    static func roundTrip(_ agent: WireTestAgent, modelId: String) async throws -> GatewayMessage.ModelURL {
+        let requestId = UUID().uuidString
+        try await agent.send(.modelURLRequest(.init(requestId: requestId, modelId: modelId)))
+        return try await agent.receive("model_url") { if case .modelURL(let answer) = $0, answer.requestId == requestId { answer } else { nil } }
+    }
+
+    @Test(
+        "an agent that syncs gets the team's set after its welcome and on every change, each model with a GET of its bytes; its sync status and holdings show in /agents, and a syncing agent gets a task once it holds the task's models"
+    )
+    func setsReportsAndDispatch() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            var hello = WireTestAgent.hello("gpu", capacity: 2)
+            hello.modelSync = true
+            hello.models = []
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: hello) { agent in
+                #expect(try await Self.models(agent).models.isEmpty, "the set follows the welcome, empty or not")
+
+                let bytes = Array("lora weights".utf8)
+                let id = try await app.registerSyncedModel(
+                    client, session: session, bytes: bytes, type: "loras", path: "models/loras/style.safetensors", name: "Style")
+                let set = try await Self.models(agent) { !$0.models.isEmpty }
+                let entry = try #require(set.models.first)
+                #expect(set.models.count == 1 && entry.modelId == id && entry.displayName == "Style")
+                #expect(entry.placement == "loras/style.safetensors" && entry.fileSize == Int64(bytes.count))
+                #expect(entry.fileHash == "sha256:" + SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined())
+                #expect(try await app.get(entry.url) == bytes)
+
+                // Syncing, with its progress: shown as reported (the percent 0–100).
+                try await agent.send(
+                    .status(.init(status: .syncing, detail: "Downloading model Style (12 B)", syncPercent: 0.45, syncPhase: .downloading)))
+                let fresh = try await Self.roundTrip(agent, modelId: id)
+                #expect(fresh.url != nil && fresh.urlExpiresAt != nil)
+                var row = try await app.agentJSON(client, "gpu")
+                #expect(row["agent_status"] as? String == "syncing" && row["sync_phase"] as? String == "downloading")
+                #expect(row["sync_percent"] as? Double == 45 && row["sync_detail"] as? String == "Downloading model Style (12 B)")
+                #expect(row["models_held"] as? [String] == [])
+
+                // A task needing the model waits while the syncing agent lacks it; one needing nothing runs beside.
+                _ = try await app.importWorkflow(
+                    client, session: session, body: try TestApp.invertImport(slug: "styled", requiredModels: ["loras/style.safetensors"]))
+                _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport(slug: "plain"))
+                let styled = try await app.run(client, slug: "styled")
+                let plain = try await app.run(client, slug: "plain")
+                #expect(try await agent.offer().taskId == plain.lowercased)
+                #expect(["pending", "waiting"].contains(try await app.taskJSON(client, styled)["task_status"] as? String))
+                try await agent.send(.models(.init(held: ["loras/style.safetensors"])))
+                #expect(try await agent.offer().taskId == styled.lowercased)
+                _ = try await Self.roundTrip(agent, modelId: id)
+                row = try await app.agentJSON(client, "gpu")
+                #expect(row["models_held"] as? [String] == ["loras/style.safetensors"])
+                #expect((row["models_broken"] as? [Any])?.isEmpty == true)
+
+                // What it could not take is shown with the reason.
+                try await agent.send(
+                    .models(.init(held: [], broken: [.init(modelId: id, placement: "loras/style.safetensors", error: "No space left on device")])))
+                _ = try await Self.roundTrip(agent, modelId: id)
+                row = try await app.agentJSON(client, "gpu")
+                let broken = try #require((row["models_broken"] as? [[String: Any]])?.first)
+                #expect(broken["model_id"] as? String == id && broken["error"] as? String == "No space left on device")
+
+                // Disabled: gone from the set, and no fresh URL for it; nor for a model that is not the team's.
+                let disabled = try await app.call(
+                    client, .put, "/api/v1/models/\(id)", token: session, team: app.bootstrap.teamId, body: #"{"model_status":"disabled"}"#)
+                #expect(disabled.status == .ok)
+                #expect(try await Self.models(agent).models.isEmpty)
+                #expect(try await Self.roundTrip(agent, modelId: id).url == nil)
+                #expect(try await Self.roundTrip(agent, modelId: UUID().uuidString.lowercased()).url == nil)
+            }
+        }
+    }
+
+    @Test("an agent that does not sync gets no sets, and its row says nothing of models")
+    func notSyncing() async throws {
+        try await TestApp.withInvertAgent { app, client, agent in
+            let session = try await app.ownerSession(client)
+            _ = try await app.registerSyncedModel(client, session: session, bytes: [1, 2, 3], type: "vae", path: "vae.safetensors")
+            // The next thing the gateway sends it is the offer of a task submitted after the registration.
+            let task = try await app.run(client)
+            let first = try await agent.receive("a message") { message -> String? in
+                switch message {
+                case .models: "models"
+                case .offer(let offer): offer.taskId
+                default: nil
+                }
+            }
+            #expect(first == task.lowercased)
+            let row = try await app.agentJSON(client, "gpu")
+            #expect(row["models_held"] is NSNull && row["sync_phase"] is NSNull)
+        }
+    }
+}
