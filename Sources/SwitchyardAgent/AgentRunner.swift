@@ -44,6 +44,8 @@ public actor AgentRunner {
     private var status: AgentStatus = .idle
     /// Syncs the team's models when a models root is configured (nil otherwise), and what its sync is doing.
     private var models: ModelSync?
+    private var modelEvents: Task<Void, Never>?
+    private var modelSyncOffLogged = false
     private var syncProgress: SyncProgress?
     /// The current session got its `welcome`.
     private var welcomed = false
@@ -76,19 +78,10 @@ public actor AgentRunner {
     /// Runs until cancelled, or until the gateway refuses the agent for good.
     public func run() async throws {
         recoverAttempts(await executor.recoverable(window: Self.recoveryWindow))
-        if configuration.modelSync, let directory = configuration.modelsDirectory {
-            let cache = try ModelCache(root: URL(fileURLWithPath: directory, isDirectory: true), http: http)
-            models = ModelSync(
-                cache: cache, maximumConcurrent: configuration.modelDownloads, removalGrace: configuration.modelRemovalGrace, logger: logger)
-        }
+        defer { modelEvents?.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await message in self.postedMessages { await self.send(message) }
-            }
-            if let models = self.models {
-                group.addTask {
-                    for await event in models.events { await self.syncEvent(event) }
-                }
             }
             group.addTask { await self.watchHealth() }
             defer { group.cancelAll() }
@@ -138,6 +131,7 @@ public actor AgentRunner {
 
     private func session(url: String) async throws {
         health = await executor.health()
+        if models == nil, configuration.modelSync, health.healthy { try await startModelSync() }
         // An agent that syncs connects `syncing` until it has checked the team's set (it may have changed meanwhile):
         // only tasks whose models it already holds are offered to it until then.
         if models != nil, syncProgress == nil { syncProgress = ModelSync.checking }
@@ -205,6 +199,40 @@ public actor AgentRunner {
     }
 
     private func markWelcomed() { welcomed = true }
+
+    /// Starts syncing the team's models into `--models-dir`, or, without it, into the models folder ComfyUI says it
+    /// reads (`/internal/folder_paths`: the folder holding its `checkpoints`). Tried before each session until it
+    /// works (ComfyUI may come up after the agent); a models root that cannot be used stops the agent.
+    private func startModelSync() async throws {
+        var directory = configuration.modelsDirectory
+        if directory == nil {
+            guard let folders = await executor.modelFolders(), let found = Self.modelsRoot(in: folders) else {
+                if !modelSyncOffLogged {
+                    modelSyncOffLogged = true
+                    logger.warning("model sync is off: no --models-dir, and ComfyUI does not say where its models are (/internal/folder_paths)")
+                }
+                return
+            }
+            directory = found
+        }
+        guard let directory else { return }
+        let sync = ModelSync(
+            cache: try ModelCache(root: URL(fileURLWithPath: directory, isDirectory: true), http: http),
+            maximumConcurrent: configuration.modelDownloads, removalGrace: configuration.modelRemovalGrace, logger: logger)
+        models = sync
+        modelEvents = Task {
+            for await event in sync.events { await self.syncEvent(event) }
+        }
+        logger.info("syncing the team's models", metadata: ["models_root": "\(directory)"])
+    }
+
+    /// ComfyUI's models folder: the parent of its first `checkpoints` folder, when that is named so.
+    public static func modelsRoot(in folders: [String: [String]]) -> String? {
+        guard let checkpoints = folders["checkpoints"]?.first else { return nil }
+        let url = URL(fileURLWithPath: checkpoints, isDirectory: true).standardizedFileURL
+        guard url.lastPathComponent == "checkpoints" else { return nil }
+        return url.deletingLastPathComponent().path
+    }
 
     private func attach() -> AsyncStream<AgentMessage> {
         let (stream, continuation) = AsyncStream.makeStream(of: AgentMessage.self)

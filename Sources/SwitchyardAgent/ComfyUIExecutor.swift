@@ -66,6 +66,12 @@ public struct ComfyUIExecutor: ToolExecutor {
         }
     }
 
+    /// ComfyUI's model folders from `/internal/folder_paths`; nil when it does not answer them (an older ComfyUI).
+    public func modelFolders() async -> [String: [String]]? {
+        guard let answer = try? await client.folderPaths(), answer.status == 200, case .object(let types)? = answer.json else { return nil }
+        return types.compactMapValues { folders in folders.arrayValue?.compactMap(\.stringValue) }
+    }
+
     /// `cuda:0 NVIDIA GeForce RTX 4090 : cudaMallocAsync` → `NVIDIA GeForce RTX 4090`.
     static func deviceName(_ raw: String) -> String {
         var name = raw

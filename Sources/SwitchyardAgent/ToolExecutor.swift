@@ -131,6 +131,8 @@ public protocol ToolExecutor: Sendable {
     func resume(_ attempt: RecoveredAttempt, report: @escaping @Sendable (ExecutionReport) -> Void) async throws -> [ProducedOutput]
     /// Stops a recovered attempt the gateway no longer gives this agent (nothing happens if it already finished).
     func abandon(_ attempt: RecoveredAttempt) async
+    /// The folders the tool reads each model type from (`checkpoints` → its folders), when it says; nil otherwise.
+    func modelFolders() async -> [String: [String]]?
 }
 
 /// An attempt found in the tool after a restart.
@@ -158,6 +160,8 @@ extension ToolExecutor {
     }
 
     public func abandon(_ attempt: RecoveredAttempt) async {}
+
+    public func modelFolders() async -> [String: [String]]? { nil }
 }
 
 /// A cancelled attempt's work stopped; `at` is when the tool confirmed.

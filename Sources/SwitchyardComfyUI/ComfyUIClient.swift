@@ -42,6 +42,12 @@ public struct ComfyUIClient: Sendable {
         try await request(.GET, "/system_stats", timeout: timeout)
     }
 
+    /// `GET /internal/folder_paths`: each model type's folders, `{"checkpoints": ["/…/models/checkpoints", …], …}`
+    /// (current ComfyUI; older ones answer 404).
+    public func folderPaths() async throws -> Answer {
+        try await request(.GET, "/internal/folder_paths", timeout: .seconds(5))
+    }
+
     /// `POST /prompt` with our own `prompt_id` and the WebSocket's `client_id`.
     public func postPrompt(_ graph: [String: JSONValue], promptId: String, clientId: String, extraData: [String: JSONValue] = [:]) async throws
         -> Answer

@@ -212,13 +212,21 @@ struct ModelSyncTests {
         }
     }
 
+    @Test("ComfyUI's models folder is the one above its first checkpoints folder, as /internal/folder_paths lists them")
+    func modelsRoot() {
+        #expect(AgentRunner.modelsRoot(in: ["checkpoints": ["/opt/ComfyUI/models/checkpoints", "/data/checkpoints"]]) == "/opt/ComfyUI/models")
+        #expect(AgentRunner.modelsRoot(in: ["checkpoints": ["/opt/ComfyUI/models/checkpoints/"]]) == "/opt/ComfyUI/models")
+        #expect(AgentRunner.modelsRoot(in: ["checkpoints": ["/srv/ckpt"]]) == nil, "not named so: no guess")
+        #expect(AgentRunner.modelsRoot(in: ["loras": ["/opt/ComfyUI/models/loras"]]) == nil)
+    }
+
     @Test(
-        "end to end: a registered model reaches the agent's models root, and a task needing it runs there only once it is in place, byte-equal"
+        "end to end: a registered model reaches ComfyUI's models folder (the agent asks ComfyUI where it is), and a task needing it runs only once it is in place, byte-equal"
     )
     func endToEnd() async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-e2e-models-\(UUID())")
         defer { try? FileManager.default.removeItem(at: root) }
-        try await FakeComfyUI.with { fake in
+        try await FakeComfyUI.with(.init(modelsRoot: root.path)) { fake in
             try await TestApp.with(.sqlite, live: true) { app, client in
                 let session = try await app.ownerSession(client)
                 let bytes = Self.bytes(3 << 20)
@@ -228,7 +236,7 @@ struct ModelSyncTests {
                     client, session: session, body: try TestApp.invertImport(requiredModels: ["checkpoints/sdxl/base.safetensors"]))
                 // Submitted before the agent connects: offered the moment it may take it.
                 let task = try await app.run(client)
-                try await EndToEndTests.withAgent(app, client, comfyUI: fake.baseURL, configure: { $0.modelsDirectory = root.path }) {
+                try await EndToEndTests.withAgent(app, client, comfyUI: fake.baseURL) {
                     let file = root.appendingPathComponent("checkpoints/sdxl/base.safetensors")
                     var inPlaceWhenRunning: Bool?
                     let stream = try await app.followEvents(port: client.port!, task) { text in

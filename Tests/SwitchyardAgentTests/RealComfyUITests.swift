@@ -165,6 +165,41 @@ struct RealComfyUITests {
     }
 
     /// The `switchyard_task_id` of every prompt in ComfyUI's history.
+    @Test(
+        "a registered LoRA reaches ComfyUI's own models folder (found through /internal/folder_paths) and LoraLoader lists it within seconds, without a restart; disabled, it is removed and leaves the list"
+    )
+    func modelSync() async throws {
+        let comfyUI = try #require(RealComfyUI.url)
+        let choice = "switchyard-test/\(UUID().uuidString.prefix(8).lowercased()).safetensors"
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            try await EndToEndTests.withAgent(app, client, comfyUI: comfyUI, configure: { $0.modelRemovalGrace = .zero }) {
+                let registered = ContinuousClock.now
+                let id = try await app.registerSyncedModel(
+                    client, session: session, bytes: [UInt8](repeating: 7, count: 1 << 20), type: "loras", path: choice, name: "Test LoRA")
+                try await Self.waitForChoice(comfyUI, node: "LoraLoader", input: "lora_name", choice, listed: true)
+                #expect(registered.duration(to: .now) < .seconds(10))
+                let disabled = try await app.call(
+                    client, .put, "/api/v1/models/\(id)", token: session, team: app.bootstrap.teamId, body: #"{"model_status":"disabled"}"#)
+                #expect(disabled.status == .ok)
+                try await Self.waitForChoice(comfyUI, node: "LoraLoader", input: "lora_name", choice, listed: false)
+            }
+        }
+    }
+
+    /// Waits until `node`'s `input` choices in ComfyUI's `/object_info` do (or do not) list `choice`. ComfyUI tells no
+    /// one when its model lists change, so this asks every 100 ms, for 15 s at most.
+    static func waitForChoice(_ comfyUI: String, node: String, input: String, _ choice: String, listed: Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(15)
+        while true {
+            let info = try JSONValue.parse(try await get(comfyUI + "/object_info/\(node)"))
+            let choices = info[node]?["input"]?["required"]?[input]?.arrayValue?.first?.arrayValue?.compactMap(\.stringValue) ?? []
+            if choices.contains(choice) == listed { return }
+            guard ContinuousClock.now < deadline else { throw TestSupportError("\(choice) is \(listed ? "not" : "still") listed: \(choices)") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     static func history(_ comfyUI: String) async throws -> [String] {
         let entries = try JSONValue.parse(try await get(comfyUI + "/history?max_items=10000")).objectValue ?? [:]
         return entries.values.compactMap { $0["prompt"]?.arrayValue?.dropFirst(3).first?["switchyard_task_id"]?.stringValue }

@@ -33,15 +33,19 @@ public final class FakeComfyUI: Sendable {
         /// server sends the first from inside its executor and writes the entry afterwards, so a client that reads
         /// the history on `execution_success` sometimes finds none (spec/comfyui-protocol.md, "Ordering that matters").
         public var historyDelay: Duration = .milliseconds(3)
+        /// Where it says its models are (`GET /internal/folder_paths`: `<root>/<type>` for each type, as a stock
+        /// ComfyUI answers for its `models/` folder); nil answers 404, as a ComfyUI older than that route.
+        public var modelsRoot: String?
 
         public init(
             nodeDuration: Duration = .milliseconds(1), progressTick: Duration = .milliseconds(10), port: Int = 0,
-            historyDelay: Duration = .milliseconds(3)
+            historyDelay: Duration = .milliseconds(3), modelsRoot: String? = nil
         ) {
             self.nodeDuration = nodeDuration
             self.progressTick = progressTick
             self.port = port
             self.historyDelay = historyDelay
+            self.modelsRoot = modelsRoot
         }
     }
 

@@ -37,6 +37,14 @@ struct FakeComfyUIRoutes: Sendable {
     }
 
     func add(to router: Router<BasicRequestContext>) {
+        // Internal routes have no /api twin in ComfyUI.
+        router.get("/internal/folder_paths") { _, _ in
+            try await guardAvailable {
+                guard let root = engine.options.modelsRoot else { return Response(status: .notFound) }
+                let types = ["checkpoints", "loras", "vae", "controlnet", "embeddings", "upscale_models", "diffusion_models", "text_encoders"]
+                return json(.object(Dictionary(uniqueKeysWithValues: types.map { ($0, JSONValue.array([.string("\(root)/\($0)")])) })))
+            }
+        }
         for prefix in ["", "/api"] {
             router.get("\(prefix)/system_stats") { _, _ in try await guardAvailable { json(Self.systemStats) } }
             router.post("\(prefix)/prompt") { request, context in try await guardAvailable { try await postPrompt(request, context) } }

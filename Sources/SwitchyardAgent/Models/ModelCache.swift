@@ -64,6 +64,22 @@ public actor ModelCache {
     /// What the agent placed, by path.
     public var holdings: [Held] { manifest.files.values.sorted { $0.relativePath < $1.relativePath } }
 
+    /// What the record under `root` says the agent placed, and the partial downloads there (model id → bytes),
+    /// read without creating anything (`switchyard agent models`).
+    public static func recorded(at root: URL) throws -> (held: [Held], partial: [String: Int]) {
+        let state = root.standardizedFileURL.appendingPathComponent(".switchyard", isDirectory: true)
+        var held: [Held] = []
+        if let data = try? Data(contentsOf: state.appendingPathComponent("manifest.json")) {
+            held = try decoder.decode(Manifest.self, from: data).files.values.sorted { $0.relativePath < $1.relativePath }
+        }
+        var partial: [String: Int] = [:]
+        let folder = state.appendingPathComponent("partial").path
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? [] {
+            partial[name] = (try? FileManager.default.attributesOfItem(atPath: folder + "/" + name)[.size] as? NSNumber)?.intValue ?? 0
+        }
+        return (held, partial)
+    }
+
     /// Whether `model` is in place: recorded with the registration's size and digest, and still on disk at that size.
     public func holds(_ model: Wanted) -> Bool {
         guard let held = manifest.files[model.placement.relativePath], held.size == model.size,

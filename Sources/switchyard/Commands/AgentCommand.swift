@@ -7,10 +7,21 @@ import SwitchyardClient
 import SwitchyardServer
 import SwitchyardWire
 
+/// `switchyard agent …`: runs the agent (`run`, the default, so `switchyard agent --server …` runs it), or looks at
+/// its models.
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
         abstract: "Run a GPU agent: dial out to the control plane and run its tasks on a local ComfyUI.",
+        discussion: "`switchyard agent [options]` runs it (the run subcommand). See docs/agent.md.",
+        subcommands: [AgentRunCommand.self, AgentModelsCommand.self, AgentModelPathsCommand.self], defaultSubcommand: AgentRunCommand.self
+    )
+}
+
+struct AgentRunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a GPU agent: dial out to the control plane and run its tasks on a local ComfyUI (the default).",
         discussion: "Flags override the config file; the key can also come from SWITCHYARD_AGENT_KEY. See docs/agent.md."
     )
 
@@ -116,7 +127,8 @@ struct AgentCommand: AsyncParsableCommand {
             "agent starting",
             metadata: [
                 "server": "\(configuration.server)", "agent_id": "\(configuration.agentId)", "labels": "\(configuration.labels)",
-                "model_sync": "\(configuration.modelSync ? configuration.modelsDirectory ?? "off (no --models-dir)" : "off")",
+                "model_sync":
+                    "\(configuration.modelSync ? configuration.modelsDirectory ?? "ComfyUI's models folder (/internal/folder_paths)" : "off")",
             ])
         let group = ServiceGroup(
             configuration: .init(services: [AgentService(runner: runner)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
