@@ -3,7 +3,10 @@ import SwitchyardCore
 
 extension SQLColumns {
     static let model =
-        "id, team_id, display_name, model_type, storage_key, file_size, file_hash, model_path, model_status, created_at, updated_at"
+        """
+        id, team_id, display_name, model_type, storage_key, file_size, file_hash, model_path, model_status, verification, \
+        verification_error, created_at, updated_at
+        """
 }
 
 extension SQLStorage {
@@ -15,7 +18,8 @@ extension SQLStorage {
                 """
                 INSERT INTO models (\(raw: SQLColumns.model))
                 VALUES (\(model.id), \(model.teamId), \(model.displayName), \(model.modelType), \(model.storageKey), \(model.fileSize),
-                        \(model.fileHash), \(model.modelPath), \(model.status.rawValue), \(model.createdAt), \(model.updatedAt))
+                        \(model.fileHash), \(model.modelPath), \(model.status.rawValue), \(model.verification.column),
+                        \(model.verification.error), \(model.createdAt), \(model.updatedAt))
                 """)
         }
     }
@@ -32,9 +36,23 @@ extension SQLStorage {
         try await read(
             """
             SELECT \(raw: SQLColumns.model) FROM models
-            WHERE team_id = \(teamId) AND model_status = 'active' AND model_path IS NOT NULL ORDER BY created_at, id LIMIT \(limit)
+            WHERE team_id = \(teamId) AND model_status = 'active' AND model_path IS NOT NULL AND verification IS NULL
+            ORDER BY created_at, id LIMIT \(limit)
             """
         ).map(ModelRecord.init(row:))
+    }
+
+    public func modelsToVerify(limit: Int) async throws -> [ModelRecord] {
+        try await read("SELECT \(raw: SQLColumns.model) FROM models WHERE verification = 'pending' ORDER BY created_at, id LIMIT \(limit)")
+            .map(ModelRecord.init(row:))
+    }
+
+    public func finishVerification(id: UUID, teamId: UUID, _ outcome: ModelRecord.Verification, at date: Date) async throws -> Bool {
+        try await wrote(
+            """
+            UPDATE models SET verification = \(outcome.column), verification_error = \(outcome.error), updated_at = \(date)
+            WHERE id = \(id) AND team_id = \(teamId) AND verification = 'pending' RETURNING id
+            """)
     }
 
     public func updateModel(_ model: ModelRecord) async throws -> Bool {
@@ -137,5 +155,25 @@ extension ModelRecord {
             modelType: try row.string("model_type"), storageKey: try row.string("storage_key"), fileSize: try row.int("file_size"),
             fileHash: try row.optionalString("file_hash"), modelPath: try row.optionalString("model_path"), status: try row.value("model_status"),
             createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+        switch try row.optionalString("verification") {
+        case "pending": verification = .pending
+        case "failed": verification = .failed(try row.optionalString("verification_error") ?? "the file did not match its file_hash")
+        default: verification = .done
+        }
+    }
+}
+
+extension ModelRecord.Verification {
+    /// The `verification` column: NULL once done.
+    var column: String? {
+        switch self {
+        case .done: nil
+        case .pending: "pending"
+        case .failed: "failed"
+        }
+    }
+
+    var error: String? {
+        if case .failed(let message) = self { message } else { nil }
     }
 }

@@ -410,5 +410,13 @@ public enum Schema {
                 "ALTER TABLE agents ADD COLUMN sync_phase text",
                 "ALTER TABLE agents ADD COLUMN model_report text",
             ]),
+        /// A large model's `file_hash` checked after its registration: `pending`, or `failed` with the reason.
+        SchemaMigration(
+            version: 13,
+            name: "add_model_verification",
+            statements: [
+                "ALTER TABLE models ADD COLUMN verification text",
+                "ALTER TABLE models ADD COLUMN verification_error text",
+            ]),
     ]
 }

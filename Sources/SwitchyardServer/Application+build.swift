@@ -30,6 +30,8 @@ public struct SwitchyardApplication: Sendable {
     public let dispatcher: Dispatcher
     /// Sends webhook deliveries (a service of `application`; tests call `drain()` directly).
     public let webhookSender: WebhookSender
+    /// Checks large models' `file_hash` after registration (a service of `application`; tests wait on `idle()`).
+    let modelVerifier: ModelVerifier
     /// What `GET /metrics` renders.
     public let metrics: ServerMetrics
 }
@@ -165,8 +167,12 @@ public func buildApplication(
     AgentsController(storage: storage, dispatcher: dispatcher)
         .addRoutes(to: api.group("agents").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     FilesController(objects: objects, clock: clock).addRoutes(to: runtime.group("files"))
-    ModelsController(storage: storage, objects: objects, clock: clock, dispatcher: dispatcher)
-        .addRoutes(to: api.group("models").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
+    let modelVerifier = ModelVerifier(storage: storage, objects: objects, clock: clock, dispatcher: dispatcher, logger: logger)
+    ModelsController(
+        storage: storage, objects: objects, clock: clock, dispatcher: dispatcher, verifier: modelVerifier,
+        verifyInlineMaxBytes: configuration.modelVerifyInlineMaxBytes
+    )
+    .addRoutes(to: api.group("models").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     MultipartController(storage: storage, objects: objects, clock: clock)
         .addRoutes(to: api.group("uploads/multipart").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .sessionOnly)))
     RuntimeWorkflowsController(storage: storage, submitter: submitter)
@@ -225,10 +231,10 @@ public func buildApplication(
     if let objectStore { application.addServices(objectStore.application) }
     application.addServices(
         AfterStart(startup: startup, service: dispatcher), AfterStart(startup: startup, service: reaper),
-        AfterStart(startup: startup, service: webhookSender))
+        AfterStart(startup: startup, service: webhookSender), AfterStart(startup: startup, service: modelVerifier))
     return SwitchyardApplication(
         application: application, storage: storage, startup: startup, routes: routes, authenticator: authenticator, objectStore: objectStore,
-        reaper: reaper, dispatcher: dispatcher, webhookSender: webhookSender, metrics: metrics)
+        reaper: reaper, dispatcher: dispatcher, webhookSender: webhookSender, modelVerifier: modelVerifier, metrics: metrics)
 }
 
 /// The bcrypt hash an unknown email's login attempt is checked against, so it costs what a wrong password

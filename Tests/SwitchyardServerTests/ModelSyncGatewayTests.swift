@@ -6,6 +6,8 @@ import SwitchyardTestSupport
 import SwitchyardWire
 import Testing
 
+@testable import SwitchyardServer
+
 /// The gateway's side of model sync (docs/agent-protocol.md, "Models"), with a wire agent: the sets it sends, the
 /// URLs it hands out, what agents report and how dispatch reads it.
 @Suite("Model sync through the gateway")
@@ -107,6 +109,52 @@ struct ModelSyncGatewayTests {
             #expect(first == task.lowercased)
             let row = try await app.agentJSON(client, "gpu")
             #expect(row["models_held"] is NSNull && row["sync_phase"] is NSNull)
+        }
+    }
+
+    @Test(
+        "a file above models.verifyInlineMaxBytes is registered at once (201, verifying) and checked in the background: a match becomes active and reaches the syncing agents, a mismatch is rejected with the reason and is never synced"
+    )
+    func backgroundVerification() async throws {
+        try await TestApp.with(.sqlite, live: true, configure: { $0.modelVerifyInlineMaxBytes = 16 }) { app, client in
+            let session = try await app.ownerSession(client)
+            var hello = WireTestAgent.hello("gpu")
+            hello.modelSync = true
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: hello) { agent in
+                #expect(try await Self.models(agent).models.isEmpty)
+                let team = app.bootstrap.teamId
+                // A wrong hash: inline it would be a 400; here the registration answers at once.
+                let presign = try await app.call(
+                    client, .post, "/api/v1/models/presign", token: session, team: team,
+                    body: #"{"file_name":"w.safetensors","file_size":64,"model_type":"vae","model_path":"w.safetensors"}"#
+                ).json()
+                let key = try #require(presign["storage_key"] as? String)
+                #expect(
+                    try await app.put(
+                        try #require(presign["upload_url"] as? String), headers: try #require(presign["upload_headers"] as? [String: String]),
+                        body: [UInt8](repeating: 9, count: 64)) == 200)
+                let wrong = "sha256:" + String(repeating: "ab", count: 32)
+                let rejected = try await app.call(
+                    client, .post, "/api/v1/models", token: session, team: team,
+                    body: #"{"display_name":"W","model_type":"vae","storage_key":"\#(key)","model_path":"w.safetensors","file_hash":"\#(wrong)"}"#)
+                #expect(rejected.status == .created)
+                let rejectedId = try #require(try rejected.json()["id"] as? String)
+                await app.built.modelVerifier.idle()
+                let shown = try await app.call(client, .get, "/api/v1/models/\(rejectedId)", token: session, team: team).json()
+                #expect(shown["model_status"] as? String == "rejected")
+                #expect((shown["verification_error"] as? String)?.hasPrefix("the uploaded file hashes to sha256:") == true)
+                let reenable = try await app.call(
+                    client, .put, "/api/v1/models/\(rejectedId)", token: session, team: team, body: #"{"model_status":"active"}"#)
+                #expect(reenable.status == .conflict)
+
+                // The right hash: verified, then active, and only then in the agents' set.
+                let bytes = [UInt8](repeating: 3, count: 64)
+                let id = try await app.registerSyncedModel(client, session: session, bytes: bytes, type: "loras", path: "big.safetensors")
+                let set = try await Self.models(agent) { !$0.models.isEmpty }
+                #expect(set.models.map(\.modelId) == [id])
+                let verified = try await app.call(client, .get, "/api/v1/models/\(id)", token: session, team: team).json()
+                #expect(verified["model_status"] as? String == "active" && verified["verification_error"] is NSNull)
+            }
         }
     }
 }

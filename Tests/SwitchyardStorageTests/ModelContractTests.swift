@@ -44,6 +44,20 @@ extension StorageContractTests {
             #expect(try await storage.updateModel(third))
             #expect(try await storage.syncedModels(teamId: mine.id, limit: 10) == [first])
             #expect(try await storage.syncedModels(teamId: other.id, limit: 10).isEmpty)
+
+            // A large file checked after registration: pending (not synced) until its outcome is written, once.
+            var large = modelRecord(team: mine.id, at: now.addingTimeInterval(30))
+            large.verification = .pending
+            try await storage.insertModel(large)
+            #expect(try await storage.model(id: large.id, teamId: mine.id)?.verification == .pending)
+            #expect(try await storage.modelsToVerify(limit: 10).map(\.id) == [large.id])
+            #expect(try await storage.syncedModels(teamId: mine.id, limit: 10) == [first])
+            #expect(try await !storage.finishVerification(id: large.id, teamId: other.id, .done, at: now), "another team's looks missing")
+            #expect(try await storage.finishVerification(id: large.id, teamId: mine.id, .failed("mismatch"), at: now))
+            #expect(try await !storage.finishVerification(id: large.id, teamId: mine.id, .done, at: now), "the outcome is written once")
+            #expect(try await storage.model(id: large.id, teamId: mine.id)?.verification == .failed("mismatch"))
+            #expect(try await storage.modelsToVerify(limit: 10).isEmpty)
+            #expect(try await storage.syncedModels(teamId: mine.id, limit: 10) == [first])
         }
     }
 

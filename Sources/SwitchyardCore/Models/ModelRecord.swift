@@ -19,6 +19,8 @@ public struct ModelRecord: Sendable, Equatable {
     /// Where agents place the file, relative (`models/checkpoints/sdxl.safetensors`).
     public var modelPath: String?
     public var status: Status
+    /// Whether its `file_hash` is still being checked (registered large), or did not match.
+    public var verification: Verification = .done
     public var createdAt: Date
     public var updatedAt: Date
 
@@ -37,6 +39,24 @@ public struct ModelRecord: Sendable, Equatable {
         self.status = status
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+    }
+
+    /// The check of a large file's `file_hash` after its registration.
+    public enum Verification: Sendable, Equatable {
+        /// Checked at registration, or nothing to check.
+        case done
+        case pending
+        /// The bytes did not hash to `file_hash` (or could not be read): the model is never synced.
+        case failed(String)
+    }
+
+    /// `model_status` as the API shows it: `verifying` and `rejected` while (or because) the check did not pass.
+    public var presentedStatus: String {
+        switch verification {
+        case .done: status.rawValue
+        case .pending: "verifying"
+        case .failed: "rejected"
+        }
     }
 
     /// Where an agent places the file, as ComfyUI's loaders and `required_models` name it: `<model_type>/<path>`,
@@ -59,7 +79,12 @@ public protocol ModelRepository: Sendable {
     /// Newest first.
     func models(teamId: UUID, page: PageRequest) async throws -> Page<ModelRecord>
     /// The team's `active` models with a `model_path` — what its agents sync — oldest first, at most `limit`.
+    /// Models whose `file_hash` is still checked, or did not match, are left out.
     func syncedModels(teamId: UUID, limit: Int) async throws -> [ModelRecord]
+    /// Models of every team whose check is pending, oldest first, at most `limit`.
+    func modelsToVerify(limit: Int) async throws -> [ModelRecord]
+    /// Records the check's outcome (`.done` or `.failed`) while it is still pending; false otherwise.
+    func finishVerification(id: UUID, teamId: UUID, _ outcome: ModelRecord.Verification, at date: Date) async throws -> Bool
     /// Writes the editable fields (display name, type, path, status, `updated_at`); false when there is no such model.
     func updateModel(_ model: ModelRecord) async throws -> Bool
     /// Deletes a model and returns what was deleted, or nil when there was none.

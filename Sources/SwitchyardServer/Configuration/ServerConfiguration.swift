@@ -47,6 +47,9 @@ public struct ServerConfiguration: Sendable {
     public var maxUploadSize = 500 * 1024 * 1024
     /// How long presigned upload URLs stay valid, in seconds (`uploads.presignTtl`).
     public var uploadURLLifetime = 3600
+    /// Model files up to this size have their `file_hash` checked inside `POST /models`; larger ones answer at once
+    /// and are checked in the background (`model_status: verifying`), in bytes (`models.verifyInlineMaxBytes`).
+    public var modelVerifyInlineMaxBytes = 256 * 1024 * 1024
     /// What the retention reaper deletes and how often it looks (`retention.inputs`, `retention.outputs`,
     /// `retention.multipartUploads`, `retention.interval`, in seconds; 0 keeps that kind forever).
     public var retention = RetentionReaper.Policy(inputs: 86_400, outputs: 7 * 86_400, multipartUploads: 86_400, interval: 600)
@@ -114,6 +117,7 @@ public struct ServerConfiguration: Sendable {
         s3PublicEndpoint = reader.string(forKey: "s3.publicEndpoint").flatMap { $0.isEmpty ? nil : $0 }
         maxUploadSize = try Self.int(reader, "uploads.maxFileSize", default: defaults.maxUploadSize)
         uploadURLLifetime = try Self.int(reader, "uploads.presignTtl", default: defaults.uploadURLLifetime)
+        modelVerifyInlineMaxBytes = try Self.int(reader, "models.verifyInlineMaxBytes", default: defaults.modelVerifyInlineMaxBytes)
         retention = RetentionReaper.Policy(
             inputs: TimeInterval(try Self.int(reader, "retention.inputs", default: Int(defaults.retention.inputs))),
             outputs: TimeInterval(try Self.int(reader, "retention.outputs", default: Int(defaults.retention.outputs))),
@@ -198,6 +202,9 @@ public struct ServerConfiguration: Sendable {
         }
         guard (1...5 * 1024 * 1024 * 1024).contains(maxUploadSize) else {
             throw Invalid(description: "uploads.maxFileSize: \(maxUploadSize) is outside 1–5368709120 bytes (S3's single-PUT limit)")
+        }
+        guard modelVerifyInlineMaxBytes >= 0 else {
+            throw Invalid(description: "models.verifyInlineMaxBytes: \(modelVerifyInlineMaxBytes) is negative")
         }
         guard (60...SigV4.maximumExpiry).contains(uploadURLLifetime) else {
             throw Invalid(description: "uploads.presignTtl: \(uploadURLLifetime) is outside 60–604800 seconds")

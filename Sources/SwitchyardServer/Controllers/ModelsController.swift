@@ -11,6 +11,9 @@ struct ModelsController {
     let clock: any WallClock
     /// Tells the team's agents that sync that its model set changed.
     let dispatcher: Dispatcher
+    /// Checks the hash of files above `verifyInlineMaxBytes` after the registration answered.
+    let verifier: ModelVerifier
+    let verifyInlineMaxBytes: Int
 
     /// S3's largest object: what a multipart upload can reach.
     static let maximumModelSize = 5 * 1024 * 1024 * 1024 * 1024
@@ -44,7 +47,10 @@ struct ModelsController {
         let fileSize: Int
         @Nullable var fileHash: String?
         @Nullable var modelPath: String?
+        /// `active`, `disabled`, or — for a large file — `verifying` while its `file_hash` is checked and `rejected`
+        /// when it did not match (`verification_error` says why).
         let modelStatus: String
+        @Nullable var verificationError: String?
         let createdAt: Date
         let updatedAt: Date
 
@@ -56,7 +62,8 @@ struct ModelsController {
             self.fileSize = model.fileSize
             self.fileHash = model.fileHash
             self.modelPath = model.modelPath
-            self.modelStatus = model.status.rawValue
+            self.modelStatus = model.presentedStatus
+            if case .failed(let reason) = model.verification { self.verificationError = reason }
             self.createdAt = model.createdAt
             self.updatedAt = model.updatedAt
         }
@@ -119,18 +126,25 @@ struct ModelsController {
         if let declaredSize, declaredSize != head.size {
             throw SwitchyardError.invalid("field \"file_size\": \(declaredSize) does not match the uploaded file's \(head.size) bytes")
         }
-        if let fileHash {
+        // A large file is hashed after the answer (`verifying`), so the request does not wait minutes on it.
+        let inBackground = fileHash != nil && head.size > verifyInlineMaxBytes
+        if let fileHash, !inBackground {
             let (digest, _) = try await objects.client.sha256(key: storageKey)
             guard "sha256:\(digest)" == fileHash else {
                 throw SwitchyardError.invalid("field \"file_hash\": the uploaded file hashes to sha256:\(digest), not \(fileHash)")
             }
         }
         let now = clock.now()
-        let model = ModelRecord(
+        var model = ModelRecord(
             id: UUIDv7.make(at: now), teamId: teamId, displayName: displayName, modelType: modelType, storageKey: storageKey, fileSize: head.size,
             fileHash: fileHash, modelPath: modelPath, createdAt: now, updatedAt: now)
+        model.verification = inBackground ? .pending : .done
         try await storage.insertModel(model)
-        await dispatcher.modelsChanged(teamId: teamId)
+        if inBackground {
+            await verifier.enqueue(id: model.id, teamId: teamId)
+        } else {
+            await dispatcher.modelsChanged(teamId: teamId)
+        }
         return EditedResponse(status: .created, response: Identified(id: model.id))
     }
 
@@ -157,7 +171,15 @@ struct ModelsController {
             if let path, let rule = ModelFields.pathViolation(path) { throw SwitchyardError.invalid("field \"model_path\" \(rule)") }
             model.modelPath = path
         }
-        if let status = try fields.enumeration("model_status", ModelRecord.Status.self) { model.status = status }
+        if let status = try fields.enumeration("model_status", ModelRecord.Status.self) {
+            switch model.verification {
+            case .done: model.status = status
+            case .pending:
+                throw SwitchyardError.conflict("the model's file_hash is still being checked (model_status verifying); its status can change after")
+            case .failed:
+                throw SwitchyardError.conflict("the model was rejected: its file did not match file_hash; register the file again")
+            }
+        }
         model.updatedAt = clock.now()
         guard try await storage.updateModel(model) else { throw SwitchyardError.notFound("model not found") }
         await dispatcher.modelsChanged(teamId: model.teamId)
