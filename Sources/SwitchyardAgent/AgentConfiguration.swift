@@ -28,6 +28,10 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var modelSync = true
     /// How many models download at once.
     public var modelDownloads = 2
+    /// The most bytes the synced models may take (`--models-max-bytes`); nil: no limit. Past it the agent keeps the
+    /// models fetched first and fetches the others when a task needs them, removing the least recently used files
+    /// no running task needs.
+    public var modelsMaxBytes: Int?
     /// How long a file the agent placed stays after its model left the team's set (a task that started with it
     /// keeps it).
     public var modelRemovalGrace: Duration = .seconds(600)
@@ -56,6 +60,20 @@ public struct AgentConfiguration: Sendable, Equatable {
         }
     }
 
+    /// `500000`, `200G`, `1.5T` (powers of 1024); nil for anything else or less than 1.
+    public static func byteCount(_ text: String) -> Int? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
+        let units: [Character: Double] = ["K": 1024, "M": 1_048_576, "G": 1_073_741_824, "T": 1_099_511_627_776]
+        var number = Substring(trimmed)
+        var scale = 1.0
+        if let last = number.last, let unit = units[last] {
+            scale = unit
+            number = number.dropLast()
+        }
+        guard let value = Double(number), value.isFinite, value * scale >= 1, value * scale < 9e18 else { return nil }
+        return Int(value * scale)
+    }
+
     public struct Invalid: Error, CustomStringConvertible {
         public let description: String
     }
@@ -77,6 +95,11 @@ public struct AgentConfiguration: Sendable, Equatable {
             case ("agent_id", let text?, _): agentId = text
             case ("region", let text?, _): region = text
             case ("models_dir", let text?, _): modelsDirectory = text.isEmpty ? nil : text
+            case ("models_max_bytes", let text?, _):
+                guard let bytes = Self.byteCount(text) else {
+                    throw Invalid(description: "models_max_bytes: \"\(text)\" is not a size (bytes, or with K, M, G or T)")
+                }
+                modelsMaxBytes = bytes
             case ("model_sync", let text?, _):
                 guard let flag = ["true": true, "yes": true, "false": false, "no": false][text.lowercased()] else {
                     throw Invalid(description: "model_sync: \"\(text)\" is not true or false")

@@ -218,7 +218,8 @@ public actor AgentRunner {
         guard let directory else { return }
         let sync = ModelSync(
             cache: try ModelCache(root: URL(fileURLWithPath: directory, isDirectory: true), http: http),
-            maximumConcurrent: configuration.modelDownloads, removalGrace: configuration.modelRemovalGrace, logger: logger)
+            maximumConcurrent: configuration.modelDownloads, removalGrace: configuration.modelRemovalGrace,
+            maximumBytes: configuration.modelsMaxBytes, logger: logger)
         models = sync
         modelEvents = Task {
             for await event in sync.events { await self.syncEvent(event) }
@@ -483,6 +484,22 @@ public actor AgentRunner {
                         error: "agent \(configuration.agentId) cannot run it: \(health.detail ?? "its engine is not reachable")", fault: .platform)))
             return
         }
+        if let models, let required = offer.requiredModels, !required.isEmpty {
+            // Its models first (the task stays queued meanwhile: its timeout counts from the engine's start).
+            defer { Task { await models.release(attemptId) } }
+            if let problem = await models.ensure(required, for: attemptId) {
+                logger.warning("attempt cannot run here: a model is missing", metadata: ["attempt_id": "\(attemptId)", "reason": "\(problem)"])
+                post(.fail(.init(attemptId: attemptId, error: "agent \(configuration.agentId): \(problem)", fault: .agent)))
+                return
+            }
+            await finishAttempt(offer, since: started)
+            return
+        }
+        await finishAttempt(offer, since: started)
+    }
+
+    private func finishAttempt(_ offer: GatewayMessage.Offer, since started: ContinuousClock.Instant) async {
+        let attemptId = offer.attemptId
         await finish(attemptId, since: started) { report in
             var inputs: [ExecutionJob.Input] = []
             for input in offer.inputs {

@@ -307,10 +307,13 @@ public enum GatewayMessage: Sendable, Equatable {
         public var timeout: Double
         /// Whether previews (ComfyUI's temp outputs) are kept; nil reads as true.
         public var keepPreviews: Bool?
+        /// The workflow's `required_models` (`<model_type>/<path>`): an agent that syncs fetches those of the team's
+        /// set it lacks before it runs the attempt (docs/agent-protocol.md, "Models").
+        public var requiredModels: [String]?
 
         public init(
             attemptId: String, taskId: String, tool: String, definitionJSON: String, inputs: [OfferInput], ackTimeout: Double, timeout: Double,
-            keepPreviews: Bool? = nil
+            keepPreviews: Bool? = nil, requiredModels: [String]? = nil
         ) {
             self.attemptId = attemptId
             self.taskId = taskId
@@ -320,6 +323,7 @@ public enum GatewayMessage: Sendable, Equatable {
             self.ackTimeout = ackTimeout
             self.timeout = timeout
             self.keepPreviews = keepPreviews
+            self.requiredModels = requiredModels
         }
 
         /// The definition, parsed with the exact parser.
@@ -332,6 +336,7 @@ public enum GatewayMessage: Sendable, Equatable {
             case definitionJSON = "definition_json"
             case ackTimeout = "ack_timeout"
             case keepPreviews = "keep_previews"
+            case requiredModels = "required_models"
         }
     }
 

@@ -212,6 +212,47 @@ struct ModelSyncTests {
         }
     }
 
+    @Test(
+        "within --models-max-bytes the oldest models that fit are fetched; a task needing another gets it on demand, the least recently used file no running task needs making room"
+    )
+    func budget() async throws {
+        let (a, b) = (Self.bytes(1 << 20), Self.bytes(1 << 20))
+        let store = Store(["a": .init(bytes: a, behaviour: .whole), "b": .init(bytes: b, behaviour: .whole)])
+        try await store.run { base in
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-budget-\(UUID())")
+            defer { try? FileManager.default.removeItem(at: root) }
+            let sync = ModelSync(cache: try ModelCache(root: root), maximumBytes: 3 << 19, logger: Logger(label: "model-sync-test"))
+            let events = Events(sync.events.makeAsyncIterator())
+            await sync.update(
+                .init(models: [
+                    Self.entry(UUID(), "checkpoints/a.safetensors", a, url: "\(base)/m/a"),
+                    Self.entry(UUID(), "checkpoints/b.safetensors", b, url: "\(base)/m/b"),
+                ]))
+            _ = try await events.holdings { $0.held == ["checkpoints/a.safetensors"] }
+            #expect(store.seen.map(\.name) == ["a"], "b does not fit next to a: not fetched ahead")
+
+            // A task needs b: a (not needed by anyone) goes to make room.
+            #expect(await sync.ensure(["checkpoints/b.safetensors", "loras/hand-managed.safetensors"], for: "attempt-1") == nil)
+            #expect(FileManager.default.fileExists(atPath: root.appendingPathComponent("checkpoints/b.safetensors").path))
+            #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("checkpoints/a.safetensors").path))
+            // While attempt-1 runs, b stays: a cannot fit.
+            let refused = await sync.ensure(["checkpoints/a.safetensors"], for: "attempt-2")
+            #expect(refused?.contains("does not fit in --models-max-bytes") == true)
+            await sync.release("attempt-1")
+            await sync.release("attempt-2")
+            #expect(await sync.ensure(["checkpoints/a.safetensors"], for: "attempt-3") == nil)
+            #expect(await sync.held == ["checkpoints/a.safetensors"])
+        }
+    }
+
+    @Test("sizes in the agent's config: bytes, or K, M, G, T in powers of 1024")
+    func byteCounts() {
+        #expect(AgentConfiguration.byteCount("500000") == 500_000)
+        #expect(AgentConfiguration.byteCount("200G") == 200 << 30)
+        #expect(AgentConfiguration.byteCount("1.5t") == 3 << 39)
+        #expect(AgentConfiguration.byteCount("0") == nil && AgentConfiguration.byteCount("lots") == nil && AgentConfiguration.byteCount("-5G") == nil)
+    }
+
     @Test("ComfyUI's models folder is the one above its first checkpoints folder, as /internal/folder_paths lists them")
     func modelsRoot() {
         #expect(AgentRunner.modelsRoot(in: ["checkpoints": ["/opt/ComfyUI/models/checkpoints", "/data/checkpoints"]]) == "/opt/ComfyUI/models")

@@ -126,6 +126,13 @@ public actor ModelCache {
         return outcome.transferred
     }
 
+    /// Marks a placed file used now (the budget removes the least recently used first).
+    public func touch(_ relativePath: String, at now: Date = Date()) throws {
+        guard manifest.files[relativePath] != nil else { return }
+        manifest.files[relativePath]?.lastUsedAt = now
+        try save()
+    }
+
     /// Removes what a download of `modelId` left in the partial folder (it left the set, or its bytes were wrong).
     public func discardPartial(_ modelId: UUID) {
         try? FileManager.default.removeItem(at: partialFile(modelId))

@@ -17,6 +17,9 @@ public struct SyncProgress: Sendable, Equatable {
 /// files it placed that left the set once `removalGrace` has passed (a task that started with one keeps it).
 /// A download that fails on its bytes (a hash or size mismatch) or the disk is reported broken and not tried again
 /// until the next set arrives; one whose URL expired asks for a fresh one; a dropped connection resumes.
+/// With a budget (`maximumBytes`) it fetches the set's models, oldest first, only while they fit; an attempt that
+/// needs one of the others gets it on demand (`ensure`), which makes room by removing the least recently used files
+/// no running attempt needs.
 actor ModelSync {
     /// What the agent tells the gateway, in order.
     enum Event: Sendable, Equatable {
@@ -30,6 +33,7 @@ actor ModelSync {
     let cache: ModelCache
     let maximumConcurrent: Int
     let removalGrace: Duration
+    let maximumBytes: Int?
     let logger: Logger
     nonisolated let events: AsyncStream<Event>
     private let output: AsyncStream<Event>.Continuation
@@ -48,11 +52,18 @@ actor ModelSync {
     private var removals: [String: ContinuousClock.Instant] = [:]
     private var remover: Task<Void, Never>?
     private var urlWaiters: [String: CheckedContinuation<GatewayMessage.ModelURL?, Never>] = [:]
+    /// Attempts waiting for a model's download, told whether it was placed.
+    private var placedWaiters: [UUID: [CheckedContinuation<Bool, Never>]] = [:]
+    /// The placements each running attempt needs (never removed to make room).
+    private var inUse: [String: Set<String>] = [:]
 
-    init(cache: ModelCache, maximumConcurrent: Int = 2, removalGrace: Duration = .seconds(600), logger: Logger) {
+    init(
+        cache: ModelCache, maximumConcurrent: Int = 2, removalGrace: Duration = .seconds(600), maximumBytes: Int? = nil, logger: Logger
+    ) {
         self.cache = cache
         self.maximumConcurrent = max(1, maximumConcurrent)
         self.removalGrace = removalGrace
+        self.maximumBytes = maximumBytes
         self.logger = logger
         (events, output) = AsyncStream.makeStream(of: Event.self)
     }
@@ -101,8 +112,12 @@ actor ModelSync {
             }
         }
         scheduleRemovals()
+        // Within a budget, what fits (oldest first); the rest is fetched when a task needs it.
+        var planned = await cache.holdings.reduce(0) { $0 + $1.size } + downloads.keys.reduce(0) { $0 + Int(wanted[$1]?.fileSize ?? 0) }
         for id in order where downloads[id] == nil && !queue.contains(id) {
             guard let model = Self.wanted(id, next[id]!), await !cache.holds(model) else { continue }
+            if let maximumBytes, planned + model.size > maximumBytes { continue }
+            planned += model.size
             queue.append(id)
             total += model.size
         }
@@ -117,6 +132,63 @@ actor ModelSync {
 
     /// What the agent says while it waits for the gateway's set (at every connection: it may have changed meanwhile).
     static let checking = SyncProgress(phase: .checking, detail: "Checking models against the team's set", fraction: 0)
+
+    /// Makes sure the set's models at `placements` are in place before attempt `attemptId` runs: fetched now if
+    /// missing (beyond the concurrency bound, and making room within the budget), marked used if held. Placements
+    /// that are not in the team's set are left to whoever manages them. Nil when all are in place, else why not.
+    func ensure(_ placements: [String], for attemptId: String) async -> String? {
+        inUse[attemptId, default: []].formUnion(placements)
+        for placement in placements {
+            guard let (id, entry) = wanted.first(where: { $0.value.placement == placement }), let model = Self.wanted(id, entry) else { continue }
+            if await cache.holds(model) {
+                try? await cache.touch(placement)
+                continue
+            }
+            if downloads[id] == nil {
+                if let reason = broken[id]?.error { return "model \(placement) could not be placed: \(reason)" }
+                guard await makeRoom(for: model.size) else {
+                    return "model \(placement) (\(Self.size(entry.fileSize))) does not fit in --models-max-bytes next to the models running tasks use"
+                }
+                queue.removeAll { $0 == id }
+                total += model.size
+                logger.info("fetching a model a task needs", metadata: ["placement": "\(placement)", "attempt_id": "\(attemptId)"])
+                downloads[id] = Task { await self.download(id, entry) }
+                report(progress())
+                startReporter()
+            }
+            guard await withCheckedContinuation({ placedWaiters[id, default: []].append($0) }) else {
+                return "model \(placement) could not be placed: \(broken[id]?.error ?? "it left the team's set")"
+            }
+        }
+        return nil
+    }
+
+    /// The attempt ended: its models may be removed to make room again.
+    func release(_ attemptId: String) {
+        inUse[attemptId] = nil
+    }
+
+    /// Removes placed files no running attempt needs — those that left the set first, then the least recently used
+    /// — until `size` more bytes fit the budget; false when they cannot.
+    private func makeRoom(for size: Int) async -> Bool {
+        guard let maximumBytes else { return true }
+        let held = await cache.holdings
+        var used = held.reduce(0) { $0 + $1.size } + downloads.keys.reduce(0) { $0 + Int(wanted[$1]?.fileSize ?? 0) }
+        guard used + size > maximumBytes else { return true }
+        let needed = inUse.values.reduce(into: Set<String>()) { $0.formUnion($1) }
+        let placed = Set(wanted.values.map(\.placement))
+        let candidates = held.filter { !needed.contains($0.relativePath) }.sorted {
+            (placed.contains($0.relativePath) ? 1 : 0, $0.lastUsedAt) < (placed.contains($1.relativePath) ? 1 : 0, $1.lastUsedAt)
+        }
+        for victim in candidates where used + size > maximumBytes {
+            guard (try? await cache.remove(victim.relativePath)) == true else { continue }
+            removals[victim.relativePath] = nil
+            used -= victim.size
+            logger.info("model removed to make room", metadata: ["placement": "\(victim.relativePath)"])
+        }
+        await reportHoldings()
+        return used + size <= maximumBytes
+    }
 
     /// The gateway's answer to a `needsURL`.
     func answerURL(_ answer: GatewayMessage.ModelURL) {
@@ -139,11 +211,16 @@ actor ModelSync {
             report(nil)
         } else if reporter == nil {
             report(progress())
-            reporter = Task {
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(250))
-                    self.report(self.progress())
-                }
+            startReporter()
+        }
+    }
+
+    private func startReporter() {
+        guard reporter == nil else { return }
+        reporter = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                self.report(self.progress())
             }
         }
     }
@@ -158,7 +235,7 @@ actor ModelSync {
             do {
                 try await cache.place(model, from: entry.url) { held in received.set(id, held) }
                 logger.info("model placed", metadata: ["model": "\(entry.displayName)", "placement": "\(entry.placement)"])
-                return done(id)
+                return done(id, placed: true)
             } catch ModelSyncError.refused(let status, _) where (status == 403 || status == 400) && refreshes < 3 && !Task.isCancelled {
                 // An expired (or otherwise refused) URL: a fresh one, unless the model left the set meanwhile.
                 refreshes += 1
@@ -187,7 +264,8 @@ actor ModelSync {
         done(id)
     }
 
-    private func done(_ id: UUID) {
+    private func done(_ id: UUID, placed: Bool = false) {
+        for waiter in placedWaiters.removeValue(forKey: id) ?? [] { waiter.resume(returning: placed) }
         downloads[id] = nil
         if let model = wanted[id] { finished += Int(model.fileSize) }
         received.set(id, nil)

@@ -46,7 +46,8 @@ extension Dispatcher {
         return GatewayMessage.Offer(
             attemptId: attemptId.lowercased, taskId: task.id.lowercased, tool: task.toolType.rawValue, definitionJSON: definition.jsonString,
             inputs: inputs, ackTimeout: settings.ackTimeout, timeout: TimeInterval(task.taskTimeout),
-            keepPreviews: workflow?.keepPreviews == false ? false : nil)
+            keepPreviews: workflow?.keepPreviews == false ? false : nil,
+            requiredModels: workflow.flatMap { $0.requiredModels.isEmpty ? nil : $0.requiredModels })
     }
 
     /// Runs a storage call; a failure is logged and reads as nil (the next tick or rescan tries again).

@@ -65,6 +65,9 @@ struct AgentRunCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Do not sync the team's models (they are managed by hand on this machine).")
     var noModelSync = false
 
+    @Option(name: .long, help: "The most the synced models may take (bytes, or 500G, 2T); past it models are fetched when a task needs them.")
+    var modelsMaxBytes: String?
+
     @Option(name: .long, help: "Config file (default ./switchyard-agent.yaml when present).")
     var config: String?
 
@@ -110,6 +113,12 @@ struct AgentRunCommand: AsyncParsableCommand {
         if communityOptIn { configuration.communityOptIn = true }
         if let modelsDir { configuration.modelsDirectory = modelsDir }
         if noModelSync { configuration.modelSync = false }
+        if let modelsMaxBytes {
+            guard let bytes = AgentConfiguration.byteCount(modelsMaxBytes) else {
+                throw ValidationError("--models-max-bytes: \"\(modelsMaxBytes)\" is not a size (bytes, or with K, M, G or T)")
+            }
+            configuration.modelsMaxBytes = bytes
+        }
         guard configuration.key.hasPrefix("ak-") else {
             throw ValidationError("an agent key (ak-…) is required: --key, SWITCHYARD_AGENT_KEY, key: in the config file, or switchyard login")
         }
