@@ -26,7 +26,24 @@ presigned=$(curl -fsS -X POST "$base/api/v1/models/presign" "${auth[@]}" \
 read -r storage_key upload_url <<<"$(python3 -c "import sys,json;p=json.loads(sys.argv[1]);print(p['storage_key'],p['upload_url'])" "$presigned")"
 headers=$(python3 -c "import sys,json;print(' '.join('-H \"%s: %s\"' % kv for kv in json.loads(sys.argv[1])['upload_headers'].items()))" "$presigned")
 eval curl -fsS -X PUT "$headers" -T "$work/model.bin" "'$upload_url'" >/dev/null
-curl -fsS -X POST "$base/api/v1/models" "${auth[@]}" -d "{\"display_name\":\"bench\",\"model_type\":\"checkpoints\",\"model_path\":\"bench.safetensors\",\"storage_key\":\"$storage_key\",\"file_size\":$size,\"file_hash\":\"$digest\"}" >/dev/null
+registered=$(curl -fsS -o "$work/registered.json" -w '%{time_total}' -X POST "$base/api/v1/models" "${auth[@]}" -d "{\"display_name\":\"bench\",\"model_type\":\"checkpoints\",\"model_path\":\"bench.safetensors\",\"storage_key\":\"$storage_key\",\"file_size\":$size,\"file_hash\":\"$digest\"}")
+model_id=$(python3 -c "import json,sys;print(json.load(open(sys.argv[1]))['id'])" "$work/registered.json")
+# Above models.verifyInlineMaxBytes the answer comes at once and the hash is checked in the background: how long
+# until the model is active (this script asks every 50 ms).
+verified=$(python3 - "$base/api/v1/models/$model_id" "$token" "$team" <<'PY'
+import json, sys, time, urllib.request
+url, token, team = sys.argv[1:4]
+start = time.monotonic()
+while True:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "X-Team-ID": team})
+    status = json.load(urllib.request.urlopen(request))["model_status"]
+    if status != "verifying":
+        print(f"{time.monotonic() - start:.2f} s ({status})")
+        break
+    time.sleep(0.05)
+PY
+)
+echo "registration of ${size_mb} MiB with file_hash answered in ${registered} s; active after a further ${verified}"
 url=$("$bin/switchyard-model-bench" presign "$work/data/bootstrap.json" "$storage_key")
 
 echo "machine: $(nproc) cores, $(git rev-parse --short HEAD); model ${size_mb} MiB from the embedded store on loopback, written to $(df --output=fstype "$work" | tail -1)"

@@ -60,6 +60,25 @@ public struct AgentConfiguration: Sendable, Equatable {
         }
     }
 
+    /// The configuration of `file` (or of `./switchyard-agent.yaml` when there is one and `file` is nil), and the path
+    /// it was read from; the defaults when there is none. An unreadable or invalid file is an error naming it.
+    public static func load(file: String?) throws -> (configuration: AgentConfiguration, path: String?) {
+        var configuration = AgentConfiguration()
+        let path = file ?? (FileManager.default.fileExists(atPath: "switchyard-agent.yaml") ? "switchyard-agent.yaml" : nil)
+        guard let path else { return (configuration, nil) }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw Invalid(description: "cannot read config file \(path)") }
+        do { try configuration.apply(yaml: text) } catch { throw Invalid(description: "\(path): \(error)") }
+        return (configuration, path)
+    }
+
+    /// "2.1 GB", "340 MB", "12 KB", "7 B" (powers of 1000, as disks are sold).
+    public static func sizeText(_ bytes: Int) -> String {
+        for (scale, unit) in [(1e9, "GB"), (1e6, "MB"), (1e3, "KB")] where Double(bytes) >= scale {
+            return String(format: "%.1f", Double(bytes) / scale) + " " + unit
+        }
+        return "\(bytes) B"
+    }
+
     /// `500000`, `200G`, `1.5T` (powers of 1024); nil for anything else or less than 1.
     public static func byteCount(_ text: String) -> Int? {
         let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()

@@ -41,15 +41,16 @@ public actor AgentRunner {
         /// Said (kept or not) before its attempt asked.
         case decided(Bool)
     }
-    private var status: AgentStatus = .idle
+    var status: AgentStatus = .idle
     /// Syncs the team's models when a models root is configured (nil otherwise), and what its sync is doing.
-    private var models: ModelSync?
-    private var modelEvents: Task<Void, Never>?
-    private var modelSyncOffLogged = false
-    private var syncProgress: SyncProgress?
+    var models: ModelSync?
+    var modelEvents: Task<Void, Never>?
+    var modelSyncOffLogged = false
+    var modelSyncUnusable = false
+    var syncProgress: SyncProgress?
     /// The current session got its `welcome`.
     private var welcomed = false
-    private var health = ToolHealth(healthy: false)
+    var health = ToolHealth(healthy: false)
     /// Set by a `goodbye` that says reconnecting cannot help.
     private var fatal: String?
 
@@ -131,7 +132,7 @@ public actor AgentRunner {
 
     private func session(url: String) async throws {
         health = await executor.health()
-        if models == nil, configuration.modelSync, health.healthy { try await startModelSync() }
+        if models == nil, configuration.modelSync, !modelSyncUnusable, health.healthy { await startModelSync() }
         // An agent that syncs connects `syncing` until it has checked the team's set (it may have changed meanwhile):
         // only tasks whose models it already holds are offered to it until then.
         if models != nil, syncProgress == nil { syncProgress = ModelSync.checking }
@@ -199,41 +200,6 @@ public actor AgentRunner {
     }
 
     private func markWelcomed() { welcomed = true }
-
-    /// Starts syncing the team's models into `--models-dir`, or, without it, into the models folder ComfyUI says it
-    /// reads (`/internal/folder_paths`: the folder holding its `checkpoints`). Tried before each session until it
-    /// works (ComfyUI may come up after the agent); a models root that cannot be used stops the agent.
-    private func startModelSync() async throws {
-        var directory = configuration.modelsDirectory
-        if directory == nil {
-            guard let folders = await executor.modelFolders(), let found = Self.modelsRoot(in: folders) else {
-                if !modelSyncOffLogged {
-                    modelSyncOffLogged = true
-                    logger.warning("model sync is off: no --models-dir, and ComfyUI does not say where its models are (/internal/folder_paths)")
-                }
-                return
-            }
-            directory = found
-        }
-        guard let directory else { return }
-        let sync = ModelSync(
-            cache: try ModelCache(root: URL(fileURLWithPath: directory, isDirectory: true), http: http),
-            maximumConcurrent: configuration.modelDownloads, removalGrace: configuration.modelRemovalGrace,
-            maximumBytes: configuration.modelsMaxBytes, logger: logger)
-        models = sync
-        modelEvents = Task {
-            for await event in sync.events { await self.syncEvent(event) }
-        }
-        logger.info("syncing the team's models", metadata: ["models_root": "\(directory)"])
-    }
-
-    /// ComfyUI's models folder: the parent of its first `checkpoints` folder, when that is named so.
-    public static func modelsRoot(in folders: [String: [String]]) -> String? {
-        guard let checkpoints = folders["checkpoints"]?.first else { return nil }
-        let url = URL(fileURLWithPath: checkpoints, isDirectory: true).standardizedFileURL
-        guard url.lastPathComponent == "checkpoints" else { return nil }
-        return url.deletingLastPathComponent().path
-    }
 
     private func attach() -> AsyncStream<AgentMessage> {
         let (stream, continuation) = AsyncStream.makeStream(of: AgentMessage.self)
@@ -327,30 +293,10 @@ public actor AgentRunner {
         post(.status(.init(status: .unhealthy, detail: detail)))
     }
 
-    private func currentStatus() -> AgentStatus {
+    func currentStatus() -> AgentStatus {
         guard health.healthy else { return .unhealthy }
         if syncProgress != nil { return .syncing }
         return attempts.isEmpty ? .idle : .busy
-    }
-
-    /// The model sync's news: its progress as the agent's status (`syncing` while it fetches), what it holds, and
-    /// its requests for fresh URLs.
-    private func syncEvent(_ event: ModelSync.Event) {
-        switch event {
-        case .progress(let progress):
-            syncProgress = progress
-            let previous = status
-            status = currentStatus()
-            if let progress, status == .syncing {
-                post(.status(.init(status: .syncing, detail: progress.detail, syncPercent: progress.fraction, syncPhase: progress.phase)))
-            } else if status != previous {
-                post(.status(.init(status: status, detail: health.detail)))
-            }
-        case .holdings(let holdings):
-            post(.models(holdings))
-        case .needsURL(let request):
-            post(.modelURLRequest(request))
-        }
     }
 
     // MARK: Attempts

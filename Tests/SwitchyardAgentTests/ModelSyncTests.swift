@@ -162,6 +162,29 @@ struct ModelSyncTests {
         }
     }
 
+    @Test("a model deleted while it downloads: the download stops and its partial file is removed")
+    func deletedMidDownload() async throws {
+        let latch = AsyncLatch()
+        let model = Self.bytes(2 << 20)
+        let store = Store(["a": .init(bytes: model, behaviour: .pause(at: 1 << 20, latch))])
+        try await store.run { base in
+            try await Self.withSync { sync, events, root in
+                let id = UUID()
+                await sync.update(.init(models: [Self.entry(id, "checkpoints/a.safetensors", model, url: "\(base)/m/a")]))
+                _ = try await events.next { event -> Bool? in
+                    if case .progress(let progress?) = event, progress.fraction >= 0.5 { true } else { nil }
+                }
+                let partial = root.appendingPathComponent(".switchyard/partial/\(id.uuidString.lowercased())")
+                #expect(FileManager.default.fileExists(atPath: partial.path))
+                await sync.update(.init(models: []))
+                _ = try await events.next { event -> Bool? in if case .progress(nil) = event { true } else { nil } }
+                #expect(!FileManager.default.fileExists(atPath: partial.path))
+                #expect(await sync.held.isEmpty)
+                latch.open()
+            }
+        }
+    }
+
     @Test("a dropped connection resumes with Range from what the partial file holds; an expired URL is exchanged for a fresh one")
     func resumeAndRefresh() async throws {
         let (first, second) = (Self.bytes(1 << 20), Self.bytes(4096))

@@ -94,6 +94,34 @@ struct ModelSyncGatewayTests {
         }
     }
 
+    @Test("cache-aware dispatch: of two idle agents, the one that holds the task's model gets it, whatever their ids say")
+    func prefersTheHolder() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let session = try await app.ownerSession(client)
+            _ = try await app.importWorkflow(
+                client, session: session, body: try TestApp.invertImport(slug: "styled", requiredModels: ["loras/style.safetensors"]))
+            var lacking = WireTestAgent.hello("a-lacks")
+            lacking.modelSync = true
+            lacking.models = []
+            var holding = WireTestAgent.hello("b-holds")
+            holding.modelSync = true
+            holding.models = ["loras/style.safetensors"]
+            let second = holding
+            try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: lacking) { first in
+                try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: second) { second in
+                    // Both idle (their sets are empty: nothing to fetch).
+                    for agent in [first, second] {
+                        _ = try await Self.models(agent)
+                        try await agent.send(.status(.init(status: .idle)))
+                        _ = try await Self.roundTrip(agent, modelId: UUID().uuidString)
+                    }
+                    let task = try await app.run(client, slug: "styled")
+                    #expect(try await second.offer().taskId == task.lowercased)
+                }
+            }
+        }
+    }
+
     @Test("an agent that does not sync gets no sets, and its row says nothing of models")
     func notSyncing() async throws {
         try await TestApp.withInvertAgent { app, client, agent in

@@ -342,12 +342,7 @@ actor ModelSync {
         return ModelCache.Wanted(modelId: id, placement: placement, size: Int(entry.fileSize), digest: entry.fileHash)
     }
 
-    /// "2.1 GB", "340 MB", "12 KB".
-    static func size(_ bytes: Int64) -> String {
-        let units: [(Double, String)] = [(1e9, "GB"), (1e6, "MB"), (1e3, "KB")]
-        for (scale, unit) in units where Double(bytes) >= scale { return String(format: "%.1f", Double(bytes) / scale) + " " + unit }
-        return "\(bytes) B"
-    }
+    static func size(_ bytes: Int64) -> String { AgentConfiguration.sizeText(Int(bytes)) }
 }
 
 /// Bytes held per download, written from the download's progress callback and read by the progress reports.

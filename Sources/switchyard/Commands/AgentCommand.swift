@@ -78,12 +78,9 @@ struct AgentRunCommand: AsyncParsableCommand {
     var logFormat: String = "text"
 
     func run() async throws {
-        var configuration = AgentConfiguration()
-        let path = config ?? (FileManager.default.fileExists(atPath: "switchyard-agent.yaml") ? "switchyard-agent.yaml" : nil)
-        if let path {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read config file \(path)") }
-            do { try configuration.apply(yaml: text) } catch { throw ValidationError("\(path): \(error)") }
-        }
+        var configuration: AgentConfiguration
+        let path: String?
+        do { (configuration, path) = try AgentConfiguration.load(file: config) } catch { throw ValidationError("\(error)") }
         // `switchyard login` stored a server and an agent key: used unless the config, a flag or the environment names others.
         if path == nil || configuration.key.isEmpty, let stored = try? StoredLogin.load(), let agentKey = stored.agentKey {
             if server == nil, path == nil { configuration.server = stored.server }

@@ -19,12 +19,8 @@ struct ModelsRootOptions: ParsableArguments {
     var config: String?
 
     func configuration() throws -> AgentConfiguration {
-        var configuration = AgentConfiguration()
-        let path = config ?? (FileManager.default.fileExists(atPath: "switchyard-agent.yaml") ? "switchyard-agent.yaml" : nil)
-        if let path {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ValidationError("cannot read config file \(path)") }
-            do { try configuration.apply(yaml: text) } catch { throw ValidationError("\(path): \(error)") }
-        }
+        var configuration: AgentConfiguration
+        do { configuration = try AgentConfiguration.load(file: config).configuration } catch { throw ValidationError("\(error)") }
         if let modelsDir { configuration.modelsDirectory = modelsDir }
         if let comfyui { configuration.comfyUI = comfyui }
         return configuration
@@ -111,12 +107,7 @@ struct AgentModelsCommand: AsyncParsableCommand {
             modelPath: item["model_path"]?.stringValue, status: status, createdAt: Date(), updatedAt: Date())
     }
 
-    static func size(_ bytes: Int) -> String {
-        for (scale, unit) in [(1e9, "GB"), (1e6, "MB"), (1e3, "KB")] where Double(bytes) >= scale {
-            return String(format: "%.1f", Double(bytes) / scale) + " " + unit
-        }
-        return "\(bytes) B"
-    }
+    static func size(_ bytes: Int) -> String { AgentConfiguration.sizeText(bytes) }
 }
 
 /// `switchyard agent print-model-paths`: the `extra_model_paths.yaml` entry that makes ComfyUI read a models root
