@@ -433,7 +433,8 @@ public actor AgentRunner {
         if let models, let required = offer.requiredModels, !required.isEmpty {
             // Its models first (the task stays queued meanwhile: its timeout counts from the engine's start).
             defer { Task { await models.release(attemptId) } }
-            if let problem = await models.ensure(required, for: attemptId) {
+            let note: @Sendable (String) -> Void = { [weak self] message in self?.post(.note(.init(attemptId: attemptId, message: message))) }
+            if let problem = await models.ensure(required, for: attemptId, fetching: note) {
                 logger.warning("attempt cannot run here: a model is missing", metadata: ["attempt_id": "\(attemptId)", "reason": "\(problem)"])
                 post(.fail(.init(attemptId: attemptId, error: "agent \(configuration.agentId): \(problem)", fault: .agent)))
                 return

@@ -41,6 +41,23 @@ extension SQLStorage {
         }
     }
 
+    public func appendAttemptNote(taskId: UUID, attemptId: UUID, message: String, at date: Date) async throws -> Int? {
+        try await transaction { transaction in
+            guard
+                let row = try await transaction.query(
+                    """
+                    SELECT task_status FROM tasks
+                    WHERE id = \(taskId) AND attempt_id = \(attemptId) AND task_status IN ('queued', 'running') \(lock: .forUpdate)
+                    """
+                ).first
+            else { return nil }
+            let status: TaskStatus = try row.value("task_status")
+            let sequence = try await transaction.nextSequence(taskId: taskId)
+            try await transaction.insertEvent(.statusChange(taskId: taskId, sequence: sequence, to: status, message: message, at: date))
+            return sequence
+        }
+    }
+
     public func upsertAgents(_ agents: [AgentRecord]) async throws {
         guard !agents.isEmpty else { return }
         try await transaction { transaction in

@@ -18,6 +18,8 @@ public enum AgentMessage: Sendable, Equatable {
     /// The models it holds changed (docs/agent-protocol.md, "Models").
     case models(ModelsHeld)
     case modelURLRequest(ModelURLRequest)
+    /// Something the task's event stream should say before the attempt runs (the agent fetches a model it needs).
+    case note(AttemptNote)
 
     /// The attempt the message is about; nil for session messages (hello, heartbeat, status, models).
     public var attemptId: String? {
@@ -29,6 +31,7 @@ public enum AgentMessage: Sendable, Equatable {
         case .complete(let completion): completion.attemptId
         case .fail(let failure): failure.attemptId
         case .cancelled(let cancelled): cancelled.attemptId
+        case .note(let note): note.attemptId
         }
     }
 

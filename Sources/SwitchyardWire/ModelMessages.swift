@@ -119,6 +119,25 @@ extension AgentMessage {
     }
 }
 
+extension AgentMessage {
+    /// A line for the attempt's task: a `status` event with `message` (its status unchanged), e.g. "syncing model
+    /// checkpoints/sdxl.safetensors (6.9 GB) before the task runs".
+    public struct AttemptNote: Codable, Sendable, Equatable {
+        public var attemptId: String
+        public var message: String
+
+        public init(attemptId: String, message: String) {
+            self.attemptId = attemptId
+            self.message = message
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case message
+            case attemptId = "attempt_id"
+        }
+    }
+}
+
 /// The step of a sync an agent reports while `syncing` (api.md §3.4 `sync_phase`).
 public enum SyncPhase: String, Codable, Sendable, CaseIterable {
     case checking

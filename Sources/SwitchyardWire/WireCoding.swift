@@ -32,6 +32,7 @@ public enum WireCoding {
         case .cancelled(let payload): try frame("cancelled", payload)
         case .models(let payload): try frame("models", payload)
         case .modelURLRequest(let payload): try frame("model_url_request", payload)
+        case .note(let payload): try frame("attempt_note", payload)
         }
     }
 
@@ -63,6 +64,7 @@ public enum WireCoding {
         case "cancelled": return .cancelled(try payload(data))
         case "models": return .models(try payload(data))
         case "model_url_request": return .modelURLRequest(try payload(data))
+        case "attempt_note": return .note(try payload(data))
         default: throw .unknownType(type)
         }
     }

@@ -268,6 +268,33 @@ struct ModelSyncTests {
         }
     }
 
+    @Test(
+        "end to end with a disk budget: a model beyond it is fetched when a task needs it — the task's events say so — in place of one no task uses"
+    )
+    func onDemandEndToEnd() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-e2e-budget-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await FakeComfyUI.with(.init(modelsRoot: root.path)) { fake in
+            try await TestApp.with(.sqlite, live: true) { app, client in
+                let session = try await app.ownerSession(client)
+                let (older, newer) = (Self.bytes(3 << 20), Self.bytes(3 << 20))
+                _ = try await app.registerSyncedModel(client, session: session, bytes: older, type: "checkpoints", path: "older.safetensors")
+                app.clock.advance(by: 1)  // the set is oldest first: the test clock must say which is older
+                _ = try await app.registerSyncedModel(client, session: session, bytes: newer, type: "checkpoints", path: "newer.safetensors")
+                _ = try await app.importWorkflow(
+                    client, session: session, body: try TestApp.invertImport(requiredModels: ["checkpoints/newer.safetensors"]))
+                let task = try await app.run(client)
+                try await EndToEndTests.withAgent(app, client, comfyUI: fake.baseURL, configure: { $0.modelsMaxBytes = 4 << 20 }) {
+                    let stream = try await app.followEvents(port: client.port!, task)
+                    #expect(stream.contains("event: completed"))
+                    #expect(stream.contains("syncing model checkpoints/newer.safetensors (3.1 MB) before the task runs"))
+                    #expect(try Data(contentsOf: root.appendingPathComponent("checkpoints/newer.safetensors")) == Data(newer))
+                    #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("checkpoints/older.safetensors").path))
+                }
+            }
+        }
+    }
+
     @Test("sizes in the agent's config: bytes, or K, M, G, T in powers of 1024")
     func byteCounts() {
         #expect(AgentConfiguration.byteCount("500000") == 500_000)

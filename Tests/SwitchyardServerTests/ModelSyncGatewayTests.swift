@@ -70,6 +70,12 @@ struct ModelSyncGatewayTests {
                 try await agent.send(.models(.init(held: ["loras/style.safetensors"])))
                 let styledOffer = try await agent.offer()
                 #expect(styledOffer.taskId == styled.lowercased && styledOffer.requiredModels == ["loras/style.safetensors"])
+                // What the agent says before the attempt runs lands in the task's events.
+                try await agent.send(.ack(.init(attemptId: styledOffer.attemptId)))
+                try await agent.send(.note(.init(attemptId: styledOffer.attemptId, message: "syncing model loras/style.safetensors (12 B)")))
+                try await agent.send(.complete(.init(attemptId: styledOffer.attemptId, outputs: [])))
+                let stream = try await app.followEvents(port: client.port!, styled)
+                #expect(stream.contains(#""message":"syncing model loras/style.safetensors (12 B)""#) && stream.contains("event: completed"))
                 _ = try await Self.roundTrip(agent, modelId: id)
                 row = try await app.agentJSON(client, "gpu")
                 #expect(row["models_held"] as? [String] == ["loras/style.safetensors"])

@@ -92,6 +92,11 @@ extension StorageContractTests {
             #expect(try await storage.dispatchableTasks(limit: 10).isEmpty)
             #expect(try await storage.activeTasks().map(\.id) == [task.id])
             #expect(try await storage.appendProgress(taskId: task.id, attemptId: first.attemptId, data: ["progress": 0.1], at: now) == nil)
+            // A note while queued (the agent fetches a model first): a status event with the message, status unchanged.
+            #expect(try await storage.appendAttemptNote(taskId: task.id, attemptId: UUID(), message: "x", at: now) == nil)
+            #expect(try await storage.appendAttemptNote(taskId: task.id, attemptId: first.attemptId, message: "syncing model a", at: now) == 4)
+            let note = try #require(try await storage.taskEvents(taskId: task.id, teamId: task.teamId, afterSequence: 3)?.first)
+            #expect(note.kind == .status && note.data["status"] == "queued" && note.data["message"] == "syncing model a")
             let stranger = UUID()
             #expect(
                 try await storage.applyAttemptEvent(
@@ -100,7 +105,7 @@ extension StorageContractTests {
                 try await storage.applyAttemptEvent(
                     taskId: task.id, attemptId: first.attemptId, event: .acknowledged, result: AttemptResult(), message: nil, at: now))
             #expect(running.task.status == .running && running.task.startedAt == now)
-            #expect(try await storage.appendProgress(taskId: task.id, attemptId: first.attemptId, data: ["progress": 0.5], at: now) == 5)
+            #expect(try await storage.appendProgress(taskId: task.id, attemptId: first.attemptId, data: ["progress": 0.5], at: now) == 6)
 
             // Failed on the agent's side: back to waiting with one retry used, the error kept for pollers.
             let retried = try #require(
@@ -130,7 +135,7 @@ extension StorageContractTests {
             let stored = try #require(try await storage.task(id: task.id, teamId: team.id))
             #expect(stored.gpuSeconds == 2.5 && stored.stoppedAt == now && stored.agentId == "b")
             let kinds = try #require(try await storage.taskEvents(taskId: task.id, teamId: team.id, afterSequence: 0)).map(\.kind)
-            #expect(kinds == [.status, .status, .status, .status, .progress, .status, .status, .status, .completed])
+            #expect(kinds == [.status, .status, .status, .status, .status, .progress, .status, .status, .status, .completed])
         }
     }
 

@@ -136,7 +136,7 @@ actor ModelSync {
     /// Makes sure the set's models at `placements` are in place before attempt `attemptId` runs: fetched now if
     /// missing (beyond the concurrency bound, and making room within the budget), marked used if held. Placements
     /// that are not in the team's set are left to whoever manages them. Nil when all are in place, else why not.
-    func ensure(_ placements: [String], for attemptId: String) async -> String? {
+    func ensure(_ placements: [String], for attemptId: String, fetching: @Sendable (String) -> Void = { _ in }) async -> String? {
         inUse[attemptId, default: []].formUnion(placements)
         for placement in placements {
             guard let (id, entry) = wanted.first(where: { $0.value.placement == placement }), let model = Self.wanted(id, entry) else { continue }
@@ -144,6 +144,7 @@ actor ModelSync {
                 try? await cache.touch(placement)
                 continue
             }
+            fetching("syncing model \(placement) (\(Self.size(entry.fileSize))) before the task runs")
             if downloads[id] == nil {
                 if let reason = broken[id]?.error { return "model \(placement) could not be placed: \(reason)" }
                 guard await makeRoom(for: model.size) else {

@@ -49,6 +49,9 @@ public protocol DispatchRepository: Sendable {
     /// Appends a `progress` event to a task that is `running` under `attemptId`; its sequence number, or nil
     /// when the attempt is not the task's current one.
     func appendProgress(taskId: UUID, attemptId: UUID, data: JSONValue, at date: Date) async throws -> Int?
+    /// Appends a `status` event with `message` (the status unchanged) to a task that is `queued` or `running` under
+    /// `attemptId`; its sequence number, or nil when the attempt is not the task's current one.
+    func appendAttemptNote(taskId: UUID, attemptId: UUID, message: String, at date: Date) async throws -> Int?
 
     /// Creates or replaces agents' rows, in one transaction (the dispatcher writes the rows of agents that connect
     /// or leave together in one commit).

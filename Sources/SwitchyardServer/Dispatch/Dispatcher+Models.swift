@@ -39,6 +39,7 @@ extension Dispatcher {
     /// Sends the team's set to its agents connected here that sync.
     func sendModels(teamId: UUID) async {
         guard sessions.contains(where: { $0.key.teamId == teamId && $0.value.modelSync }), let set = await modelSet(teamId: teamId) else { return }
+        modelSetsSent[teamId, default: 0] += 1
         for (key, session) in sessions where key.teamId == teamId && session.modelSync { session.connection.send(.models(set)) }
     }
 

@@ -58,8 +58,17 @@ extension Dispatcher {
         }
         logger.info("agent connected", metadata: ["agent": "\(key)", "labels": "\(hello.labels)", "capacity": "\(hello.capacity)"])
         let kept = held.filter { machine.leases[$0]?.agent == key }.map(\.lowercased)
-        // Written after the welcome (the outbox starts behind it).
-        if hello.modelSync == true, let set = await modelSet(teamId: key.teamId) { connection.send(.models(set)) }
+        // The team's set follows the welcome (the outbox starts behind it); read after this returns, so the welcome
+        // does not wait for it.
+        if hello.modelSync == true {
+            let sent = modelSetsSent[key.teamId, default: 0]
+            Task {
+                guard let set = await modelSet(teamId: key.teamId), sessions[key]?.connection === connection,
+                    modelSetsSent[key.teamId, default: 0] == sent  // a newer set went out meanwhile: it got that one
+                else { return }
+                connection.send(.models(set))
+            }
+        }
         return .welcome(.init(agentId: hello.agentId, gatewayId: gatewayId, heartbeatInterval: settings.heartbeatInterval, keptAttempts: kept))
     }
 
@@ -99,6 +108,14 @@ extension Dispatcher {
                 now: now)
         case .status(let change):
             await changeStatus(key, to: change.status, detail: change.detail, percent: change.syncPercent, phase: change.syncPhase, now: now)
+        case .note(let note):
+            _ = machine.handle(.seen(key), at: now)
+            guard let lease = lease(note.attemptId, of: connection) else { return }
+            let message = String(note.message.prefix(500))
+            let written = await write {
+                try await self.storage.appendAttemptNote(taskId: lease.taskId, attemptId: lease.attemptId, message: message, at: now)
+            }
+            if written ?? nil != nil { hub.signal(lease.taskId) }
         case .models(let report):
             await modelsReported(key, report)
         case .modelURLRequest(let request):

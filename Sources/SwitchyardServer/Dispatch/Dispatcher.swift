@@ -100,6 +100,9 @@ public actor Dispatcher: Service {
     private let tickLock = AsyncSemaphore()
     var started = false
     var agentRows = AgentRows()
+    /// How many model sets went to each team's syncing agents (a set read for a new session is not sent when a newer
+    /// one went out while it was read).
+    var modelSetsSent: [UUID: Int] = [:]
 
     init(
         storage: any SwitchyardStorage, objects: ObjectStorage, snapshots: SnapshotCache, hub: TaskEventHub, clock: any WallClock,
