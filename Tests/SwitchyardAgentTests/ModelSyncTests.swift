@@ -83,6 +83,19 @@ struct ModelSyncTests {
         }
     }
 
+    /// `serve` (SQLite, live) with an owner session, and a fake ComfyUI whose models folder is a fresh temporary one.
+    static func withServeAndComfyUI(
+        _ body: @escaping @Sendable (TestApp, any TestClientProtocol, String, FakeComfyUI, URL) async throws -> Void
+    ) async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-e2e-models-\(UUID())")
+        defer { try? FileManager.default.removeItem(at: root) }
+        try await FakeComfyUI.with(.init(modelsRoot: root.path)) { fake in
+            try await TestApp.with(.sqlite, live: true) { app, client in
+                try await body(app, client, try await app.ownerSession(client), fake, root)
+            }
+        }
+    }
+
     static func bytes(_ count: Int) -> [UInt8] {
         var random = SystemRandomNumberGenerator()
         return (0..<count).map { _ in UInt8.random(in: 0...255, using: &random) }
@@ -272,25 +285,20 @@ struct ModelSyncTests {
         "end to end with a disk budget: a model beyond it is fetched when a task needs it — the task's events say so — in place of one no task uses"
     )
     func onDemandEndToEnd() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-e2e-budget-\(UUID())")
-        defer { try? FileManager.default.removeItem(at: root) }
-        try await FakeComfyUI.with(.init(modelsRoot: root.path)) { fake in
-            try await TestApp.with(.sqlite, live: true) { app, client in
-                let session = try await app.ownerSession(client)
-                let (older, newer) = (Self.bytes(3 << 20), Self.bytes(3 << 20))
-                _ = try await app.registerSyncedModel(client, session: session, bytes: older, type: "checkpoints", path: "older.safetensors")
-                app.clock.advance(by: 1)  // the set is oldest first: the test clock must say which is older
-                _ = try await app.registerSyncedModel(client, session: session, bytes: newer, type: "checkpoints", path: "newer.safetensors")
-                _ = try await app.importWorkflow(
-                    client, session: session, body: try TestApp.invertImport(requiredModels: ["checkpoints/newer.safetensors"]))
-                let task = try await app.run(client)
-                try await EndToEndTests.withAgent(app, client, comfyUI: fake.baseURL, configure: { $0.modelsMaxBytes = 4 << 20 }) {
-                    let stream = try await app.followEvents(port: client.port!, task)
-                    #expect(stream.contains("event: completed"))
-                    #expect(stream.contains("syncing model checkpoints/newer.safetensors (3.1 MB) before the task runs"))
-                    #expect(try Data(contentsOf: root.appendingPathComponent("checkpoints/newer.safetensors")) == Data(newer))
-                    #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("checkpoints/older.safetensors").path))
-                }
+        try await Self.withServeAndComfyUI { app, client, session, fake, root in
+            let (older, newer) = (Self.bytes(3 << 20), Self.bytes(3 << 20))
+            _ = try await app.registerSyncedModel(client, session: session, bytes: older, type: "checkpoints", path: "older.safetensors")
+            app.clock.advance(by: 1)  // the set is oldest first: the test clock must say which is older
+            _ = try await app.registerSyncedModel(client, session: session, bytes: newer, type: "checkpoints", path: "newer.safetensors")
+            _ = try await app.importWorkflow(
+                client, session: session, body: try TestApp.invertImport(requiredModels: ["checkpoints/newer.safetensors"]))
+            let task = try await app.run(client)
+            try await EndToEndTests.withAgent(app, client, comfyUI: fake.baseURL, configure: { $0.modelsMaxBytes = 4 << 20 }) {
+                let stream = try await app.followEvents(port: client.port!, task)
+                #expect(stream.contains("event: completed"))
+                #expect(stream.contains("syncing model checkpoints/newer.safetensors (3.1 MB) before the task runs"))
+                #expect(try Data(contentsOf: root.appendingPathComponent("checkpoints/newer.safetensors")) == Data(newer))
+                #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("checkpoints/older.safetensors").path))
             }
         }
     }
@@ -315,30 +323,25 @@ struct ModelSyncTests {
         "end to end: a registered model reaches ComfyUI's models folder (the agent asks ComfyUI where it is), and a task needing it runs only once it is in place, byte-equal"
     )
     func endToEnd() async throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-e2e-models-\(UUID())")
-        defer { try? FileManager.default.removeItem(at: root) }
-        try await FakeComfyUI.with(.init(modelsRoot: root.path)) { fake in
-            try await TestApp.with(.sqlite, live: true) { app, client in
-                let session = try await app.ownerSession(client)
-                let bytes = Self.bytes(3 << 20)
-                _ = try await app.registerSyncedModel(
-                    client, session: session, bytes: bytes, type: "checkpoints", path: "models/checkpoints/sdxl/base.safetensors")
-                _ = try await app.importWorkflow(
-                    client, session: session, body: try TestApp.invertImport(requiredModels: ["checkpoints/sdxl/base.safetensors"]))
-                // Submitted before the agent connects: offered the moment it may take it.
-                let task = try await app.run(client)
-                try await EndToEndTests.withAgent(app, client, comfyUI: fake.baseURL) {
-                    let file = root.appendingPathComponent("checkpoints/sdxl/base.safetensors")
-                    var inPlaceWhenRunning: Bool?
-                    let stream = try await app.followEvents(port: client.port!, task) { text in
-                        if inPlaceWhenRunning == nil, text.contains(#""status":"running""#) {
-                            inPlaceWhenRunning = FileManager.default.fileExists(atPath: file.path)
-                        }
+        try await Self.withServeAndComfyUI { app, client, session, fake, root in
+            let bytes = Self.bytes(3 << 20)
+            _ = try await app.registerSyncedModel(
+                client, session: session, bytes: bytes, type: "checkpoints", path: "models/checkpoints/sdxl/base.safetensors")
+            _ = try await app.importWorkflow(
+                client, session: session, body: try TestApp.invertImport(requiredModels: ["checkpoints/sdxl/base.safetensors"]))
+            // Submitted before the agent connects: offered the moment it may take it.
+            let task = try await app.run(client)
+            try await EndToEndTests.withAgent(app, client, comfyUI: fake.baseURL) {
+                let file = root.appendingPathComponent("checkpoints/sdxl/base.safetensors")
+                var inPlaceWhenRunning: Bool?
+                let stream = try await app.followEvents(port: client.port!, task) { text in
+                    if inPlaceWhenRunning == nil, text.contains(#""status":"running""#) {
+                        inPlaceWhenRunning = FileManager.default.fileExists(atPath: file.path)
                     }
-                    #expect(stream.contains("event: completed"))
-                    #expect(inPlaceWhenRunning == true)
-                    #expect(try Data(contentsOf: file) == Data(bytes))
                 }
+                #expect(stream.contains("event: completed"))
+                #expect(inPlaceWhenRunning == true)
+                #expect(try Data(contentsOf: file) == Data(bytes))
             }
         }
     }
