@@ -111,6 +111,27 @@ struct ModelSyncTests {
             fileHash: hash ?? digest(bytes), url: url, urlExpiresAt: Date().addingTimeInterval(3600))
     }
 
+    /// A sync fetching one 2 MiB model at `placement` from a store that holds the second half back until the latch
+    /// opens; `body` runs once the sync reported it halfway (with that progress).
+    static func withHalfwayDownload(
+        _ placement: String,
+        _ body: @escaping @Sendable (ModelSync, Events, URL, UUID, [UInt8], AsyncLatch, SyncProgress) async throws -> Void
+    ) async throws {
+        let latch = AsyncLatch()
+        let model = Self.bytes(2 << 20)
+        let store = Store(["a": .init(bytes: model, behaviour: .pause(at: 1 << 20, latch))])
+        try await store.run { base in
+            try await Self.withSync { sync, events, root in
+                let id = UUID()
+                await sync.update(.init(models: [Self.entry(id, placement, model, url: "\(base)/m/a")]))
+                let half = try await events.next { event -> SyncProgress? in
+                    if case .progress(let progress?) = event, progress.fraction >= 0.5 { progress } else { nil }
+                }
+                try await body(sync, events, root, id, model, latch, half)
+            }
+        }
+    }
+
     /// A sync on a fresh root, and its events one by one.
     static func withSync(grace: Duration = .zero, _ body: (ModelSync, Events, URL) async throws -> Void) async throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-sync-\(UUID())")
@@ -143,58 +164,38 @@ struct ModelSyncTests {
         "missing models are fetched while the agent reports syncing with a rising percent and a readable detail, then held; one that leaves the set is removed after the grace"
     )
     func syncAndRemove() async throws {
-        let latch = AsyncLatch()
-        let model = Self.bytes(2 << 20)
-        let store = Store(["a": .init(bytes: model, behaviour: .pause(at: 1 << 20, latch))])
-        try await store.run { base in
-            try await Self.withSync { sync, events, root in
-                let id = UUID()
-                await sync.update(.init(models: [Self.entry(id, "loras/style.safetensors", model, url: "\(base)/m/a")]))
-                // Halfway (the store holds the rest back): syncing, with what it fetches and how far it is.
-                let half = try await events.next { event -> SyncProgress? in
-                    if case .progress(let progress?) = event, progress.fraction >= 0.5 { progress } else { nil }
-                }
-                #expect(half.phase == .downloading && half.fraction < 1)
-                #expect(half.detail == "Downloading model loras/style.safetensors (2.1 MB)")
-                latch.open()
-                var fractions = [half.fraction]
-                _ = try await events.next({ event -> Bool? in if case .progress(nil) = event { true } else { nil } }) { event in
-                    if case .progress(let progress?) = event { fractions.append(progress.fraction) }
-                }
-                #expect(fractions == fractions.sorted(), "never backwards")
-                let held = try await events.holdings { $0.held == ["loras/style.safetensors"] }
-                #expect(held.broken.isEmpty)
-                let file = root.appendingPathComponent("loras/style.safetensors")
-                #expect(try Data(contentsOf: file) == Data(model))
-
-                // Gone from the set: removed (the grace is zero here), and reported.
-                await sync.update(.init(models: []))
-                _ = try await events.holdings { $0.held.isEmpty }
-                #expect(!FileManager.default.fileExists(atPath: file.path))
+        try await Self.withHalfwayDownload("loras/style.safetensors") { sync, events, root, _, model, latch, half in
+            // Halfway (the store holds the rest back): syncing, with what it fetches and how far it is.
+            #expect(half.phase == .downloading && half.fraction < 1)
+            #expect(half.detail == "Downloading model loras/style.safetensors (2.1 MB)")
+            latch.open()
+            var fractions = [half.fraction]
+            _ = try await events.next({ event -> Bool? in if case .progress(nil) = event { true } else { nil } }) { event in
+                if case .progress(let progress?) = event { fractions.append(progress.fraction) }
             }
+            #expect(fractions == fractions.sorted(), "never backwards")
+            let held = try await events.holdings { $0.held == ["loras/style.safetensors"] }
+            #expect(held.broken.isEmpty)
+            let file = root.appendingPathComponent("loras/style.safetensors")
+            #expect(try Data(contentsOf: file) == Data(model))
+
+            // Gone from the set: removed (the grace is zero here), and reported.
+            await sync.update(.init(models: []))
+            _ = try await events.holdings { $0.held.isEmpty }
+            #expect(!FileManager.default.fileExists(atPath: file.path))
         }
     }
 
     @Test("a model deleted while it downloads: the download stops and its partial file is removed")
     func deletedMidDownload() async throws {
-        let latch = AsyncLatch()
-        let model = Self.bytes(2 << 20)
-        let store = Store(["a": .init(bytes: model, behaviour: .pause(at: 1 << 20, latch))])
-        try await store.run { base in
-            try await Self.withSync { sync, events, root in
-                let id = UUID()
-                await sync.update(.init(models: [Self.entry(id, "checkpoints/a.safetensors", model, url: "\(base)/m/a")]))
-                _ = try await events.next { event -> Bool? in
-                    if case .progress(let progress?) = event, progress.fraction >= 0.5 { true } else { nil }
-                }
-                let partial = root.appendingPathComponent(".switchyard/partial/\(id.uuidString.lowercased())")
-                #expect(FileManager.default.fileExists(atPath: partial.path))
-                await sync.update(.init(models: []))
-                _ = try await events.next { event -> Bool? in if case .progress(nil) = event { true } else { nil } }
-                #expect(!FileManager.default.fileExists(atPath: partial.path))
-                #expect(await sync.held.isEmpty)
-                latch.open()
-            }
+        try await Self.withHalfwayDownload("checkpoints/a.safetensors") { sync, events, root, id, _, latch, _ in
+            let partial = root.appendingPathComponent(".switchyard/partial/\(id.uuidString.lowercased())")
+            #expect(FileManager.default.fileExists(atPath: partial.path))
+            await sync.update(.init(models: []))
+            _ = try await events.next { event -> Bool? in if case .progress(nil) = event { true } else { nil } }
+            #expect(!FileManager.default.fileExists(atPath: partial.path))
+            #expect(await sync.held.isEmpty)
+            latch.open()
         }
     }
 

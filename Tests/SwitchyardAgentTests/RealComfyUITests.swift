@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import HummingbirdTesting
 import Logging
 import SwitchyardAgent
 import SwitchyardComfyUI
@@ -166,38 +167,60 @@ struct RealComfyUITests {
 
     /// The `switchyard_task_id` of every prompt in ComfyUI's history.
     @Test(
-        "a registered LoRA reaches ComfyUI's own models folder (found through /internal/folder_paths) and LoraLoader lists it within seconds, without a restart; disabled, it is removed and leaves the list"
+        "a registered LoRA reaches ComfyUI's own models folder (found through /internal/folder_paths) and LoraLoader lists it, without a restart; disabled, it is removed and leaves the list"
     )
     func modelSync() async throws {
         let comfyUI = try #require(RealComfyUI.url)
-        let choice = "switchyard-test/\(UUID().uuidString.prefix(8).lowercased()).safetensors"
+        let batch = UUID().uuidString.prefix(8).lowercased()
+        let (first, second) = ("switchyard-test/\(batch)-a.safetensors", "switchyard-test/\(batch)-b.safetensors")
         try await TestApp.with(.sqlite, live: true) { app, client in
             let session = try await app.ownerSession(client)
             try await EndToEndTests.withAgent(app, client, comfyUI: comfyUI, configure: { $0.modelRemovalGrace = .zero }) {
-                let registered = ContinuousClock.now
-                let id = try await app.registerSyncedModel(
-                    client, session: session, bytes: [UInt8](repeating: 7, count: 1 << 20), type: "loras", path: choice, name: "Test LoRA")
-                try await Self.waitForChoice(comfyUI, node: "LoraLoader", input: "lora_name", choice, listed: true)
-                #expect(registered.duration(to: .now) < .seconds(10))
+                // A task whose workflow needs the file runs only once the agent has it: its end is the event to wait on
+                // (ComfyUI tells no one when its model lists change), and then ComfyUI must list it.
+                let firstId = try await app.registerSyncedModel(
+                    client, session: session, bytes: [UInt8](repeating: 7, count: 1 << 20), type: "loras", path: first, name: "Test LoRA")
+                try await Self.runNeeding(app, client, session, slug: "needs-a", model: "loras/\(first)", color: 1)
+                #expect(try await Self.choices(comfyUI, node: "LoraLoader", input: "lora_name").contains(first))
+
+                // Disabled, then another model: the agent handles the sets in order (the grace is zero here), so once a
+                // task needing the second has run, the first is gone from ComfyUI's list.
                 let disabled = try await app.call(
-                    client, .put, "/api/v1/models/\(id)", token: session, team: app.bootstrap.teamId, body: #"{"model_status":"disabled"}"#)
+                    client, .put, "/api/v1/models/\(firstId)", token: session, team: app.bootstrap.teamId, body: #"{"model_status":"disabled"}"#)
                 #expect(disabled.status == .ok)
-                try await Self.waitForChoice(comfyUI, node: "LoraLoader", input: "lora_name", choice, listed: false)
+                let secondId = try await app.registerSyncedModel(
+                    client, session: session, bytes: [UInt8](repeating: 8, count: 1 << 20), type: "loras", path: second, name: "Test LoRA 2")
+                try await Self.runNeeding(app, client, session, slug: "needs-b", model: "loras/\(second)", color: 2)
+                var listed = try await Self.choices(comfyUI, node: "LoraLoader", input: "lora_name")
+                #expect(!listed.contains(first) && listed.contains(second))
+
+                // Cleaned up the same way: a task needing nothing runs after the set that drops the second.
+                _ = try await app.call(
+                    client, .put, "/api/v1/models/\(secondId)", token: session, team: app.bootstrap.teamId, body: #"{"model_status":"disabled"}"#)
+                try await Self.runNeeding(app, client, session, slug: "needs-none", model: nil, color: 3)
+                listed = try await Self.choices(comfyUI, node: "LoraLoader", input: "lora_name")
+                #expect(!listed.contains(second))
             }
         }
     }
 
-    /// Waits until `node`'s `input` choices in ComfyUI's `/object_info` do (or do not) list `choice`. ComfyUI tells no
-    /// one when its model lists change, so this asks every 100 ms, for 15 s at most.
-    static func waitForChoice(_ comfyUI: String, node: String, input: String, _ choice: String, listed: Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(15)
-        while true {
-            let info = try JSONValue.parse(try await get(comfyUI + "/object_info/\(node)"))
-            let choices = info[node]?["input"]?["required"]?[input]?.arrayValue?.first?.arrayValue?.compactMap(\.stringValue) ?? []
-            if choices.contains(choice) == listed { return }
-            guard ContinuousClock.now < deadline else { throw TestSupportError("\(choice) is \(listed ? "not" : "still") listed: \(choices)") }
-            try await Task.sleep(for: .milliseconds(100))
-        }
+    /// Imports a colour workflow needing `model` (or nothing), runs it once and follows it to its end.
+    static func runNeeding(
+        _ app: TestApp, _ client: any TestClientProtocol, _ session: String, slug: String, model: String?, color: Int
+    ) async throws {
+        let required = model.map { #""required_models":["\#($0)"],"# } ?? ""
+        let body = colorImport(slug: slug, graph: EndToEndTests.colorGraph)
+            .replacingOccurrences(of: #""task_timeout":120,"#, with: #""task_timeout":120,"# + required)
+        _ = try await app.importWorkflow(client, session: session, body: body)
+        let task = try await app.run(client, slug: slug, body: #"{"parameters":{"color":\#(RealComfyUI.seed + 100_000 + color)}}"#)
+        let stream = try await app.followEvents(port: client.port!, task)
+        #expect(stream.contains("event: completed"), "\(stream.suffix(400))")
+    }
+
+    /// `node`'s choices for `input` in ComfyUI's `/object_info`.
+    static func choices(_ comfyUI: String, node: String, input: String) async throws -> [String] {
+        let info = try JSONValue.parse(try await get(comfyUI + "/object_info/\(node)"))
+        return info[node]?["input"]?["required"]?[input]?.arrayValue?.first?.arrayValue?.compactMap(\.stringValue) ?? []
     }
 
     static func history(_ comfyUI: String) async throws -> [String] {

@@ -104,16 +104,19 @@ actor ModelSync {
         wanted = next
         // Files placed for models that left the set go after the grace; one back in the set stays.
         let now = ContinuousClock.now
-        for held in await cache.holdings {
+        let holdings = await cache.holdings
+        for held in holdings {
             if placements[held.relativePath] == nil {
                 if removals[held.relativePath] == nil { removals[held.relativePath] = now + removalGrace }
             } else {
                 removals[held.relativePath] = nil
             }
         }
-        scheduleRemovals()
+        // Without a grace, at once: the sets are handled in order, so one that drops a model has removed it before
+        // the next message is read.
+        if removalGrace == .zero { await removeDue() } else { scheduleRemovals() }
         // Within a budget, what fits (oldest first); the rest is fetched when a task needs it.
-        var planned = await cache.holdings.reduce(0) { $0 + $1.size } + downloads.keys.reduce(0) { $0 + Int(wanted[$1]?.fileSize ?? 0) }
+        var planned = holdings.reduce(0) { $0 + $1.size } + downloads.keys.reduce(0) { $0 + Int(wanted[$1]?.fileSize ?? 0) }
         for id in order where downloads[id] == nil && !queue.contains(id) {
             guard let model = Self.wanted(id, next[id]!), await !cache.holds(model) else { continue }
             if let maximumBytes, planned + model.size > maximumBytes { continue }
