@@ -153,8 +153,8 @@ struct AttackTests {
             for key in ["../secrets.key", "../../secrets.key", "%2e%2e/secrets.key", "..%2fsecrets.key", "a/../../secrets.key", "x\u{0}y"] {
                 let url = store.presignedGet(key: key, expires: 300, now: app.clock.now())
                 let path = String(url.drop(while: { $0 != "/" }).dropFirst(2).drop(while: { $0 != "/" }))
-                let connection = try await RawConnection(port: port)
-                try await connection.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n")
+                let connection = try await RawConnection(
+                    port: port, sending: "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nConnection: close\r\n\r\n")
                 let answer = try await connection.untilClosed()
                 #expect(answer.hasPrefix("HTTP/1.1 4"), "\(key): \(answer.prefix(60))")
                 #expect(!answer.contains(secretsKey), "\(key)")

@@ -24,7 +24,10 @@ final class RawConnection: Sendable {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) { sink(unwrapInboundIn(data)) }
     }
 
-    init(port: Int) async throws {
+    /// Connects and sends `text` on the event loop the moment the connection is up. Sending from the test's task
+    /// after `connect` returned instead left a gap as long as the task waited for a thread — on a loaded two-core CI
+    /// machine long enough for the server's head timeout to close the connection first ("I/O on closed channel").
+    init(port: Int, sending text: String) async throws {
         let received = self.received
         channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
@@ -33,11 +36,9 @@ final class RawConnection: Sendable {
                         Collector { buffer in received.bytes.withLock { $0 += buffer.readableBytesView } })
                 }
             }
-            .connect(host: "127.0.0.1", port: port).get()
-    }
-
-    func send(_ text: String) async throws {
-        try await channel.writeAndFlush(ByteBuffer(string: text)).get()
+            .connect(host: "127.0.0.1", port: port)
+            .flatMap { channel in channel.writeAndFlush(ByteBuffer(string: text)).map { channel } }
+            .get()
     }
 
     var text: String { String(decoding: received.bytes.withLock { $0 }, as: UTF8.self) }
@@ -86,14 +87,14 @@ struct HTTPLimitsTests {
                 ),
             ]
             for (port, request, status) in cases {
-                let connection = try await RawConnection(port: port)
-                try await connection.send(request)
+                let connection = try await RawConnection(
+                    port: port, sending: request)
                 let answer = try await connection.untilClosed()
                 #expect(answer.hasPrefix("HTTP/1.1 \(status)\r\n"), "\(answer.prefix(80))")
                 #expect(answer.contains(#"{"error_message":"the request"#))
             }
-            let store = try await RawConnection(port: app.environment.configuration.embeddedS3Port)
-            try await store.send("GET /switchyard/\(Self.big) HTTP/1.1\r\nHost: x\r\n\r\n")
+            let store = try await RawConnection(
+                port: app.environment.configuration.embeddedS3Port, sending: "GET /switchyard/\(Self.big) HTTP/1.1\r\nHost: x\r\n\r\n")
             let answer = try await store.untilClosed()
             #expect(answer.hasPrefix("HTTP/1.1 414 URI Too Long\r\n") && answer.contains("<Code>RequestURITooLong</Code>"))
         }
@@ -104,16 +105,16 @@ struct HTTPLimitsTests {
         try await TestApp.with(.sqlite, live: true, configure: Self.quick) { app, client in
             let api = try #require(client.port)
             for port in [api, app.environment.configuration.embeddedS3Port] {
-                let halfHead = try await RawConnection(port: port)
-                try await halfHead.send("GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                let halfHead = try await RawConnection(
+                    port: port, sending: "GET /healthz HTTP/1.1\r\nHost: x\r\n")
                 #expect(try await halfHead.untilClosed() == "")
 
-                let stalledBody = try await RawConnection(port: port)
-                try await stalledBody.send("PUT /switchyard/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+                let stalledBody = try await RawConnection(
+                    port: port, sending: "PUT /switchyard/k HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
                 _ = try await stalledBody.untilClosed()
             }
-            let idle = try await RawConnection(port: api)
-            try await idle.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            let idle = try await RawConnection(
+                port: api, sending: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             #expect(try await idle.untilClosed().hasPrefix("HTTP/1.1 200 OK"))
         }
     }
@@ -123,10 +124,11 @@ struct HTTPLimitsTests {
     static func rawCall(port: Int, _ method: String, _ path: String, token: String, team: UUID? = nil, body: String = "") async throws -> (
         status: Int, body: String
     ) {
-        let connection = try await RawConnection(port: port)
         let teamHeader = team.map { "X-Team-ID: \($0.lowercased)\r\n" } ?? ""
-        try await connection.send(
-            "\(method) \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\(teamHeader)Content-Type: application/json\r\n"
+        let connection = try await RawConnection(
+            port: port,
+            sending:
+                "\(method) \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\(teamHeader)Content-Type: application/json\r\n"
                 + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
         let answer = try await connection.untilClosed()
         let status = Int(answer.dropFirst("HTTP/1.1 ".count).prefix(3)) ?? 0
@@ -152,12 +154,13 @@ struct HTTPLimitsTests {
                 port: port, "POST", "/api/v1/r/workflows/slug/invert/run", token: app.bootstrap.integrationKey, body: "{}")
             let task = try #require(
                 (try JSONSerialization.jsonObject(with: Data(run.body.utf8)) as? [String: Any])?["task_id"] as? String, "\(run)")
-            let stream = try await RawConnection(port: port)
-            try await stream.send(
-                "GET /api/v1/r/tasks/\(task)/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(app.bootstrap.integrationKey)\r\n\r\n")
+            let stream = try await RawConnection(
+                port: port,
+                sending:
+                    "GET /api/v1/r/tasks/\(task)/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(app.bootstrap.integrationKey)\r\n\r\n")
             // A second connection closed for idleness is the sign that the timeout has passed for the first too.
-            let idle = try await RawConnection(port: port)
-            try await idle.send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            let idle = try await RawConnection(
+                port: port, sending: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             _ = try await idle.untilClosed()
             #expect(stream.isOpen)
             let cancel = try await Self.rawCall(port: port, "POST", "/api/v1/r/tasks/\(task)/cancel", token: app.bootstrap.integrationKey)
