@@ -14,6 +14,9 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// Stable across restarts; defaults to the host name.
     public var agentId: String = ProcessInfo.processInfo.hostName
     public var labels: [String] = []
+    /// True: `gpu` (among `labels`) is advertised only when ComfyUI reports a GPU device. False when the operator
+    /// listed `gpu` themselves.
+    public var detectGPU = true
     public var region: String?
     public var capacity: Int = 1
     /// Offers accepted beyond `capacity` and queued in ComfyUI's own queue, so it never idles between tasks.

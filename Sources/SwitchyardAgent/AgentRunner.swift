@@ -107,6 +107,7 @@ public actor AgentRunner {
                 return
             } catch {
                 logger.warning("gateway session ended", metadata: ["gateway": "\(url)", "error": "\(error)"])
+                if !welcomed, let refusal = await Self.keyRefusal(gateway: url, key: configuration.key) { fatal = refusal }
             }
             if let fatal { throw Refused(description: fatal) }
             if welcomed, urls.count > 1, began.duration(to: .now) > .seconds(5) {
@@ -132,6 +133,11 @@ public actor AgentRunner {
 
     private func session(url: String) async throws {
         health = await executor.health()
+        if !health.healthy {
+            logger.warning(
+                "ComfyUI is not answering; connecting as unhealthy",
+                metadata: ["comfyui": "\(configuration.comfyUI)", "detail": "\(health.detail ?? "")"])
+        }
         if models == nil, configuration.modelSync, !modelSyncUnusable, health.healthy { await startModelSync() }
         // An agent that syncs connects `syncing` until it has checked the team's set (it may have changed meanwhile):
         // only tasks whose models it already holds are offered to it until then.
@@ -141,7 +147,8 @@ public actor AgentRunner {
         wsConfiguration.additionalHeaders[.authorization] = "Bearer \(configuration.key)"
         let hello = AgentMessage.Hello(
             agentId: configuration.agentId, agentVersion: AgentVersion.current, tool: executor.tool, toolVersion: health.toolVersion,
-            labels: configuration.labels, region: configuration.region, communityOptIn: configuration.communityOptIn,
+            labels: Self.sessionLabels(configured: configuration.labels, detectGPU: configuration.detectGPU, health: health),
+            region: configuration.region, communityOptIn: configuration.communityOptIn,
             capacity: configuration.capacity, prefetch: configuration.prefetch, status: status, systemStats: health.systemStats ?? SystemStats(),
             heldAttempts: Set(attempts.keys).union(replayableEnds().map(\.key)).sorted(), modelSync: models != nil, models: await models?.held)
         // Whatever way the session ends (a reset socket throws), later messages wait for the next one.
@@ -269,7 +276,9 @@ public actor AgentRunner {
         status = currentStatus()
         if status != previous {
             if status == .unhealthy || previous == .unhealthy {
-                logger.warning("engine health changed", metadata: ["status": "\(status.rawValue)", "detail": "\(health.detail ?? "")"])
+                logger.warning(
+                    "engine health changed",
+                    metadata: ["status": "\(status.rawValue)", "comfyui": "\(configuration.comfyUI)", "detail": "\(health.detail ?? "")"])
             }
             post(.status(.init(status: status, detail: health.detail)))
         }
@@ -470,7 +479,7 @@ public actor AgentRunner {
                 guard let self else { return }
                 switch report {
                 case .started:
-                    self.logger.debug("attempt started in the engine", metadata: ["attempt_id": "\(attemptId)"])
+                    self.logger.info("attempt started in the engine", metadata: ["attempt_id": "\(attemptId)"])
                     self.post(.started(.init(attemptId: attemptId)))
                 case .progress(let progress):
                     self.post(

@@ -6,6 +6,7 @@ import SwitchyardAgent
 import SwitchyardClient
 import SwitchyardServer
 import SwitchyardWire
+import Synchronization
 
 /// `switchyard agent …`: runs the agent (`run`, the default, so `switchyard agent --server …` runs it), or looks at
 /// its models.
@@ -116,9 +117,19 @@ struct AgentRunCommand: AsyncParsableCommand {
             }
             configuration.modelsMaxBytes = bytes
         }
-        guard configuration.key.hasPrefix("ak-") else {
-            throw ValidationError("an agent key (ak-…) is required: --key, SWITCHYARD_AGENT_KEY, key: in the config file, or switchyard login")
+        // On the server's own machine, beside its data directory: the first start's agent key.
+        if configuration.key.isEmpty, let bootstrap = Self.localBootstrap() {
+            configuration.key = bootstrap.agentKey
         }
+        configuration.key = configuration.key.trimmingCharacters(in: CharacterSet(charactersIn: "\"' \n"))
+        guard configuration.key.hasPrefix("ak-") else {
+            let given =
+                configuration.key.isEmpty ? "" : " (the key given starts with \"\(configuration.key.prefix(3))\"; sk- and dk- keys are for the API)"
+            throw ValidationError(
+                "an agent key (ak-…) is required\(given): --key, SWITCHYARD_AGENT_KEY, key: in the config file, switchyard login, or a local server's bootstrap.json"
+            )
+        }
+        configuration.detectGPU = !configuration.labels.contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "gpu" }
         configuration.labels = AgentConfiguration.advertisedLabels(configured: configuration.labels, tool: "comfyui")
 
         guard let format = SwitchyardLogHandler.Format(rawValue: logFormat.lowercased()) else {
@@ -136,21 +147,43 @@ struct AgentRunCommand: AsyncParsableCommand {
                 "model_sync":
                     "\(configuration.modelSync ? configuration.modelsDirectory ?? "ComfyUI's models folder (/internal/folder_paths)" : "off")",
             ])
+        let service = AgentService(runner: runner)
         let group = ServiceGroup(
-            configuration: .init(services: [AgentService(runner: runner)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(
+                services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        if let refusal = service.refusal.withLock({ $0 }) {
+            // Said plainly and with its own exit code, rather than as the service group's wrapper error.
+            FileHandle.standardError.write(Data("error: \(refusal)\n".utf8))
+            throw ExitCode(3)
+        }
+    }
+
+    /// `bootstrap.json` of a server started in this directory (or SWITCHYARD_DATA_DIR), when it is there.
+    static func localBootstrap() -> BootstrapResult? {
+        let directory = ProcessInfo.processInfo.environment["SWITCHYARD_DATA_DIR"] ?? "./switchyard-data"
+        guard let data = FileManager.default.contents(atPath: (directory as NSString).appendingPathComponent("bootstrap.json")) else { return nil }
+        return try? JSONDecoder().decode(BootstrapResult.self, from: data)
     }
 }
 
-/// Runs the agent until SIGTERM/SIGINT.
-struct AgentService: Service {
+/// Runs the agent until SIGTERM/SIGINT, or until the gateway refuses it for good (`refusal` says why).
+final class AgentService: Service, Sendable {
     let runner: AgentRunner
+    let refusal = Mutex<String?>(nil)
+
+    init(runner: AgentRunner) {
+        self.runner = runner
+    }
 
     func run() async throws {
         do {
-            try await cancelWhenGracefulShutdown { try await runner.run() }
+            try await cancelWhenGracefulShutdown { try await self.runner.run() }
         } catch is CancellationError {
             return
+        } catch let refused as AgentRunner.Refused {
+            refusal.withLock { $0 = refused.description }
         }
     }
 }

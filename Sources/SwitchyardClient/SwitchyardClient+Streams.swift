@@ -1,0 +1,223 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import SwitchyardCore
+
+extension SwitchyardClient {
+    // MARK: - Events
+
+    /// The task's events (`GET /r/tasks/{id}/events`) until its terminal one. A dropped connection is resumed with
+    /// `Last-Event-ID`, so no event is seen twice or missed; the stream ends after `completed`, `failed` or
+    /// `cancelled`. Events after `lastEventId` only when it is given.
+    public func events(task id: UUID, after lastEventId: Int? = nil) -> AsyncThrowingStream<TaskEvent, any Error> {
+        AsyncThrowingStream { continuation in
+            let follower = Task {
+                do {
+                    try await followEvents(task: id, after: lastEventId) { continuation.yield($0) }
+                    continuation.finish()
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in follower.cancel() }
+        }
+    }
+
+    func followEvents(task id: UUID, after start: Int?, yield: (TaskEvent) -> Void) async throws {
+        var last = start
+        var failures = 0
+        while true {
+            try Task.checkCancellation()
+            var request = HTTPClientRequest(url: server + "/api/v1/r/tasks/\(id.lowercased)/events")
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+            request.headers.add(name: "Accept", value: "text/event-stream")
+            if let teamId { request.headers.add(name: "X-Team-ID", value: teamId) }
+            if let last { request.headers.add(name: "Last-Event-ID", value: "\(last)") }
+            var reconnectAfter = Duration.seconds(3)
+            do {
+                let response = try await http.execute(request, timeout: .hours(24 * 7))
+                guard response.status == .ok else {
+                    let body = try await response.body.collect(upTo: 1 << 20)
+                    let answer = Answer(status: Int(response.status.code), headers: response.headers, body: body)
+                    // A busy server is tried again; anything else (401, 404) is the answer.
+                    guard answer.status == 429 || answer.status == 503, failures < retry.attempts else { throw SwitchyardAPIError(answer) }
+                    failures += 1
+                    try await Task.sleep(for: min(retry.initialDelay * (1 << min(failures, 10)), retry.maximumDelay))
+                    continue
+                }
+                var parser = ServerSentEvents()
+                for try await buffer in response.body {
+                    for event in parser.feed(buffer.readableBytesView) {
+                        if let retry = event.retry { reconnectAfter = .milliseconds(retry) }
+                        guard let kind = event.kind else { continue }
+                        let data = (try? JSONValue.parse(event.data)) ?? .string(event.data)
+                        if kind == "error" {
+                            throw SwitchyardAPIError(status: 500, message: data["error_message"]?.stringValue ?? "the event stream failed")
+                        }
+                        let taskEvent = TaskEvent(id: event.id, kind: kind, data: data)
+                        if let id = event.id { last = id }
+                        failures = 0
+                        yield(taskEvent)
+                        if taskEvent.isTerminal { return }
+                    }
+                }
+            } catch let error as SwitchyardAPIError {
+                throw error
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                // A dropped connection: resumed below, with a limit on failures in a row.
+                failures += 1
+                guard failures < retry.attempts else { throw error }
+            }
+            // The stream ended without its terminal event (a restart, a proxy's timeout): resume where it stopped.
+            try await Task.sleep(for: min(reconnectAfter, retry.maximumDelay))
+        }
+    }
+
+    // MARK: - Large uploads and downloads
+
+    /// A multipart upload of a file to `storageKey` (issued by a presign endpoint): parts of the server's size, four
+    /// at a time, each retried up to three times, then completed. Abandoned (aborted) when it fails.
+    func uploadMultipart(path: String, size: Int64, storageKey: String, progress: @escaping @Sendable (Int64, Int64) -> Void) async throws {
+        struct Initiated: Decodable {
+            let upload_id: String
+            let part_size: Int
+            let part_count: Int
+        }
+        struct Parts: Decodable {
+            struct Part: Decodable {
+                let part_number: Int
+                let content_length: Int
+                let url: String
+            }
+            let parts: [Part]
+        }
+        let initiated: Initiated = try await send(
+            .POST, "/uploads/multipart/initiate",
+            json: JSONValue.object(["storage_key": .string(storageKey), "file_size": .number(JSONNumber(Int(size)))]))
+        let reference: [String: JSONValue] = ["storage_key": .string(storageKey), "upload_id": .string(initiated.upload_id)]
+        do {
+            let counter = ProgressCounter(total: size, report: progress)
+            var etags: [Int: String] = [:]
+            let numbers = Array(1...initiated.part_count)
+            for batch in stride(from: 0, to: numbers.count, by: 100) {
+                var body = reference
+                body["part_numbers"] = .array(numbers[batch..<min(batch + 100, numbers.count)].map { .number(JSONNumber($0)) })
+                let presigned: Parts = try await send(.POST, "/uploads/multipart/presign-parts", json: JSONValue.object(body))
+                try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                    var pending = presigned.parts[...]
+                    func start(_ part: Parts.Part) {
+                        group.addTask {
+                            let offset = Int64(part.part_number - 1) * Int64(initiated.part_size)
+                            var tries = 0
+                            while true {
+                                let partSent = ProgressCounter(total: Int64(part.content_length)) { _, _ in }
+                                do {
+                                    let etag = try await FileUpload.put(
+                                        path: path, offset: offset, size: Int64(part.content_length), url: part.url, headers: [:], http: http
+                                    ) { bytes in
+                                        partSent.add(bytes)
+                                        counter.add(bytes)
+                                    }
+                                    return (part.part_number, etag)
+                                } catch {
+                                    counter.subtract(partSent.value)
+                                    tries += 1
+                                    if tries >= 3 { throw error }
+                                }
+                            }
+                        }
+                    }
+                    for _ in 0..<4 { if let part = pending.popFirst() { start(part) } }
+                    while let (number, etag) = try await group.next() {
+                        etags[number] = etag
+                        if let part = pending.popFirst() { start(part) }
+                    }
+                }
+            }
+            var body = reference
+            body["parts"] = .array(etags.keys.sorted().map { ["part_number": .number(JSONNumber($0)), "etag": .string(etags[$0] ?? "")] })
+            try await perform(.POST, "/uploads/multipart/complete", json: JSONValue.object(body), expecting: [200, 201])
+        } catch {
+            try? await perform(.POST, "/uploads/multipart/abort", json: JSONValue.object(reference), expecting: [200, 204])
+            throw error
+        }
+    }
+
+    /// Downloads every output of a completed task into `directory` (created when missing), each under its file
+    /// name in the store; answers the paths written.
+    public func downloadOutputs(
+        task id: UUID, into directory: String, progress: @escaping @Sendable (String, Int64, Int64) -> Void = { _, _, _ in }
+    ) async throws -> [String] {
+        let result = try await result(task: id)
+        guard result.status == .completed else {
+            throw SwitchyardAPIError(status: 409, message: "task \(id.lowercased) is \(result.status.rawValue), not completed")
+        }
+        if let expired = result.outputsExpiredAt {
+            throw SwitchyardAPIError(status: 410, message: "the outputs expired on \(RFC3339.format(expired))")
+        }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let names = result.fileNames
+        var written: [String] = []
+        var urls = result.downloadURLs
+        if urls.isEmpty, let primary = result.downloadURL { urls["output"] = primary }
+        for (outputId, url) in urls.sorted(by: { $0.key < $1.key }) {
+            var name = names[outputId] ?? outputId
+            if name.hasPrefix(".") || name.contains("/") { name = outputId }
+            let path = (directory as NSString).appendingPathComponent(name)
+            try await FileUpload.download(url: url, to: path, http: http) { [name] done, total in progress(name, done, total) }
+            written.append(path)
+        }
+        return written
+    }
+}
+
+/// Reads a `text/event-stream` body (the WHATWG rules the server writes by: `id:`, `event:`, `data:`, `retry:`,
+/// comments, a blank line ends an event).
+struct ServerSentEvents {
+    struct Event: Equatable {
+        var id: Int?
+        var kind: String?
+        var data = ""
+        var retry: Int?
+    }
+
+    private var line: [UInt8] = []
+    private var current = Event()
+    private var hasData = false
+
+    mutating func feed(_ bytes: some Sequence<UInt8>) -> [Event] {
+        var events: [Event] = []
+        for byte in bytes {
+            guard byte == UInt8(ascii: "\n") else {
+                line.append(byte)
+                continue
+            }
+            if line.last == UInt8(ascii: "\r") { line.removeLast() }
+            if line.isEmpty {
+                if current.kind != nil || hasData || current.retry != nil { events.append(current) }
+                current = Event()
+                hasData = false
+            } else if line.first != UInt8(ascii: ":") {
+                let text = String(decoding: line, as: UTF8.self)
+                let (field, value) =
+                    text.firstIndex(of: ":").map { colon in
+                        let rest = text[text.index(after: colon)...]
+                        return (String(text[..<colon]), String(rest.hasPrefix(" ") ? rest.dropFirst() : rest))
+                    } ?? (text, "")
+                switch field {
+                case "id": current.id = Int(value)
+                case "event": current.kind = value
+                case "data":
+                    current.data += hasData ? "\n" + value : value
+                    hasData = true
+                case "retry": current.retry = Int(value)
+                default: break
+                }
+            }
+            line.removeAll(keepingCapacity: true)
+        }
+        return events
+    }
+}
