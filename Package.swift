@@ -246,7 +246,7 @@ let package = Package(
             name: "SwitchyardAgentTests",
             dependencies: [
                 "SwitchyardAgent", "SwitchyardComfyUI", "SwitchyardFakeComfyUI", "SwitchyardTestSupport", "SwitchyardServer", "SwitchyardWire",
-                "SwitchyardConcurrency", .product(name: "Hummingbird", package: "hummingbird"),
+                "SwitchyardConcurrency", "SwitchyardClient", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "WSClient", package: "swift-websocket"),

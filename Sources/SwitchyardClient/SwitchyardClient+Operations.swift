@@ -148,7 +148,7 @@ extension SwitchyardClient {
         }
         let registration: JSONValue = [
             "display_name": .string(displayName), "model_type": .string(modelType), "storage_key": .string(presigned.storage_key),
-            "file_size": .number(JSONNumber(Int(size))), "file_hash": .string(hash), "model_path": .string(target),
+            "file_size": .number(JSONNumber(Int(size))), "file_hash": .string("sha256:" + hash), "model_path": .string(target),
         ]
         let created: Created = try await send(.POST, "/models", json: registration, expecting: [200, 201])
         return try await send(.GET, "/models/\(created.id.lowercased)")

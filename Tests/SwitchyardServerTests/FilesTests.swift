@@ -3,11 +3,24 @@ import HTTPTypes
 import HummingbirdTesting
 import NIOCore
 import SwitchyardCore
+import SwitchyardObjectStore
 import SwitchyardTestSupport
 import Testing
 
 @Suite("Files: presigned uploads and file parameters")
 struct FilesTests {
+    @Test("an input PUT without a Content-Type (curl -T, requests.put) is stored with the content_type its presign declared")
+    func declaredContentType() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let key = try await app.upload(client, token: app.bootstrap.integrationKey, fileName: "cat.png", contentType: "image/png")
+            let access = try #require(app.bootstrap.objectStore)
+            let store = S3Client(
+                configuration: S3Configuration(
+                    origin: try #require(S3Origin(access.endpoint)), bucket: access.bucket, region: access.region, credentials: access.credentials))
+            #expect(try await store.headObject(key: key)?.contentType == "image/png")
+        }
+    }
+
     @Test(
         "presign validation: each broken field is a 400 naming it",
         arguments: [

@@ -36,13 +36,14 @@ struct ResponseEncodingTests {
         #expect(
             try await body(response)
                 == #"{"agent_id":null,"created_at":"2025-12-01T08:00:00Z","parameters":{"Zed":[1,true,null],"cfgScale":0.12345678901234567890123,"seed":18446744073709551615},"task_id":"019abcde-0000-7000-8000-00000000000a"}"#
+                + "\n"
         )
     }
 
-    @Test("a JSONValue answer is written as parsed: numbers keep their text")
+    @Test("a JSONValue answer is written as parsed: numbers keep their text; every answer ends with a newline")
     func jsonValueAnswer() async throws {
         let document = try JSONValue.parse(Array(#"{"b":7.50,"a":1e3}"#.utf8))
-        #expect(try await body(try APIJSON.response(document)) == #"{"a":1e3,"b":7.50}"#)
+        #expect(try await body(try APIJSON.response(document)) == #"{"a":1e3,"b":7.50}"# + "\n")
     }
 
     @Test("a list is named by its kind, with page_meta; Success and Identified are the shared envelopes")
@@ -51,9 +52,9 @@ struct ResponseEncodingTests {
         let listing = Listing("team_list", [Success(message: nil)], page: page, totalCount: 3)
         #expect(
             try await body(try APIJSON.response(listing))
-                == #"{"page_meta":{"current_page":2,"per_page":1,"total_count":3},"team_list":[{"is_success":true}]}"#)
+                == #"{"page_meta":{"current_page":2,"per_page":1,"total_count":3},"team_list":[{"is_success":true}]}"# + "\n")
         let id = UUID(uuidString: "019ABCDE-0000-7000-8000-00000000000B")!
-        #expect(try await body(try APIJSON.response(Identified(id: id))) == #"{"id":"019abcde-0000-7000-8000-00000000000b"}"#)
+        #expect(try await body(try APIJSON.response(Identified(id: id))) == #"{"id":"019abcde-0000-7000-8000-00000000000b"}"# + "\n")
     }
 }
 

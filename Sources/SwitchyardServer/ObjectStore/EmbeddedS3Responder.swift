@@ -122,7 +122,9 @@ public struct EmbeddedS3Responder: HTTPResponder {
             let info = try await blocking { [store] in try store.publishPart(write, uploadId: uploadId, now: now) }
             return Response(status: .ok, headers: [.eTag: "\"\(info.etag)\""])
         case (.put, nil, _):
-            let write = try store.beginPut(bucket: bucket, key: key, contentType: request.headers[.contentType])
+            // An input uploaded without a Content-Type (curl -T, requests.put) keeps the type its presign declared.
+            let declared = request.headers[.contentType] ?? InputFileKey(key)?.contentType
+            let write = try store.beginPut(bucket: bucket, key: key, contentType: declared)
             try await receive(request, into: write, payloadHash: payloadHash)
             let ifNoneMatch = request.headers[.ifNoneMatch]
             guard ifNoneMatch == nil || ifNoneMatch == "*" else {

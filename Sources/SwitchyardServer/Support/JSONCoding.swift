@@ -21,12 +21,14 @@ enum APIJSON {
     /// A response carrying `value` as JSON. A `JSONValue` is written as it is (its numbers with the text they were
     /// parsed from, keys sorted); anything else goes through `encoder`.
     static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
-        let buffer: ByteBuffer
+        var buffer: ByteBuffer
         if let json = value as? JSONValue {
             buffer = ByteBuffer(bytes: json.serialized())
         } else {
             buffer = ByteBuffer(data: try encoder.encode(value))
         }
+        // A final newline, so `curl` leaves the prompt on a line of its own (JSON readers ignore it).
+        buffer.writeInteger(UInt8(ascii: "\n"))
         var headers = headers
         headers[.contentType] = "application/json; charset=utf-8"
         return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
