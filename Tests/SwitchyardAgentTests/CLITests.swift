@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import SwitchyardClient
 import SwitchyardCore
 import SwitchyardTestSupport
@@ -38,6 +40,20 @@ struct CLITests {
         return Outcome(
             status: status, stdout: String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
             stderr: String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    @Test("serve on a port in use stops before the first start's secrets, naming the port and the flag")
+    func portInUse() async throws {
+        let taken = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        defer { taken.close(promise: nil) }
+        let port = try #require(taken.localAddress?.port)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID())").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let serve = try await Self.switchyard(["serve", "--data-dir", directory, "--port", "0", "--s3-port", "\(port)"])
+        #expect(
+            serve.status == 2 && serve.stderr.contains("127.0.0.1:\(port) for the embedded object store") && serve.stderr.contains("--s3-port"),
+            "\(serve)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/bootstrap.json") && !serve.stdout.contains("password"))
     }
 
     @Test("run --wait downloads the outputs; failed runs, bad parameters, bad keys and unknown workflows exit 1, 2, 3 and 4")

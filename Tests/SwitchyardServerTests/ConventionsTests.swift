@@ -247,15 +247,23 @@ struct StartupTests {
             #expect(file["s3_secret_access_key"] == first.objectStore?.credentials.secretAccessKey && file["s3_bucket"] == "switchyard")
             #expect(file["team_id"] == first.teamId.lowercased)
 
+            // Restarted with the embedded store on another port: the file follows it.
+            var movedConfiguration = environment.configuration
+            movedConfiguration.embeddedS3Port = 18_071
+            let moved = movedConfiguration
             try await environment.withStorage { storage in
                 let printed = PrintedSecrets()
-                let built = try await buildApplication(configuration: environment.configuration, storage: storage, logger: testLogger) {
+                let built = try await buildApplication(configuration: moved, storage: storage, logger: testLogger) {
                     printed.record($0)
                 }
                 try await built.application.test(.router) { _ in }
                 #expect(built.bootstrap == nil)
                 #expect(printed.results.isEmpty)
-                #expect(built.objectStore?.access == first.objectStore, "the store's key pair survives restarts")
+                #expect(built.objectStore?.access.credentials == first.objectStore?.credentials, "the store's key pair survives restarts")
+                let refreshed = try #require(
+                    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: String])
+                #expect(refreshed["s3_endpoint"] == built.objectStore?.access.endpoint && refreshed["s3_endpoint"]?.hasSuffix(":18071") == true)
+                #expect(refreshed["password"] == file["password"] && refreshed["agent_key"] == file["agent_key"])
                 let caller = try await built.authenticator.authenticate(
                     authorization: "Bearer \(first.integrationKey)", teamHeader: nil, surface: .runtime)
                 #expect(caller.teamId == first.teamId)

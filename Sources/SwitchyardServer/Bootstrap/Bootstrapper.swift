@@ -86,7 +86,10 @@ struct Bootstrapper {
     var objectStore: ObjectStoreAccess?
 
     func run() async throws -> BootstrapResult? {
-        if try await storage.setting(SettingKey.bootstrappedAt) != nil { return nil }
+        if try await storage.setting(SettingKey.bootstrappedAt) != nil {
+            try refreshSecretsFile()
+            return nil
+        }
         let now = clock.now()
         var random = SystemRandomNumberGenerator()
         let password = CredentialSecret.randomString(length: 24, using: &random)
@@ -113,6 +116,18 @@ struct Bootstrapper {
         try Self.writeSecretsFile(result, to: configuration.bootstrapFilePath)
         logger.notice("bootstrapped a new deployment", metadata: ["team_id": "\(team.id.lowercased)", "owner": "\(user.emailAddress)"])
         return result
+    }
+
+    /// A later start on another embedded-store port (or bucket) brings `bootstrap.json`'s `s3_*` in step, so the
+    /// tools that read it (the CLI, `aws s3`) reach the store where it now is. Nothing else in the file changes.
+    func refreshSecretsFile() throws {
+        let path = configuration.bootstrapFilePath
+        guard let objectStore, let data = FileManager.default.contents(atPath: path),
+            var recorded = try? JSONDecoder().decode(BootstrapResult.self, from: data), recorded.objectStore != objectStore
+        else { return }
+        recorded.objectStore = objectStore
+        try Self.writeSecretsFile(recorded, to: path)
+        logger.info("bootstrap.json now names the object store at its current endpoint", metadata: ["s3_endpoint": "\(objectStore.endpoint)"])
     }
 
     /// Writes the file atomically with mode 0600 from the start (never world-readable, not even briefly).

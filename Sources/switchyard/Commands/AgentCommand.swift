@@ -72,7 +72,7 @@ struct AgentRunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Config file (default ./switchyard-agent.yaml when present).")
     var config: String?
 
-    @Option(name: .long, help: "Minimum log level (default info).")
+    @Option(name: .long, help: "Minimum log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     @Option(name: .long, help: "Log format: text (key=value lines) or json (one object per line).")

@@ -22,17 +22,20 @@ struct LoginCommand: AsyncParsableCommand {
     func run() async throws {
         let login = DeviceLogin(server: server)
         let started = try await login.start()
-        print(
+        // On stderr, unbuffered: the code must reach the person even when stdout is a file or a pipe.
+        Terminal.note(
             """
             To pair this machine, open
                 \(started.verificationURI)
             and approve the code  \(started.userCode)  (it expires in \(started.expiresIn / 60) minutes).
+            (Or, signed in: curl -X POST <server>/api/v1/desktop/pair/confirm -H "Authorization: Bearer <session>" \\
+               -H "X-Team-ID: <team>" -d '{"user_code":"\(started.userCode)"}')
             Waiting for approval…
             """)
         let stored = try await login.waitForApproval(started)
         let path = credentials ?? StoredLogin.defaultPath
         try stored.save(to: path)
-        print("Paired with team \(stored.teamId). Keys stored in \(path).")
-        if stored.agentKey == nil { print("No agent key was issued (viewers cannot run agents).") }
+        Terminal.note("Paired with team \(stored.teamId). Keys stored in \(path).")
+        if stored.agentKey == nil { Terminal.note("No agent key was issued (viewers cannot run agents).") }
     }
 }

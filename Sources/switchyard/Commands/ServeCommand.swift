@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Metrics
+import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import SwitchyardServer
@@ -21,6 +22,9 @@ struct ServeCommand: AsyncParsableCommand {
 
     @Option(name: .long, help: "Port to listen on (default 8080; 0 picks a free port).")
     var port: Int?
+
+    @Option(name: .long, help: "Port of the embedded S3-compatible store (default 8081; 0 picks a free port).")
+    var s3Port: Int?
 
     @Option(name: .long, help: "Email address of the owner created on first start (default admin@localhost).")
     var adminEmail: String?
@@ -53,6 +57,7 @@ struct ServeCommand: AsyncParsableCommand {
         var flags: [AbsoluteConfigKey: ConfigValue] = [:]
         if let host { flags["http.host"] = ConfigValue(.string(host), isSecret: false) }
         if let port { flags["http.port"] = ConfigValue(.int(port), isSecret: false) }
+        if let s3Port { flags["s3.embeddedPort"] = ConfigValue(.int(s3Port), isSecret: false) }
         if let adminEmail { flags["bootstrap.adminEmail"] = ConfigValue(.string(adminEmail), isSecret: false) }
         if noMigrate { flags["database.migrate"] = ConfigValue(.bool(false), isSecret: false) }
         if let s3Endpoint { flags["s3.endpoint"] = ConfigValue(.string(s3Endpoint), isSecret: false) }
@@ -63,6 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
         if let s3PathStyle { flags["s3.pathStyle"] = ConfigValue(.bool(s3PathStyle), isSecret: false) }
         if allowInsecureWebhooks { flags["webhooks.allowInsecure"] = ConfigValue(.bool(true), isSecret: false) }
         let configuration = try await options.loadConfiguration(extraFlags: flags)
+        try await Self.checkPortsFree(configuration)
         let logger = makeLogger(level: configuration.logLevel, format: configuration.logFormat)
 
         // The storage is the application's first service: it starts first and closes last. The start migrates and
@@ -86,6 +92,25 @@ struct ServeCommand: AsyncParsableCommand {
         group.maximumGracefulShutdownDuration = .seconds(7)
         group.maximumCancellationDuration = .seconds(2)
         try await ServiceGroup(configuration: group).run()
+    }
+}
+
+extension ServeCommand {
+    /// Refuses to start, naming the port and its flag, when another process listens where this one would — before
+    /// the first start creates (and prints) secrets for a server that could not have served.
+    static func checkPortsFree(_ configuration: ServerConfiguration) async throws {
+        var wanted = [(configuration.port, "the API", "--port")]
+        if configuration.externalS3 == nil { wanted.append((configuration.embeddedS3Port, "the embedded object store", "--s3-port")) }
+        for (port, what, flag) in wanted where port != 0 {
+            do {
+                let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: configuration.host, port: port).get()
+                try await channel.close()
+            } catch {
+                throw ValidationError(
+                    "cannot listen on \(configuration.host):\(port) for \(what): \(error) (another switchyard serve?); choose another port with \(flag)"
+                )
+            }
+        }
     }
 }
 
