@@ -27,7 +27,8 @@ public struct Page<Item: Decodable & Sendable>: Decodable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: Key.self)
-        guard let listKey = container.allKeys.first(where: { $0.stringValue.hasSuffix("_list") }) else {
+        // `<kind>_list`, and `credentials` for the keys (api.md §2.9 names that list so).
+        guard let listKey = container.allKeys.first(where: { $0.stringValue.hasSuffix("_list") || $0.stringValue == "credentials" }) else {
             throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "no …_list member"))
         }
         items = try container.decode([Item].self, forKey: listKey)
@@ -274,6 +275,30 @@ public struct WebhookInfo: Codable, Sendable, Equatable {
         case events = "webhook_events"
         case status = "webhook_status"
         case secret = "webhook_secret"
+    }
+}
+
+/// An API key as the team's list shows it (never its secret); `rawKey` only in the answer that created it.
+public struct CredentialInfo: Codable, Sendable, Equatable {
+    public let id: UUID
+    /// `integration` (sk-), `agent` (ak-) or `device` (dk-).
+    public let kind: String
+    public let displayName: String
+    public let keyPrefix: String
+    /// `active`, `expired` or `revoked`; nil in the create answer.
+    public let status: String?
+    public let expiresAt: Date?
+    public let lastUsedAt: Date?
+    public let rawKey: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, kind
+        case displayName = "display_name"
+        case keyPrefix = "key_prefix"
+        case status = "key_status"
+        case expiresAt = "expires_at"
+        case lastUsedAt = "last_used_at"
+        case rawKey = "raw_key"
     }
 }
 

@@ -163,6 +163,25 @@ extension SwitchyardClient {
         try await perform(.DELETE, "/models/\(id.lowercased)")
     }
 
+    // MARK: - Keys (a session only: `signIn`)
+
+    public func credentials(kind: String? = nil, page: Int = 1, perPage: Int = 100) async throws -> Page<CredentialInfo> {
+        var query = [("current_page", "\(page)"), ("per_page", "\(perPage)")]
+        if let kind { query.append(("kind", kind)) }
+        return try await send(.GET, "/credentials", query: query)
+    }
+
+    /// Creates a key; its secret (`rawKey`) is in this answer only.
+    public func createCredential(kind: String, displayName: String, expiresInDays: Int? = nil) async throws -> CredentialInfo {
+        var body: [String: JSONValue] = ["kind": .string(kind), "display_name": .string(displayName)]
+        if let expiresInDays { body["expires_in_days"] = .number(JSONNumber(expiresInDays)) }
+        return try await send(.POST, "/credentials", json: JSONValue.object(body), expecting: [200, 201])
+    }
+
+    public func revokeCredential(id: UUID) async throws {
+        try await perform(.DELETE, "/credentials/\(id.lowercased)")
+    }
+
     // MARK: - Agents and webhooks
 
     /// The team's agents (runtime view).

@@ -11,7 +11,8 @@ struct Switchyard: AsyncParsableCommand {
         version: "switchyard \(SwitchyardVersion.current)",
         subcommands: [
             ServeCommand.self, AgentCommand.self, RunCommand.self, WorkflowsCommand.self, TasksCommand.self, FilesCommand.self,
-            ModelsCommand.self, AgentsCommand.self, WebhooksCommand.self, LoginCommand.self, LogoutCommand.self, MigrateCommand.self,
+            ModelsCommand.self, AgentsCommand.self, WebhooksCommand.self, KeysCommand.self, LoginCommand.self, LogoutCommand.self,
+            MigrateCommand.self,
             SecretsCommand.self, VersionCommand.self,
         ]
     )

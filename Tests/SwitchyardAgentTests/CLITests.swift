@@ -100,6 +100,12 @@ struct CLITests {
             #expect(missing.status == 4 && missing.stderr.contains("task not found"))
             let unparsed = try await Self.switchyard(["run"], environment: key)
             #expect(unparsed.status == 2 && unparsed.stderr.contains("Usage:"))
+            // No key anywhere: beside the server's data directory the CLI signs in as the first start's owner.
+            let keys = try await Self.switchyard(["keys", "list", "--json", "--data-dir", app.environment.configuration.dataDirectory] + server)
+            let kinds = try JSONValue.parse(keys.stdout).arrayValue?.compactMap { $0["kind"]?.stringValue }.sorted()
+            #expect(keys.status == 0 && kinds == ["agent", "integration"], "\(keys)")
+            let nothing = try await Self.switchyard(["tasks", "list"] + server)
+            #expect(nothing.status == 3 && nothing.stderr.contains("no credentials"), "\(nothing)")
             let version = try await Self.switchyard(["--version"])
             #expect(version.status == 0 && version.stdout.hasPrefix("switchyard "))
             _ = fake

@@ -88,6 +88,24 @@ struct ClientSDKTests {
         }
     }
 
+    @Test("keys: a session creates one (its secret once), lists it, revokes it; the revoked key is refused; a key cannot manage keys")
+    func keys() async throws {
+        try await Self.withServer { _, _, owner, caller in
+            let created = try await owner.createCredential(kind: "integration", displayName: "sdk test", expiresInDays: 30)
+            let secret = try #require(created.rawKey)
+            #expect(secret.hasPrefix("sk-") && created.keyPrefix == String(secret.prefix(12)))
+            let fresh = SwitchyardClient(server: caller.server, token: secret)
+            #expect(try await fresh.agents().items.map(\.agentId) == ["e2e-gpu"])
+            let listed = try await owner.credentials(kind: "integration").items.first { $0.id == created.id }
+            #expect(listed?.status == "active" && listed?.rawKey == nil && listed?.displayName == "sdk test")
+            try await owner.revokeCredential(id: created.id)
+            let refused = await #expect(throws: SwitchyardAPIError.self) { try await fresh.agents() }
+            #expect(refused?.status == 401)
+            let forbidden = await #expect(throws: SwitchyardAPIError.self) { try await caller.credentials() }
+            #expect(forbidden?.isAuthorization == true)
+        }
+    }
+
     @Test("following resumes after Last-Event-ID: only later events, ending with the terminal one")
     func resume() async throws {
         try await Self.withServer { _, _, owner, caller in

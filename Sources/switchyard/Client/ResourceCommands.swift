@@ -192,3 +192,62 @@ struct WebhooksCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct KeysCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "Create, list and revoke the team's API keys (sk- integration, ak- agent).",
+        discussion: """
+            The keys endpoints take a session, not a key: these commands work with a local server's bootstrap.json \
+            (the owner account), and refuse with 403 under an sk- or dk- key.
+            """,
+        subcommands: [List.self, Create.self, Revoke.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The team's keys (prefixes, never secrets).")
+        @Option(name: .long, help: "Only this kind: integration, agent or device.") var kind: String?
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await clientCommand {
+                let page = try await options.client().credentials(kind: kind)
+                if options.json { return Terminal.out(try SwitchyardClient.json(page.items)) }
+                Terminal.table(
+                    ["ID", "KIND", "NAME", "PREFIX", "STATUS", "EXPIRES"],
+                    page.items.map {
+                        [$0.id.lowercased, $0.kind, $0.displayName, $0.keyPrefix, $0.status ?? "-", $0.expiresAt.map(RFC3339.format) ?? "never"]
+                    })
+            }
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key; its secret is printed once.")
+        @Option(name: .long, help: "integration (sk-, for callers) or agent (ak-, for switchyard agent).") var kind = "integration"
+        @Option(name: .long, help: "Its name in lists.") var name: String
+        @Option(name: .long, help: "Days until it expires (1–365; default: never).") var expiresInDays: Int?
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await clientCommand {
+                let created = try await options.client().createCredential(kind: kind, displayName: name, expiresInDays: expiresInDays)
+                Terminal.out(options.json ? try SwitchyardClient.json(created) : created.rawKey ?? "")
+                if !options.json { Terminal.note("created \(created.id.lowercased) (\(created.kind)); the key above is shown this once") }
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key: it fails on the next request (agents using it are disconnected).")
+        @Argument(help: "The key's id.") var key: String
+        @OptionGroup var options: ClientOptions
+
+        func run() async throws {
+            try await clientCommand {
+                guard let id = UUID(uuidString: key) else { throw CLIError.usage("\"\(key)\" is not a key id (a UUID)") }
+                try await options.client().revokeCredential(id: id)
+                Terminal.out(options.json ? try SwitchyardClient.json(["revoked": key]) : "revoked \(key)")
+            }
+        }
+    }
+}
