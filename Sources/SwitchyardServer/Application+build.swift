@@ -183,6 +183,11 @@ public func buildApplication(
         rereadInterval: storage.notifier.isShared ? .seconds(configuration.dispatch.streamRereadInterval) : nil,
         outputRetention: configuration.retention.outputs
     ).addRoutes(to: runtime.group("tasks"))
+    let inProcess = InProcessAPI()
+    MCPController(
+        api: inProcess, storage: storage, hub: hub, clock: clock,
+        rereadInterval: .seconds(storage.notifier.isShared ? configuration.dispatch.streamRereadInterval : 30)
+    ).addRoutes(to: api.group("mcp").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .mcp)))
 
     if configuration.metricsEnabled {
         MetricsController(
@@ -196,8 +201,10 @@ public func buildApplication(
     var serverLogger = logger
     serverLogger[metadataKey: "component"] = "http"
     let idle = TimeAmount.milliseconds(Int64(configuration.httpIdleTimeout * 1000))
+    let apiResponder = router.buildResponder()
+    inProcess.install(apiResponder)
     var application = Application(
-        responder: HeadResponder(router.buildResponder()),
+        responder: HeadResponder(apiResponder),
         // No WebSocket pings: agents heartbeat every `dispatch.heartbeatInterval` (traffic that keeps proxies from
         // closing the socket), and three missed heartbeats end the session. A ping loop would be one more task per
         // session, which with 10,000 agents is memory (docs/performance.md, "Dispatch with many connected agents").

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import NIOCore
 
 /// Per-request state: the request id every log line and 500 body carries, and the authenticated caller.
 public struct SwitchyardRequestContext: RequestContext {
@@ -10,6 +11,8 @@ public struct SwitchyardRequestContext: RequestContext {
     public var caller: Caller?
     /// The peer's IP address (the proxy's, behind one).
     public var remoteAddress: String?
+    /// The connection the request came on (the MCP tools call the API in-process on the caller's behalf with it).
+    public let channel: any Channel
     /// The largest request body read (`http.maxBodySize`), set by `ErrorMiddleware`.
     public var maxUploadSize = ServerConfiguration().maxBodySize
     /// Request bodies: `request.decode(as:context:)` answers a 400 naming the field and the rule.
@@ -20,6 +23,7 @@ public struct SwitchyardRequestContext: RequestContext {
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.remoteAddress = source.channel.remoteAddress?.ipAddress
+        self.channel = source.channel
     }
 
     /// The caller on a route behind `AuthMiddleware` (which refuses the request before the handler otherwise).

@@ -20,10 +20,10 @@ struct AuthenticationTests {
     static func expected(_ presented: Presented, _ surface: AccessSurface) -> Int {
         switch presented {
         case .none, .garbage, .agent, .revokedIntegration, .expiredDevice: return 401
-        case .sessionWithTeam: return 200
-        case .sessionWithoutTeam: return surface == .perUser ? 200 : 400
-        case .integration: return surface == .runtime ? 200 : 401
-        case .device: return surface == .sessionOnly ? 401 : 200
+        case .sessionWithTeam: return surface == .mcp ? 401 : 200
+        case .sessionWithoutTeam: return surface == .perUser ? 200 : surface == .mcp ? 401 : 400
+        case .integration: return surface == .runtime || surface == .mcp ? 200 : 401
+        case .device: return surface == .sessionOnly || surface == .mcp ? 401 : 200
         }
     }
 

@@ -71,6 +71,9 @@ struct Authenticator: Sendable {
     }
 
     private func authenticateSession(_ token: String, teamHeader: String?, surface: AccessSurface) async throws -> Caller {
+        guard surface.accepts(.session) else {
+            throw SwitchyardError.unauthenticated("this endpoint accepts \(surface.acceptedDescription); session tokens are not accepted")
+        }
         guard let userId = try await sessions.user(of: token, in: storage)?.id else {
             throw SwitchyardError.unauthenticated("invalid or expired session token; sign in again with POST /api/v1/auth/login")
         }

@@ -84,9 +84,13 @@ public enum AccessSurface: Sendable, CaseIterable {
     case sessionOnly
     /// The caller's own profile: sessions (no team needed) and `dk-`.
     case perUser
+    /// `/mcp` (api.md §2.12): `sk-` only.
+    case mcp
 
     func accepts(_ kind: Caller.Kind) -> Bool {
         switch (self, kind) {
+        case (.mcp, .integration): true
+        case (.mcp, _): false
         case (_, .session): true
         case (.runtime, .integration), (.runtime, .device), (.management, .device), (.perUser, .device): true
         default: false
@@ -102,6 +106,7 @@ public enum AccessSurface: Sendable, CaseIterable {
         case .management: "a user session (with X-Team-ID) or a dk- device key"
         case .sessionOnly: "a user session (with X-Team-ID) only"
         case .perUser: "a user session or a dk- device key"
+        case .mcp: "an sk- integration key only"
         }
     }
 }
