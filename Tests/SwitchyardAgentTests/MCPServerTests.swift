@@ -90,6 +90,14 @@ struct MCPServerTests {
             #expect(missing["result"]?["content"]?.arrayValue?.first?["text"] == #"argument "task_id" is required"#)
             let unknown = try JSONValue.parse(try await Self.post(server, key: key, Self.call(9, "no_such_tool", [:])).body)
             #expect(unknown["error"]?["code"] == -32602)
+            for malformed: JSONValue in [
+                ["jsonrpc": "1.0", "id": 1, "method": "ping"], ["jsonrpc": "2.0", "id": [1], "method": "ping"],
+                ["jsonrpc": "2.0", "id": 1, "method": 5], ["jsonrpc": "2.0", "id": 1, "method": "ping", "params": [1]], [1, 2],
+            ] {
+                let answer = try await Self.post(server, key: key, malformed)
+                let code = try JSONValue.parse(answer.body)["error"]?["code"]
+                #expect(answer.status == 400 && code == -32600, "\(malformed)")
+            }
         }
     }
 }

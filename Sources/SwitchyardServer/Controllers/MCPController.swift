@@ -40,10 +40,8 @@ struct MCPController {
         guard let message = try? JSONValue.parse(buffer.readableBytesView) else {
             return Self.json(Self.error(id: .null, code: -32700, "parse error: the body is not JSON"), status: .badRequest)
         }
-        guard case .object = message, message["jsonrpc"] == "2.0" else {
-            return Self.json(
-                Self.error(id: .null, code: -32600, "invalid request: one JSON-RPC 2.0 message (an object with \"jsonrpc\": \"2.0\") per POST"),
-                status: .badRequest)
+        if let violation = Self.violation(message) {
+            return Self.json(Self.error(id: .null, code: -32600, "invalid request: \(violation)"), status: .badRequest)
         }
         // Notifications and responses need no answer.
         guard let id = message["id"], id != .null, let method = message["method"]?.stringValue else {
@@ -111,6 +109,22 @@ struct MCPController {
         }
         return Response(
             status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+
+    /// What makes a body other than one JSON-RPC 2.0 message: an object with `"jsonrpc": "2.0"`, an `id` that is a
+    /// string, an integer or null, a string `method`, an object `params`.
+    static func violation(_ message: JSONValue) -> String? {
+        guard case .object = message, message["jsonrpc"] == "2.0" else {
+            return "one JSON-RPC 2.0 message (an object with \"jsonrpc\": \"2.0\") per POST"
+        }
+        switch message["id"] {
+        case nil, .null?, .string?: break
+        case .number(let number)? where number.intValue != nil: break
+        default: return "\"id\" must be a string, an integer or null"
+        }
+        if let method = message["method"], method.stringValue == nil { return "\"method\" must be a string" }
+        if let params = message["params"], case .object = params {} else if message["params"] != nil { return "\"params\" must be an object" }
+        return nil
     }
 
     static func result(id: JSONValue, _ result: JSONValue) -> JSONValue {
