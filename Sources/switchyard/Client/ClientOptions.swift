@@ -81,6 +81,11 @@ enum CLIError: Error, CustomStringConvertible {
         }
     }
 
+    /// A task that ended other than completed: its status and error.
+    static func ended(_ task: TaskInfo) -> CLIError {
+        .taskFailed("task \(task.id.lowercased) \(task.status.rawValue)\(task.error.map { $0.isEmpty ? "" : ": \($0)" } ?? "")")
+    }
+
     init(_ error: any Error) {
         switch error {
         case let error as CLIError: self = error

@@ -35,6 +35,13 @@ struct ModelsCommand: AsyncParsableCommand {
         return id
     }
 
+    static func setStatus(_ model: String, _ status: String, _ options: ClientOptions) async throws {
+        try await clientCommand {
+            let updated = try await options.client().setModelStatus(id: try id(model), status: status)
+            Terminal.out(options.json ? try SwitchyardClient.json(updated) : "\(updated.displayName): \(updated.status)")
+        }
+    }
+
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The team's models.")
         @OptionGroup var options: ClientOptions
@@ -79,12 +86,7 @@ struct ModelsCommand: AsyncParsableCommand {
         @Argument(help: "The model id.") var model: String
         @OptionGroup var options: ClientOptions
 
-        func run() async throws {
-            try await clientCommand {
-                let updated = try await options.client().setModelStatus(id: try ModelsCommand.id(model), status: "active")
-                Terminal.out(options.json ? try SwitchyardClient.json(updated) : "\(updated.displayName): \(updated.status)")
-            }
-        }
+        func run() async throws { try await ModelsCommand.setStatus(model, "active", options) }
     }
 
     struct Disable: AsyncParsableCommand {
@@ -92,12 +94,7 @@ struct ModelsCommand: AsyncParsableCommand {
         @Argument(help: "The model id.") var model: String
         @OptionGroup var options: ClientOptions
 
-        func run() async throws {
-            try await clientCommand {
-                let updated = try await options.client().setModelStatus(id: try ModelsCommand.id(model), status: "disabled")
-                Terminal.out(options.json ? try SwitchyardClient.json(updated) : "\(updated.displayName): \(updated.status)")
-            }
-        }
+        func run() async throws { try await ModelsCommand.setStatus(model, "disabled", options) }
     }
 
     struct Delete: AsyncParsableCommand {

@@ -82,10 +82,7 @@ struct RunCommand: AsyncParsableCommand {
             } else {
                 for path in written { Terminal.out(path) }
             }
-            guard finished.status == .completed else {
-                throw CLIError.taskFailed(
-                    "task \(taskId.lowercased) \(finished.status.rawValue)\(finished.error.map { $0.isEmpty ? "" : ": \($0)" } ?? "")")
-            }
+            guard finished.status == .completed else { throw CLIError.ended(finished) }
         }
     }
 

@@ -96,10 +96,7 @@ struct TasksCommand: AsyncParsableCommand {
                 } else {
                     finished = try await RunCommand.follow(client, id, json: false)
                 }
-                guard finished.status == .completed else {
-                    throw CLIError.taskFailed(
-                        "task \(id.lowercased) \(finished.status.rawValue)\(finished.error.map { $0.isEmpty ? "" : ": \($0)" } ?? "")")
-                }
+                guard finished.status == .completed else { throw CLIError.ended(finished) }
             }
         }
     }
