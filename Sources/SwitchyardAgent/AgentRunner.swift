@@ -50,6 +50,8 @@ public actor AgentRunner {
     var syncProgress: SyncProgress?
     /// The current session got its `welcome`.
     private var welcomed = false
+    /// When `run` probed the engine; the first session uses that answer.
+    private var healthProbedAt: ContinuousClock.Instant?
     var health = ToolHealth(healthy: false)
     /// Set by a `goodbye` that says reconnecting cannot help.
     private var fatal: String?
@@ -78,7 +80,16 @@ public actor AgentRunner {
 
     /// Runs until cancelled, or until the gateway refuses the agent for good.
     public func run() async throws {
-        recoverAttempts(await executor.recoverable(window: Self.recoveryWindow))
+        // A ComfyUI that does not answer is said at once; it has nothing to recover from (its list would only time out).
+        health = await executor.health()
+        healthProbedAt = .now
+        if health.healthy {
+            recoverAttempts(await executor.recoverable(window: Self.recoveryWindow))
+        } else {
+            logger.warning(
+                "ComfyUI is not answering; connecting as unhealthy",
+                metadata: ["comfyui": "\(configuration.comfyUI)", "detail": "\(health.detail ?? "")"])
+        }
         defer { modelEvents?.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
@@ -132,12 +143,9 @@ public actor AgentRunner {
     // MARK: Session
 
     private func session(url: String) async throws {
-        health = await executor.health()
-        if !health.healthy {
-            logger.warning(
-                "ComfyUI is not answering; connecting as unhealthy",
-                metadata: ["comfyui": "\(configuration.comfyUI)", "detail": "\(health.detail ?? "")"])
-        }
+        // Probed again unless the start just did (a ComfyUI that is down takes its whole timeout to say so).
+        if healthProbedAt.map({ $0.duration(to: .now) > .seconds(1) }) ?? true { health = await executor.health() }
+        healthProbedAt = nil
         if models == nil, configuration.modelSync, !modelSyncUnusable, health.healthy { await startModelSync() }
         // An agent that syncs connects `syncing` until it has checked the team's set (it may have changed meanwhile):
         // only tasks whose models it already holds are offered to it until then.

@@ -103,7 +103,11 @@ extension ServeCommand {
         if configuration.externalS3 == nil { wanted.append((configuration.embeddedS3Port, "the embedded object store", "--s3-port")) }
         for (port, what, flag) in wanted where port != 0 {
             do {
-                let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: configuration.host, port: port).get()
+                // SO_REUSEADDR as the server itself binds: a port whose last connections linger in TIME_WAIT (a
+                // restart) is free; one another process listens on is not.
+                let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .bind(host: configuration.host, port: port).get()
                 try await channel.close()
             } catch {
                 throw ValidationError(
