@@ -118,7 +118,12 @@ public actor AgentRunner {
                 return
             } catch {
                 logger.warning("gateway session ended", metadata: ["gateway": "\(url)", "error": "\(error)"])
-                if !welcomed, let refusal = await Self.keyRefusal(gateway: url, key: configuration.key) { fatal = refusal }
+                // The server answered, but not with the upgrade: ask it why (a server that is down is not asked).
+                if !welcomed, error as? WebSocketClientError == .webSocketUpgradeFailed,
+                    let refusal = await Self.keyRefusal(gateway: url, key: configuration.key)
+                {
+                    fatal = refusal
+                }
             }
             if let fatal { throw Refused(description: fatal) }
             if welcomed, urls.count > 1, began.duration(to: .now) > .seconds(5) {
