@@ -27,6 +27,30 @@ struct AgentRefusalTests {
         }
     }
 
+    @Test("on a CPU-only ComfyUI the agent does not advertise gpu: a workflow needing gpu waits, one needing comfyui runs")
+    func cpuOnlyComfyUI() async throws {
+        try await FakeComfyUI.with(.init(cpuOnly: true)) { fake in
+            try await TestApp.with(.sqlite, live: true) { app, client in
+                let session = try await app.ownerSession(client)
+                _ = try await app.importWorkflow(
+                    client, session: session, body: try TestApp.invertImport(slug: "needs-gpu", labels: ["gpu", "comfyui"]))
+                _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport(slug: "any", labels: ["comfyui"]))
+                try await EndToEndTests.withAgent(app, client, comfyUI: fake.baseURL) {
+                    let agents = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
+                    let labels = (agents["agent_list"] as? [[String: Any]])?.first?["agent_labels"] as? [String]
+                    #expect(labels.map(Set.init) == ["comfyui", "e2e"])
+                    let waiting = try await app.run(client, slug: "needs-gpu")
+                    let runnable = try await app.run(client, slug: "any")
+                    let events = String(
+                        buffer: try await app.call(client, .get, "/api/v1/r/tasks/\(runnable.lowercased)/events", token: app.bootstrap.integrationKey)
+                            .body)
+                    #expect(events.contains("event: completed"))
+                    #expect(try await app.taskJSON(client, waiting)["task_status"] as? String == "waiting")
+                }
+            }
+        }
+    }
+
     @Test("gpu is advertised only when ComfyUI reports a GPU device, or when the operator listed it; kept while ComfyUI is silent")
     func gpuLabel() {
         let labels = ["gpu", "comfyui", "team-a"]

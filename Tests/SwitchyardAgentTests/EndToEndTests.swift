@@ -16,7 +16,7 @@ import Testing
 struct EndToEndTests {
     static func importBody(slug: String, graph: String, parameters: String) -> String {
         """
-        {"workflow_slug":"\(slug)","display_name":"\(slug)","tool_type":"comfyui","required_labels":["gpu","comfyui"],
+        {"workflow_slug":"\(slug)","display_name":"\(slug)","tool_type":"comfyui","required_labels":["comfyui"],
          "task_timeout":120,"max_retries":1,"workflow_json":\(graph),"parameters":[\(parameters)]}
         """
     }

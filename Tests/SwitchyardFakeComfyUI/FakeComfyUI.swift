@@ -36,11 +36,15 @@ public final class FakeComfyUI: Sendable {
         /// Where it says its models are (`GET /internal/folder_paths`: `<root>/<type>` for each type, as a stock
         /// ComfyUI answers for its `models/` folder); nil answers 404, as a ComfyUI older than that route.
         public var modelsRoot: String?
+        /// A ComfyUI started with `--cpu` (or on a machine without a GPU): `/system_stats` lists one device of type
+        /// `cpu`, as the real server does (shared/notes/machine.md), instead of a CUDA GPU.
+        public var cpuOnly = false
 
         public init(
             nodeDuration: Duration = .milliseconds(1), progressTick: Duration = .milliseconds(10), port: Int = 0,
-            historyDelay: Duration = .milliseconds(3), modelsRoot: String? = nil
+            historyDelay: Duration = .milliseconds(3), modelsRoot: String? = nil, cpuOnly: Bool = false
         ) {
+            self.cpuOnly = cpuOnly
             self.nodeDuration = nodeDuration
             self.progressTick = progressTick
             self.port = port

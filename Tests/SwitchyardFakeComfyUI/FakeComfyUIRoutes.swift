@@ -46,7 +46,9 @@ struct FakeComfyUIRoutes: Sendable {
             }
         }
         for prefix in ["", "/api"] {
-            router.get("\(prefix)/system_stats") { _, _ in try await guardAvailable { json(Self.systemStats) } }
+            router.get("\(prefix)/system_stats") { _, _ in
+                try await guardAvailable { json(engine.options.cpuOnly ? Self.cpuSystemStats : Self.systemStats) }
+            }
             router.post("\(prefix)/prompt") { request, context in try await guardAvailable { try await postPrompt(request, context) } }
             router.get("\(prefix)/prompt") { _, _ in
                 try await guardAvailable { json(["exec_info": ["queue_remaining": .number(JSONNumber(await engine.queueRemaining))]]) }
@@ -281,6 +283,20 @@ struct FakeComfyUIRoutes: Sendable {
         default: "application/octet-stream"
         }
     }
+
+    /// As a real ComfyUI 0.3.64 started with `--cpu` answers (recorded on this project's CI machine).
+    static let cpuSystemStats: JSONValue = [
+        "system": [
+            "os": "posix", "ram_total": 25_276_510_208, "ram_free": 24_438_345_728, "comfyui_version": "0.3.64", "python_version": "3.11.7",
+            "pytorch_version": "2.13.0+cpu", "embedded_python": false, "argv": ["main.py", "--cpu"],
+        ],
+        "devices": [
+            [
+                "name": "cpu", "type": "cpu", "index": .null, "vram_total": 25_276_510_208, "vram_free": 24_438_345_728,
+                "torch_vram_total": 25_276_510_208, "torch_vram_free": 2_443_834_572,
+            ]
+        ],
+    ]
 
     static let systemStats: JSONValue = [
         "system": [
