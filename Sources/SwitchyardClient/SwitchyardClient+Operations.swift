@@ -119,7 +119,8 @@ extension SwitchyardClient {
     }
 
     /// Uploads a model file (one PUT, or a multipart upload for a large one) and registers it with its SHA-256, so
-    /// every syncing agent checks what it downloads.
+    /// every syncing agent checks what it downloads. A multipart upload that stopped part-way (a failure, an
+    /// interrupted process) resumes when the same file is uploaded again: only its missing parts are sent.
     public func uploadModel(
         at path: String, displayName: String, modelType: String, modelPath: String? = nil,
         progress: @escaping @Sendable (Int64, Int64) -> Void = { _, _ in }
@@ -137,10 +138,17 @@ extension SwitchyardClient {
             "file_name": .string(name), "file_size": .number(JSONNumber(Int(size))), "model_type": .string(modelType),
             "model_path": .string(target),
         ]
-        let presigned: Presigned = try await send(.POST, "/models/presign", json: body)
         let hash = try await FileUpload.sha256(of: path)
+        // An earlier upload of this file that stopped part-way goes on where it stopped.
+        let presigned: Presigned
+        let journal = UploadJournal.load(for: path, size: size)
+        if let journal {
+            presigned = Presigned(storage_key: journal.storageKey, upload_url: "", upload_headers: [:], upload_method: "multipart")
+        } else {
+            presigned = try await send(.POST, "/models/presign", json: body)
+        }
         if presigned.upload_method == "multipart" {
-            try await uploadMultipart(path: path, size: size, storageKey: presigned.storage_key, progress: progress)
+            try await uploadMultipart(path: path, size: size, storageKey: presigned.storage_key, resume: journal, progress: progress)
         } else {
             let counter = ProgressCounter(total: size, report: progress)
             try await FileUpload.put(

@@ -170,6 +170,61 @@ struct ClientSDKTests {
         }
     }
 
+    @Test("a model upload that stopped after its first part resumes: only the missing part is sent, then it registers")
+    func resumedModelUpload() async throws {
+        try await Self.withServer { _, _, owner, _ in
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sdk-\(UUID())")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let file = directory.appendingPathComponent("big.safetensors").path
+            let size = 100 * 1024 * 1024 + 4096
+            try Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 12) }).write(to: URL(fileURLWithPath: file))
+            // What an interrupted upload leaves: a presigned key, an open multipart upload with its first part, the journal.
+            struct Presigned: Decodable { let storage_key: String }
+            struct Initiated: Decodable {
+                let upload_id: String
+                let part_size: Int
+                let part_count: Int
+            }
+            struct Parts: Decodable {
+                struct Part: Decodable { let url: String }
+                let parts: [Part]
+            }
+            let presigned: Presigned = try await owner.send(
+                .POST, "/models/presign",
+                json: JSONValue.object([
+                    "file_name": "big.safetensors", "file_size": .number(JSONNumber(size)), "model_type": "checkpoints",
+                    "model_path": "big.safetensors",
+                ]))
+            let initiated: Initiated = try await owner.send(
+                .POST, "/uploads/multipart/initiate",
+                json: JSONValue.object(["storage_key": .string(presigned.storage_key), "file_size": .number(JSONNumber(size))]))
+            #expect(initiated.part_count == 2)
+            let parts: Parts = try await owner.send(
+                .POST, "/uploads/multipart/presign-parts",
+                json: JSONValue.object([
+                    "storage_key": .string(presigned.storage_key), "upload_id": .string(initiated.upload_id), "part_numbers": [1],
+                ]))
+            let etag = try await FileUpload.put(
+                path: file, size: Int64(initiated.part_size), url: try #require(parts.parts.first).url, headers: [:], http: .shared
+            ) { _ in }
+            try UploadJournal(
+                storageKey: presigned.storage_key, uploadId: initiated.upload_id, partSize: initiated.part_size, partCount: 2,
+                fileSize: Int64(size), modified: try #require(UploadJournal.modified(file)), etags: ["1": etag]
+            ).save(for: file)
+
+            let reported = Mutex<[Int64]>([])
+            let model = try await owner.uploadModel(at: file, displayName: "Big", modelType: "checkpoints", modelPath: "big.safetensors") {
+                sent, _ in reported.withLock { $0.append(sent) }
+            }
+            let sent = reported.withLock { $0 }
+            #expect(sent.first == Int64(initiated.part_size) && sent.last == Int64(size), "only the second part went: \(sent.prefix(3))…")
+            #expect(model.status == "active" && model.fileSize == size && model.storageKey == presigned.storage_key)
+            #expect(model.fileHash == "sha256:" + (try await FileUpload.sha256(of: file)))
+            #expect(!FileManager.default.fileExists(atPath: UploadJournal.path(for: file)))
+        }
+    }
+
     @Test("429 and 503 are retried after Retry-After (or the backoff); past the attempts the refusal is the answer")
     func retries() async throws {
         let answered = Mutex(0)

@@ -28,8 +28,10 @@ struct ClientOptions: ParsableArguments {
         let server = server ?? environment["SWITCHYARD_SERVER"].flatMap { $0.isEmpty ? nil : $0 }
         if let key {
             let trimmed = key.trimmingCharacters(in: CharacterSet(charactersIn: "\"' \n"))
-            guard ["sk-", "dk-", "eyJ"].contains(where: trimmed.hasPrefix) else {
-                throw CLIError.usage("the key must be an sk- (integration) or dk- (device) key; ak- keys are for switchyard agent")
+            guard ["sk-", "dk-"].contains(where: trimmed.hasPrefix) else {
+                throw CLIError.usage(
+                    "the key must be an sk- (integration) or dk- (device) key\(trimmed.hasPrefix("ak-") ? "; ak- keys are for switchyard agent" : "")"
+                )
             }
             return SwitchyardClient(server: server ?? stored?.server ?? "http://127.0.0.1:8080", token: trimmed)
         }
