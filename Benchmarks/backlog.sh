@@ -18,7 +18,7 @@ for waiting in ${WAITING:-0 10000 100000}; do
     source Benchmarks/serve-for-bench.sh
     serve_pid=$(echo $pids | awk '{print $1}')
     for body in \
-      '{"workflow_slug":"bench-trivial","display_name":"Trivial","required_labels":["gpu","comfyui"],"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":64,"height":64,"batch_size":1,"color":0}},"2":{"class_type":"SaveImage","inputs":{"images":["1",0],"filename_prefix":"bench/trivial"}}},"parameters":[]}' \
+      '{"workflow_slug":"bench-trivial","display_name":"Trivial","required_labels":["comfyui"],"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":64,"height":64,"batch_size":1,"color":0}},"2":{"class_type":"SaveImage","inputs":{"images":["1",0],"filename_prefix":"bench/trivial"}}},"parameters":[]}' \
       '{"workflow_slug":"bench-backlog","display_name":"Needs an H100","required_labels":["gpu","h100"],"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":64,"height":64,"batch_size":1,"color":0}},"2":{"class_type":"SaveImage","inputs":{"images":["1",0],"filename_prefix":"bench/backlog"}}},"parameters":[]}'; do
       curl -fsS -o /dev/null -X POST "$base/api/v1/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" \
         -H "Content-Type: application/json" -d "$body"

@@ -17,7 +17,7 @@ e2e_tasks=${E2E_TASKS:-300}
 port=${PORT:-18189}
 source Benchmarks/serve-for-bench.sh
 curl -fsS -o /dev/null -X POST "$base/api/v1/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" -H "Content-Type: application/json" \
-  -d '{"workflow_slug":"bench-trivial","display_name":"Trivial","required_labels":["gpu","comfyui"],"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":64,"height":64,"batch_size":1,"color":0}},"2":{"class_type":"ImageInvert","inputs":{"image":["1",0]}},"3":{"class_type":"SaveImage","inputs":{"images":["2",0],"filename_prefix":"bench/trivial"}}},"parameters":[]}'
+  -d '{"workflow_slug":"bench-trivial","display_name":"Trivial","required_labels":["comfyui"],"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":64,"height":64,"batch_size":1,"color":0}},"2":{"class_type":"ImageInvert","inputs":{"image":["1",0]}},"3":{"class_type":"SaveImage","inputs":{"images":["2",0],"filename_prefix":"bench/trivial"}}},"parameters":[]}'
 
 echo "machine: $(nproc) cores, $(git rev-parse --short HEAD); serve: SQLite (synchronous=FULL), embedded store"
 ulimit -n 65536 2>/dev/null || true

@@ -44,7 +44,7 @@ curl -fsS "$comfyui/system_stats" >/dev/null || { echo "no ComfyUI answers at $c
 
 run=$(date +%s)
 curl -fsS -o /dev/null -X POST "$base/api/v1/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" -H "Content-Type: application/json" \
-  -d '{"workflow_slug":"engine-ratio","display_name":"Engine ratio","required_labels":["gpu","comfyui"],"max_retries":1,
+  -d '{"workflow_slug":"engine-ratio","display_name":"Engine ratio","required_labels":["comfyui"],"max_retries":1,
        "workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":64,"height":64,"batch_size":1,"color":0}},"2":{"class_type":"ImageInvert","inputs":{"image":["1",0]}},"3":{"class_type":"SaveImage","inputs":{"images":["2",0],"filename_prefix":"bench/'"$run"'-switchyard/trivial"}}},
        "parameters":[{"key":"color","node_id":"1","field":"color","type":"number","min":0,"max":16777215,"default":0}]}'
 "$bin/switchyard" agent --server "$agent_servers" --key "$agent_key" --comfyui "$comfyui" --agent-id bench-gpu --prefetch "$prefetch" --log-level warning \

@@ -13,7 +13,7 @@ ulimit -n 65536 2>/dev/null || true
 source Benchmarks/serve-for-bench.sh
 serve_pid=$(echo $pids | awk '{print $1}')
 curl -fsS -o /dev/null -X POST "$base/api/v1/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" -H "Content-Type: application/json" \
-  -d '{"workflow_slug":"idle","display_name":"Idle","required_labels":["gpu","comfyui"],"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":8,"height":8,"batch_size":1,"color":0}},"2":{"class_type":"SaveImage","inputs":{"images":["1",0],"filename_prefix":"idle"}}},"parameters":[]}'
+  -d '{"workflow_slug":"idle","display_name":"Idle","required_labels":["comfyui"],"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":8,"height":8,"batch_size":1,"color":0}},"2":{"class_type":"SaveImage","inputs":{"images":["1",0],"filename_prefix":"idle"}}},"parameters":[]}'
 task=$(curl -fsS -X POST "$base/api/v1/r/workflows/slug/idle/run" -H "Authorization: Bearer $key" -H "Content-Type: application/json" -d '{}' | python3 -c "import sys,json;print(json.load(sys.stdin)['task_id'])")
 rss() { awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' /proc/$serve_pid/status; }
 cpu() { awk '{print $14 + $15}' /proc/$serve_pid/stat; }

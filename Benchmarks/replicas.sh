@@ -13,7 +13,7 @@ port=${PORT:-18289}
 products="switchyard switchyard-agent-bench"
 source scripts/two-replicas.sh
 curl -fsS -o /dev/null -X POST "$a/api/v1/workflows/import" -H "Authorization: Bearer $token" -H "X-Team-ID: $team" -H "Content-Type: application/json" \
-  -d '{"workflow_slug":"bench-trivial","display_name":"Trivial","required_labels":["gpu","comfyui"],"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":64,"height":64,"batch_size":1,"color":0}},"2":{"class_type":"SaveImage","inputs":{"images":["1",0],"filename_prefix":"bench/replicas"}}},"parameters":[]}'
+  -d '{"workflow_slug":"bench-trivial","display_name":"Trivial","required_labels":["comfyui"],"workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":64,"height":64,"batch_size":1,"color":0}},"2":{"class_type":"SaveImage","inputs":{"images":["1",0],"filename_prefix":"bench/replicas"}}},"parameters":[]}'
 
 echo "machine: $(nproc) cores, $(git rev-parse --short HEAD); two replicas on PostgreSQL $(psql --version | awk '{print $3}')"
 "$bin/switchyard-agent-bench" dispatch "$a" "$key" "$agent_key" 1 "$tasks" "$a"
