@@ -178,7 +178,16 @@ struct ClientSDKTests {
             defer { try? FileManager.default.removeItem(at: directory) }
             let file = directory.appendingPathComponent("big.safetensors").path
             let size = 100 * 1024 * 1024 + 4096
-            try Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 12) }).write(to: URL(fileURLWithPath: file))
+            // 1 MiB of a pattern, each copy stamped with its index (cheap to make in a debug build; no two parts alike).
+            let mebibyte = Data((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 12) })
+            var bytes = Data(capacity: size)
+            for index in 0..<100 {
+                var chunk = mebibyte
+                chunk.replaceSubrange(0..<8, with: withUnsafeBytes(of: index) { Data($0) })
+                bytes.append(chunk)
+            }
+            bytes.append(mebibyte.prefix(4096))
+            try bytes.write(to: URL(fileURLWithPath: file))
             // What an interrupted upload leaves: a presigned key, an open multipart upload with its first part, the journal.
             struct Presigned: Decodable { let storage_key: String }
             struct Initiated: Decodable {

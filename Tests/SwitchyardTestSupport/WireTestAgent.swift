@@ -22,7 +22,7 @@ public struct WireTestAgent: Sendable {
 
     /// The next message from the gateway that `match` accepts (others are skipped), within `timeout`.
     public func receive<T: Sendable>(
-        within timeout: Duration = .seconds(5), _ what: String = "message", _ match: @Sendable (GatewayMessage) -> T?
+        within timeout: Duration = .seconds(30), _ what: String = "message", _ match: @Sendable (GatewayMessage) -> T?
     ) async throws -> T {
         let deadline = ContinuousClock.now + timeout
         while true {
@@ -34,7 +34,7 @@ public struct WireTestAgent: Sendable {
         }
     }
 
-    public func offer(within timeout: Duration = .seconds(5)) async throws -> GatewayMessage.Offer {
+    public func offer(within timeout: Duration = .seconds(30)) async throws -> GatewayMessage.Offer {
         try await receive(within: timeout, "offer") { if case .offer(let offer) = $0 { offer } else { nil } }
     }
 
