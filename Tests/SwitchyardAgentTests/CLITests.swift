@@ -29,17 +29,27 @@ struct CLITests {
         inherited["SWITCHYARD_CREDENTIALS"] = "/nonexistent/credentials.json"
         inherited["SWITCHYARD_DATA_DIR"] = "/nonexistent"
         process.environment = inherited.merging(environment) { $1 }
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
-            process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
+        // Files rather than pipes: a child that writes more than a pipe holds never blocks on a reader that waits for its exit.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-run-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let (outPath, errPath) = (directory.appendingPathComponent("out"), directory.appendingPathComponent("err"))
+        _ = FileManager.default.createFile(atPath: outPath.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath.path, contents: nil)
+        process.standardOutput = try FileHandle(forWritingTo: outPath)
+        process.standardError = try FileHandle(forWritingTo: errPath)
+        // A test that gives up (its deadline) stops the child too.
+        let status = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
+                process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+                do { try process.run() } catch { continuation.resume(throwing: error) }
+            }
+        } onCancel: {
+            process.terminate()
         }
         return Outcome(
-            status: status, stdout: String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self),
-            stderr: String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+            status: status, stdout: String(decoding: try Data(contentsOf: outPath), as: UTF8.self),
+            stderr: String(decoding: try Data(contentsOf: errPath), as: UTF8.self))
     }
 
     @Test("serve on a port in use stops before the first start's secrets, naming the port and the flag")
@@ -49,7 +59,9 @@ struct CLITests {
         let port = try #require(taken.localAddress?.port)
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("serve-\(UUID())").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let serve = try await Self.switchyard(["serve", "--data-dir", directory, "--port", "0", "--s3-port", "\(port)"])
+        let serve = try await withDeadline(.seconds(60)) {
+            try await Self.switchyard(["serve", "--data-dir", directory, "--port", "0", "--s3-port", "\(port)"])
+        }
         #expect(
             serve.status == 2 && serve.stderr.contains("127.0.0.1:\(port) for the embedded object store") && serve.stderr.contains("--s3-port"),
             "\(serve)")

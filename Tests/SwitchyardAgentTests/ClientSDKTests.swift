@@ -22,7 +22,7 @@ struct ClientSDKTests {
     }
 
     /// `serve` with an agent on the fake ComfyUI; the owner's session client and an `sk-` client.
-    static func withServer(_ body: @Sendable (TestApp, FakeComfyUI, SwitchyardClient, SwitchyardClient) async throws -> Void) async throws {
+    static func withServer(_ body: @escaping @Sendable (TestApp, FakeComfyUI, SwitchyardClient, SwitchyardClient) async throws -> Void) async throws {
         try await FakeComfyUI.with { fake in
             try await TestApp.with(.sqlite, live: true) { app, client in
                 let server = "http://127.0.0.1:\(client.port!)"
@@ -31,7 +31,8 @@ struct ClientSDKTests {
                     teamId: app.bootstrap.teamId.lowercased)
                 let caller = SwitchyardClient(server: server + "/api/v1/", token: app.bootstrap.integrationKey)
                 try await EndToEndTests.withAgent(app, client, comfyUI: fake.baseURL) {
-                    try await body(app, fake, owner, caller)
+                    // Bounded: the SDK follows a task as long as it lives, so a task that never ends would hold the run.
+                    try await withDeadline(.seconds(120)) { try await body(app, fake, owner, caller) }
                 }
             }
         }
