@@ -24,8 +24,9 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 server="http://127.0.0.1:$port"
-(cd "$work" && SWITCHYARD_DATA_DIR="$work/data" "$bin/switchyard" agent --server "$server" --comfyui "http://127.0.0.1:$((port + 2))" \
-  --agent-id mcp-check >"$work/agent.log" 2>&1) &
+# Not in a subshell: $! must be the agent itself, so the trap stops it.
+SWITCHYARD_DATA_DIR="$work/data" "$bin/switchyard" agent --server "$server" --comfyui "http://127.0.0.1:$((port + 2))" \
+  --agent-id mcp-check >"$work/agent.log" 2>&1 &
 pids="$pids $!"
 "$bin/switchyard" workflows import "$root/examples/workflows/invert.json" --server "$server" --data-dir "$work/data"
 read -r key agent_key <<<"$(python3 -c "import json;b=json.load(open('$work/data/bootstrap.json'));print(b['integration_key'],b['agent_key'])")"
