@@ -131,23 +131,22 @@ public struct SwitchyardClient: Sendable {
     /// A value as the API writes it (snake_case members, RFC 3339 dates), indented, with a final newline: what the
     /// CLI prints with `--json`.
     public static func json(_ value: some Encodable) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        encoder.dateEncodingStrategy = .custom { date, encoder in
-            var container = encoder.singleValueContainer()
-            try container.encode(RFC3339.format(date))
-        }
-        return String(decoding: try encoder.encode(value), as: UTF8.self) + "\n"
+        String(decoding: try encoder(pretty: true).encode(value), as: UTF8.self) + "\n"
     }
 
     static func encode(_ value: any Encodable) throws -> ByteBuffer {
+        ByteBuffer(bytes: try encoder(pretty: false).encode(value))
+    }
+
+    /// The API's JSON: sorted keys, RFC 3339 dates; indented for people when `pretty`.
+    private static func encoder(pretty: Bool) -> JSONEncoder {
         let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
             try container.encode(RFC3339.format(date))
         }
-        return ByteBuffer(bytes: try encoder.encode(value))
+        return encoder
     }
 
     /// The API's dates are RFC 3339 with or without fractional seconds.
