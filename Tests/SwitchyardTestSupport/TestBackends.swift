@@ -93,11 +93,18 @@ public struct TestSupportError: Error, CustomStringConvertible {
 }
 
 /// Creates the migrated template database once per test process and clones it per test.
+///
+/// Every statement goes through one admin client that runs for the rest of the test process, and each one has a
+/// deadline. A client started and stopped per statement once hung a CI run: its `run()` did not return after
+/// cancellation, the clone lock stayed held, and every PostgreSQL test waited on it, forever, with the server idle.
 actor PostgresTemplate {
     static let shared = PostgresTemplate()
     private var templateName: String?
+    private var client: PostgresClient?
     /// PostgreSQL refuses to clone a template while another session uses it, so clones happen one at a time.
     private let lock = AsyncSemaphore()
+    /// Far beyond what a clone takes (milliseconds); reached only when something is stuck, and then it says so.
+    private static let statementDeadline: Duration = .seconds(60)
 
     func cloneDatabase(baseURL: String) async throws -> String {
         try await lock.withPermit { try await self.cloneDatabaseLocked(baseURL: baseURL) }
@@ -106,43 +113,45 @@ actor PostgresTemplate {
     private func cloneDatabaseLocked(baseURL: String) async throws -> String {
         let template = try await ensureTemplate(baseURL: baseURL)
         let name = "sy_test_\(UUID().uuidString.prefix(8).lowercased())_\(Int.random(in: 0..<1_000_000))"
-        try await admin(baseURL) { client in
-            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template)"))
-        }
+        try await admin(baseURL, "CREATE DATABASE \(name) TEMPLATE \(template)")
         return name
     }
 
     func dropDatabase(_ name: String, baseURL: String) async throws {
-        try await admin(baseURL) { client in
-            try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
-        }
+        try await admin(baseURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
     }
 
     private func ensureTemplate(baseURL: String) async throws -> String {
         if let templateName { return templateName }
         let name = "sy_template_\(getpid())"
-        try await admin(baseURL) { client in
-            try await client.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)"))
-            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
-        }
+        try await admin(baseURL, "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+        try await admin(baseURL, "CREATE DATABASE \(name)")
         let storage = try PostgresStorage(url: TestEnvironment.replacingDatabase(in: baseURL, with: name), logger: testLogger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await storage.run() }
-            try await storage.migrate()
-            group.cancelAll()
-        }
+        // The storage's pool is stopped without waiting for it: a stop that never came back would hold the lock.
+        let running = Task { try await storage.run() }
+        defer { running.cancel() }
+        try await withDeadline(Self.statementDeadline) { try await storage.migrate() }
         templateName = name
         return name
     }
 
-    /// Runs statements on the base database with a short-lived client.
-    private func admin(_ baseURL: String, _ body: @Sendable (PostgresClient) async throws -> Void) async throws {
-        let client = PostgresClient(configuration: try PostgresURL.configuration(from: baseURL), backgroundLogger: testLogger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            try await body(client)
+    /// Runs `sql` on the base database, giving up (with the statement named) after `statementDeadline`.
+    private func admin(_ baseURL: String, _ sql: String) async throws {
+        let client = try adminClient(baseURL)
+        do {
+            try await withDeadline(Self.statementDeadline) { _ = try await client.query(PostgresQuery(unsafeSQL: sql)) }
+        } catch is DeadlineExceeded {
+            throw TestSupportError("PostgreSQL did not finish `\(sql)` within \(Self.statementDeadline)")
         }
+    }
+
+    private func adminClient(_ baseURL: String) throws -> PostgresClient {
+        if let client { return client }
+        let created = PostgresClient(configuration: try PostgresURL.configuration(from: baseURL), backgroundLogger: testLogger)
+        // Runs until the test process exits.
+        Task.detached { await created.run() }
+        client = created
+        return created
     }
 }
 
