@@ -50,6 +50,10 @@ public struct TaskInfo: Codable, Sendable, Equatable {
     public let error: String?
     public let parameters: [String: JSONValue]?
     public let agentId: String?
+    /// The GPU of the agent that ran it.
+    public let gpuType: String?
+    /// The server (replica) the agent that ran it was connected to.
+    public let gatewayId: String?
     public let retryCount: Int
     public let createdAt: Date
     public let startedAt: Date?
@@ -65,6 +69,8 @@ public struct TaskInfo: Codable, Sendable, Equatable {
         case status = "task_status"
         case error = "task_error"
         case agentId = "agent_id"
+        case gpuType = "gpu_type"
+        case gatewayId = "gateway_id"
         case retryCount = "retry_count"
         case createdAt = "created_at"
         case startedAt = "started_at"
@@ -245,8 +251,29 @@ public struct AgentInfo: Codable, Sendable, Equatable {
     public let lastHeartbeat: Date?
     public let syncPhase: String?
     public let syncDetail: String?
+    /// How far the sync is, 0–100.
+    public let syncPercent: Double?
+    /// The model placements it holds (nil for an agent that does not sync models: those are managed by hand).
+    public let modelsHeld: [String]?
+    /// The models it could not take, and why.
+    public let modelsBroken: [BrokenModel]?
+
+    /// A model an agent could not place.
+    public struct BrokenModel: Codable, Sendable, Equatable {
+        public let modelId: UUID
+        public let placement: String
+        public let error: String
+
+        enum CodingKeys: String, CodingKey {
+            case placement, error
+            case modelId = "model_id"
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
+        case syncPercent = "sync_percent"
+        case modelsHeld = "models_held"
+        case modelsBroken = "models_broken"
         case agentId = "agent_id"
         case status = "agent_status"
         case labels = "agent_labels"
@@ -302,8 +329,94 @@ public struct CredentialInfo: Codable, Sendable, Equatable {
     }
 }
 
+/// One event's delivery to a webhook, with every attempt (api.md §2.8).
+public struct DeliveryInfo: Decodable, Sendable, Equatable {
+    public let id: UUID
+    public let webhookId: UUID
+    public let taskId: UUID
+    public let eventType: String
+    /// `pending`, `delivered` or `dead`.
+    public let status: String
+    public let attemptCount: Int
+    public let createdAt: Date
+    public let deliveredAt: Date?
+    public let nextAttemptAt: Date?
+    public let lastStatusCode: Int?
+    public let lastError: String?
+    public let attempts: [Attempt]
+
+    public struct Attempt: Decodable, Sendable, Equatable {
+        public let number: Int
+        public let attemptedAt: Date
+        public let statusCode: Int?
+        public let latencyMs: Double
+        public let error: String?
+        public let nextRetryAt: Date?
+
+        enum CodingKeys: String, CodingKey {
+            case error
+            case number = "attempt_number"
+            case attemptedAt = "attempted_at"
+            case statusCode = "status_code"
+            case latencyMs = "latency_ms"
+            case nextRetryAt = "next_retry_at"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, attempts
+        case webhookId = "webhook_id"
+        case taskId = "task_id"
+        case eventType = "event_type"
+        case status = "delivery_status"
+        case attemptCount = "attempt_count"
+        case createdAt = "created_at"
+        case deliveredAt = "delivered_at"
+        case nextAttemptAt = "next_attempt_at"
+        case lastStatusCode = "last_status_code"
+        case lastError = "last_error"
+    }
+}
+
 /// `{"id": "…"}`, and the version where a workflow import answers it.
-struct Created: Decodable, Sendable {
-    let id: UUID
-    let version: Int?
+public struct Created: Decodable, Sendable {
+    public let id: UUID
+    public let version: Int?
+}
+
+/// A run's answer (`202 Accepted`): the task, durable.
+public struct RunAccepted: Decodable, Sendable {
+    public let taskId: UUID
+
+    enum CodingKeys: String, CodingKey {
+        case taskId = "task_id"
+    }
+}
+
+/// `POST /models/presign`: where a model file goes, one PUT (`single`) or parts (`multipart`).
+public struct PresignedModelUpload: Decodable, Sendable {
+    public let storageKey: String
+    /// Empty for a multipart upload (its parts are presigned one by one).
+    public let uploadURL: String
+    public let uploadHeaders: [String: String]
+    public let uploadMethod: String
+
+    init(storageKey: String, uploadURL: String, uploadHeaders: [String: String], uploadMethod: String) {
+        (self.storageKey, self.uploadURL, self.uploadHeaders, self.uploadMethod) = (storageKey, uploadURL, uploadHeaders, uploadMethod)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        storageKey = try container.decode(String.self, forKey: .storageKey)
+        uploadURL = try container.decodeIfPresent(String.self, forKey: .uploadURL) ?? ""
+        uploadHeaders = try container.decodeIfPresent([String: String].self, forKey: .uploadHeaders) ?? [:]
+        uploadMethod = try container.decode(String.self, forKey: .uploadMethod)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case storageKey = "storage_key"
+        case uploadURL = "upload_url"
+        case uploadHeaders = "upload_headers"
+        case uploadMethod = "upload_method"
+    }
 }

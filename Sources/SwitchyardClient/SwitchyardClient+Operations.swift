@@ -63,10 +63,9 @@ extension SwitchyardClient {
         if let deadline = options.startDeadline { body["start_deadline"] = .number(JSONNumber(deadline)) }
         if let labels = options.requiredLabels { body["required_labels"] = .array(labels.map(JSONValue.string)) }
         let headers = options.idempotencyKey.map { [("Idempotency-Key", $0)] } ?? []
-        struct Submitted: Decodable { let task_id: UUID }
-        let submitted: Submitted = try await send(
+        let submitted: RunAccepted = try await send(
             .POST, "/r/workflows/slug/\(Self.segment(slug))/run", json: JSONValue.object(body), headers: headers, expecting: [200, 202])
-        return submitted.task_id
+        return submitted.taskId
     }
 
     public func task(id: UUID) async throws -> TaskInfo {
@@ -128,34 +127,28 @@ extension SwitchyardClient {
         let size = try FileUpload.size(of: path)
         let name = (path as NSString).lastPathComponent
         let target = modelPath ?? name
-        struct Presigned: Decodable {
-            let storage_key: String
-            let upload_url: String
-            let upload_headers: [String: String]
-            let upload_method: String
-        }
         let body: JSONValue = [
             "file_name": .string(name), "file_size": .number(JSONNumber(Int(size))), "model_type": .string(modelType),
             "model_path": .string(target),
         ]
         let hash = try await FileUpload.sha256(of: path)
         // An earlier upload of this file that stopped part-way goes on where it stopped.
-        let presigned: Presigned
+        let presigned: PresignedModelUpload
         let journal = UploadJournal.load(for: path, size: size)
         if let journal {
-            presigned = Presigned(storage_key: journal.storageKey, upload_url: "", upload_headers: [:], upload_method: "multipart")
+            presigned = PresignedModelUpload(storageKey: journal.storageKey, uploadURL: "", uploadHeaders: [:], uploadMethod: "multipart")
         } else {
             presigned = try await send(.POST, "/models/presign", json: body)
         }
-        if presigned.upload_method == "multipart" {
-            try await uploadMultipart(path: path, size: size, storageKey: presigned.storage_key, resume: journal, progress: progress)
+        if presigned.uploadMethod == "multipart" {
+            try await uploadMultipart(path: path, size: size, storageKey: presigned.storageKey, resume: journal, progress: progress)
         } else {
             let counter = ProgressCounter(total: size, report: progress)
             try await FileUpload.put(
-                path: path, size: size, url: presigned.upload_url, headers: presigned.upload_headers, http: http, sent: counter.add)
+                path: path, size: size, url: presigned.uploadURL, headers: presigned.uploadHeaders, http: http, sent: counter.add)
         }
         let registration: JSONValue = [
-            "display_name": .string(displayName), "model_type": .string(modelType), "storage_key": .string(presigned.storage_key),
+            "display_name": .string(displayName), "model_type": .string(modelType), "storage_key": .string(presigned.storageKey),
             "file_size": .number(JSONNumber(Int(size))), "file_hash": .string("sha256:" + hash), "model_path": .string(target),
         ]
         let created: Created = try await send(.POST, "/models", json: registration, expecting: [200, 201])
@@ -219,5 +212,15 @@ extension SwitchyardClient {
 
     public func deleteWebhook(id: UUID) async throws {
         try await perform(.DELETE, "/webhooks/\(id.lowercased)")
+    }
+
+    /// `GET /webhooks/{id}/deliveries`: the webhook's deliveries, newest first, each with its attempts.
+    public func deliveries(webhookId: UUID, page: Int = 1, perPage: Int = 50) async throws -> Page<DeliveryInfo> {
+        try await send(.GET, "/webhooks/\(webhookId.lowercased)/deliveries", query: [("current_page", "\(page)"), ("per_page", "\(perPage)")])
+    }
+
+    /// Sends a delivery again (a new delivery of the same payload).
+    public func redeliver(webhookId: UUID, deliveryId: UUID) async throws -> DeliveryInfo {
+        try await send(.POST, "/webhooks/\(webhookId.lowercased)/deliveries/\(deliveryId.lowercased)/redeliver", expecting: [200, 201, 202])
     }
 }

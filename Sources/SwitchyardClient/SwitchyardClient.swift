@@ -134,6 +134,12 @@ public struct SwitchyardClient: Sendable {
         String(decoding: try encoder(pretty: true).encode(value), as: UTF8.self) + "\n"
     }
 
+    /// Decodes an API answer as the client does (RFC 3339 dates, the models' own member names): for answers fetched
+    /// another way, such as an in-process test client's.
+    public static func decode<T: Decodable>(_ type: T.Type = T.self, from bytes: some Sequence<UInt8>) throws -> T {
+        try decoder.decode(type, from: Data(bytes))
+    }
+
     static func encode(_ value: any Encodable) throws -> ByteBuffer {
         ByteBuffer(bytes: try encoder(pretty: false).encode(value))
     }

@@ -37,7 +37,7 @@ struct AgentRefusalTests {
                 _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport(slug: "any", labels: ["comfyui"]))
                 try await EndToEndTests.withAgent(app, client, comfyUI: fake.baseURL) {
                     let agents = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
-                    let labels = (agents["agent_list"] as? [[String: Any]])?.first?["agent_labels"] as? [String]
+                    let labels = (agents["agent_list"]?.arrayValue)?.first?["agent_labels"]?.stringArray
                     #expect(labels.map(Set.init) == ["comfyui", "e2e"])
                     let waiting = try await app.run(client, slug: "needs-gpu")
                     let runnable = try await app.run(client, slug: "any")
@@ -45,7 +45,7 @@ struct AgentRefusalTests {
                         buffer: try await app.call(client, .get, "/api/v1/r/tasks/\(runnable.lowercased)/events", token: app.bootstrap.integrationKey)
                             .body)
                     #expect(events.contains("event: completed"))
-                    #expect(try await app.taskJSON(client, waiting)["task_status"] as? String == "waiting")
+                    #expect(try await app.task(client, waiting).status == .waiting)
                 }
             }
         }

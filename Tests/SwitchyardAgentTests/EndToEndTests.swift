@@ -34,7 +34,8 @@ struct EndToEndTests {
         configuration.agentId = id
         configuration.labels = AgentConfiguration.advertisedLabels(configured: ["e2e"], tool: "comfyui")
         configure(&configuration)
-        let logger = Logger(label: "e2e-agent")
+        let logs = LogSignal()
+        let logger = logs.logger(label: "e2e-agent")
         let executor = ComfyUIExecutor(baseURL: comfyUI, logger: logger)
         let runner = AgentRunner(configuration: configuration, executor: executor, logger: logger)
         let agent = Task { try await runner.run() }
@@ -42,13 +43,9 @@ struct EndToEndTests {
             agent.cancel()
             executor.close()
         }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while true {
-            let agents = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
-            if (agents["agent_list"] as? [[String: Any]])?.contains(where: { $0["agent_id"] as? String == id }) == true { break }
-            guard ContinuousClock.now < deadline else { throw TestSupportError("the agent did not connect") }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        // The gateway registers an agent before it welcomes it, so once the agent says so, it is listed.
+        try await logs.wait(for: "connected to the gateway")
+        guard try await app.agents(client).contains(where: { $0.agentId == id }) else { throw TestSupportError("the agent is not listed") }
         try await body()
     }
 
@@ -76,22 +73,22 @@ struct EndToEndTests {
 
                     let result = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/result", token: app.bootstrap.integrationKey)
                         .json()
-                    let urls = try #require(result["download_urls"] as? [String: String])
+                    let urls = try #require(result["download_urls"]?.stringDictionary)
                     // The SaveImage output and the PreviewImage preview, marked as such; the primary output is the saved one.
                     #expect(Set(urls.keys) == ["12.images.0", "13.images.0"])
-                    let described = try #require(result["task_output"] as? [String: Any])
-                    let outputs = try #require(described["outputs"] as? [String: [String: Any]])
-                    #expect(outputs["13.images.0"]?["preview"] as? Bool == true && outputs["12.images.0"]?["preview"] as? Bool == false)
-                    #expect(described["image_count"] as? Int == 1)
-                    let url = try #require(result["download_url"] as? String)
+                    let described = try #require(result["task_output"]?.objectValue)
+                    let outputs = try #require(described["outputs"]?.objectValue)
+                    #expect(outputs["13.images.0"]?["preview"]?.boolValue == true && outputs["12.images.0"]?["preview"]?.boolValue == false)
+                    #expect(described["image_count"]?.intValue == 1)
+                    let url = try #require(result["download_url"]?.stringValue)
                     let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
                     let downloaded = Array(buffer: try await response.body.collect(upTo: 1 << 20))
                     #expect(downloaded == (await fake.file(type: "output", subfolder: "", filename: "scout_b_00001_.png")))
                     // ComfyUI ran the injected graph with the uploaded photo.
                     let inputs = await fake.requests().filter { $0.hasPrefix("POST /prompt") }
                     #expect(inputs.count == 1)
-                    let task = try await app.taskJSON(client, taskId)
-                    #expect(task["agent_id"] as? String == "e2e-gpu" && task["gpu_type"] as? String == "NVIDIA Fake GPU")
+                    let task = try await app.task(client, taskId)
+                    #expect(task.agentId == "e2e-gpu" && task.gpuType == "NVIDIA Fake GPU")
                 }
             }
         }
@@ -116,16 +113,15 @@ struct EndToEndTests {
                         #expect(cancel.status == .ok)
                     }
                     #expect(cancelled)
-                    let deadline = ContinuousClock.now + .seconds(10)
-                    var result: [String: Any] = [:]
-                    repeat {
-                        try await Task.sleep(for: .milliseconds(20))
-                        result = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/result", token: app.bootstrap.integrationKey)
-                            .json()
-                    } while result["stopped_at"] is NSNull && ContinuousClock.now < deadline
-                    #expect(result["task_status"] as? String == "cancelled")
-                    #expect(result["stopped_at"] is String)
-                    #expect((result["gpu_seconds"] as? Double ?? 0) > 0)
+                    // `stopped_at` is recorded once ComfyUI confirmed the interrupt.
+                    let result = try await app.follow(
+                        taskId,
+                        read: {
+                            try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/result", token: app.bootstrap.integrationKey)
+                                .json()
+                        }, until: { $0["stopped_at"]?.stringValue != nil })
+                    #expect(result["task_status"]?.stringValue == "cancelled")
+                    #expect((result["gpu_seconds"]?.doubleValue ?? 0) > 0)
                     #expect(await fake.requests().contains { $0.hasPrefix("POST /interrupt") })
                 }
             }
@@ -182,8 +178,8 @@ struct EndToEndTests {
                 await fake.setAvailable(false)
                 try await Self.withAgent(app, client, comfyUI: fake.baseURL) {
                     let agents = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
-                    let listed = (agents["agent_list"] as? [[String: Any]])?.first { $0["agent_id"] as? String == "e2e-gpu" }
-                    #expect(listed?["agent_status"] as? String == "unhealthy")
+                    let listed = (agents["agent_list"]?.arrayValue)?.first { $0["agent_id"]?.stringValue == "e2e-gpu" }
+                    #expect(listed?["agent_status"]?.stringValue == "unhealthy")
                     let taskId = try await app.run(client, slug: "color", body: #"{"parameters":{"color":7}}"#)
                     var revived = false
                     let stream = try await app.followEvents(port: client.port!, taskId) { text in
@@ -192,8 +188,8 @@ struct EndToEndTests {
                         await fake.setAvailable(true)
                     }
                     #expect(revived && stream.contains("event: completed"))
-                    let task = try await app.taskJSON(client, taskId)
-                    #expect(task["task_status"] as? String == "completed" && task["retry_count"] as? Int == 0)
+                    let task = try await app.task(client, taskId)
+                    #expect(task.status == .completed && task.retryCount == 0)
                 }
             }
         }
@@ -268,7 +264,7 @@ struct EndToEndTests {
                 let offer = try await agent.offer()
                 held.withLock { $0 = offer.attemptId }
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
-                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
+                _ = try await app.waitForTask(client, taskId) { $0.status == .running }
             }
             await app.built.dispatcher.sessionEnded(teamId: app.bootstrap.teamId, agentId: "gpu-r")
             let attemptId = held.withLock { $0 }
@@ -285,11 +281,11 @@ struct EndToEndTests {
             let runner = AgentRunner(configuration: configuration, executor: engine, logger: Logger(label: "restarted-agent"))
             let agent = Task { try await runner.run() }
             defer { agent.cancel() }
-            let done = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "completed" }
-            #expect(done["retry_count"] as? Int == 0)
-            #expect(done["agent_id"] as? String == "gpu-r")
+            let done = try await app.waitForTask(client, taskId) { $0.status == .completed }
+            #expect(done.retryCount == 0)
+            #expect(done.agentId == "gpu-r")
             let result = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/result", token: app.bootstrap.integrationKey).json()
-            #expect((result["task_output"] as? [String: Any])?["image_count"] as? Int == 1)
+            #expect((result["task_output"]?.objectValue)?["image_count"]?.intValue == 1)
             #expect(await engine.abandoned.first { _ in true } == stranger)
             #expect(Set(engine.asked.withLock { $0 }) == ["resume \(attemptId)", "abandon \(stranger)"])
         }

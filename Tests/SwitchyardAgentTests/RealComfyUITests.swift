@@ -46,12 +46,12 @@ struct RealComfyUITests {
                 }
                 let result = try await app.call(client, .get, "/api/v1/r/tasks/\(ids[0].lowercased)/result", token: app.bootstrap.integrationKey)
                     .json()
-                let described = try #require((result["task_output"] as? [String: Any])?["outputs"] as? [String: [String: Any]])
+                let described = try #require((result["task_output"]?.objectValue)?["outputs"]?.objectValue)
                 let output = try #require(described["2.images.0"])
-                let url = try #require((result["download_urls"] as? [String: String])?["2.images.0"])
+                let url = try #require((result["download_urls"]?.stringDictionary)?["2.images.0"])
                 let stored = try await Self.get(url)
                 let original = try await ComfyUIClient(baseURL: comfyUI).view(
-                    filename: try #require(output["file_name"] as? String), subfolder: "e2e", type: "output")
+                    filename: try #require(output["file_name"]?.stringValue), subfolder: "e2e", type: "output")
                 #expect(stored == original.body)
             }
         }
@@ -75,11 +75,11 @@ struct RealComfyUITests {
                 let stream = try await app.followEvents(port: client.port!, id)
                 #expect(stream.contains("event: completed"), "\(stream.suffix(400))")
                 let result = try await app.call(client, .get, "/api/v1/r/tasks/\(id.lowercased)/result", token: app.bootstrap.integrationKey).json()
-                let outputs = try #require((result["task_output"] as? [String: Any])?["outputs"] as? [String: [String: Any]])
+                let outputs = try #require((result["task_output"]?.objectValue)?["outputs"]?.objectValue)
                 #expect(Set(outputs.keys) == ["2.images.0", "2.images.1", "3.images.0", "3.images.1", "4.images.0", "5.text.0"])
-                #expect(outputs["3.images.0"]?["preview"] as? Bool == true && outputs["2.images.0"]?["preview"] as? Bool == false)
-                #expect(outputs["4.images.0"]?["animated"] as? Bool == true && outputs["4.images.0"]?["content_type"] as? String == "image/webp")
-                #expect(outputs["5.text.0"]?["text"] as? String == "a caption")
+                #expect(outputs["3.images.0"]?["preview"]?.boolValue == true && outputs["2.images.0"]?["preview"]?.boolValue == false)
+                #expect(outputs["4.images.0"]?["animated"]?.boolValue == true && outputs["4.images.0"]?["content_type"]?.stringValue == "image/webp")
+                #expect(outputs["5.text.0"]?["text"]?.stringValue == "a caption")
             }
         }
     }
@@ -95,9 +95,9 @@ struct RealComfyUITests {
                 let id = try await app.run(client, slug: "escape")
                 let stream = try await app.followEvents(port: client.port!, id)
                 #expect(stream.contains("event: failed"))
-                let task = try await app.taskJSON(client, id)
-                #expect((task["task_error"] as? String)?.contains("node 3 (SaveImage) failed") == true, "\(task)")
-                #expect(task["retry_count"] as? Int == 0)
+                let task = try await app.task(client, id)
+                #expect((task.error)?.contains("node 3 (SaveImage) failed") == true, "\(task)")
+                #expect(task.retryCount == 0)
             }
         }
     }
@@ -123,13 +123,11 @@ struct RealComfyUITests {
                 }
                 #expect(cancelled)
                 // `stopped_at` is recorded once ComfyUI confirmed the interrupt.
-                let deadline = ContinuousClock.now + .seconds(30)
-                var result: [String: Any] = [:]
-                repeat {
-                    try await Task.sleep(for: .milliseconds(20))
-                    result = try await app.call(client, .get, "/api/v1/r/tasks/\(id.lowercased)/result", token: app.bootstrap.integrationKey).json()
-                } while result["stopped_at"] is NSNull && ContinuousClock.now < deadline
-                #expect(result["task_status"] as? String == "cancelled" && result["stopped_at"] is String)
+                let result = try await app.follow(
+                    id,
+                    read: { try await app.call(client, .get, "/api/v1/r/tasks/\(id.lowercased)/result", token: app.bootstrap.integrationKey).json() },
+                    until: { $0["stopped_at"]?.stringValue != nil })
+                #expect(result["task_status"]?.stringValue == "cancelled")
                 let queue = try JSONValue.parse(try await Self.get(comfyUI + "/queue"))
                 #expect(!(queue["queue_running"]?.jsonString.contains(id.lowercased) ?? false))
             }

@@ -78,9 +78,13 @@ struct JSONTests {
     @Test("the serializer's output is what Foundation reads back")
     func foundationReadsOutput() throws {
         let value: JSONValue = ["text": "line\nbreak \"q\" \u{7}", "n": 1.5, "list": [true, nil, "x"]]
-        let decoded = try JSONSerialization.jsonObject(with: Data(value.serialized())) as? [String: Any]
-        #expect(decoded?["text"] as? String == "line\nbreak \"q\" \u{7}")
-        #expect(decoded?["n"] as? Double == 1.5)
+        struct Read: Decodable {
+            let text: String
+            let n: Double
+        }
+        let decoded = try JSONDecoder().decode(Read.self, from: Data(value.serialized()))
+        #expect(decoded.text == "line\nbreak \"q\" \u{7}")
+        #expect(decoded.n == 1.5)
     }
 
     @Test(

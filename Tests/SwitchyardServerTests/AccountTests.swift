@@ -59,7 +59,7 @@ struct AccountTests {
 
             let changed = try await change(session, #"{"current_password":"\#(app.bootstrap.password)","new_password":"a new password"}"#)
             #expect(changed.status == .ok)
-            let token = try #require(try changed.json()["access_token"] as? String)
+            let token = try #require(try changed.json()["access_token"]?.stringValue)
             #expect(try await app.call(client, .get, "/api/v1/users/me", token: token).status == .ok)
             for ended in [session, other] {
                 #expect(try await app.call(client, .get, "/api/v1/users/me", token: ended).status == .unauthorized)

@@ -26,20 +26,20 @@ struct AgentGatewayTests {
                 port: client.port!, key: otherAgentKey, hello: WireTestAgent.hello("volunteer", communityOptIn: true)
             ) { volunteer in
                 let listed = try await app.call(client, .get, "/api/v1/r/agents", token: other.integrationKey).json()
-                let before = try #require((listed["agent_list"] as? [[String: Any]])?.first)
-                #expect(before["community_opt_in"] as? Bool == open, "the opt-in counts only where the pool is open")
+                let before = try #require((listed["agent_list"]?.arrayValue)?.first)
+                #expect(before["community_opt_in"]?.boolValue == open, "the opt-in counts only where the pool is open")
                 let taskId = try await app.run(client, body: #"{"parameters": {"color": 1}, "target_pool": "community"}"#)
                 guard open else {
                     // Decided at submission: no eligible agent, the task waits (the volunteer is not offered it).
-                    #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "waiting")
+                    #expect(try await app.task(client, taskId).status == .waiting)
                     return
                 }
                 let offer = try await volunteer.offer()
                 #expect(offer.taskId == taskId.lowercased)
                 let agents = try await app.call(client, .get, "/api/v1/r/agents", token: other.integrationKey).json()
-                let entry = try #require((agents["agent_list"] as? [[String: Any]])?.first)
-                #expect(entry["running_count"] as? Int == 1)
-                #expect((entry["running_tasks"] as? [Any])?.isEmpty == true && entry["current_task_id"] is NSNull, "\(entry)")
+                let entry = try #require((agents["agent_list"]?.arrayValue)?.first)
+                #expect(entry["running_count"]?.intValue == 1)
+                #expect((entry["running_tasks"]?.arrayValue)?.isEmpty == true && entry["current_task_id"] == .null, "\(entry)")
             }
         }
     }
@@ -54,7 +54,7 @@ struct AgentGatewayTests {
                 let offer = try await agent.offer()
                 #expect(offer.taskId == taskId.lowercased)
                 #expect(try offer.definition()["1"]?["inputs"]?["color"] == 255, "\(offer.definitionJSON)")
-                #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "queued")
+                #expect(try await app.task(client, taskId).status == .queued)
                 // A stream opened now follows the task live and closes after its terminal event.
                 let live = Task {
                     try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/events", token: app.bootstrap.integrationKey)
@@ -78,17 +78,17 @@ struct AgentGatewayTests {
                                     nodeId: "3", kind: "images", index: 0, fileName: "a_00001_.png", storageKey: upload.storageKey,
                                     contentType: "image/png", size: bytes.count)
                             ])))
-                let done = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "completed" }
-                #expect(done["agent_id"] as? String == "gpu-01")
-                #expect(done["gpu_type"] as? String == "NVIDIA Test GPU")
-                #expect((done["gateway_id"] as? String)?.hasPrefix("gw-") == true)
-                #expect(done["started_at"] is String && done["completed_at"] is String)
+                let done = try await app.waitForTask(client, taskId) { $0.status == .completed }
+                #expect(done.agentId == "gpu-01")
+                #expect(done.gpuType == "NVIDIA Test GPU")
+                #expect(done.gatewayId?.hasPrefix("gw-") == true)
+                #expect(done.startedAt != nil && done.completedAt != nil)
 
                 let result = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/result", token: app.bootstrap.integrationKey)
                     .json()
-                let url = try #require(result["download_url"] as? String)
-                #expect((result["download_urls"] as? [String: String])?["3.images.0"] != nil)
-                #expect(result["expires_at"] is String)
+                let url = try #require(result["download_url"]?.stringValue)
+                #expect((result["download_urls"]?.stringDictionary)?["3.images.0"] != nil)
+                #expect(result["expires_at"]?.stringValue != nil)
                 #expect(try await Self.get(url) == bytes)
 
                 let events = try await live.value
@@ -116,12 +116,12 @@ struct AgentGatewayTests {
                 app.clock.advance(by: 1.5)
                 await app.built.dispatcher.tick()
                 let agents = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
-                let listed = try #require((agents["agent_list"] as? [[String: Any]])?.first)
-                #expect(listed["agent_id"] as? String == "gpu-01")
-                #expect(listed["agent_status"] as? String == "idle")
-                #expect(listed["tasks_completed"] as? Int == 1)
+                let listed = try #require((agents["agent_list"]?.arrayValue)?.first)
+                #expect(listed["agent_id"]?.stringValue == "gpu-01")
+                #expect(listed["agent_status"]?.stringValue == "idle")
+                #expect(listed["tasks_completed"]?.intValue == 1)
                 let managed = try await app.call(client, .get, "/api/v1/agents", token: session, team: app.bootstrap.teamId).json()
-                #expect((managed["agent_list"] as? [[String: Any]])?.first?["agent_id"] as? String == "gpu-01")
+                #expect((managed["agent_list"]?.arrayValue)?.first?["agent_id"]?.stringValue == "gpu-01")
                 #expect(try await app.call(client, .get, "/api/v1/agents", token: app.bootstrap.agentKey).status == .unauthorized)
             }
         }
@@ -134,7 +134,7 @@ struct AgentGatewayTests {
             _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport(labels: ["gpu", "h100"]))
             try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("small")) { small in
                 let taskId = try await app.run(client)
-                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "waiting" }
+                _ = try await app.waitForTask(client, taskId) { $0.status == .waiting }
                 let events = try #require(try await app.storage.taskEvents(taskId: taskId, teamId: app.bootstrap.teamId, afterSequence: 1))
                 #expect(events.first?.data["message"]?.stringValue?.contains("lacks label h100") == true)
                 try await WireTestAgent.connect(
@@ -155,7 +155,7 @@ struct AgentGatewayTests {
             _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport(minVRAMGB: 48))
             try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("small", vramGB: 24)) { _ in
                 let taskId = try await app.run(client)
-                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "waiting" }
+                _ = try await app.waitForTask(client, taskId) { $0.status == .waiting }
                 let events = try #require(try await app.storage.taskEvents(taskId: taskId, teamId: app.bootstrap.teamId, afterSequence: 1))
                 #expect(events.first?.data["message"]?.stringValue?.contains("has 24 GB of VRAM, the task needs 48 GB") == true)
                 try await WireTestAgent.connect(
@@ -187,7 +187,7 @@ struct AgentGatewayTests {
             try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu")) { agent in
                 let taskId = try await app.run(client)
                 let offer = try await agent.offer()
-                #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "queued")
+                #expect(try await app.task(client, taskId).status == .queued)
                 _ = try await app.call(client, .post, "/api/v1/r/tasks/\(taskId.lowercased)/cancel", token: app.bootstrap.integrationKey)
                 let told = try await agent.receive("cancel") { if case .cancel(let ref) = $0 { ref } else { nil } }
                 #expect(told.attemptId == offer.attemptId)
@@ -195,7 +195,7 @@ struct AgentGatewayTests {
                 _ = try await agent.receive("refused") {
                     if case .refused(let refusal) = $0, refusal.attemptId == offer.attemptId { true } else { nil }
                 }
-                #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "cancelled")
+                #expect(try await app.task(client, taskId).status == .cancelled)
             }
         }
     }
@@ -237,10 +237,10 @@ struct AgentGatewayTests {
                 let offer = try await agent.offer()
                 held.withLock { $0 = offer.attemptId }
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
-                _ = try await app.waitForTask(client, kept) { $0["task_status"] as? String == "running" }
+                _ = try await app.waitForTask(client, kept) { $0.status == .running }
             }
             await app.built.dispatcher.sessionEnded(teamId: app.bootstrap.teamId, agentId: "first")
-            #expect(try await app.taskJSON(client, kept)["task_status"] as? String == "running", "held for the agent")
+            #expect(try await app.task(client, kept).status == .running, "held for the agent")
             let attemptId = held.withLock { $0 }
             try await WireTestAgent.connect(
                 port: client.port!, key: app.bootstrap.agentKey,
@@ -248,8 +248,8 @@ struct AgentGatewayTests {
             ) { agent in
                 #expect(agent.welcome.keptAttempts == [attemptId], "the unknown one is not its")
                 try await agent.send(.complete(.init(attemptId: attemptId, outputs: [])))
-                let done = try await app.waitForTask(client, kept) { $0["task_status"] as? String == "completed" }
-                #expect(done["retry_count"] as? Int == 0)
+                let done = try await app.waitForTask(client, kept) { $0.status == .completed }
+                #expect(done.retryCount == 0)
             }
 
             let taskId = try await app.run(client)
@@ -257,24 +257,24 @@ struct AgentGatewayTests {
             try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("first")) { agent in
                 let offer = try await agent.offer()
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
-                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
+                _ = try await app.waitForTask(client, taskId) { $0.status == .running }
             }
             await app.built.dispatcher.sessionEnded(teamId: app.bootstrap.teamId, agentId: "first")
             // It does not come back: after the grace its attempt failed (retriable), the task waits for another agent.
             app.clock.advance(by: 31)
             await app.built.dispatcher.tick()
-            let waiting = try await app.taskJSON(client, taskId)
-            #expect(waiting["task_status"] as? String == "waiting")
-            #expect(waiting["retry_count"] as? Int == 1)
-            #expect((waiting["task_error"] as? String)?.contains("did not reconnect within 30 s") == true)
+            let waiting = try await app.task(client, taskId)
+            #expect(waiting.status == .waiting)
+            #expect(waiting.retryCount == 1)
+            #expect((waiting.error)?.contains("did not reconnect within 30 s") == true)
             try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("second")) { agent in
                 let offer = try await agent.offer()
                 #expect(offer.taskId == taskId.lowercased)
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
                 try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
-                let done = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "completed" }
-                #expect(done["agent_id"] as? String == "second")
-                #expect(done["task_error"] as? String == "")
+                let done = try await app.waitForTask(client, taskId) { $0.status == .completed }
+                #expect(done.agentId == "second")
+                #expect(done.error == "")
             }
         }
     }
@@ -288,14 +288,14 @@ struct AgentGatewayTests {
                 let taskId = try await app.run(client)
                 let offer = try await old.offer()
                 try await old.send(.ack(.init(attemptId: offer.attemptId)))
-                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
+                _ = try await app.waitForTask(client, taskId) { $0.status == .running }
                 // The old socket is still open when the same agent says hello again, listing its attempt.
                 try await WireTestAgent.connect(
                     port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu", held: [offer.attemptId])
                 ) { new in
                     try await new.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
-                    let done = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "completed" }
-                    #expect(done["retry_count"] as? Int == 0)
+                    let done = try await app.waitForTask(client, taskId) { $0.status == .completed }
+                    #expect(done.retryCount == 0)
                 }
             }
         }
@@ -315,7 +315,7 @@ struct AgentGatewayTests {
                 // Re-offered to the same (only) agent as a new attempt, retry count untouched.
                 let second = try await agent.offer()
                 #expect(second.taskId == taskId.lowercased && second.attemptId != first.attemptId)
-                #expect(try await app.taskJSON(client, taskId)["retry_count"] as? Int == 0)
+                #expect(try await app.task(client, taskId).retryCount == 0)
                 try await agent.send(.ack(.init(attemptId: first.attemptId)))
                 let refused = try await agent.receive("refused") { if case .refused(let refusal) = $0 { refusal } else { nil } }
                 #expect(refused.attemptId == first.attemptId)
@@ -333,18 +333,18 @@ struct AgentGatewayTests {
                 let taskId = try await app.run(client)
                 let offer = try await agent.offer()
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
-                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
+                _ = try await app.waitForTask(client, taskId) { $0.status == .running }
                 app.clock.advance(by: 61)
                 _ = try await agent.receive("cancel") { if case .cancel = $0 { true } else { nil } }
                 let retried = try await agent.offer()
-                let task = try await app.taskJSON(client, taskId)
-                #expect(task["retry_count"] as? Int == 1)
-                #expect((task["task_error"] as? String)?.contains("timed out after 60 s") == true)
+                let task = try await app.task(client, taskId)
+                #expect(task.retryCount == 1)
+                #expect((task.error)?.contains("timed out after 60 s") == true)
 
                 try await agent.send(.ack(.init(attemptId: retried.attemptId)))
                 try await agent.send(.fail(.init(attemptId: retried.attemptId, error: "node 3 (SaveImage): bad prefix", fault: .task)))
-                let failed = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "failed" }
-                #expect(failed["task_error"] as? String == "node 3 (SaveImage): bad prefix")
+                let failed = try await app.waitForTask(client, taskId) { $0.status == .failed }
+                #expect(failed.error == "node 3 (SaveImage): bad prefix")
             }
         }
     }
@@ -359,10 +359,10 @@ struct AgentGatewayTests {
                 let offer = try await agent.offer()
                 #expect(offer.timeout == 0)
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
-                _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "running" }
+                _ = try await app.waitForTask(client, taskId) { $0.status == .running }
                 app.clock.advance(by: 86_400)
                 await app.built.dispatcher.tick()
-                #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "running")
+                #expect(try await app.task(client, taskId).status == .running)
             }
         }
     }
@@ -379,10 +379,10 @@ struct AgentGatewayTests {
                 #expect(offer.taskId == firstId.lowercased)
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
                 await #expect(throws: TestSupportError.self) { _ = try await agent.offer(within: .milliseconds(400)) }
-                #expect(try await app.taskJSON(client, secondId)["task_status"] as? String == "waiting")
+                #expect(try await app.task(client, secondId).status == .waiting)
 
                 let cancel = try await app.call(client, .post, "/api/v1/r/tasks/\(firstId.lowercased)/cancel", token: app.bootstrap.integrationKey)
-                #expect(try cancel.json()["is_success"] as? Bool == true)
+                #expect(try cancel.json()["is_success"]?.boolValue == true)
                 let told = try await agent.receive("cancel") { if case .cancel(let ref) = $0 { ref } else { nil } }
                 #expect(told.attemptId == offer.attemptId)
                 // Capacity stays taken until the agent says the work stopped.
@@ -393,9 +393,9 @@ struct AgentGatewayTests {
                 #expect(next.taskId == secondId.lowercased)
                 let result = try await app.call(client, .get, "/api/v1/r/tasks/\(firstId.lowercased)/result", token: app.bootstrap.integrationKey)
                     .json()
-                #expect(result["task_status"] as? String == "cancelled")
+                #expect(result["task_status"]?.stringValue == "cancelled")
                 #expect(apiInstant(result["stopped_at"]) == stoppedAt)
-                #expect(result["gpu_seconds"] as? Double == 1.5)
+                #expect(result["gpu_seconds"]?.doubleValue == 1.5)
                 // Messages about the cancelled attempt are refused.
                 try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
                 _ = try await agent.receive("refused") {

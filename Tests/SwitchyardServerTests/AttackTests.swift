@@ -37,17 +37,17 @@ struct AttackTests {
             // Team A's resources: a model, a webhook with a delivery, a task with events.
             _ = try await app.uploadModel(client, token: session, bytes: Array("weights".utf8))
             let models = try await app.call(client, .get, "/api/v1/models", token: session, team: team).json()
-            let modelId = try #require((models["model_list"] as? [[String: Any]])?.first?["id"] as? String)
+            let modelId = try #require((models["model_list"]?.arrayValue)?.first?["id"]?.stringValue)
             let webhook = try await app.call(
                 client, .post, "/api/v1/webhooks", token: session, team: team,
                 body: #"{"display_name":"A","webhook_url":"http://127.0.0.1:9/hook","webhook_events":["task.cancelled"]}"#)
-            let webhookId = try #require(try webhook.json()["id"] as? String)
+            let webhookId = try #require(try webhook.json()["id"]?.stringValue)
             _ = try? await app.importWorkflow(client, session: session, body: try TestApp.invertImport())
             let task = try await app.run(client)
             let cancel = try await app.call(client, .post, "/api/v1/r/tasks/\(task.lowercased)/cancel", token: app.bootstrap.integrationKey)
             #expect(cancel.status == .ok)
             let deliveries = try await app.call(client, .get, "/api/v1/webhooks/\(webhookId)/deliveries", token: session, team: team).json()
-            let deliveryId = try #require((deliveries["delivery_list"] as? [[String: Any]])?.first?["id"] as? String)
+            let deliveryId = try #require((deliveries["delivery_list"]?.arrayValue)?.first?["id"]?.stringValue)
 
             let intruder = try await Self.intruder(app)
             let missing = UUID().lowercased
@@ -84,12 +84,12 @@ struct AttackTests {
                 ("/api/v1/r/tasks", intruder.integration, "task_list"), ("/api/v1/r/agents", intruder.integration, "agent_list"),
             ] {
                 let list = try await app.call(client, .get, path, token: token).json()
-                #expect((list[field] as? [Any])?.isEmpty == true, "\(path)")
+                #expect((list[field]?.arrayValue)?.isEmpty == true, "\(path)")
             }
             // And A's things are untouched.
             #expect(try await app.call(client, .get, "/api/v1/models/\(modelId)", token: session, team: team).status == .ok)
             let still = try await app.call(client, .get, "/api/v1/webhooks/\(webhookId)", token: session, team: team).json()
-            #expect(still["webhook_status"] as? String == "active")
+            #expect(still["webhook_status"]?.stringValue == "active")
         }
     }
 
@@ -113,13 +113,13 @@ struct AttackTests {
             let parts = session.split(separator: ".")
             try #require(parts.count == 3)
             let payload = try #require(Self.decodeBase64URL(parts[1]))
-            var claims = try #require(try JSONSerialization.jsonObject(with: payload) as? [String: Any])
+            var claims = try #require(try JSONValue.parse(payload).objectValue)
 
             let noneHeader = Self.base64URL(Data(#"{"alg":"none","typ":"JWT"}"#.utf8))
             let unsigned = "\(noneHeader).\(parts[1])."
             // Another user id in the payload, the original signature kept.
-            claims["sub"] = UUID().lowercased
-            let tamperedPayload = Self.base64URL(try JSONSerialization.data(withJSONObject: claims))
+            claims["sub"] = .string(UUID().lowercased)
+            let tamperedPayload = Self.base64URL(Data(JSONValue.object(claims).serialized()))
             let tampered = "\(parts[0]).\(tamperedPayload).\(parts[2])"
             // A well-formed HS256 token signed with a key that is not the server's.
             let signingInput = "\(parts[0]).\(parts[1])"

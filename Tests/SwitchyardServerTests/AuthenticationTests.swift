@@ -157,9 +157,9 @@ struct AuthenticationTests {
                 body: ByteBuffer(string: #"{"email_address":"ADMIN@localhost","password":"\#(app.bootstrap.password)"}"#))
             #expect(ok.status == .ok)
             let body = try ok.json()
-            #expect(body["token_type"] as? String == "Bearer")
-            #expect((body["access_token"] as? String)?.hasPrefix("eyJ") == true)
-            #expect(body["expires_at"] is String)
+            #expect(body["token_type"]?.stringValue == "Bearer")
+            #expect((body["access_token"]?.stringValue)?.hasPrefix("eyJ") == true)
+            #expect(body["expires_at"]?.stringValue != nil)
         }
     }
 
@@ -169,19 +169,19 @@ struct AuthenticationTests {
             let session = try await app.ownerSession(client)
             let response = try await client.execute(uri: "/api/v1/users/me", method: .get, headers: authHeaders(session))
             let body = try response.json()
-            #expect(body["email_address"] as? String == "admin@localhost")
-            let teams = try #require(body["team_list"] as? [[String: Any]])
-            #expect(teams.first?["id"] as? String == app.bootstrap.teamId.lowercased)
-            #expect((body["feature_flags"] as? [String: Any])?["global"] != nil)
+            #expect(body["email_address"]?.stringValue == "admin@localhost")
+            let teams = try #require(body["team_list"]?.arrayValue)
+            #expect(teams.first?["id"]?.stringValue == app.bootstrap.teamId.lowercased)
+            #expect((body["feature_flags"]?.objectValue)?["global"] != nil)
 
             let owner = try #require(try await app.storage.user(emailAddress: "admin@localhost"))
             let other = Team(id: UUIDv7.make(at: app.clock.now()), displayName: "Other", createdAt: app.clock.now(), updatedAt: app.clock.now())
             try await app.storage.insertTeam(other, owner: Membership(teamId: other.id, userId: owner.id, role: .owner, createdAt: app.clock.now()))
             let device = try await app.insertKey(.device, userId: owner.id)
             let viaDevice = try await client.execute(uri: "/api/v1/users/me", method: .get, headers: authHeaders(device.secret))
-            #expect((try viaDevice.json()["team_list"] as? [[String: Any]])?.count == 1)
+            #expect((try viaDevice.json()["team_list"]?.arrayValue)?.count == 1)
             let viaSession = try await client.execute(uri: "/api/v1/users/me", method: .get, headers: authHeaders(session))
-            #expect((try viaSession.json()["team_list"] as? [[String: Any]])?.count == 2)
+            #expect((try viaSession.json()["team_list"]?.arrayValue)?.count == 2)
         }
     }
 }

@@ -102,8 +102,8 @@ struct ConventionsTests {
             let response = try await client.execute(uri: "/api/v1/users/me", method: .get, headers: authHeaders(session))
             #expect(response.status == .internalServerError)
             let body = try response.json()
-            let requestID = try #require(body["request_id"] as? String)
-            #expect(body["error_message"] as? String == "internal server error (request id \(requestID))")
+            let requestID = try #require(body["request_id"]?.stringValue)
+            #expect(body["error_message"]?.stringValue == "internal server error (request id \(requestID))")
             #expect(response.headers[HTTPField.Name("X-Request-ID")!] == requestID)
             let ready = try await client.execute(uri: "/readyz", method: .get)
             #expect(ready.status == .serviceUnavailable)
@@ -125,9 +125,9 @@ struct ConventionsTests {
                 uri: "/api/v1/credentials?\(query)", method: .get, headers: authHeaders(session, team: app.bootstrap.teamId))
             #expect(Int(response.status.code) == status)
             if status == 200 {
-                let meta = try #require(try response.json()["page_meta"] as? [String: Int])
+                let meta = try #require(try response.json()["page_meta"]?.objectValue?.compactMapValues(\.intValue))
                 #expect(meta["total_count"] == 2)
-                let items = try #require(try response.json()["credentials"] as? [[String: Any]])
+                let items = try #require(try response.json()["credentials"]?.arrayValue)
                 #expect(items.count == max(0, min(meta["per_page"]!, 2 - (meta["current_page"]! - 1) * meta["per_page"]!)))
             } else {
                 #expect(response.errorMessage?.contains(query.split(separator: "=")[0]) == true)
@@ -139,12 +139,12 @@ struct ConventionsTests {
     func openAPIComplete() async throws {
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let document = try String(contentsOf: repository.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
-        let parsed = try #require(try Yams.load(yaml: document) as? [String: Any])
-        #expect(parsed["openapi"] as? String == "3.1.0")
-        let paths = try #require(parsed["paths"] as? [String: [String: Any]])
+        let parsed = try jsonValue(fromYAML: try #require(try Yams.load(yaml: document)))
+        #expect(parsed["openapi"]?.stringValue == "3.1.0")
+        let paths = try #require(parsed["paths"]?.objectValue)
         let methods: Set<String> = ["get", "put", "post", "delete", "patch", "head", "options"]
-        let canonical = try JSONSerialization.data(withJSONObject: parsed, options: .sortedKeys)
-        let documentedRoutes = Set(paths.flatMap { path, item in item.keys.filter(methods.contains).map { "\($0.uppercased()) \(path)" } })
+        let documentedRoutes = Set(
+            paths.flatMap { path, item in (item.objectValue ?? [:]).keys.filter(methods.contains).map { "\($0.uppercased()) \(path)" } })
         try await TestApp.with(.sqlite) { app, client in
             let documented = documentedRoutes
             let registered = Set(app.built.routes.entries.map { "\($0.method) \($0.path)" })
@@ -158,8 +158,7 @@ struct ConventionsTests {
             #expect(String(buffer: served.body) == document)
             let json = try await client.execute(uri: "/api/v1/openapi.json", method: .get)
             #expect(json.status == .ok && json.headers[.contentType] == "application/json")
-            let servedJSON = try JSONSerialization.jsonObject(with: Data(buffer: json.body))
-            #expect(try JSONSerialization.data(withJSONObject: servedJSON, options: .sortedKeys) == canonical)
+            #expect(try json.json() == parsed)
         }
     }
 }
@@ -237,7 +236,7 @@ struct StartupTests {
             let path = environment.configuration.bootstrapFilePath
             let attributes = try FileManager.default.attributesOfItem(atPath: path)
             #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
-            let file = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: String])
+            let file = try #require(try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: path))).stringDictionary)
             #expect(
                 Set(file.keys) == [
                     "email_address", "password", "team_id", "integration_key", "agent_key", "s3_endpoint", "s3_bucket", "s3_region",
@@ -261,7 +260,7 @@ struct StartupTests {
                 #expect(printed.results.isEmpty)
                 #expect(built.objectStore?.access.credentials == first.objectStore?.credentials, "the store's key pair survives restarts")
                 let refreshed = try #require(
-                    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: String])
+                    try JSONValue.parse(Data(contentsOf: URL(fileURLWithPath: path))).stringDictionary)
                 #expect(refreshed["s3_endpoint"] == built.objectStore?.access.endpoint && refreshed["s3_endpoint"]?.hasSuffix(":18071") == true)
                 #expect(refreshed["password"] == file["password"] && refreshed["agent_key"] == file["agent_key"])
                 let caller = try await built.authenticator.authenticate(

@@ -22,11 +22,11 @@ struct CredentialsTests {
                 client, session, team: app.bootstrap.teamId, #"{"kind":"integration","display_name":"  CI bot  ","expires_in_days":30}"#)
             #expect(response.status == .created)
             let body = try response.json()
-            let raw = try #require(body["raw_key"] as? String)
+            let raw = try #require(body["raw_key"]?.stringValue)
             #expect(raw.hasPrefix("sk-"))
-            #expect(body["key_prefix"] as? String == String(raw.prefix(12)))
-            #expect(body["display_name"] as? String == "CI bot")
-            let id = try #require((body["id"] as? String).flatMap(UUID.init(uuidString:)))
+            #expect(body["key_prefix"]?.stringValue == String(raw.prefix(12)))
+            #expect(body["display_name"]?.stringValue == "CI bot")
+            let id = try #require((body["id"]?.stringValue).flatMap(UUID.init(uuidString:)))
 
             let stored = try #require(try await app.storage.credential(id: id, teamId: app.bootstrap.teamId))
             #expect(stored.keyHash == SecretHasher.keyHash(raw))
@@ -122,13 +122,13 @@ struct CredentialsTests {
             #expect(
                 try await client.execute(uri: "/api/v1/credentials/\(device.id.lowercased)", method: .delete, headers: headers).status == .noContent)
             let list = try await client.execute(uri: "/api/v1/credentials?kind=device", method: .get, headers: headers)
-            let items = try #require(try list.json()["credentials"] as? [[String: Any]])
-            #expect(items.map { $0["key_status"] as? String } == ["revoked"])
+            let items = try #require(try list.json()["credentials"]?.arrayValue)
+            #expect(items.map { $0["key_status"]?.stringValue } == ["revoked"])
 
             // sk- revocation, checked through the runtime surface's authenticator.
             let created = try await create(client, session, team: app.bootstrap.teamId, #"{"kind":"integration","display_name":"doomed"}"#)
-            let raw = try #require(try created.json()["raw_key"] as? String)
-            let id = try #require(try created.json()["id"] as? String)
+            let raw = try #require(try created.json()["raw_key"]?.stringValue)
+            let id = try #require(try created.json()["id"]?.stringValue)
             _ = try await app.built.authenticator.authenticate(authorization: "Bearer \(raw)", teamHeader: nil, surface: .runtime)
             #expect(try await client.execute(uri: "/api/v1/credentials/\(id)", method: .delete, headers: headers).status == .noContent)
             await #expect(throws: SwitchyardError.unauthenticated("invalid, expired or revoked credential")) {
@@ -177,7 +177,7 @@ struct CredentialsTests {
             let login = try await client.execute(
                 uri: "/api/v1/auth/login", method: .post,
                 body: ByteBuffer(string: #"{"email_address":"\#(user.emailAddress)","password":"pw-\#(role.rawValue)"}"#))
-            let session = try #require(try login.json()["access_token"] as? String)
+            let session = try #require(try login.json()["access_token"]?.stringValue)
             let headers = authHeaders(session, team: team.id)
             #expect(try await client.execute(uri: "/api/v1/credentials", method: .get, headers: headers).status == .ok)
             let denied = try await create(client, session, team: team.id, #"{"kind":"integration","display_name":"x"}"#)

@@ -13,48 +13,46 @@ struct EventSchemaTests {
     /// The document's schemas, and a validator for the subset of JSON Schema they use: type (one or several),
     /// required, properties, enum, minimum/maximum, $ref, allOf, oneOf.
     struct Schemas {
-        let components: [String: Any]
-        let events: [String: Any]
+        let components: [String: JSONValue]
+        let events: [String: JSONValue]
 
         init() throws {
             let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             let text = try String(contentsOf: repository.appendingPathComponent("docs/openapi.yaml"), encoding: .utf8)
-            let document = try #require(try Yams.load(yaml: text) as? [String: Any])
-            components = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: Any])
-            let paths = try #require(document["paths"] as? [String: Any])
-            let stream = try #require((paths["/api/v1/r/tasks/{taskId}/events"] as? [String: Any])?["get"] as? [String: Any])
-            let ok = try #require((stream["responses"] as? [String: Any])?["200"] as? [String: Any])
-            events = try #require(ok["x-sse-events"] as? [String: Any])
+            let document = try jsonValue(fromYAML: try #require(try Yams.load(yaml: text)))
+            components = try #require(document["components"]?["schemas"]?.objectValue)
+            let stream = try #require(document["paths"]?["/api/v1/r/tasks/{taskId}/events"]?["get"])
+            events = try #require(stream["responses"]?["200"]?["x-sse-events"]?.objectValue)
         }
 
         /// Problems with `value` against `schema`, each with its path; empty when it conforms.
-        func problems(_ value: JSONValue, _ schema: [String: Any], at path: String = "$") -> [String] {
-            if let ref = schema["$ref"] as? String, let target = components[String(ref.split(separator: "/").last!)] as? [String: Any] {
+        func problems(_ value: JSONValue, _ schema: JSONValue, at path: String = "$") -> [String] {
+            if let ref = schema["$ref"]?.stringValue, let target = components[String(ref.split(separator: "/").last!)] {
                 return problems(value, target, at: path)
             }
-            if let all = schema["allOf"] as? [[String: Any]] { return all.flatMap { problems(value, $0, at: path) } }
-            if let one = schema["oneOf"] as? [[String: Any]] {
+            if let all = schema["allOf"]?.arrayValue { return all.flatMap { problems(value, $0, at: path) } }
+            if let one = schema["oneOf"]?.arrayValue {
                 return one.filter { problems(value, $0, at: path).isEmpty }.count == 1 ? [] : ["\(path): matches not exactly one of oneOf"]
             }
             if let type = schema["type"] {
-                let types = (type as? [String]) ?? [type as? String ?? ""]
+                let types = type.stringArray ?? [type.stringValue ?? ""]
                 if !types.contains(where: { Self.isOfType(value, $0) }) { return ["\(path): \(value.jsonString) is not \(types)"] }
             }
             var found: [String] = []
-            if let options = schema["enum"] as? [Any], !options.contains(where: { "\($0)" == value.stringValue }) {
+            if let options = schema["enum"]?.arrayValue, !options.contains(value) {
                 found.append("\(path): \(value.jsonString) not in enum")
             }
             if case .number(let number) = value {
-                if let minimum = (schema["minimum"] as? NSNumber)?.doubleValue, number.doubleValue < minimum {
+                if let minimum = schema["minimum"]?.doubleValue, number.doubleValue < minimum {
                     found.append("\(path): below \(minimum)")
                 }
-                if let maximum = (schema["maximum"] as? NSNumber)?.doubleValue, number.doubleValue > maximum {
+                if let maximum = schema["maximum"]?.doubleValue, number.doubleValue > maximum {
                     found.append("\(path): above \(maximum)")
                 }
             }
             if case .object(let object) = value {
-                for key in schema["required"] as? [String] ?? [] where object[key] == nil { found.append("\(path): \(key) is missing") }
-                for (key, property) in schema["properties"] as? [String: [String: Any]] ?? [:] {
+                for key in schema["required"]?.stringArray ?? [] where object[key] == nil { found.append("\(path): \(key) is missing") }
+                for (key, property) in schema["properties"]?.objectValue ?? [:] {
                     if let member = object[key] { found += problems(member, property, at: "\(path).\(key)") }
                 }
             }
@@ -78,7 +76,7 @@ struct EventSchemaTests {
                     let data = lines.first(where: { $0.hasPrefix("data: ") })?.dropFirst(6)
                 else { continue }
                 names.append(String(name))
-                let schema = try #require(events[String(name)] as? [String: Any], "event \(name) has no schema in x-sse-events")
+                let schema = try #require(events[String(name)], "event \(name) has no schema in x-sse-events")
                 let problems = problems(try JSONValue.parse(String(data)), schema)
                 #expect(problems.isEmpty, "event \(name): \(data): \(problems)")
             }
@@ -116,11 +114,11 @@ struct EventSchemaTests {
     @Test("a schema that does not fit is caught (the validator is not a no-op)")
     func validatorBites() throws {
         let schemas = try Schemas()
-        let status = try #require(schemas.events["status"] as? [String: Any])
+        let status = try #require(schemas.events["status"])
         #expect(schemas.problems(["task_id": "x", "status": "running", "timestamp": "t"], status).isEmpty)
         #expect(!schemas.problems(["task_id": "x", "status": "sleeping", "timestamp": "t"], status).isEmpty)
         #expect(!schemas.problems(["task_id": "x", "status": "running"], status).isEmpty)
-        let progress = try #require(schemas.events["progress"] as? [String: Any])
+        let progress = try #require(schemas.events["progress"])
         #expect(!schemas.problems(["task_id": "x", "progress": 1.5, "timestamp": "t"], progress).isEmpty)
         #expect(!schemas.problems(["task_id": "x", "progress": 0.5, "timestamp": "t", "step_total": "4"], progress).isEmpty)
     }

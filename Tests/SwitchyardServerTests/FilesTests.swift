@@ -51,15 +51,15 @@ struct FilesTests {
                 body: #"{"file_name":"../../etc/My Photo.png","file_size":1048576,"content_type":"image/png"}"#)
             #expect(response.status == .ok)
             let answer = try response.json()
-            let key = try #require(answer["file_key"] as? String)
+            let key = try #require(answer["file_key"]?.stringValue)
             let segments = key.split(separator: "/")
             #expect(segments.count == 5 && segments[0] == "inputs" && segments[1] == Substring(app.bootstrap.teamId.lowercased))
             #expect(UUID(uuidString: String(segments[2])) != nil && segments[3] == "aW1hZ2UvcG5n" && segments[4] == "My Photo.png")
-            #expect(answer["upload_headers"] as? [String: String] == ["Content-Length": "1048576", "If-None-Match": "*"])
-            let url = try #require(answer["upload_url"] as? String)
+            #expect(answer["upload_headers"]?.stringDictionary == ["Content-Length": "1048576", "If-None-Match": "*"])
+            let url = try #require(answer["upload_url"]?.stringValue)
             #expect(url.hasPrefix("http://127.0.0.1:\(app.environment.s3Port)/switchyard/inputs/") && url.contains("X-Amz-Signature="))
             #expect(url.contains("X-Amz-SignedHeaders=content-length%3Bhost%3Bif-none-match"))
-            #expect(answer["expires_at"] is String)
+            #expect(answer["expires_at"]?.stringValue != nil)
         }
     }
 
@@ -70,8 +70,8 @@ struct FilesTests {
                 client, .post, "/api/v1/r/files/presign", token: app.bootstrap.integrationKey,
                 body: #"{"file_name":"a.txt","file_size":11,"content_type":"text/plain"}"#
             ).json()
-            let url = try #require(presign["upload_url"] as? String)
-            let headers = try #require(presign["upload_headers"] as? [String: String])
+            let url = try #require(presign["upload_url"]?.stringValue)
+            let headers = try #require(presign["upload_headers"]?.stringDictionary)
             #expect(try await app.put(url, headers: headers, body: Array("short".utf8)) == 403)
             #expect(try await app.put(url, headers: headers.filter { $0.key != "If-None-Match" }, body: Array("hello world".utf8)) == 403)
             #expect(try await app.put(url, headers: headers, body: Array("hello world".utf8)) == 200)

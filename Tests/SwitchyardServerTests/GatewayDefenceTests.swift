@@ -85,7 +85,7 @@ struct GatewayDefenceTests {
             }
             try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu-01.lab:0@rack_2")) { _ in
                 let listed = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
-                #expect((listed["agent_list"] as? [[String: Any]])?.compactMap { $0["agent_id"] as? String } == ["gpu-01.lab:0@rack_2"])
+                #expect((listed["agent_list"]?.arrayValue)?.compactMap { $0["agent_id"]?.stringValue } == ["gpu-01.lab:0@rack_2"])
             }
         }
     }
@@ -98,7 +98,7 @@ struct GatewayDefenceTests {
                     try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("second")) { _ in }
                 }
                 let listed = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
-                #expect((listed["agent_list"] as? [[String: Any]])?.compactMap { $0["agent_id"] as? String } == ["first"])
+                #expect((listed["agent_list"]?.arrayValue)?.compactMap { $0["agent_id"]?.stringValue } == ["first"])
             }
         }
     }
@@ -111,8 +111,8 @@ struct GatewayDefenceTests {
             for _ in 0..<3 { try await agent.send(.heartbeat(.init(status: .idle, running: []))) }
             let again = try await agent.offer()
             #expect(again.taskId == taskId.lowercased && again.attemptId != lost.attemptId)
-            let task = try await app.taskJSON(client, taskId)
-            #expect(task["retry_count"] as? Int == 0)
+            let task = try await app.task(client, taskId)
+            #expect(task.retryCount == 0)
             let events = try #require(try await app.storage.taskEvents(taskId: taskId, teamId: app.bootstrap.teamId, afterSequence: 0))
             #expect(events.contains { $0.data["message"]?.stringValue?.contains("three heartbeats did not list it") == true })
         }
@@ -209,13 +209,13 @@ final class StalledSocket: AgentSocket {
                     }
                     #expect(refused)
                 }
-                #expect(try await app.taskJSON(client, taskId)["task_status"] as? String == "queued")
+                #expect(try await app.task(client, taskId).status == .queued)
             }
             try await holder.send(.ack(.init(attemptId: offer.attemptId)))
             try await holder.send(.fail(.init(attemptId: offer.attemptId, error: "node 1: real failure", fault: .task)))
             let events = try await app.followEvents(port: client.port!, taskId)
             #expect(events.contains("event: failed"))
-            #expect((try await app.taskJSON(client, taskId)["task_error"] as? String)?.contains("real failure") == true)
+            #expect((try await app.task(client, taskId).error)?.contains("real failure") == true)
         }
     }
 }

@@ -146,14 +146,14 @@ struct HTTPLimitsTests {
                 port: port, "POST", "/api/v1/auth/login", token: "",
                 body: #"{"email_address":"\#(app.bootstrap.emailAddress)","password":"\#(app.bootstrap.password)"}"#)
             let session = try #require(
-                (try JSONSerialization.jsonObject(with: Data(login.body.utf8)) as? [String: Any])?["access_token"] as? String, "\(login)")
+                try JSONValue.parse(login.body)["access_token"]?.stringValue, "\(login)")
             let imported = try await Self.rawCall(
                 port: port, "POST", "/api/v1/workflows/import", token: session, team: app.bootstrap.teamId, body: try TestApp.invertImport())
             #expect(imported.status == 201 || imported.status == 200, "\(imported)")
             let run = try await Self.rawCall(
                 port: port, "POST", "/api/v1/r/workflows/slug/invert/run", token: app.bootstrap.integrationKey, body: "{}")
             let task = try #require(
-                (try JSONSerialization.jsonObject(with: Data(run.body.utf8)) as? [String: Any])?["task_id"] as? String, "\(run)")
+                try JSONValue.parse(run.body)["task_id"]?.stringValue, "\(run)")
             let stream = try await RawConnection(
                 port: port,
                 sending:

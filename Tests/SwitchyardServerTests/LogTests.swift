@@ -32,7 +32,7 @@ struct LogTests {
             date: Self.date, level: .notice, label: "switchyard", message: "task transition",
             metadata: ["task_id": "0193a", "reason": "line\nbreak \"quoted\" \u{0}nul", "message": "shadowed"], format: .json)
         #expect(line.filter { $0 == "\n" }.count == 1 && line.hasSuffix("}\n"))
-        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String])
+        let object = try JSONDecoder().decode([String: String].self, from: Data(line.utf8))
         #expect(object["timestamp"] == "2025-12-01T00:54:33.125Z")
         #expect(object["level"] == "notice" && object["message"] == "task transition" && object["task_id"] == "0193a")
         #expect(object["reason"] == "line\nbreak \"quoted\" \u{0}nul")
@@ -55,7 +55,7 @@ struct LogTests {
                     #expect(cancel.status == .ok)
                 }
                 while let line = await iterator.next() {
-                    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String],
+                    guard let object = try? JSONDecoder().decode([String: String].self, from: Data(line.utf8)),
                         object["message"] == "task transition", object["task_id"] == task.lowercased
                     else { continue }
                     steps.append(object)

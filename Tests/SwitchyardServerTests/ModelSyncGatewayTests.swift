@@ -53,10 +53,10 @@ struct ModelSyncGatewayTests {
                     .status(.init(status: .syncing, detail: "Downloading model Style (12 B)", syncPercent: 0.45, syncPhase: .downloading)))
                 let fresh = try await Self.roundTrip(agent, modelId: id)
                 #expect(fresh.url != nil && fresh.urlExpiresAt != nil)
-                var row = try await app.agentJSON(client, "gpu")
-                #expect(row["agent_status"] as? String == "syncing" && row["sync_phase"] as? String == "downloading")
-                #expect(row["sync_percent"] as? Double == 45 && row["sync_detail"] as? String == "Downloading model Style (12 B)")
-                #expect(row["models_held"] as? [String] == [])
+                var row = try await app.agent(client, "gpu")
+                #expect(row.status == "syncing" && row.syncPhase == "downloading")
+                #expect(row.syncPercent == 45 && row.syncDetail == "Downloading model Style (12 B)")
+                #expect(row.modelsHeld == [])
 
                 // A task needing the model waits while the syncing agent lacks it; one needing nothing runs beside.
                 _ = try await app.importWorkflow(
@@ -66,7 +66,7 @@ struct ModelSyncGatewayTests {
                 let plain = try await app.run(client, slug: "plain")
                 let plainOffer = try await agent.offer()
                 #expect(plainOffer.taskId == plain.lowercased && plainOffer.requiredModels == nil)
-                #expect(["pending", "waiting"].contains(try await app.taskJSON(client, styled)["task_status"] as? String))
+                #expect(["pending", "waiting"].contains(try await app.task(client, styled).status.rawValue))
                 try await agent.send(.models(.init(held: ["loras/style.safetensors"])))
                 let styledOffer = try await agent.offer()
                 #expect(styledOffer.taskId == styled.lowercased && styledOffer.requiredModels == ["loras/style.safetensors"])
@@ -77,17 +77,17 @@ struct ModelSyncGatewayTests {
                 let stream = try await app.followEvents(port: client.port!, styled)
                 #expect(stream.contains(#""message":"syncing model loras/style.safetensors (12 B)""#) && stream.contains("event: completed"))
                 _ = try await Self.roundTrip(agent, modelId: id)
-                row = try await app.agentJSON(client, "gpu")
-                #expect(row["models_held"] as? [String] == ["loras/style.safetensors"])
-                #expect((row["models_broken"] as? [Any])?.isEmpty == true)
+                row = try await app.agent(client, "gpu")
+                #expect(row.modelsHeld == ["loras/style.safetensors"])
+                #expect(row.modelsBroken?.isEmpty == true)
 
                 // What it could not take is shown with the reason.
                 try await agent.send(
                     .models(.init(held: [], broken: [.init(modelId: id, placement: "loras/style.safetensors", error: "No space left on device")])))
                 _ = try await Self.roundTrip(agent, modelId: id)
-                row = try await app.agentJSON(client, "gpu")
-                let broken = try #require((row["models_broken"] as? [[String: Any]])?.first)
-                #expect(broken["model_id"] as? String == id && broken["error"] as? String == "No space left on device")
+                row = try await app.agent(client, "gpu")
+                let broken = try #require(row.modelsBroken?.first)
+                #expect(broken.modelId.lowercased == id && broken.error == "No space left on device")
 
                 // Disabled: gone from the set, and no fresh URL for it; nor for a model that is not the team's.
                 let disabled = try await app.call(
@@ -143,8 +143,8 @@ struct ModelSyncGatewayTests {
                 }
             }
             #expect(first == task.lowercased)
-            let row = try await app.agentJSON(client, "gpu")
-            #expect(row["models_held"] is NSNull && row["sync_phase"] is NSNull)
+            let row = try await app.agent(client, "gpu")
+            #expect(row.modelsHeld == nil && row.syncPhase == nil)
         }
     }
 
@@ -164,21 +164,21 @@ struct ModelSyncGatewayTests {
                     client, .post, "/api/v1/models/presign", token: session, team: team,
                     body: #"{"file_name":"w.safetensors","file_size":64,"model_type":"vae","model_path":"w.safetensors"}"#
                 ).json()
-                let key = try #require(presign["storage_key"] as? String)
+                let key = try #require(presign["storage_key"]?.stringValue)
                 #expect(
                     try await app.put(
-                        try #require(presign["upload_url"] as? String), headers: try #require(presign["upload_headers"] as? [String: String]),
+                        try #require(presign["upload_url"]?.stringValue), headers: try #require(presign["upload_headers"]?.stringDictionary),
                         body: [UInt8](repeating: 9, count: 64)) == 200)
                 let wrong = "sha256:" + String(repeating: "ab", count: 32)
                 let rejected = try await app.call(
                     client, .post, "/api/v1/models", token: session, team: team,
                     body: #"{"display_name":"W","model_type":"vae","storage_key":"\#(key)","model_path":"w.safetensors","file_hash":"\#(wrong)"}"#)
                 #expect(rejected.status == .created)
-                let rejectedId = try #require(try rejected.json()["id"] as? String)
+                let rejectedId = try #require(try rejected.json()["id"]?.stringValue)
                 await app.built.modelVerifier.idle()
                 let shown = try await app.call(client, .get, "/api/v1/models/\(rejectedId)", token: session, team: team).json()
-                #expect(shown["model_status"] as? String == "rejected")
-                #expect((shown["verification_error"] as? String)?.hasPrefix("the uploaded file hashes to sha256:") == true)
+                #expect(shown["model_status"]?.stringValue == "rejected")
+                #expect((shown["verification_error"]?.stringValue)?.hasPrefix("the uploaded file hashes to sha256:") == true)
                 let reenable = try await app.call(
                     client, .put, "/api/v1/models/\(rejectedId)", token: session, team: team, body: #"{"model_status":"active"}"#)
                 #expect(reenable.status == .conflict)
@@ -189,7 +189,7 @@ struct ModelSyncGatewayTests {
                 let set = try await Self.models(agent) { !$0.models.isEmpty }
                 #expect(set.models.map(\.modelId) == [id])
                 let verified = try await app.call(client, .get, "/api/v1/models/\(id)", token: session, team: team).json()
-                #expect(verified["model_status"] as? String == "active" && verified["verification_error"] is NSNull)
+                #expect(verified["model_status"]?.stringValue == "active" && verified["verification_error"] == .null)
             }
         }
     }

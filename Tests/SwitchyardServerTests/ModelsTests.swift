@@ -40,8 +40,8 @@ struct ModelsTests {
             let session = try await app.ownerSession(client)
             let team = app.bootstrap.teamId
             let presign = try await app.call(client, .post, "/api/v1/models/presign", token: session, team: team, body: Self.presignBody).json()
-            let key = try #require(presign["storage_key"] as? String)
-            #expect(key.hasPrefix("models/\(team.lowercased)/") && presign["upload_method"] as? String == "put")
+            let key = try #require(presign["storage_key"]?.stringValue)
+            #expect(key.hasPrefix("models/\(team.lowercased)/") && presign["upload_method"]?.stringValue == "put")
             func register(_ extra: String, storageKey: String? = nil) async throws -> TestResponse {
                 try await app.call(
                     client, .post, "/api/v1/models", token: session, team: team,
@@ -49,8 +49,8 @@ struct ModelsTests {
             }
             #expect(try await register("").errorMessage == #"field "storage_key": nothing was uploaded at "\#(key)" yet"#)
             let bytes = Array("model bytes".utf8)
-            let url = try #require(presign["upload_url"] as? String)
-            #expect(try await app.put(url, headers: try #require(presign["upload_headers"] as? [String: String]), body: bytes) == 200)
+            let url = try #require(presign["upload_url"]?.stringValue)
+            #expect(try await app.put(url, headers: try #require(presign["upload_headers"]?.stringDictionary), body: bytes) == 200)
 
             let other = try await app.otherTeam()
             #expect(try await register("", storageKey: "models/\(other.teamId.lowercased)/\(UUID().uuidString.lowercased())").status == .badRequest)
@@ -64,22 +64,23 @@ struct ModelsTests {
                 #","file_size":11,"file_hash":"\#(hash.uppercased().replacingOccurrences(of: "SHA256:", with: "sha256:"))","model_path":"models/checkpoints/sdxl.safetensors""#
             )
             #expect(created.status == .created)
-            let id = try #require(try created.json()["id"] as? String)
+            let id = try #require(try created.json()["id"]?.stringValue)
             #expect(try await register("").status == .conflict, "one model per storage key")
 
             let detail = try await app.call(client, .get, "/api/v1/models/\(id)", token: session, team: team).json()
-            #expect(detail["file_size"] as? Int == 11 && detail["file_hash"] as? String == hash && detail["model_status"] as? String == "active")
-            #expect(detail["storage_key"] as? String == key && detail["model_path"] as? String == "models/checkpoints/sdxl.safetensors")
+            #expect(
+                detail["file_size"]?.intValue == 11 && detail["file_hash"]?.stringValue == hash && detail["model_status"]?.stringValue == "active")
+            #expect(detail["storage_key"]?.stringValue == key && detail["model_path"]?.stringValue == "models/checkpoints/sdxl.safetensors")
             let device = try await app.member(role: .member)
             let list = try await app.call(client, .get, "/api/v1/models", token: device).json()
-            #expect((list["model_list"] as? [[String: Any]])?.count == 1 && (list["page_meta"] as? [String: Int])?["total_count"] == 1)
+            #expect((list["model_list"]?.arrayValue)?.count == 1 && list["page_meta"]?["total_count"] == 1)
             #expect(try await app.call(client, .delete, "/api/v1/models/\(id)", token: device).status == .forbidden)
             #expect(try await app.call(client, .get, "/api/v1/models/\(id)", token: other.integrationKey).status == .unauthorized)
 
             let edited = try await app.call(
                 client, .put, "/api/v1/models/\(id)", token: session, team: team, body: #"{"display_name":"SDXL 1.0","model_status":"disabled"}"#
             ).json()
-            #expect(edited["display_name"] as? String == "SDXL 1.0" && edited["model_status"] as? String == "disabled")
+            #expect(edited["display_name"]?.stringValue == "SDXL 1.0" && edited["model_status"]?.stringValue == "disabled")
             #expect(
                 try await app.call(client, .put, "/api/v1/models/\(id)", token: session, team: team, body: #"{"model_path":"../x"}"#).status
                     == .badRequest)
@@ -102,8 +103,8 @@ struct ModelsTests {
                 client, .post, "/api/v1/models/presign", token: session, team: team,
                 body: #"{"file_name":"big.ckpt","file_size":6800000000,"model_type":"checkpoints","model_path":"models/checkpoints/big.ckpt"}"#
             ).json()
-            #expect(presign["upload_method"] as? String == "multipart" && presign["upload_url"] as? String == "")
-            let key = try #require(presign["storage_key"] as? String)
+            #expect(presign["upload_method"]?.stringValue == "multipart" && presign["upload_url"]?.stringValue == "")
+            let key = try #require(presign["storage_key"]?.stringValue)
 
             let planned = #"{"storage_key":"\#(key)","file_size":6800000000}"#
             #expect(
@@ -113,8 +114,8 @@ struct ModelsTests {
                 try await app.call(client, .post, "/api/v1/uploads/multipart/initiate", token: try await app.member(role: .admin), body: planned)
                     .status == .unauthorized)
             let big = try await app.call(client, .post, "/api/v1/uploads/multipart/initiate", token: session, team: team, body: planned).json()
-            #expect(big["part_size"] as? Int == 104_857_600 && big["part_count"] as? Int == 65 && big["storage_key"] as? String == key)
-            let bigId = try #require(big["upload_id"] as? String)
+            #expect(big["part_size"]?.intValue == 104_857_600 && big["part_count"]?.intValue == 65 && big["storage_key"]?.stringValue == key)
+            let bigId = try #require(big["upload_id"]?.stringValue)
             let abortBig = #"{"storage_key":"\#(key)","upload_id":"\#(bigId)"}"#
             #expect(try await app.call(client, .post, "/api/v1/uploads/multipart/abort", token: session, team: team, body: abortBig).status == .ok)
 
@@ -124,8 +125,8 @@ struct ModelsTests {
                 client, .post, "/api/v1/uploads/multipart/initiate", token: session, team: team,
                 body: #"{"storage_key":"\#(key)","file_size":\#(size)}"#
             ).json()
-            #expect(initiated["part_count"] as? Int == 1)
-            let uploadId = try #require(initiated["upload_id"] as? String)
+            #expect(initiated["part_count"]?.intValue == 1)
+            let uploadId = try #require(initiated["upload_id"]?.stringValue)
             let beyond = try await app.call(
                 client, .post, "/api/v1/uploads/multipart/presign-parts", token: session, team: team,
                 body: #"{"storage_key":"\#(key)","upload_id":"\#(uploadId)","part_numbers":[2]}"#)
@@ -134,9 +135,9 @@ struct ModelsTests {
                 client, .post, "/api/v1/uploads/multipart/presign-parts", token: session, team: team,
                 body: #"{"storage_key":"\#(key)","upload_id":"\#(uploadId)","part_numbers":[1]}"#
             ).json()
-            let part = try #require((signed["parts"] as? [[String: Any]])?.first)
-            #expect(part["part_number"] as? Int == 1 && part["content_length"] as? Int == size)
-            let url = try #require(part["url"] as? String)
+            let part = try #require((signed["parts"]?.arrayValue)?.first)
+            #expect(part["part_number"]?.intValue == 1 && part["content_length"]?.intValue == size)
+            let url = try #require(part["url"]?.stringValue)
             func put(_ bytes: [UInt8]) async throws -> HTTPClientResponse {
                 var request = HTTPClientRequest(url: url)
                 request.method = .PUT
@@ -154,7 +155,7 @@ struct ModelsTests {
             let completion = #"{"storage_key":"\#(key)","upload_id":"\#(uploadId)","parts":[{"part_number":1,"etag":\#(String(reflecting: etag))}]}"#
             let completed = try await app.call(client, .post, "/api/v1/uploads/multipart/complete", token: session, team: team, body: completion)
             #expect(completed.status == .ok, "\(String(buffer: completed.body))")
-            #expect(try completed.json()["file_key"] as? String == key)
+            #expect(try completed.json()["file_key"]?.stringValue == key)
             let registered = try await app.call(
                 client, .post, "/api/v1/models", token: session, team: team,
                 body: #"{"display_name":"Big","model_type":"checkpoints","storage_key":"\#(key)","file_size":\#(size)}"#)
@@ -211,12 +212,12 @@ struct ModelsTests {
             let first = try await initiate(fresh, token: memberSession).json()
             let second = try await initiate(fresh, token: memberSession).json()
             for (upload, byte) in [(first, UInt8(1)), (second, UInt8(2))] {
-                let uploadId = try #require(upload["upload_id"] as? String)
+                let uploadId = try #require(upload["upload_id"]?.stringValue)
                 let signed = try await app.call(
                     client, .post, "/api/v1/uploads/multipart/presign-parts", token: memberSession, team: team,
                     body: #"{"storage_key":"\#(fresh)","upload_id":"\#(uploadId)","part_numbers":[1]}"#
                 ).json()
-                var request = HTTPClientRequest(url: try #require((signed["parts"] as? [[String: Any]])?.first?["url"] as? String))
+                var request = HTTPClientRequest(url: try #require((signed["parts"]?.arrayValue)?.first?["url"]?.stringValue))
                 request.method = .PUT
                 request.body = .bytes(ByteBuffer(bytes: [UInt8](repeating: byte, count: 10)))
                 let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
@@ -246,9 +247,9 @@ extension TestApp {
             body:
                 #"{"file_name":"m.safetensors","file_size":\#(bytes.count),"model_type":"checkpoints","model_path":"models/checkpoints/m.safetensors"}"#
         ).json()
-        let key = try #require(presign["storage_key"] as? String)
+        let key = try #require(presign["storage_key"]?.stringValue)
         let status = try await put(
-            try #require(presign["upload_url"] as? String), headers: try #require(presign["upload_headers"] as? [String: String]), body: bytes)
+            try #require(presign["upload_url"]?.stringValue), headers: try #require(presign["upload_headers"]?.stringDictionary), body: bytes)
         #expect(status == 200)
         let registered = try await call(
             client, .post, "/api/v1/models", token: token, team: bootstrap.teamId,

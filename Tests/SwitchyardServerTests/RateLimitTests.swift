@@ -103,18 +103,18 @@ struct RateLimitTests {
     func pollSlowDown() async throws {
         try await TestApp.with(.sqlite) { app, client in
             let start = try await app.call(client, .post, "/api/v1/desktop/pair/start", token: nil).json()
-            let body = #"{"device_code":"\#(try #require(start["device_code"] as? String))"}"#
+            let body = #"{"device_code":"\#(try #require(start["device_code"]?.stringValue))"}"#
             let poll = { try await app.call(client, .post, "/api/v1/desktop/pair/poll", token: nil, body: body) }
-            #expect(try await poll().json()["interval"] as? Int == 2)
+            #expect(try await poll().json()["interval"]?.intValue == 2)
             let fast = try await poll()
             #expect(fast.status == .tooManyRequests && fast.headers[.retryAfter] == "7")
-            #expect(try fast.json()["status"] as? String == "slow_down" && fast.json()["interval"] as? Int == 7)
+            #expect(try fast.json()["status"]?.stringValue == "slow_down" && fast.json()["interval"]?.intValue == 7)
             app.clock.advance(by: 7)
             let pending = try await poll()
             #expect(pending.status == .ok)
-            #expect(try pending.json()["interval"] as? Int == 7)
+            #expect(try pending.json()["interval"]?.intValue == 7)
             app.clock.advance(by: 3)
-            #expect(try await poll().json()["interval"] as? Int == 12)
+            #expect(try await poll().json()["interval"]?.intValue == 12)
         }
     }
 

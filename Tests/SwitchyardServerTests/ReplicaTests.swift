@@ -70,7 +70,7 @@ struct ReplicaTests {
                 try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
                 let events = String(buffer: try await stream.value.body)
                 #expect(events.contains("event: completed"), "the stream on A heard B's completion: \(events)")
-                #expect(try await b.taskJSON(clientB, taskId)["task_status"] as? String == "completed")
+                #expect(try await b.task(clientB, taskId).status == .completed)
 
                 let second = try await a.run(clientA, body: #"{"parameters": {"color": 8}}"#)
                 let running = try await agent.offer()
@@ -104,7 +104,7 @@ struct ReplicaTests {
                 let offer = try await agent.offer()
                 held.withLock { $0 = offer.attemptId }
                 try await agent.send(.ack(.init(attemptId: offer.attemptId)))
-                _ = try await a.waitForTask(clientA, taskId) { $0["task_status"] as? String == "running" }
+                _ = try await a.waitForTask(clientA, taskId) { $0.status == .running }
             }
             await a.built.dispatcher.sessionEnded(teamId: a.bootstrap.teamId, agentId: "mover")
             let attemptId = held.withLock { $0 }
@@ -130,15 +130,15 @@ struct ReplicaTests {
                 // A's grace for the agent passes: it no longer holds the attempt, so it fails nothing.
                 a.clock.advance(by: 6)
                 await a.built.dispatcher.tick()
-                let running = try await a.taskJSON(clientA, taskId)
-                #expect(running["task_status"] as? String == "running" && running["retry_count"] as? Int == 0)
+                let running = try await a.task(clientA, taskId)
+                #expect(running.status == .running && running.retryCount == 0)
                 // B's claim ends: the row names B, so B keeps it (no cancel to the agent), and the end is recorded.
                 a.clock.advance(by: 59)
                 await a.built.dispatcher.tick()
                 await b.built.dispatcher.tick()
                 try await agent.send(.complete(.init(attemptId: attemptId, outputs: [])))
-                let done = try await b.waitForTask(clientB, taskId) { $0["task_status"] as? String == "completed" }
-                #expect(done["retry_count"] as? Int == 0)
+                let done = try await b.waitForTask(clientB, taskId) { $0.status == .completed }
+                #expect(done.retryCount == 0)
                 await #expect(throws: (any Error).self) {
                     _ = try await agent.receive(within: .milliseconds(200), "cancel") { if case .cancel(let ref) = $0 { ref } else { nil } }
                 }
@@ -174,7 +174,7 @@ struct ReplicaTests {
             app.clock.advance(by: 3)
             await app.built.dispatcher.checkReplicas(app.clock.now())
             let listed = try await app.call(client, .get, "/api/v1/r/agents", token: app.bootstrap.integrationKey).json()
-            #expect((listed["agent_list"] as? [[String: Any]])?.isEmpty == true, "the dead replica's agent is no longer listed as connected")
+            #expect((listed["agent_list"]?.arrayValue)?.isEmpty == true, "the dead replica's agent is no longer listed as connected")
 
             try await WireTestAgent.connect(
                 port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello("gpu-01", held: [keptAttempt.lowercased])
@@ -187,8 +187,8 @@ struct ReplicaTests {
                     nodeId: "3", kind: "images", index: 0, fileName: "a_00001_.png", storageKey: folder + "a_00001_.png", contentType: "image/png",
                     size: 4)
                 try await agent.send(.complete(.init(attemptId: keptAttempt.lowercased, outputs: [output])))
-                let done = try await app.waitForTask(client, kept) { $0["task_status"] as? String == "completed" }
-                #expect(done["retry_count"] as? Int == 0)
+                let done = try await app.waitForTask(client, kept) { $0.status == .completed }
+                #expect(done.retryCount == 0)
 
                 // Past the grace, the attempt nobody reclaimed goes back to waiting (no retry used) and this agent gets it.
                 try await app.storage.heartbeatReplica(gatewayId: "gw-alive", at: app.clock.now().addingTimeInterval(6))
@@ -196,8 +196,8 @@ struct ReplicaTests {
                 await app.built.dispatcher.checkReplicas(app.clock.now())
                 let offer = try await agent.offer()
                 #expect(offer.taskId == orphan.lowercased)
-                #expect(try await app.taskJSON(client, orphan)["retry_count"] as? Int == 0)
-                #expect(try await app.taskJSON(client, alive)["task_status"] as? String == "queued", "a live replica's attempt is its own")
+                #expect(try await app.task(client, orphan).retryCount == 0)
+                #expect(try await app.task(client, alive).status == .queued, "a live replica's attempt is its own")
             }
         }
     }
@@ -227,11 +227,11 @@ struct ReplicaTests {
                     await app.built.dispatcher.checkReplicas(app.clock.now())
                     try await first.send(.ack(.init(attemptId: movingAttempt.lowercased)))
                     try await first.send(.complete(.init(attemptId: movingAttempt.lowercased, outputs: [])))
-                    let done = try await app.waitForTask(client, moving) { $0["task_status"] as? String == "completed" }
-                    #expect(done["retry_count"] as? Int == 0)
+                    let done = try await app.waitForTask(client, moving) { $0.status == .completed }
+                    #expect(done.retryCount == 0)
                     let handedBack = try await second.receive("cancel") { if case .cancel(let ref) = $0 { ref } else { nil } }
                     #expect(handedBack.attemptId == flappingAttempt.lowercased)
-                    #expect(try await app.taskJSON(client, flapping)["task_status"] as? String == "queued", "still gw-fine's")
+                    #expect(try await app.task(client, flapping).status == .queued, "still gw-fine's")
                 }
             }
         }
@@ -247,8 +247,8 @@ struct ReplicaTests {
             let output = OutputFile(
                 nodeId: "3", kind: "images", index: 0, fileName: "a.png", storageKey: elsewhere, contentType: "image/png", size: 4)
             try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [output])))
-            let retried = try await app.waitForTask(client, taskId) { ($0["retry_count"] as? Int ?? 0) == 1 }
-            #expect((retried["task_error"] as? String)?.contains("did not issue") == true)
+            let retried = try await app.waitForTask(client, taskId) { $0.retryCount == 1 }
+            #expect((retried.error)?.contains("did not issue") == true)
         }
     }
 
@@ -258,9 +258,9 @@ struct ReplicaTests {
             let taskId = try await app.run(client)
             let offer = try await agent.offer()
             try await agent.send(.complete(.init(attemptId: offer.attemptId, outputs: [])))
-            let done = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "completed" }
-            #expect(done["retry_count"] as? Int == 0)
-            #expect(done["started_at"] is String)
+            let done = try await app.waitForTask(client, taskId) { $0.status == .completed }
+            #expect(done.retryCount == 0)
+            #expect(done.startedAt != nil)
         }
     }
 }

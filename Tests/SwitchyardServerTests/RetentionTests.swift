@@ -33,10 +33,10 @@ struct RetentionTests {
             let key = app.bootstrap.integrationKey
             let run = try await app.call(
                 client, .post, "/api/v1/r/workflows/slug/text-to-image/run", token: key, body: #"{"parameters":{"prompt":"x"}}"#)
-            let taskId = try #require((try run.json()["task_id"] as? String).flatMap(UUID.init(uuidString:)))
+            let taskId = try #require((try run.json()["task_id"]?.stringValue).flatMap(UUID.init(uuidString:)))
             let team = app.bootstrap.teamId
             // No agent is connected: the dispatcher parks the task in waiting; the test plays the agent's part.
-            _ = try await app.waitForTask(client, taskId) { $0["task_status"] as? String == "waiting" }
+            _ = try await app.waitForTask(client, taskId) { $0.status == .waiting }
             for event in [TaskStateMachine.Event.assigned, .acknowledged, .succeeded] {
                 _ = try await app.storage.applyTaskEvent(id: taskId, teamId: team, event: event, at: app.clock.now())
             }
@@ -49,19 +49,19 @@ struct RetentionTests {
             try await s3.putObject(key: unrelated, body: [4])
 
             let fresh = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/result", token: key).json()
-            #expect(fresh["task_status"] as? String == "completed" && fresh["outputs_expired_at"] == nil)
+            #expect(fresh["task_status"]?.stringValue == "completed" && fresh["outputs_expired_at"] == nil)
             app.clock.advance(by: 6 * 86_400)
             #expect(await app.built.reaper.sweep().outputsExpired == 0)
             app.clock.advance(by: 86_400 + 1)
             let due = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/result", token: key).json()
-            #expect(due["outputs_expired_at"] is String, "past retention the result says so even before the sweep")
+            #expect(due["outputs_expired_at"]?.stringValue != nil, "past retention the result says so even before the sweep")
             let sweep = await app.built.reaper.sweep()
             #expect(sweep.outputsExpired == 1)
             for output in outputs { #expect(try await s3.headObject(key: output) == nil) }
             #expect(try await s3.headObject(key: unrelated) != nil)
             let expired = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)/result", token: key).json()
             #expect(apiInstant(expired["outputs_expired_at"]) == app.clock.now())
-            #expect(expired["download_url"] is NSNull && (expired["outputs_message"] as? String)?.contains("expired") == true)
+            #expect(expired["download_url"] == .null && (expired["outputs_message"]?.stringValue)?.contains("expired") == true)
             #expect(await app.built.reaper.sweep().outputsExpired == 0, "a task's outputs expire once")
         }
     }

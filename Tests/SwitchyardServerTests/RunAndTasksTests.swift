@@ -31,26 +31,27 @@ struct RunAndTasksTests {
                 client, .post, "/api/v1/r/workflows/slug/text-to-image/run", token: key,
                 body: #"{"parameters":{"prompt":"a sunset over mountains, 4k","steps":30}}"#)
             #expect(run.status == .accepted)
-            let taskId = try #require((try run.json()["task_id"] as? String).flatMap(UUID.init(uuidString:)))
+            let taskId = try #require((try run.json()["task_id"]?.stringValue).flatMap(UUID.init(uuidString:)))
             #expect(run.headers[.location] == "/api/v1/r/tasks/\(taskId.lowercased)")
 
             let poll = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)", token: key)
             #expect(poll.status == .ok)
             let task = try poll.json()
-            #expect(task["id"] as? String == taskId.lowercased && task["workflow_id"] as? String == workflowId.lowercased)
+            #expect(task["id"]?.stringValue == taskId.lowercased && task["workflow_id"]?.stringValue == workflowId.lowercased)
             // No agent is connected: the dispatcher may already have moved it on to waiting.
-            #expect(["pending", "waiting"].contains(task["task_status"] as? String ?? ""))
-            #expect(task["retry_count"] as? Int == 0 && task["task_error"] as? String == "")
-            #expect(task["task_source"] as? String == "api_key" && task["workflow_version"] as? Int == 1)
+            #expect(["pending", "waiting"].contains(task["task_status"]?.stringValue ?? ""))
+            #expect(task["retry_count"]?.intValue == 0 && task["task_error"]?.stringValue == "")
+            #expect(task["task_source"]?.stringValue == "api_key" && task["workflow_version"]?.intValue == 1)
             #expect(
-                task["dispatch_target"] as? String == "agent" && task["target_pool"] as? String == "team" && task["tool_type"] as? String == "comfyui"
+                task["dispatch_target"]?.stringValue == "agent" && task["target_pool"]?.stringValue == "team"
+                    && task["tool_type"]?.stringValue == "comfyui"
             )
             for field in ["agent_id", "agent_labels", "gateway_id", "gpu_type", "started_at", "completed_at"] {
-                #expect(task[field] is NSNull, "\(field) is null until dispatched")
+                #expect(task[field] == .null, "\(field) is null until dispatched")
             }
-            let parameters = try #require(task["parameters"] as? [String: Any])
-            #expect(parameters["prompt"] as? String == "a sunset over mountains, 4k" && parameters["steps"] as? Int == 30)
-            #expect(parameters["width"] as? Int == 512 && parameters["sampler"] as? String == "euler")
+            let parameters = try #require(task["parameters"]?.objectValue)
+            #expect(parameters["prompt"]?.stringValue == "a sunset over mountains, 4k" && parameters["steps"]?.intValue == 30)
+            #expect(parameters["width"]?.intValue == 512 && parameters["sampler"]?.stringValue == "euler")
 
             let definition = try #require(try await app.storage.taskDefinition(id: taskId, teamId: app.bootstrap.teamId))
             #expect(definition["6"]?["inputs"]?["text"] == "a sunset over mountains, 4k")
@@ -76,11 +77,11 @@ struct RunAndTasksTests {
             for (token, team) in [(app.bootstrap.integrationKey, nil), (session, app.bootstrap.teamId), (device, nil)] as [(String, UUID?)] {
                 let run = try await app.call(client, .post, "/api/v1/r/workflows/\(workflowId.lowercased)/run", token: token, team: team, body: body)
                 #expect(run.status == .accepted, "\(String(buffer: run.body))")
-                let taskId = try #require(try run.json()["task_id"] as? String)
+                let taskId = try #require(try run.json()["task_id"]?.stringValue)
                 let task = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)", token: token, team: team).json()
-                #expect(task["submitter_region"] as? String == "us-east")
-                #expect(task["task_source"] as? String == (team == nil ? "api_key" : "jwt"))
-                #expect((task["parameters"] as? [String: Any])?["input_image"] as? String == fileKey)
+                #expect(task["submitter_region"]?.stringValue == "us-east")
+                #expect(task["task_source"]?.stringValue == (team == nil ? "api_key" : "jwt"))
+                #expect((task["parameters"]?.objectValue)?["input_image"]?.stringValue == fileKey)
             }
         }
     }
@@ -149,8 +150,8 @@ struct RunAndTasksTests {
             let pinned = try await app.call(
                 client, .post, "/api/v1/r/workflows/slug/text-to-image@1/run", token: key, body: #"{"parameters":{"prompt":"x"}}"#)
             #expect(pinned.status == .accepted)
-            let taskId = try #require(try pinned.json()["task_id"] as? String)
-            #expect(try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)", token: key).json()["workflow_version"] as? Int == 1)
+            let taskId = try #require(try pinned.json()["task_id"]?.stringValue)
+            #expect(try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)", token: key).json()["workflow_version"]?.intValue == 1)
             let current = try await app.call(
                 client, .post, "/api/v1/r/workflows/slug/text-to-image@2/run", token: key, body: #"{"parameters":{"text":"x"}}"#)
             #expect(current.status == .accepted)
@@ -193,7 +194,7 @@ struct RunAndTasksTests {
                 client, .post, uri, token: key, body: #"{ "parameters": { "steps": 30, "prompt": "x" } }"#, headers: headers)
             #expect(replay.status == .accepted)
             #expect(replay.headers[HTTPField.Name("Idempotency-Replayed")!] == "true")
-            #expect(try replay.json()["task_id"] as? String == first.json()["task_id"] as? String)
+            #expect(try replay.json()["task_id"]?.stringValue == first.json()["task_id"]?.stringValue)
             let different = try await app.call(client, .post, uri, token: key, body: #"{"parameters":{"prompt":"y"}}"#, headers: headers)
             #expect(different.status == .conflict)
             #expect(
@@ -212,7 +213,7 @@ struct RunAndTasksTests {
             // Without the header every request is a new task.
             let a = try await app.call(client, .post, uri, token: key, body: #"{"parameters":{"prompt":"x"}}"#)
             let b = try await app.call(client, .post, uri, token: key, body: #"{"parameters":{"prompt":"x"}}"#)
-            #expect(try a.json()["task_id"] as? String != b.json()["task_id"] as? String)
+            #expect(try a.json()["task_id"]?.stringValue != b.json()["task_id"]?.stringValue)
         }
     }
 
@@ -224,33 +225,33 @@ struct RunAndTasksTests {
             let key = app.bootstrap.integrationKey
             let run = try await app.call(
                 client, .post, "/api/v1/r/workflows/slug/text-to-image/run", token: key, body: #"{"parameters":{"prompt":"x"}}"#)
-            let taskId = try #require(try run.json()["task_id"] as? String)
+            let taskId = try #require(try run.json()["task_id"]?.stringValue)
 
             let viewer = try await app.member(role: .viewer)
             #expect(try await app.call(client, .post, "/api/v1/r/tasks/\(taskId)/cancel", token: viewer).status == .forbidden)
             #expect(try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)", token: viewer).status == .ok)
 
-            _ = try await app.waitForTask(client, UUID(uuidString: taskId)!) { $0["task_status"] as? String == "waiting" }
+            _ = try await app.waitForTask(client, UUID(uuidString: taskId)!) { $0.status == .waiting }
             let pendingResult = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)/result", token: key).json()
             #expect(
-                pendingResult["task_status"] as? String == "waiting" && pendingResult["task_output"] is NSNull
-                    && pendingResult["download_url"] is NSNull)
-            #expect((pendingResult["download_urls"] as? [String: Any])?.isEmpty == true)
+                pendingResult["task_status"]?.stringValue == "waiting" && pendingResult["task_output"] == .null
+                    && pendingResult["download_url"] == .null)
+            #expect((pendingResult["download_urls"]?.objectValue)?.isEmpty == true)
 
             let cancelled = try await app.call(client, .post, "/api/v1/r/tasks/\(taskId)/cancel", token: key)
             #expect(cancelled.status == .ok)
-            #expect(try cancelled.json()["is_success"] as? Bool == true)
+            #expect(try cancelled.json()["is_success"]?.boolValue == true)
             let task = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)", token: key).json()
-            #expect(task["task_status"] as? String == "cancelled" && task["completed_at"] as? String != nil)
+            #expect(task["task_status"]?.stringValue == "cancelled" && task["completed_at"]?.stringValue != nil)
             let again = try await app.call(client, .post, "/api/v1/r/tasks/\(taskId)/cancel", token: key)
             #expect(again.status == .ok)
-            #expect(try again.json()["is_success"] as? Bool == true)
+            #expect(try again.json()["is_success"]?.boolValue == true)
             let events = try #require(
                 try await app.storage.taskEvents(taskId: UUID(uuidString: taskId)!, teamId: app.bootstrap.teamId, afterSequence: 0))
             #expect(events.map(\.kind) == [.status, .status, .cancelled])
 
             let result = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)/result", token: key).json()
-            #expect(result["task_status"] as? String == "cancelled" && result["task_output"] is NSNull && result["task_error"] as? String == "")
+            #expect(result["task_status"]?.stringValue == "cancelled" && result["task_output"] == .null && result["task_error"]?.stringValue == "")
         }
     }
 
@@ -262,7 +263,7 @@ struct RunAndTasksTests {
             for _ in 0..<2 {
                 let run = try await app.call(
                     client, .post, "/api/v1/r/workflows/slug/text-to-image/run", token: key, body: #"{"parameters":{"prompt":"x"}}"#)
-                ids.append(try #require((try run.json()["task_id"] as? String).flatMap(UUID.init(uuidString:))))
+                ids.append(try #require((try run.json()["task_id"]?.stringValue).flatMap(UUID.init(uuidString:))))
             }
             let team = app.bootstrap.teamId
             let now = app.clock.now()
@@ -273,12 +274,13 @@ struct RunAndTasksTests {
                 _ = try await app.storage.applyTaskEvent(id: ids[1], teamId: team, event: event, at: now)
             }
             let completed = try await app.call(client, .get, "/api/v1/r/tasks/\(ids[0].lowercased)/result", token: key).json()
-            #expect(completed["task_status"] as? String == "completed" && apiInstant(completed["completed_at"]) == now)
+            #expect(completed["task_status"]?.stringValue == "completed" && apiInstant(completed["completed_at"]) == now)
             let failed = try await app.call(client, .get, "/api/v1/r/tasks/\(ids[1].lowercased)/result", token: key).json()
-            #expect(failed["task_status"] as? String == "failed" && failed["task_output"] is NSNull)
+            #expect(failed["task_status"]?.stringValue == "failed" && failed["task_output"] == .null)
             let cancelFailed = try await app.call(client, .post, "/api/v1/r/tasks/\(ids[1].lowercased)/cancel", token: key)
             #expect(cancelFailed.status == .ok, "cancelling a finished task is a no-op success")
-            #expect(try await app.call(client, .get, "/api/v1/r/tasks/\(ids[1].lowercased)", token: key).json()["task_status"] as? String == "failed")
+            #expect(
+                try await app.call(client, .get, "/api/v1/r/tasks/\(ids[1].lowercased)", token: key).json()["task_status"]?.stringValue == "failed")
         }
     }
 
@@ -293,18 +295,18 @@ struct RunAndTasksTests {
                 app.clock.advance(by: 1)
                 let run = try await app.call(
                     client, .post, "/api/v1/r/workflows/slug/text-to-image/run", token: key, body: #"{"parameters":{"prompt":"x"}}"#)
-                ids.append(try #require(try run.json()["task_id"] as? String))
+                ids.append(try #require(try run.json()["task_id"]?.stringValue))
             }
-            for id in ids { _ = try await app.waitForTask(client, UUID(uuidString: id)!) { $0["task_status"] as? String == "waiting" } }
+            for id in ids { _ = try await app.waitForTask(client, UUID(uuidString: id)!) { $0.status == .waiting } }
             _ = try await app.call(client, .post, "/api/v1/r/tasks/\(ids[0])/cancel", token: key)
 
             let page = try await app.call(client, .get, "/api/v1/r/tasks?per_page=2", token: key).json()
-            let items = try #require(page["task_list"] as? [[String: Any]])
-            #expect(items.map { $0["id"] as? String } == [ids[2], ids[1]])
-            #expect(items[0]["task_error"] == nil && items[0]["task_status"] as? String == "waiting")
-            #expect(page["page_meta"] as? [String: Int] == ["current_page": 1, "per_page": 2, "total_count": 3])
+            let items = try #require(page["task_list"]?.arrayValue)
+            #expect(items.map { $0["id"]?.stringValue } == [ids[2], ids[1]])
+            #expect(items[0]["task_error"] == nil && items[0]["task_status"]?.stringValue == "waiting")
+            #expect(page["page_meta"] == ["current_page": 1, "per_page": 2, "total_count": 3])
             let cancelled = try await app.call(client, .get, "/api/v1/r/tasks?status=cancelled", token: key).json()
-            #expect((cancelled["task_list"] as? [[String: Any]])?.map { $0["id"] as? String } == [ids[0]])
+            #expect((cancelled["task_list"]?.arrayValue)?.map { $0["id"]?.stringValue } == [ids[0]])
             let bad = try await app.call(client, .get, "/api/v1/r/tasks?status=done", token: key)
             #expect(bad.status == .badRequest)
             #expect(
@@ -314,7 +316,7 @@ struct RunAndTasksTests {
 
             let other = try await app.otherTeam()
             let list = try await app.call(client, .get, "/api/v1/r/tasks", token: other.integrationKey).json()
-            #expect((list["task_list"] as? [Any])?.isEmpty == true)
+            #expect((list["task_list"]?.arrayValue)?.isEmpty == true)
             let missing = UUID().uuidString.lowercased()
             for suffix in ["", "/result"] {
                 let theirs = try await app.call(client, .get, "/api/v1/r/tasks/\(ids[1])\(suffix)", token: other.integrationKey)
@@ -323,7 +325,7 @@ struct RunAndTasksTests {
                 #expect(theirs.errorMessage == absent.errorMessage)
             }
             #expect(try await app.call(client, .post, "/api/v1/r/tasks/\(ids[1])/cancel", token: other.integrationKey).status == .notFound)
-            #expect(try await app.call(client, .get, "/api/v1/r/tasks/\(ids[1])", token: key).json()["task_status"] as? String == "waiting")
+            #expect(try await app.call(client, .get, "/api/v1/r/tasks/\(ids[1])", token: key).json()["task_status"]?.stringValue == "waiting")
         }
     }
 }

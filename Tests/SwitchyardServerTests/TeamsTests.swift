@@ -82,7 +82,7 @@ struct TeamsTests {
             let refused = try await app.call(client, .post, "/api/v1/teams", token: session, body: #"{"display_name":"Side project"}"#)
             #expect(refused.status == .forbidden && refused.errorMessage?.contains("teams.selfService") == true, "\(refused.status)")
             let teams = try await app.call(client, .get, "/api/v1/teams", token: session).json()
-            #expect((teams["team_list"] as? [Any])?.count == 1)
+            #expect((teams["team_list"]?.arrayValue)?.count == 1)
         }
     }
 
@@ -113,7 +113,7 @@ struct TeamsTests {
             }
             // Nothing happened: no invitation, the member's role and the team's owner as they were.
             let pending = try await app.call(client, .get, "/api/v1/invitations", token: session, team: team).json()
-            #expect((pending["invitation_list"] as? [Any])?.isEmpty == true, "\(pending)")
+            #expect((pending["invitation_list"]?.arrayValue)?.isEmpty == true, "\(pending)")
             #expect(try await app.storage.role(userId: memberId, teamId: team) == .member)
             #expect(try await app.storage.role(userId: owner.id, teamId: team) == .owner)
             // Reading is still the device's to do; and the owner's session does what the key could not.
@@ -133,7 +133,7 @@ struct TeamsTests {
                 client, .post, "/api/v1/invitations", token: session, team: team,
                 body: #"{"email_address":"Ada@Example.com","invitation_role":"admin"}"#)
             #expect(invite.status == .created)
-            let token = try #require(invite.json()["invitation_token"] as? String)
+            let token = try #require(invite.json()["invitation_token"]?.stringValue)
             let again = try await app.call(
                 client, .post, "/api/v1/invitations", token: session, team: team,
                 body: #"{"email_address":"ada@example.com","invitation_role":"member"}"#)
@@ -147,7 +147,7 @@ struct TeamsTests {
                 body: #"{"email_address":"b@example.com","invitation_role":"owner"}"#)
             #expect(owner.status == .badRequest)
             let list = try await app.call(client, .get, "/api/v1/invitations", token: session, team: team).json()
-            #expect((list["invitation_list"] as? [[String: Any]])?.first?["email_address"] as? String == "ada@example.com")
+            #expect((list["invitation_list"]?.arrayValue)?.first?["email_address"]?.stringValue == "ada@example.com")
             #expect(!String(describing: list).contains(token))
 
             let short = try await app.call(
@@ -158,12 +158,12 @@ struct TeamsTests {
                 body: #"{"invitation_token":"\#(token)","password":"correct horse","first_name":"Ada","last_name":"L"}"#)
             #expect(accepted.status == .ok)
             let answer = try accepted.json()
-            #expect(answer["account_created"] as? Bool == true)
-            #expect(answer["member_role"] as? String == "admin")
-            let adaSession = try #require(answer["access_token"] as? String)
+            #expect(answer["account_created"]?.boolValue == true)
+            #expect(answer["member_role"]?.stringValue == "admin")
+            let adaSession = try #require(answer["access_token"]?.stringValue)
             let members = try await app.call(client, .get, "/api/v1/members", token: adaSession, team: team)
             #expect(members.status == .ok)
-            let roles = (try members.json()["member_list"] as? [[String: Any]])?.map { $0["member_role"] as? String }
+            let roles = (try members.json()["member_list"]?.arrayValue)?.map { $0["member_role"]?.stringValue }
             #expect(roles == ["owner", "admin"])
             let reused = try await app.call(
                 client, .post, "/api/v1/invitations/accept", token: nil, body: #"{"invitation_token":"\#(token)","password":"correct horse"}"#)
@@ -177,8 +177,8 @@ struct TeamsTests {
             let second = try await app.call(
                 client, .post, "/api/v1/invitations", token: session, team: team,
                 body: #"{"email_address":"bob@example.com","invitation_role":"viewer"}"#)
-            let secondId = try #require(second.json()["id"] as? String)
-            let secondToken = try #require(second.json()["invitation_token"] as? String)
+            let secondId = try #require(second.json()["id"]?.stringValue)
+            let secondToken = try #require(second.json()["invitation_token"]?.stringValue)
             #expect(try await app.call(client, .delete, "/api/v1/invitations/\(secondId)", token: session, team: team).status == .noContent)
             let late = try await app.call(
                 client, .post, "/api/v1/invitations/accept", token: nil, body: #"{"invitation_token":"\#(secondToken)","password":"long enough"}"#)
@@ -194,9 +194,9 @@ struct TeamsTests {
             let session = try await app.ownerSession(client)
             let team = app.bootstrap.teamId
             let (adminKey, _) = try await app.memberCredentials(role: .admin)
-            let members = try await app.call(client, .get, "/api/v1/members", token: session, team: team).json()["member_list"] as? [[String: Any]]
-            let ownerId = try #require(members?.first { $0["member_role"] as? String == "owner" }?["user_id"] as? String)
-            let adminId = try #require(members?.first { $0["member_role"] as? String == "admin" }?["user_id"] as? String)
+            let members = try await app.call(client, .get, "/api/v1/members", token: session, team: team).json()["member_list"]?.arrayValue
+            let ownerId = try #require(members?.first { $0["member_role"]?.stringValue == "owner" }?["user_id"]?.stringValue)
+            let adminId = try #require(members?.first { $0["member_role"]?.stringValue == "admin" }?["user_id"]?.stringValue)
 
             #expect(
                 try await app.call(client, .put, "/api/v1/members/\(adminId)", token: adminKey, team: team, body: #"{"member_role":"viewer"}"#).status
@@ -237,7 +237,7 @@ struct TeamsTests {
 
             let deleted = try await app.call(client, .delete, "/api/v1/teams/current", token: session, team: team)
             #expect(deleted.status == .ok)
-            #expect(try deleted.json()["cancelled_task_count"] as? Int == 1)
+            #expect(try deleted.json()["cancelled_task_count"]?.intValue == 1)
 
             let stored = try #require(try await app.storage.task(id: task, teamId: team))
             #expect(stored.status == .cancelled)
@@ -249,7 +249,7 @@ struct TeamsTests {
             #expect(try await app.storage.webhooks(teamId: team, page: PageRequest()).totalCount == 0)
             #expect(try await app.storage.team(id: team) == nil)
             let me = try await app.call(client, .get, "/api/v1/users/me", token: session).json()
-            #expect((me["team_list"] as? [Any])?.isEmpty == true)
+            #expect((me["team_list"]?.arrayValue)?.isEmpty == true)
             // A second delete finds nothing to delete.
             #expect(try await app.call(client, .delete, "/api/v1/teams/current", token: session, team: team).status == .forbidden)
         }
@@ -261,10 +261,10 @@ struct TeamsTests {
             let session = try await app.ownerSession(client)
             let created = try await app.call(client, .post, "/api/v1/teams", token: session, body: #"{"display_name":"Research"}"#)
             #expect(created.status == .created)
-            let id = try #require(created.json()["id"] as? String)
-            let mine = try await app.call(client, .get, "/api/v1/teams", token: session).json()["team_list"] as? [[String: Any]]
+            let id = try #require(created.json()["id"]?.stringValue)
+            let mine = try await app.call(client, .get, "/api/v1/teams", token: session).json()["team_list"]?.arrayValue
             #expect(mine?.count == 2)
-            #expect(mine?.first { $0["id"] as? String == id }?["member_role"] as? String == "owner")
+            #expect(mine?.first { $0["id"]?.stringValue == id }?["member_role"]?.stringValue == "owner")
             let renamed = try await app.call(
                 client, .put, "/api/v1/teams/current", token: session, team: UUID(uuidString: id), body: #"{"display_name":"Lab"}"#)
             #expect(renamed.status == .ok)
@@ -281,14 +281,14 @@ struct TeamsTests {
         try await TestApp.with(backend) { app, client in
             let session = try await app.ownerSession(client)
             let start = try await app.call(client, .post, "/api/v1/desktop/pair/start", token: nil).json()
-            let deviceCode = try #require(start["device_code"] as? String)
-            let userCode = try #require(start["user_code"] as? String)
+            let deviceCode = try #require(start["device_code"]?.stringValue)
+            let userCode = try #require(start["user_code"]?.stringValue)
             #expect(userCode.count == 9 && userCode.dropFirst(4).first == "-")
-            #expect(start["expires_in"] as? Int == 300 && start["interval"] as? Int == 2)
-            #expect((start["verification_uri"] as? String)?.hasSuffix("user_code=\(userCode)") == true)
+            #expect(start["expires_in"]?.intValue == 300 && start["interval"]?.intValue == 2)
+            #expect((start["verification_uri"]?.stringValue)?.hasSuffix("user_code=\(userCode)") == true)
 
             let pending = try await app.call(client, .post, "/api/v1/desktop/pair/poll", token: nil, body: #"{"device_code":"\#(deviceCode)"}"#)
-            #expect(try pending.json()["status"] as? String == "pending")
+            #expect(try pending.json()["status"]?.stringValue == "pending")
             // dk- keys cannot confirm (session only).
             let typed = " " + userCode.lowercased().replacingOccurrences(of: "-", with: " - ") + " "
             let bad = try await app.call(
@@ -301,9 +301,9 @@ struct TeamsTests {
             app.clock.advance(by: 2)  // the poll interval (a sooner poll is told to slow down)
             let approved = try await app.call(client, .post, "/api/v1/desktop/pair/poll", token: nil, body: #"{"device_code":"\#(deviceCode)"}"#)
                 .json()
-            #expect(approved["status"] as? String == "approved")
-            let deviceKey = try #require(approved["raw_key"] as? String)
-            let agentKey = try #require(approved["agent_key"] as? String)
+            #expect(approved["status"]?.stringValue == "approved")
+            let deviceKey = try #require(approved["raw_key"]?.stringValue)
+            let agentKey = try #require(approved["agent_key"]?.stringValue)
             #expect(deviceKey.hasPrefix("dk-") && agentKey.hasPrefix("ak-"))
             let gone = try await app.call(client, .post, "/api/v1/desktop/pair/poll", token: nil, body: #"{"device_code":"\#(deviceCode)"}"#)
             #expect(gone.status == .notFound)
@@ -330,16 +330,16 @@ struct TeamsTests {
                 client, .post, "/api/v1/desktop/pair/start", token: nil, body: #"{"device_name":"  Ada's laptop "}"#,
                 headers: [HTTPField.Name("X-Forwarded-For")!: "203.0.113.7"]
             ).json()
-            let userCode = try #require(start["user_code"] as? String)
-            let deviceCode = try #require(start["device_code"] as? String)
+            let userCode = try #require(start["user_code"]?.stringValue)
+            let deviceCode = try #require(start["device_code"]?.stringValue)
 
             let shown = try await app.call(client, .get, "/api/v1/desktop/pair/pending?user_code=\(userCode)", token: session)
             #expect(shown.status == .ok)
             let request = try shown.json()
-            #expect(request["requested_name"] as? String == "Ada's laptop")
-            #expect(request["requested_from"] as? String == "127.0.0.1 (forwarded for 203.0.113.7)", "\(request)")
+            #expect(request["requested_name"]?.stringValue == "Ada's laptop")
+            #expect(request["requested_from"]?.stringValue == "127.0.0.1 (forwarded for 203.0.113.7)", "\(request)")
             #expect(apiInstant(request["requested_at"]) == app.clock.now())
-            #expect(request["user_code"] as? String == userCode)
+            #expect(request["user_code"]?.stringValue == userCode)
             // Typed with a space, as a form encoder (requests, curl -G --data-urlencode) sends it: `+` is that space.
             let spaced = userCode.replacingOccurrences(of: "-", with: "+")
             #expect(try await app.call(client, .get, "/api/v1/desktop/pair/pending?user_code=\(spaced)", token: session).status == .ok)
@@ -356,7 +356,7 @@ struct TeamsTests {
             #expect(try await app.call(client, .get, "/api/v1/desktop/pair/pending?user_code=\(userCode)", token: session).status == .notFound)
             let approved = try await app.call(client, .post, "/api/v1/desktop/pair/poll", token: nil, body: #"{"device_code":"\#(deviceCode)"}"#)
                 .json()
-            let key = try #require(approved["raw_key"] as? String)
+            let key = try #require(approved["raw_key"]?.stringValue)
             #expect(try await app.storage.credential(keyHash: SecretHasher.keyHash(key))?.displayName == "Ada's laptop")
         }
     }
@@ -366,8 +366,8 @@ struct TeamsTests {
         try await TestApp.with(backend) { app, client in
             let session = try await app.ownerSession(client)
             let start = try await app.call(client, .post, "/api/v1/desktop/pair/start", token: nil).json()
-            let deviceCode = try #require(start["device_code"] as? String)
-            let userCode = try #require(start["user_code"] as? String)
+            let deviceCode = try #require(start["device_code"]?.stringValue)
+            let userCode = try #require(start["user_code"]?.stringValue)
             app.clock.advance(by: 301)
             let confirm = try await app.call(
                 client, .post, "/api/v1/desktop/pair/confirm", token: session, team: app.bootstrap.teamId, body: #"{"user_code":"\#(userCode)"}"#)

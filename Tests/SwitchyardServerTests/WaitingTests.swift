@@ -23,21 +23,21 @@ struct WaitingTests {
             let shown = try await app.taskJSON(client, bounded)
             let created = try #require(apiInstant(shown["created_at"]))
             #expect(apiInstant(shown["start_deadline"]) == created.addingTimeInterval(5))
-            #expect(try await app.taskJSON(client, patient)["start_deadline"] is NSNull)
+            #expect(try await app.taskJSON(client, patient)["start_deadline"] == .null)
 
             app.clock.advance(by: 4)
             await app.built.dispatcher.tick()
-            #expect(try await app.taskJSON(client, bounded)["task_status"] as? String == "waiting")
+            #expect(try await app.task(client, bounded).status == .waiting)
             app.clock.advance(by: 2)
             await app.built.dispatcher.tick()
-            let expired = try await app.taskJSON(client, bounded)
-            #expect(expired["task_status"] as? String == "failed")
-            #expect((expired["task_error"] as? String)?.hasPrefix("expired:") == true)
+            let expired = try await app.task(client, bounded)
+            #expect(expired.status == .failed)
+            #expect(expired.error?.hasPrefix("expired:") == true)
             let result = try await app.call(client, .get, "/api/v1/r/tasks/\(bounded.lowercased)/result", token: app.bootstrap.integrationKey).json()
-            #expect((result["task_error"] as? String)?.contains("start_deadline") == true)
+            #expect((result["task_error"]?.stringValue)?.contains("start_deadline") == true)
             let events = try #require(try await app.storage.taskEvents(taskId: bounded, teamId: app.bootstrap.teamId, afterSequence: 0))
             #expect(events.map(\.kind) == [.status, .status, .failed])
-            #expect(try await app.taskJSON(client, patient)["task_status"] as? String == "waiting")
+            #expect(try await app.task(client, patient).status == .waiting)
 
             for (body, rule) in [
                 (#"{"start_deadline": 0}"#, "outside 1–604800"), (#"{"start_deadline": "soon"}"#, "must be a number"),
@@ -46,7 +46,7 @@ struct WaitingTests {
                 let refused = try await app.call(
                     client, .post, "/api/v1/r/workflows/slug/invert/run", token: app.bootstrap.integrationKey, body: body)
                 #expect(refused.status == .badRequest)
-                let message = try refused.json()["error_message"] as? String
+                let message = try refused.json()["error_message"]?.stringValue
                 #expect(message?.contains("start_deadline") == true && message?.contains(rule) == true, "\(message ?? "")")
             }
         }
@@ -63,17 +63,17 @@ struct WaitingTests {
                 app.clock.advance(by: 1)  // submitted one after another, as a real clock would say
             }
             var positions: [Int?] = []
-            for id in ids { positions.append(try await app.taskJSON(client, id)["queue_position"] as? Int) }
+            for id in ids { positions.append(try await app.task(client, id).queuePosition) }
             #expect(positions == [1, 2, 3])
             // No agent is connected: no estimate rather than a guess.
-            #expect(try await app.taskJSON(client, ids[2])["estimated_start_at"] is NSNull)
+            #expect(try await app.task(client, ids[2]).estimatedStartAt == nil)
             let cancel = try await app.call(client, .post, "/api/v1/r/tasks/\(ids[0].lowercased)/cancel", token: app.bootstrap.integrationKey)
             #expect(cancel.status == .ok)
-            #expect(try await app.taskJSON(client, ids[0])["queue_position"] is NSNull)
-            #expect(try await app.taskJSON(client, ids[1])["queue_position"] as? Int == 1)
-            #expect(try await app.taskJSON(client, ids[2])["queue_position"] as? Int == 2)
+            #expect(try await app.task(client, ids[0]).queuePosition == nil)
+            #expect(try await app.task(client, ids[1]).queuePosition == 1)
+            #expect(try await app.task(client, ids[2]).queuePosition == 2)
             let list = try await app.call(client, .get, "/api/v1/r/tasks", token: app.bootstrap.integrationKey).json()
-            #expect((list["task_list"] as? [[String: Any]])?.first?["queue_position"] == nil)
+            #expect((list["task_list"]?.arrayValue)?.first?["queue_position"] == nil)
         }
     }
 
@@ -109,10 +109,10 @@ struct WaitingTests {
             let after = try await app.run(client)
             let now = app.clock.now()
             let nextShown = try await app.taskJSON(client, next)
-            #expect(nextShown["queue_position"] as? Int == 1)
+            #expect(nextShown["queue_position"]?.intValue == 1)
             #expect(apiInstant(nextShown["estimated_start_at"]) == now.addingTimeInterval(500))
             let afterShown = try await app.taskJSON(client, after)
-            #expect(afterShown["queue_position"] as? Int == 2)
+            #expect(afterShown["queue_position"]?.intValue == 2)
             #expect(apiInstant(afterShown["estimated_start_at"]) == now.addingTimeInterval(1500))
 
             // 249 more eligible agents (rows as other replicas write them): 250 slots, more than a page of the list.
@@ -140,9 +140,9 @@ struct WaitingTests {
             let refused = try await app.call(client, .post, "/api/v1/r/workflows/slug/invert/run", token: app.bootstrap.integrationKey, body: "{}")
             #expect(refused.status == .tooManyRequests)
             #expect(refused.headers[.retryAfter] == "10")
-            #expect((try refused.json()["error_message"] as? String)?.contains("dispatch.maxBacklogPerTeam = 2") == true)
+            #expect((try refused.json()["error_message"]?.stringValue)?.contains("dispatch.maxBacklogPerTeam = 2") == true)
             let listed = try await app.call(client, .get, "/api/v1/r/tasks", token: app.bootstrap.integrationKey).json()
-            #expect((listed["page_meta"] as? [String: Any])?["total_count"] as? Int == 2)
+            #expect((listed["page_meta"]?.objectValue)?["total_count"]?.intValue == 2)
             // Room again once one leaves the queue.
             _ = try await app.call(client, .post, "/api/v1/r/tasks/\(first.lowercased)/cancel", token: app.bootstrap.integrationKey)
             _ = try await app.run(client)

@@ -1,5 +1,6 @@
 import Foundation
 import HummingbirdTesting
+import SwitchyardClient
 import SwitchyardCore
 import SwitchyardTestSupport
 import Synchronization
@@ -49,10 +50,10 @@ extension WebhooksTests {
                 let created = try await app.call(
                     client, .post, "/api/v1/webhooks", token: session, team: app.bootstrap.teamId,
                     body: #"{"display_name":"pinned","webhook_url":"http://hooks.localhost:\#(port)/hook","webhook_events":["task.cancelled"]}"#)
-                let webhook = try #require(try created.json()["id"] as? String)
+                let webhook = try #require(try created.json()["id"]?.stringValue)
                 _ = try await cancelledTask(app, client)
                 let log = try await deliveryLog(app, client, webhook: webhook)
-                #expect(log.first?["delivery_status"] as? String == "delivered", "\(Self.attempts(log.first))")
+                #expect(log.first?.status == "delivered", "\(Self.attempts(log.first))")
                 #expect(lookups.withLock { $0 } == ["hooks.localhost"])
                 #expect(receiver.received.count == 1)
 
@@ -60,7 +61,7 @@ extension WebhooksTests {
                 #expect(app.built.webhookSender.idleConnections == 1)
                 _ = try await cancelledTask(app, client)
                 let second = try await deliveryLog(app, client, webhook: webhook)
-                #expect(second.filter { $0["delivery_status"] as? String == "delivered" }.count == 2)
+                #expect(second.filter { $0.status == "delivered" }.count == 2)
                 #expect(receiver.received.count == 2)
                 #expect(app.built.webhookSender.idleConnections == 1)
             }
@@ -75,10 +76,10 @@ extension WebhooksTests {
             let created = try await app.call(
                 client, .post, "/api/v1/webhooks", token: session, team: app.bootstrap.teamId,
                 body: #"{"display_name":"rebind","webhook_url":"https://hooks.example.com/in","webhook_events":["task.cancelled"]}"#)
-            let webhook = try #require(try created.json()["id"] as? String)
+            let webhook = try #require(try created.json()["id"]?.stringValue)
             _ = try await cancelledTask(app, client)
             let log = try await deliveryLog(app, client, webhook: webhook)
-            let error = Self.attempts(log.first).first?["error"] as? String
+            let error = Self.attempts(log.first).first?.error
             #expect(error?.contains("hooks.example.com (10.0.0.7) is in a private network") == true, "\(error ?? "")")
         }
     }
@@ -92,7 +93,7 @@ extension WebhooksTests {
             let webhook = try await createWebhook(app, client, port: port, events: #""task.cancelled""#)
             _ = try await cancelledTask(app, client)
             let log = try await deliveryLog(app, client, webhook: webhook.id)
-            let error = try #require(Self.attempts(log.first).first?["error"] as? String)
+            let error = try #require(Self.attempts(log.first).first?.error)
             #expect(error == "no HTTP answer within 10 s (connection or TLS failed, or nothing answered)")
             #expect(!error.lowercased().contains("refused") && !error.contains("\(port)"))
         }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import SwitchyardClient
 import SwitchyardCore
 import SwitchyardTestSupport
 import Testing
@@ -81,17 +82,17 @@ struct WebhooksTests {
                 client, .post, "/api/v1/webhooks", token: session, team: team,
                 body: #"{"display_name":"CI","webhook_url":"https://hooks.example.com/in","webhook_events":["task.completed","task.failed"]}"#)
             #expect(created.status == .created)
-            let id = try #require(created.json()["id"] as? String)
-            let secret = try #require(created.json()["webhook_secret"] as? String)
+            let id = try #require(created.json()["id"]?.stringValue)
+            let secret = try #require(created.json()["webhook_secret"]?.stringValue)
             #expect(secret.hasPrefix("whsec_"))
 
             let detail = try await app.call(client, .get, "/api/v1/webhooks/\(id)", token: session, team: team).json()
-            #expect(detail["webhook_secret"] as? String == secret)
-            #expect(detail["webhook_status"] as? String == "active")
-            #expect(detail["webhook_events"] as? [String] == ["task.completed", "task.failed"])
+            #expect(detail["webhook_secret"]?.stringValue == secret)
+            #expect(detail["webhook_status"]?.stringValue == "active")
+            #expect(detail["webhook_events"]?.stringArray == ["task.completed", "task.failed"])
             let list = try await app.call(client, .get, "/api/v1/webhooks", token: session, team: team)
             #expect(!String(buffer: list.body).contains(secret))
-            #expect((try list.json()["webhook_list"] as? [[String: Any]])?.count == 1)
+            #expect((try list.json()["webhook_list"]?.arrayValue)?.count == 1)
 
             // Stored encrypted: neither the secret nor its base64 appears in the row.
             let stored = try #require(try await app.storage.webhook(id: UUID(uuidString: id)!, teamId: team))
@@ -102,15 +103,15 @@ struct WebhooksTests {
                 body: #"{"webhook_events":["task.cancelled"],"webhook_status":"disabled"}"#)
             #expect(updated.status == .ok)
             let after = try await app.call(client, .get, "/api/v1/webhooks/\(id)", token: session, team: team).json()
-            #expect(after["webhook_events"] as? [String] == ["task.cancelled"])
-            #expect(after["webhook_status"] as? String == "disabled")
-            #expect(after["display_name"] as? String == "CI")
+            #expect(after["webhook_events"]?.stringArray == ["task.cancelled"])
+            #expect(after["webhook_status"]?.stringValue == "disabled")
+            #expect(after["display_name"]?.stringValue == "CI")
 
             let rotated = try await app.call(client, .post, "/api/v1/webhooks/\(id)/rotate-secret", token: session, team: team).json()
-            let newSecret = try #require(rotated["webhook_secret"] as? String)
+            let newSecret = try #require(rotated["webhook_secret"]?.stringValue)
             #expect(newSecret != secret)
             #expect(
-                try await app.call(client, .get, "/api/v1/webhooks/\(id)", token: session, team: team).json()["webhook_secret"] as? String
+                try await app.call(client, .get, "/api/v1/webhooks/\(id)", token: session, team: team).json()["webhook_secret"]?.stringValue
                     == newSecret)
 
             let deleted = try await app.call(client, .delete, "/api/v1/webhooks/\(id)", token: session, team: team)
@@ -126,7 +127,7 @@ struct WebhooksTests {
             client, .post, "/api/v1/webhooks", token: session, team: app.bootstrap.teamId,
             body: #"{"display_name":"receiver","webhook_url":"http://127.0.0.1:\#(port)/hook","webhook_events":[\#(events)]}"#)
         guard response.status == .created else { throw TestSupportError("create webhook: \(response.status) \(String(buffer: response.body))") }
-        return (try #require(response.json()["id"] as? String), try #require(response.json()["webhook_secret"] as? String))
+        return (try #require(response.json()["id"]?.stringValue), try #require(response.json()["webhook_secret"]?.stringValue))
     }
 
     /// Runs a task (no agent: it waits) and cancels it, which ends it.
@@ -141,11 +142,11 @@ struct WebhooksTests {
 
     /// Sends what is due (the background sender is off in these tests, so this is the only sender) and returns the
     /// webhook's delivery log.
-    func deliveryLog(_ app: TestApp, _ client: any TestClientProtocol, webhook: String) async throws -> [[String: Any]] {
+    func deliveryLog(_ app: TestApp, _ client: any TestClientProtocol, webhook: String) async throws -> [DeliveryInfo] {
         await app.built.webhookSender.drain()
         let session = try await app.ownerSession(client)
         let log = try await app.call(client, .get, "/api/v1/webhooks/\(webhook)/deliveries", token: session, team: app.bootstrap.teamId)
-        return (try log.json()["delivery_list"] as? [[String: Any]]) ?? []
+        return try log.decode(Page<DeliveryInfo>.self).items
     }
 
     /// Loopback targets allowed; the sender sends only when the test drains it.
@@ -157,11 +158,11 @@ struct WebhooksTests {
     func rotateSecret(_ app: TestApp, _ client: any TestClientProtocol, webhook: String) async throws -> String {
         let session = try await app.ownerSession(client)
         let response = try await app.call(client, .post, "/api/v1/webhooks/\(webhook)/rotate-secret", token: session, team: app.bootstrap.teamId)
-        guard let secret = try response.json()["webhook_secret"] as? String else { throw TestSupportError("rotate: \(response.status)") }
+        guard let secret = try response.json()["webhook_secret"]?.stringValue else { throw TestSupportError("rotate: \(response.status)") }
         return secret
     }
 
-    static func attempts(_ delivery: [String: Any]?) -> [[String: Any]] { (delivery?["attempts"] as? [[String: Any]]) ?? [] }
+    static func attempts(_ delivery: DeliveryInfo?) -> [DeliveryInfo.Attempt] { delivery?.attempts ?? [] }
 
     @Test(
         "a receiver down, then up: retried immediately, after 5 s and 30 s, then delivered once more with the same webhook-id; the log shows each attempt",
@@ -179,19 +180,19 @@ struct WebhooksTests {
                 var log = try await deliveryLog(app, client, webhook: webhook.id)
                 #expect(Self.attempts(log.first).count == 2)
                 var delivery = try #require(log.first)
-                #expect(delivery["task_id"] as? String == task.lowercased)
-                #expect(delivery["delivery_status"] as? String == "pending")
-                #expect(delivery["last_status_code"] as? Int == 503)
+                #expect(delivery.taskId == task)
+                #expect(delivery.status == "pending")
+                #expect(delivery.lastStatusCode == 503)
                 let first = Self.attempts(delivery)
-                #expect(first.map { $0["status_code"] as? Int } == [503, 503])
-                #expect(apiInstant(first[0]["next_retry_at"]) == start)
-                #expect(apiInstant(first[1]["next_retry_at"]) == start.addingTimeInterval(5))
-                #expect(first[1]["error"] as? String == "answered 503")
+                #expect(first.map { $0.statusCode } == [503, 503])
+                #expect(first[0].nextRetryAt == start)
+                #expect(first[1].nextRetryAt == start.addingTimeInterval(5))
+                #expect(first[1].error == "answered 503")
 
                 app.clock.advance(by: 5)
                 log = try await deliveryLog(app, client, webhook: webhook.id)
                 #expect(Self.attempts(log.first).count == 3)
-                #expect(apiInstant(Self.attempts(log.first).last?["next_retry_at"]) == start.addingTimeInterval(35))
+                #expect(Self.attempts(log.first).last?.nextRetryAt == start.addingTimeInterval(35))
 
                 receiver.answer(200)
                 app.clock.advance(by: 29)
@@ -199,16 +200,16 @@ struct WebhooksTests {
                 #expect(receiver.received.count == 3)
                 app.clock.advance(by: 1)
                 log = try await deliveryLog(app, client, webhook: webhook.id)
-                #expect(log.first?["delivery_status"] as? String == "delivered")
+                #expect(log.first?.status == "delivered")
                 delivery = try #require(log.first)
-                #expect(delivery["attempt_count"] as? Int == 4)
-                #expect(Self.attempts(delivery).last?["status_code"] as? Int == 200)
-                #expect(Self.attempts(delivery).last?["next_retry_at"] is NSNull)
+                #expect(delivery.attemptCount == 4)
+                #expect(Self.attempts(delivery).last?.statusCode == 200)
+                #expect(Self.attempts(delivery).last?.nextRetryAt == nil)
 
                 let received = receiver.received
                 #expect(received.count == 4)
                 let ids = Set(received.compactMap { $0.headers["webhook-id"] })
-                #expect(ids == [delivery["id"] as? String])
+                #expect(ids == [delivery.id.lowercased])
                 for request in received {
                     let id = try #require(request.headers["webhook-id"])
                     let timestamp = try #require(request.headers["webhook-timestamp"].flatMap(Int.init))
@@ -218,15 +219,15 @@ struct WebhooksTests {
                     #expect(request.headers["x-webhook-signature-256"] == WebhookSignature.cyberun(secret: webhook.secret, body: request.body))
                     #expect(request.headers["content-type"] == "application/json")
                 }
-                let payload = try #require(try JSONSerialization.jsonObject(with: Data(received[0].body)) as? [String: Any])
-                #expect(payload["event_type"] as? String == "task.cancelled")
-                #expect(payload["task_id"] as? String == task.lowercased)
-                #expect(payload["task_status"] as? String == "cancelled")
-                #expect(payload["task_output"] is NSNull)
-                #expect(payload["timestamp"] as? String != nil)
+                let payload = try JSONValue.parse(received[0].body)
+                #expect(payload["event_type"]?.stringValue == "task.cancelled")
+                #expect(payload["task_id"]?.stringValue == task.lowercased)
+                #expect(payload["task_status"]?.stringValue == "cancelled")
+                #expect(payload["task_output"] == .null)
+                #expect(payload["timestamp"]?.stringValue != nil)
                 let session = try await app.ownerSession(client)
                 let detail = try await app.call(client, .get, "/api/v1/webhooks/\(webhook.id)", token: session, team: app.bootstrap.teamId).json()
-                #expect(detail["last_delivered_at"] as? String != nil)
+                #expect(detail["last_delivered_at"]?.stringValue != nil)
             }
         }
     }
@@ -248,22 +249,22 @@ struct WebhooksTests {
                     #expect(Self.attempts(logStep.first).count == expected)
                 }
                 var log = try await deliveryLog(app, client, webhook: webhook.id)
-                #expect(log.first?["delivery_status"] as? String == "dead")
+                #expect(log.first?.status == "dead")
                 let delivery = try #require(log.first)
-                #expect(delivery["next_attempt_at"] is NSNull)
+                #expect(delivery.nextAttemptAt == nil)
                 app.clock.advance(by: 3600)
                 await app.built.webhookSender.drain()
                 #expect(receiver.received.count == 5)
 
                 let session = try await app.ownerSession(client)
-                let deliveryId = try #require(delivery["id"] as? String)
+                let deliveryId = delivery.id.lowercased
                 receiver.answer(204)
                 let redeliver = try await app.call(
                     client, .post, "/api/v1/webhooks/\(webhook.id)/deliveries/\(deliveryId)/redeliver", token: session, team: app.bootstrap.teamId)
                 #expect(redeliver.status == .accepted)
                 log = try await deliveryLog(app, client, webhook: webhook.id)
-                #expect(log.first?["delivery_status"] as? String == "delivered")
-                #expect(log.first?["attempt_count"] as? Int == 6)
+                #expect(log.first?.status == "delivered")
+                #expect(log.first?.attemptCount == 6)
                 #expect(receiver.received.count == 6)
                 #expect(receiver.received.last?.headers["webhook-id"] == deliveryId)
                 let metrics = try MetricsTests.Scrape(app.built.metrics.registry.emitToString())
@@ -277,7 +278,7 @@ struct WebhooksTests {
                 let single = try await app.call(
                     client, .get, "/api/v1/webhooks/\(webhook.id)/deliveries/\(deliveryId)", token: session, team: app.bootstrap.teamId
                 ).json()
-                #expect((single["payload"] as? [String: Any])?["event_type"] as? String == "task.cancelled")
+                #expect((single["payload"]?.objectValue)?["event_type"]?.stringValue == "task.cancelled")
             }
         }
     }
@@ -320,7 +321,7 @@ struct WebhooksTests {
                 _ = try await cancelledTask(app, client)
                 let log = try await deliveryLog(app, client, webhook: webhook.id)
                 #expect(Self.attempts(log.first).count == 2)
-                #expect((Self.attempts(log.first).first?["error"] as? String)?.contains("redirects are not followed") == true)
+                #expect((Self.attempts(log.first).first?.error)?.contains("redirects are not followed") == true)
             }
         }
     }

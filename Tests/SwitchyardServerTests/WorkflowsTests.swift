@@ -19,38 +19,38 @@ struct WorkflowsTests {
             let team = app.bootstrap.teamId
             let created = try await app.call(client, .post, "/api/v1/workflows/import", token: session, team: team, body: try textToImageImport())
             #expect(created.status == .created)
-            let id = try #require((try created.json()["id"] as? String).flatMap(UUID.init(uuidString:)))
-            #expect(try created.json()["version"] as? Int == 1)
+            let id = try #require((try created.json()["id"]?.stringValue).flatMap(UUID.init(uuidString:)))
+            #expect(try created.json()["version"]?.intValue == 1)
 
             let again = try await app.call(
                 client, .post, "/api/v1/workflows/import", token: session, team: team, body: try textToImageImport(description: "v2"))
             #expect(again.status == .ok)
-            #expect(try again.json()["id"] as? String == id.lowercased)
-            #expect(try again.json()["version"] as? Int == 2)
+            #expect(try again.json()["id"]?.stringValue == id.lowercased)
+            #expect(try again.json()["version"]?.intValue == 2)
 
             let detail = try await app.call(client, .get, "/api/v1/workflows/\(id.lowercased)", token: session, team: team)
             #expect(detail.status == .ok)
             let body = try detail.json()
-            #expect(body["workflow_slug"] as? String == "text-to-image")
-            #expect(body["version"] as? Int == 2 && body["description"] as? String == "v2")
-            #expect(body["workflow_status"] as? String == "active" && body["tool_type"] as? String == "comfyui")
-            #expect(body["required_labels"] as? [String] == ["gpu", "sd15"] && body["task_timeout"] as? Int == 300)
-            #expect(body["max_retries"] as? Int == 2 && body["preferred_gpu"] as? String == "RTX_4090" && body["min_vram_gb"] as? Int == 8)
-            #expect(body["default_dispatch_target"] as? String == "agent")
-            #expect(body["required_models"] as? [String] == ["checkpoints/v1-5-pruned-emaonly.safetensors"])
-            let graph = try #require(body["workflow_json"] as? [String: Any])
-            #expect((graph["6"] as? [String: Any])?["class_type"] as? String == "CLIPTextEncode")
-            let parameters = try #require(body["parameters"] as? [[String: Any]])
-            #expect(parameters.map { $0["key"] as? String } == ["prompt", "width", "sampler", "steps", "input_image"])
-            #expect(parameters[1]["min"] as? Int == 64 && parameters[1]["default"] as? Int == 512 && parameters[1]["node_id"] as? String == "5")
-            #expect(parameters[0]["required"] as? Bool == true && parameters[0]["label"] as? String == "Positive Prompt")
-            #expect(body["created_at"] as? String != nil && body["updated_at"] as? String != nil)
+            #expect(body["workflow_slug"]?.stringValue == "text-to-image")
+            #expect(body["version"]?.intValue == 2 && body["description"]?.stringValue == "v2")
+            #expect(body["workflow_status"]?.stringValue == "active" && body["tool_type"]?.stringValue == "comfyui")
+            #expect(body["required_labels"]?.stringArray == ["gpu", "sd15"] && body["task_timeout"]?.intValue == 300)
+            #expect(body["max_retries"]?.intValue == 2 && body["preferred_gpu"]?.stringValue == "RTX_4090" && body["min_vram_gb"]?.intValue == 8)
+            #expect(body["default_dispatch_target"]?.stringValue == "agent")
+            #expect(body["required_models"]?.stringArray == ["checkpoints/v1-5-pruned-emaonly.safetensors"])
+            let graph = try #require(body["workflow_json"]?.objectValue)
+            #expect((graph["6"]?.objectValue)?["class_type"]?.stringValue == "CLIPTextEncode")
+            let parameters = try #require(body["parameters"]?.arrayValue)
+            #expect(parameters.map { $0["key"]?.stringValue } == ["prompt", "width", "sampler", "steps", "input_image"])
+            #expect(parameters[1]["min"]?.intValue == 64 && parameters[1]["default"]?.intValue == 512 && parameters[1]["node_id"]?.stringValue == "5")
+            #expect(parameters[0]["required"]?.boolValue == true && parameters[0]["label"]?.stringValue == "Positive Prompt")
+            #expect(body["created_at"]?.stringValue != nil && body["updated_at"]?.stringValue != nil)
 
             let list = try await app.call(client, .get, "/api/v1/workflows", token: session, team: team)
             let listed = try list.json()
-            #expect((listed["workflow_list"] as? [[String: Any]])?.count == 1)
-            #expect((listed["workflow_list"] as? [[String: Any]])?.first?["workflow_json"] == nil)
-            #expect(listed["page_meta"] as? [String: Int] == ["current_page": 1, "per_page": 20, "total_count": 1])
+            #expect((listed["workflow_list"]?.arrayValue)?.count == 1)
+            #expect((listed["workflow_list"]?.arrayValue)?.first?["workflow_json"] == nil)
+            #expect(listed["page_meta"] == ["current_page": 1, "per_page": 20, "total_count": 1])
         }
     }
 
@@ -85,40 +85,40 @@ struct WorkflowsTests {
 
             let update = try await app.call(client, .put, path, token: session, team: team, body: #"{"display_name":"Portraits","max_retries":0}"#)
             #expect(update.status == .ok)
-            #expect(try update.json()["version"] as? Int == 2)
+            #expect(try update.json()["version"]?.intValue == 2)
             let disable = try await app.call(client, .put, path, token: session, team: team, body: #"{"workflow_status":"disabled"}"#)
-            #expect(try disable.json()["version"] as? Int == 3)
+            #expect(try disable.json()["version"]?.intValue == 3)
             let badUpdate = try await app.call(client, .put, path, token: session, team: team, body: #"{"workflow_slug":"Not A Slug"}"#)
             #expect(badUpdate.status == .badRequest)
 
             let detail = try await app.call(client, .get, path, token: session, team: team).json()
-            #expect(detail["display_name"] as? String == "Portraits" && detail["max_retries"] as? Int == 0)
-            #expect(detail["workflow_status"] as? String == "disabled" && detail["version"] as? Int == 3)
-            #expect((detail["parameters"] as? [Any])?.count == 5, "parameters were kept")
+            #expect(detail["display_name"]?.stringValue == "Portraits" && detail["max_retries"]?.intValue == 0)
+            #expect(detail["workflow_status"]?.stringValue == "disabled" && detail["version"]?.intValue == 3)
+            #expect((detail["parameters"]?.arrayValue)?.count == 5, "parameters were kept")
 
             let history = try await app.call(client, .get, "\(path)/snapshots", token: session, team: team).json()
-            let versions = (history["snapshot_list"] as? [[String: Any]])?.map { $0["version"] as? Int }
+            let versions = (history["snapshot_list"]?.arrayValue)?.map { $0["version"]?.intValue }
             #expect(versions == [3, 2, 1])
             let first = try await app.call(client, .get, "\(path)/snapshots/1", token: session, team: team)
             #expect(first.status == .ok)
-            #expect(try first.json()["display_name"] as? String == "Text to image")
-            #expect(try first.json()["workflow_json"] as? [String: Any] != nil)
+            #expect(try first.json()["display_name"]?.stringValue == "Text to image")
+            #expect(try first.json()["workflow_json"]?.objectValue != nil)
             #expect(try await app.call(client, .get, "\(path)/snapshots/9", token: session, team: team).status == .notFound)
             #expect(try await app.call(client, .get, "\(path)/snapshots/zero", token: session, team: team).status == .badRequest)
 
             let restore = try await app.call(client, .post, "\(path)/snapshots/1/restore", token: session, team: team)
             #expect(restore.status == .ok)
-            #expect(try restore.json()["version"] as? Int == 4)
+            #expect(try restore.json()["version"]?.intValue == 4)
             let restored = try await app.call(client, .get, path, token: session, team: team).json()
-            #expect(restored["display_name"] as? String == "Text to image" && restored["max_retries"] as? Int == 2)
-            #expect(restored["workflow_status"] as? String == "disabled", "restore keeps the live status")
-            let note = try await app.call(client, .get, "\(path)/snapshots/4", token: session, team: team).json()["note"] as? String
+            #expect(restored["display_name"]?.stringValue == "Text to image" && restored["max_retries"]?.intValue == 2)
+            #expect(restored["workflow_status"]?.stringValue == "disabled", "restore keeps the live status")
+            let note = try await app.call(client, .get, "\(path)/snapshots/4", token: session, team: team).json()["note"]?.stringValue
             #expect(note == "restored from version 1")
 
             // Undo: restore the version the restore replaced.
             _ = try await app.call(client, .post, "\(path)/snapshots/3/restore", token: session, team: team)
             let undone = try await app.call(client, .get, path, token: session, team: team).json()
-            #expect(undone["display_name"] as? String == "Portraits" && undone["version"] as? Int == 5)
+            #expect(undone["display_name"]?.stringValue == "Portraits" && undone["version"]?.intValue == 5)
         }
     }
 
@@ -137,15 +137,15 @@ struct WorkflowsTests {
 
             for body in ["{}", #"{"display_name":"Text to image"}"#, #"{"workflow_status":"active"}"#] {
                 let same = try await app.call(client, .put, path, token: session, team: team, body: body)
-                let version = try same.json()["version"] as? Int
+                let version = try same.json()["version"]?.intValue
                 #expect(same.status == .ok && version == 1, "\(body)")
             }
             let history = try await app.call(client, .get, "\(path)/snapshots", token: session, team: team).json()
-            #expect((history["snapshot_list"] as? [Any])?.count == 1)
+            #expect((history["snapshot_list"]?.arrayValue)?.count == 1)
 
             // The clock stands still, so only the update itself can make the cached head go.
             let disable = try await app.call(client, .put, path, token: session, team: team, body: #"{"workflow_status":"disabled"}"#)
-            #expect(try disable.json()["version"] as? Int == 2)
+            #expect(try disable.json()["version"]?.intValue == 2)
             let refused = try await app.call(client, .post, run, token: app.bootstrap.integrationKey, body: #"{"parameters":{"prompt":"x"}}"#)
             #expect(refused.status == .conflict && refused.errorMessage?.contains("disabled") == true, "\(refused.status)")
         }
@@ -203,20 +203,21 @@ struct WorkflowsTests {
 
             let list = try await app.call(client, .get, "/api/v1/r/workflows", token: key)
             #expect(list.status == .ok)
-            let items = try #require(try list.json()["workflow_list"] as? [[String: Any]])
-            #expect(items.count == 1 && items[0]["workflow_json"] == nil && items[0]["version"] as? Int == 2)
+            let items = try #require(try list.json()["workflow_list"]?.arrayValue)
+            #expect(items.count == 1 && items[0]["workflow_json"] == nil && items[0]["version"]?.intValue == 2)
 
             for uri in ["/api/v1/r/workflows/\(id.lowercased)", "/api/v1/r/workflows/slug/text-to-image", "/api/v1/r/workflows/slug/text-to-image@2"]
             {
                 let detail = try await app.call(client, .get, uri, token: key)
                 #expect(detail.status == .ok, "\(uri)")
                 let body = try detail.json()
-                #expect(body["workflow_json"] == nil && body["version"] as? Int == 2 && body["display_name"] as? String == "Second", "\(uri)")
-                #expect((body["parameters"] as? [Any])?.count == 5 && body["required_labels"] as? [String] == ["gpu", "sd15"])
+                #expect(body["workflow_json"] == nil && body["version"]?.intValue == 2 && body["display_name"]?.stringValue == "Second", "\(uri)")
+                #expect((body["parameters"]?.arrayValue)?.count == 5 && body["required_labels"]?.stringArray == ["gpu", "sd15"])
             }
             let pinned = try await app.call(client, .get, "/api/v1/r/workflows/slug/text-to-image@1", token: key).json()
             #expect(
-                pinned["version"] as? Int == 1 && pinned["display_name"] as? String == "Text to image" && pinned["id"] as? String == id.lowercased)
+                pinned["version"]?.intValue == 1 && pinned["display_name"]?.stringValue == "Text to image"
+                    && pinned["id"]?.stringValue == id.lowercased)
             let future = try await app.call(client, .get, "/api/v1/r/workflows/slug/text-to-image@3", token: key)
             #expect(future.status == .notFound)
             #expect(future.errorMessage == #"workflow "text-to-image" has no version 3 (the latest is 2)"#)

@@ -5,6 +5,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import SwitchyardClient
 import SwitchyardCore
 
 /// A recorded ComfyUI API graph from Tests/Fixtures/comfyui, as JSON text.
@@ -51,11 +52,10 @@ extension TestApp {
     /// Imports a workflow as the bootstrap owner and returns its id.
     public func importWorkflow(_ client: any TestClientProtocol, session: String, body: String) async throws -> UUID {
         let response = try await call(client, .post, "/api/v1/workflows/import", token: session, team: bootstrap.teamId, body: body)
-        guard response.status == .created || response.status == .ok, let id = (try response.json()["id"] as? String).flatMap(UUID.init(uuidString:))
-        else {
+        guard response.status == .created || response.status == .ok else {
             throw TestSupportError("import failed: \(response.status) \(String(buffer: response.body))")
         }
-        return id
+        return try response.decode(Created.self).id
     }
 
     /// A second team with its own owner and `sk-` key, for isolation tests.
@@ -92,12 +92,11 @@ extension TestApp {
         let presign = try await call(
             client, .post, "/api/v1/r/files/presign", token: token, team: team,
             body: #"{"file_name":"\#(fileName)","file_size":\#(bytes.count),"content_type":"\#(contentType)"}"#)
-        guard presign.status == .ok, let answer = try presign.json() as [String: Any]?, let key = answer["file_key"] as? String,
-            let url = answer["upload_url"] as? String, let headers = answer["upload_headers"] as? [String: String]
-        else { throw TestSupportError("presign failed: \(presign.status) \(String(buffer: presign.body))") }
-        let status = try await put(url, headers: headers, body: bytes)
+        guard presign.status == .ok else { throw TestSupportError("presign failed: \(presign.status) \(String(buffer: presign.body))") }
+        let upload = try presign.decode(PresignedUpload.self)
+        let status = try await put(upload.uploadURL, headers: upload.uploadHeaders, body: bytes)
         guard status == 200 else { throw TestSupportError("upload PUT answered \(status)") }
-        return key
+        return upload.fileKey
     }
 
     /// A PUT to a presigned URL as a plain HTTP client sends it; returns the status.
@@ -109,18 +108,19 @@ extension TestApp {
         let presign = try await call(
             client, .post, "/api/v1/models/presign", token: session, team: bootstrap.teamId,
             body: #"{"file_name":"m.safetensors","file_size":\#(bytes.count),"model_type":"\#(type)","model_path":"\#(path)"}"#
-        ).json()
-        guard let key = presign["storage_key"] as? String, let url = presign["upload_url"] as? String,
-            let headers = presign["upload_headers"] as? [String: String], try await put(url, headers: headers, body: bytes) == 200
-        else { throw TestSupportError("the model upload failed: \(presign)") }
+        ).decode(PresignedModelUpload.self)
+        guard try await put(presign.uploadURL, headers: presign.uploadHeaders, body: bytes) == 200 else {
+            throw TestSupportError("the model upload failed: \(presign)")
+        }
+        let key = presign.storageKey
         let hash = "sha256:" + SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
         let registered = try await call(
             client, .post, "/api/v1/models", token: session, team: bootstrap.teamId,
             body: #"{"display_name":"\#(name)","model_type":"\#(type)","storage_key":"\#(key)","model_path":"\#(path)","file_hash":"\#(hash)"}"#)
-        guard registered.status == .created, let id = try registered.json()["id"] as? String else {
+        guard registered.status == .created else {
             throw TestSupportError("the model registration failed: \(registered.status) \(String(buffer: registered.body))")
         }
-        return id
+        return try registered.decode(Created.self).id.lowercased
     }
 
     /// The body of a GET of `url`.
@@ -129,11 +129,16 @@ extension TestApp {
         return Array(try await response.body.collect(upTo: 64 << 20).readableBytesView)
     }
 
+    /// This team's agents as `GET /r/agents` lists them.
+    public func agents(_ client: any TestClientProtocol) async throws -> [AgentInfo] {
+        try await call(client, .get, "/api/v1/r/agents", token: bootstrap.integrationKey).decode(Page<AgentInfo>.self).items
+    }
+
     /// This team's agent `agentId` as `GET /r/agents` shows it.
-    public func agentJSON(_ client: any TestClientProtocol, _ agentId: String) async throws -> [String: Any] {
-        let listed = try await call(client, .get, "/api/v1/r/agents", token: bootstrap.integrationKey).json()
-        guard let agent = (listed["agent_list"] as? [[String: Any]])?.first(where: { $0["agent_id"] as? String == agentId }) else {
-            throw TestSupportError("agent \(agentId) is not listed: \(listed)")
+    public func agent(_ client: any TestClientProtocol, _ agentId: String) async throws -> AgentInfo {
+        let listed = try await agents(client)
+        guard let agent = listed.first(where: { $0.agentId == agentId }) else {
+            throw TestSupportError("agent \(agentId) is not listed: \(listed.map(\.agentId))")
         }
         return agent
     }
@@ -174,27 +179,48 @@ extension TestApp {
     /// Runs the workflow `slug` with the bootstrap `sk-` key and returns the task id.
     public func run(_ client: any TestClientProtocol, slug: String = "invert", body: String = "{}") async throws -> UUID {
         let response = try await call(client, .post, "/api/v1/r/workflows/slug/\(slug)/run", token: bootstrap.integrationKey, body: body)
-        guard response.status == .accepted, let id = (try response.json()["task_id"] as? String).flatMap(UUID.init(uuidString:)) else {
-            throw TestSupportError("run failed: \(response.status) \(String(buffer: response.body))")
-        }
-        return id
+        guard response.status == .accepted else { throw TestSupportError("run failed: \(response.status) \(String(buffer: response.body))") }
+        return try response.decode(RunAccepted.self).taskId
     }
 
     /// The task as `GET /r/tasks/{id}` shows it.
-    public func taskJSON(_ client: any TestClientProtocol, _ id: UUID) async throws -> [String: Any] {
+    public func task(_ client: any TestClientProtocol, _ id: UUID) async throws -> TaskInfo {
+        try await call(client, .get, "/api/v1/r/tasks/\(id.lowercased)", token: bootstrap.integrationKey).decode(TaskInfo.self)
+    }
+
+    /// The task's answer as sent, for tests about the wire format (timestamps, nulls).
+    public func taskJSON(_ client: any TestClientProtocol, _ id: UUID) async throws -> JSONValue {
         try await call(client, .get, "/api/v1/r/tasks/\(id.lowercased)", token: bootstrap.integrationKey).json()
     }
 
-    /// Polls the task until `done` accepts it (every 20 ms, up to `timeout`).
+    /// Reads the task each time it changes on this replica (its events, not a timer) until `done` accepts it;
+    /// gives up after `timeout`, naming where the task stood.
     public func waitForTask(
-        _ client: any TestClientProtocol, _ id: UUID, within timeout: Duration = .seconds(10), _ done: ([String: Any]) -> Bool
-    ) async throws -> [String: Any] {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let task = try await taskJSON(client, id)
-            if done(task) { return task }
-            guard ContinuousClock.now < deadline else { throw TestSupportError("task \(id) did not get there in \(timeout): \(task)") }
-            try await Task.sleep(for: .milliseconds(20))
+        _ client: any TestClientProtocol, _ id: UUID, within timeout: Duration = .seconds(30), _ done: @escaping @Sendable (TaskInfo) -> Bool
+    ) async throws -> TaskInfo {
+        try await follow(id, within: timeout, read: { try await self.task(client, id) }, until: done)
+    }
+
+    /// Reads `read` each time task `id` changes on this replica until `done` accepts what it read; gives up after
+    /// `timeout`, naming the last reading. A task that got there without its followers being told fails too: the
+    /// server's streams would not have seen that change either.
+    public func follow<T: Sendable>(
+        _ id: UUID, within timeout: Duration = .seconds(30), read: @escaping @Sendable () async throws -> T,
+        until done: @escaping @Sendable (T) -> Bool
+    ) async throws -> T {
+        try await built.followTask(id) { nextChange in
+            let deadline = ContinuousClock.now + timeout
+            var told = true
+            while true {
+                let value = try await read()
+                if done(value) {
+                    guard told else { throw TestSupportError("task \(id) changed without its followers being told: \(value)") }
+                    return value
+                }
+                let left = deadline - ContinuousClock.now
+                guard left > .zero else { throw TestSupportError("task \(id) did not get there in \(timeout): \(value)") }
+                told = await nextChange(left)
+            }
         }
     }
 }
@@ -218,7 +244,7 @@ extension TestApp {
 
 /// The instant an API timestamp names, read with Foundation's `ISO8601DateFormatter` rather than the server's own
 /// code; nil unless it is exactly `YYYY-MM-DDTHH:MM:SSZ` (UTC, whole seconds), the API's format.
-public func apiInstant(_ value: Any?) -> Date? {
-    guard let text = value as? String, text.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z/) != nil else { return nil }
+public func apiInstant(_ value: JSONValue?) -> Date? {
+    guard let text = value?.stringValue, text.wholeMatch(of: /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z/) != nil else { return nil }
     return ISO8601DateFormatter().date(from: text)
 }

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Logging
 import NIOCore
+import SwitchyardClient
 import SwitchyardCore
 import SwitchyardServer
 
@@ -99,7 +100,7 @@ public struct TestApp: Sendable {
     public func ownerSession(_ client: any TestClientProtocol) async throws -> String {
         let body = #"{"email_address":"\#(bootstrap.emailAddress)","password":"\#(bootstrap.password)"}"#
         let response = try await client.execute(uri: "/api/v1/auth/login", method: .post, body: ByteBuffer(string: body))
-        guard response.status == .ok, let token = try response.json()["access_token"] as? String else {
+        guard response.status == .ok, let token = try response.json()["access_token"]?.stringValue else {
             throw TestSupportError("login failed: \(response.status) \(String(buffer: response.body))")
         }
         return token
@@ -123,15 +124,42 @@ public struct TestApp: Sendable {
 }
 
 extension TestResponse {
-    /// The body as a JSON object (empty when it is not one).
-    public func json() throws -> [String: Any] {
-        let data = Data(buffer: body)
-        return (try JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
+    /// The body read as the SDK's model `T`, the way `SwitchyardClient` reads it: what a test reads from an answer.
+    public func decode<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+        do {
+            return try SwitchyardClient.decode(type, from: body.readableBytesView)
+        } catch {
+            throw TestSupportError("\(status) \(String(buffer: body)) is not a \(T.self): \(error)")
+        }
+    }
+
+    /// The body as parsed JSON, for tests about the wire format itself (which members an answer has, exact numbers).
+    public func json() throws -> JSONValue {
+        try JSONValue.parse(body.readableBytesView)
     }
 
     /// The `error_message` of an error body.
     public var errorMessage: String? {
-        (try? json())?["error_message"] as? String
+        (try? json())?["error_message"]?.stringValue
+    }
+}
+
+extension JSONValue {
+    /// The number as an `Int`, when it is a whole one.
+    public var intValue: Int? { numberValue?.intValue }
+    /// The number as a `Double`.
+    public var doubleValue: Double? { numberValue?.doubleValue }
+    /// An array of strings (nil when any element is not one).
+    public var stringArray: [String]? {
+        guard let array = arrayValue else { return nil }
+        let strings = array.compactMap(\.stringValue)
+        return strings.count == array.count ? strings : nil
+    }
+    /// An object whose members are all strings.
+    public var stringDictionary: [String: String]? {
+        guard let object = objectValue else { return nil }
+        let strings = object.compactMapValues(\.stringValue)
+        return strings.count == object.count ? strings : nil
     }
 }
 

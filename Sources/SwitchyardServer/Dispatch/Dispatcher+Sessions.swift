@@ -152,6 +152,8 @@ extension Dispatcher {
                 try await self.storage.recordAttemptStopped(
                     taskId: lease.taskId, attemptId: attemptId, stoppedAt: cancelled.stoppedAt, gpuSeconds: cancelled.gpuSeconds)
             }
+            // `stopped_at` is part of what the task shows: whoever follows it is told.
+            hub.signal(lease.taskId)
             await feed(.stopped(key, attemptId: attemptId))
         }
     }

@@ -125,3 +125,19 @@ final class EventSignal: Sendable {
         return !timedOut.load(ordering: .relaxed)
     }
 }
+
+extension SwitchyardApplication {
+    /// Runs `body` while following task `taskId` on this replica: `body`'s argument returns after the task next
+    /// changes here (an event appended, a progress tick, a change another replica announced; true) or after
+    /// `timeout` (false).
+    /// Read the task, then wait, then read again: a change between the two is not lost. For in-process callers
+    /// (tests) that follow a task without polling.
+    public func followTask<T: Sendable>(
+        _ taskId: UUID, _ body: (_ nextChange: @Sendable (_ timeout: Duration) async -> Bool) async throws -> T
+    ) async throws -> T {
+        let hub = dispatcher.hub
+        let signal = hub.subscribe(taskId)
+        defer { hub.unsubscribe(taskId, signal) }
+        return try await body { timeout in await signal.wait(timeout: timeout) }
+    }
+}
