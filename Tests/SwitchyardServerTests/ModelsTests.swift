@@ -4,6 +4,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import SwitchyardClient
 import SwitchyardCore
 import SwitchyardObjectStore
 import SwitchyardTestSupport
@@ -64,16 +65,15 @@ struct ModelsTests {
                 #","file_size":11,"file_hash":"\#(hash.uppercased().replacingOccurrences(of: "SHA256:", with: "sha256:"))","model_path":"models/checkpoints/sdxl.safetensors""#
             )
             #expect(created.status == .created)
-            let id = try #require(try created.json()["id"]?.stringValue)
+            let id = try created.decode(Created.self).id.lowercased
             #expect(try await register("").status == .conflict, "one model per storage key")
 
-            let detail = try await app.call(client, .get, "/api/v1/models/\(id)", token: session, team: team).json()
-            #expect(
-                detail["file_size"]?.intValue == 11 && detail["file_hash"]?.stringValue == hash && detail["model_status"]?.stringValue == "active")
-            #expect(detail["storage_key"]?.stringValue == key && detail["model_path"]?.stringValue == "models/checkpoints/sdxl.safetensors")
+            let detail = try await app.call(client, .get, "/api/v1/models/\(id)", token: session, team: team).decode(ModelInfo.self)
+            #expect(detail.fileSize == 11 && detail.fileHash == hash && detail.status == "active")
+            #expect(detail.storageKey == key && detail.modelPath == "models/checkpoints/sdxl.safetensors")
             let device = try await app.member(role: .member)
-            let list = try await app.call(client, .get, "/api/v1/models", token: device).json()
-            #expect((list["model_list"]?.arrayValue)?.count == 1 && list["page_meta"]?["total_count"] == 1)
+            let list = try await app.call(client, .get, "/api/v1/models", token: device).decode(Page<ModelInfo>.self)
+            #expect(list.items.map(\.id.lowercased) == [id] && list.totalCount == 1)
             #expect(try await app.call(client, .delete, "/api/v1/models/\(id)", token: device).status == .forbidden)
             #expect(try await app.call(client, .get, "/api/v1/models/\(id)", token: other.integrationKey).status == .unauthorized)
 

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import SwitchyardClient
 import SwitchyardCore
 import SwitchyardObjectStore
 import SwitchyardTestSupport
@@ -33,7 +34,7 @@ struct RetentionTests {
             let key = app.bootstrap.integrationKey
             let run = try await app.call(
                 client, .post, "/api/v1/r/workflows/slug/text-to-image/run", token: key, body: #"{"parameters":{"prompt":"x"}}"#)
-            let taskId = try #require((try run.json()["task_id"]?.stringValue).flatMap(UUID.init(uuidString:)))
+            let taskId = try run.decode(RunAccepted.self).taskId
             let team = app.bootstrap.teamId
             // No agent is connected: the dispatcher parks the task in waiting; the test plays the agent's part.
             _ = try await app.waitForTask(client, taskId) { $0.status == .waiting }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import SwitchyardClient
 import SwitchyardCore
 import SwitchyardTestSupport
 import Testing
@@ -31,7 +32,7 @@ struct RunAndTasksTests {
                 client, .post, "/api/v1/r/workflows/slug/text-to-image/run", token: key,
                 body: #"{"parameters":{"prompt":"a sunset over mountains, 4k","steps":30}}"#)
             #expect(run.status == .accepted)
-            let taskId = try #require((try run.json()["task_id"]?.stringValue).flatMap(UUID.init(uuidString:)))
+            let taskId = try run.decode(RunAccepted.self).taskId
             #expect(run.headers[.location] == "/api/v1/r/tasks/\(taskId.lowercased)")
 
             let poll = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId.lowercased)", token: key)
@@ -77,7 +78,7 @@ struct RunAndTasksTests {
             for (token, team) in [(app.bootstrap.integrationKey, nil), (session, app.bootstrap.teamId), (device, nil)] as [(String, UUID?)] {
                 let run = try await app.call(client, .post, "/api/v1/r/workflows/\(workflowId.lowercased)/run", token: token, team: team, body: body)
                 #expect(run.status == .accepted, "\(String(buffer: run.body))")
-                let taskId = try #require(try run.json()["task_id"]?.stringValue)
+                let taskId = try run.decode(RunAccepted.self).taskId.lowercased
                 let task = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)", token: token, team: team).json()
                 #expect(task["submitter_region"]?.stringValue == "us-east")
                 #expect(task["task_source"]?.stringValue == (team == nil ? "api_key" : "jwt"))
@@ -150,8 +151,8 @@ struct RunAndTasksTests {
             let pinned = try await app.call(
                 client, .post, "/api/v1/r/workflows/slug/text-to-image@1/run", token: key, body: #"{"parameters":{"prompt":"x"}}"#)
             #expect(pinned.status == .accepted)
-            let taskId = try #require(try pinned.json()["task_id"]?.stringValue)
-            #expect(try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)", token: key).json()["workflow_version"]?.intValue == 1)
+            let taskId = try pinned.decode(RunAccepted.self).taskId.lowercased
+            #expect(try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)", token: key).decode(TaskInfo.self).workflowVersion == 1)
             let current = try await app.call(
                 client, .post, "/api/v1/r/workflows/slug/text-to-image@2/run", token: key, body: #"{"parameters":{"text":"x"}}"#)
             #expect(current.status == .accepted)
@@ -194,7 +195,7 @@ struct RunAndTasksTests {
                 client, .post, uri, token: key, body: #"{ "parameters": { "steps": 30, "prompt": "x" } }"#, headers: headers)
             #expect(replay.status == .accepted)
             #expect(replay.headers[HTTPField.Name("Idempotency-Replayed")!] == "true")
-            #expect(try replay.json()["task_id"]?.stringValue == first.json()["task_id"]?.stringValue)
+            #expect(try replay.decode(RunAccepted.self).taskId == first.decode(RunAccepted.self).taskId)
             let different = try await app.call(client, .post, uri, token: key, body: #"{"parameters":{"prompt":"y"}}"#, headers: headers)
             #expect(different.status == .conflict)
             #expect(
@@ -213,7 +214,7 @@ struct RunAndTasksTests {
             // Without the header every request is a new task.
             let a = try await app.call(client, .post, uri, token: key, body: #"{"parameters":{"prompt":"x"}}"#)
             let b = try await app.call(client, .post, uri, token: key, body: #"{"parameters":{"prompt":"x"}}"#)
-            #expect(try a.json()["task_id"]?.stringValue != b.json()["task_id"]?.stringValue)
+            #expect(try a.decode(RunAccepted.self).taskId != b.decode(RunAccepted.self).taskId)
         }
     }
 
@@ -225,7 +226,7 @@ struct RunAndTasksTests {
             let key = app.bootstrap.integrationKey
             let run = try await app.call(
                 client, .post, "/api/v1/r/workflows/slug/text-to-image/run", token: key, body: #"{"parameters":{"prompt":"x"}}"#)
-            let taskId = try #require(try run.json()["task_id"]?.stringValue)
+            let taskId = try run.decode(RunAccepted.self).taskId.lowercased
 
             let viewer = try await app.member(role: .viewer)
             #expect(try await app.call(client, .post, "/api/v1/r/tasks/\(taskId)/cancel", token: viewer).status == .forbidden)
@@ -241,8 +242,8 @@ struct RunAndTasksTests {
             let cancelled = try await app.call(client, .post, "/api/v1/r/tasks/\(taskId)/cancel", token: key)
             #expect(cancelled.status == .ok)
             #expect(try cancelled.json()["is_success"]?.boolValue == true)
-            let task = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)", token: key).json()
-            #expect(task["task_status"]?.stringValue == "cancelled" && task["completed_at"]?.stringValue != nil)
+            let task = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)", token: key).decode(TaskInfo.self)
+            #expect(task.status == .cancelled && task.completedAt != nil)
             let again = try await app.call(client, .post, "/api/v1/r/tasks/\(taskId)/cancel", token: key)
             #expect(again.status == .ok)
             #expect(try again.json()["is_success"]?.boolValue == true)
@@ -250,8 +251,8 @@ struct RunAndTasksTests {
                 try await app.storage.taskEvents(taskId: UUID(uuidString: taskId)!, teamId: app.bootstrap.teamId, afterSequence: 0))
             #expect(events.map(\.kind) == [.status, .status, .cancelled])
 
-            let result = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)/result", token: key).json()
-            #expect(result["task_status"]?.stringValue == "cancelled" && result["task_output"] == .null && result["task_error"]?.stringValue == "")
+            let result = try await app.call(client, .get, "/api/v1/r/tasks/\(taskId)/result", token: key).decode(TaskResult.self)
+            #expect(result.status == .cancelled && result.output == nil && result.error == "")
         }
     }
 
@@ -263,7 +264,7 @@ struct RunAndTasksTests {
             for _ in 0..<2 {
                 let run = try await app.call(
                     client, .post, "/api/v1/r/workflows/slug/text-to-image/run", token: key, body: #"{"parameters":{"prompt":"x"}}"#)
-                ids.append(try #require((try run.json()["task_id"]?.stringValue).flatMap(UUID.init(uuidString:))))
+                ids.append(try run.decode(RunAccepted.self).taskId)
             }
             let team = app.bootstrap.teamId
             let now = app.clock.now()
@@ -280,7 +281,7 @@ struct RunAndTasksTests {
             let cancelFailed = try await app.call(client, .post, "/api/v1/r/tasks/\(ids[1].lowercased)/cancel", token: key)
             #expect(cancelFailed.status == .ok, "cancelling a finished task is a no-op success")
             #expect(
-                try await app.call(client, .get, "/api/v1/r/tasks/\(ids[1].lowercased)", token: key).json()["task_status"]?.stringValue == "failed")
+                try await app.call(client, .get, "/api/v1/r/tasks/\(ids[1].lowercased)", token: key).decode(TaskInfo.self).status == .failed)
         }
     }
 
@@ -295,7 +296,7 @@ struct RunAndTasksTests {
                 app.clock.advance(by: 1)
                 let run = try await app.call(
                     client, .post, "/api/v1/r/workflows/slug/text-to-image/run", token: key, body: #"{"parameters":{"prompt":"x"}}"#)
-                ids.append(try #require(try run.json()["task_id"]?.stringValue))
+                ids.append(try run.decode(RunAccepted.self).taskId.lowercased)
             }
             for id in ids { _ = try await app.waitForTask(client, UUID(uuidString: id)!) { $0.status == .waiting } }
             _ = try await app.call(client, .post, "/api/v1/r/tasks/\(ids[0])/cancel", token: key)
@@ -325,7 +326,7 @@ struct RunAndTasksTests {
                 #expect(theirs.errorMessage == absent.errorMessage)
             }
             #expect(try await app.call(client, .post, "/api/v1/r/tasks/\(ids[1])/cancel", token: other.integrationKey).status == .notFound)
-            #expect(try await app.call(client, .get, "/api/v1/r/tasks/\(ids[1])", token: key).json()["task_status"]?.stringValue == "waiting")
+            #expect(try await app.call(client, .get, "/api/v1/r/tasks/\(ids[1])", token: key).decode(TaskInfo.self).status == .waiting)
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import SwitchyardClient
 import SwitchyardCore
 import SwitchyardTestSupport
 import Testing
@@ -81,8 +82,8 @@ struct TeamsTests {
             let session = try await app.ownerSession(client)
             let refused = try await app.call(client, .post, "/api/v1/teams", token: session, body: #"{"display_name":"Side project"}"#)
             #expect(refused.status == .forbidden && refused.errorMessage?.contains("teams.selfService") == true, "\(refused.status)")
-            let teams = try await app.call(client, .get, "/api/v1/teams", token: session).json()
-            #expect((teams["team_list"]?.arrayValue)?.count == 1)
+            let teams = try await app.call(client, .get, "/api/v1/teams", token: session).decode(Page<TeamInfo>.self)
+            #expect(teams.items.count == 1)
         }
     }
 
@@ -112,8 +113,8 @@ struct TeamsTests {
                 #expect(response.errorMessage?.contains("a dk- device key cannot") == true, "\(response.errorMessage ?? "")")
             }
             // Nothing happened: no invitation, the member's role and the team's owner as they were.
-            let pending = try await app.call(client, .get, "/api/v1/invitations", token: session, team: team).json()
-            #expect((pending["invitation_list"]?.arrayValue)?.isEmpty == true, "\(pending)")
+            let pending = try await app.call(client, .get, "/api/v1/invitations", token: session, team: team).decode(Page<InvitationInfo>.self)
+            #expect(pending.items.isEmpty, "\(pending.items)")
             #expect(try await app.storage.role(userId: memberId, teamId: team) == .member)
             #expect(try await app.storage.role(userId: owner.id, teamId: team) == .owner)
             // Reading is still the device's to do; and the owner's session does what the key could not.
@@ -133,7 +134,7 @@ struct TeamsTests {
                 client, .post, "/api/v1/invitations", token: session, team: team,
                 body: #"{"email_address":"Ada@Example.com","invitation_role":"admin"}"#)
             #expect(invite.status == .created)
-            let token = try #require(invite.json()["invitation_token"]?.stringValue)
+            let token = try #require(try invite.decode(InvitationInfo.self).token)
             let again = try await app.call(
                 client, .post, "/api/v1/invitations", token: session, team: team,
                 body: #"{"email_address":"ada@example.com","invitation_role":"member"}"#)
@@ -146,9 +147,9 @@ struct TeamsTests {
                 client, .post, "/api/v1/invitations", token: session, team: team,
                 body: #"{"email_address":"b@example.com","invitation_role":"owner"}"#)
             #expect(owner.status == .badRequest)
-            let list = try await app.call(client, .get, "/api/v1/invitations", token: session, team: team).json()
-            #expect((list["invitation_list"]?.arrayValue)?.first?["email_address"]?.stringValue == "ada@example.com")
-            #expect(!String(describing: list).contains(token))
+            let list = try await app.call(client, .get, "/api/v1/invitations", token: session, team: team)
+            #expect(try list.decode(Page<InvitationInfo>.self).items.map(\.emailAddress) == ["ada@example.com"])
+            #expect(!String(buffer: list.body).contains(token))
 
             let short = try await app.call(
                 client, .post, "/api/v1/invitations/accept", token: nil, body: #"{"invitation_token":"\#(token)","password":"short"}"#)
@@ -157,14 +158,12 @@ struct TeamsTests {
                 client, .post, "/api/v1/invitations/accept", token: nil,
                 body: #"{"invitation_token":"\#(token)","password":"correct horse","first_name":"Ada","last_name":"L"}"#)
             #expect(accepted.status == .ok)
-            let answer = try accepted.json()
-            #expect(answer["account_created"]?.boolValue == true)
-            #expect(answer["member_role"]?.stringValue == "admin")
-            let adaSession = try #require(answer["access_token"]?.stringValue)
+            let answer = try accepted.decode(AcceptedInvitation.self)
+            #expect(answer.accountCreated && answer.role == .admin)
+            let adaSession = answer.accessToken
             let members = try await app.call(client, .get, "/api/v1/members", token: adaSession, team: team)
             #expect(members.status == .ok)
-            let roles = (try members.json()["member_list"]?.arrayValue)?.map { $0["member_role"]?.stringValue }
-            #expect(roles == ["owner", "admin"])
+            #expect(try members.decode(Page<MemberInfo>.self).items.map(\.role) == [.owner, .admin])
             let reused = try await app.call(
                 client, .post, "/api/v1/invitations/accept", token: nil, body: #"{"invitation_token":"\#(token)","password":"correct horse"}"#)
             #expect(reused.status == .notFound)
@@ -177,8 +176,9 @@ struct TeamsTests {
             let second = try await app.call(
                 client, .post, "/api/v1/invitations", token: session, team: team,
                 body: #"{"email_address":"bob@example.com","invitation_role":"viewer"}"#)
-            let secondId = try #require(second.json()["id"]?.stringValue)
-            let secondToken = try #require(second.json()["invitation_token"]?.stringValue)
+            let secondInvitation = try second.decode(InvitationInfo.self)
+            let secondId = secondInvitation.id.lowercased
+            let secondToken = try #require(secondInvitation.token)
             #expect(try await app.call(client, .delete, "/api/v1/invitations/\(secondId)", token: session, team: team).status == .noContent)
             let late = try await app.call(
                 client, .post, "/api/v1/invitations/accept", token: nil, body: #"{"invitation_token":"\#(secondToken)","password":"long enough"}"#)
@@ -194,9 +194,9 @@ struct TeamsTests {
             let session = try await app.ownerSession(client)
             let team = app.bootstrap.teamId
             let (adminKey, _) = try await app.memberCredentials(role: .admin)
-            let members = try await app.call(client, .get, "/api/v1/members", token: session, team: team).json()["member_list"]?.arrayValue
-            let ownerId = try #require(members?.first { $0["member_role"]?.stringValue == "owner" }?["user_id"]?.stringValue)
-            let adminId = try #require(members?.first { $0["member_role"]?.stringValue == "admin" }?["user_id"]?.stringValue)
+            let members = try await app.call(client, .get, "/api/v1/members", token: session, team: team).decode(Page<MemberInfo>.self).items
+            let ownerId = try #require(members.first { $0.role == .owner }?.userId.lowercased)
+            let adminId = try #require(members.first { $0.role == .admin }?.userId.lowercased)
 
             #expect(
                 try await app.call(client, .put, "/api/v1/members/\(adminId)", token: adminKey, team: team, body: #"{"member_role":"viewer"}"#).status
@@ -248,8 +248,7 @@ struct TeamsTests {
             #expect(!keys.items.isEmpty && keys.items.allSatisfy { $0.revokedAt != nil })
             #expect(try await app.storage.webhooks(teamId: team, page: PageRequest()).totalCount == 0)
             #expect(try await app.storage.team(id: team) == nil)
-            let me = try await app.call(client, .get, "/api/v1/users/me", token: session).json()
-            #expect((me["team_list"]?.arrayValue)?.isEmpty == true)
+            #expect(try await app.call(client, .get, "/api/v1/users/me", token: session).decode(UserProfile.self).teams.isEmpty)
             // A second delete finds nothing to delete.
             #expect(try await app.call(client, .delete, "/api/v1/teams/current", token: session, team: team).status == .forbidden)
         }
@@ -261,10 +260,10 @@ struct TeamsTests {
             let session = try await app.ownerSession(client)
             let created = try await app.call(client, .post, "/api/v1/teams", token: session, body: #"{"display_name":"Research"}"#)
             #expect(created.status == .created)
-            let id = try #require(created.json()["id"]?.stringValue)
-            let mine = try await app.call(client, .get, "/api/v1/teams", token: session).json()["team_list"]?.arrayValue
-            #expect(mine?.count == 2)
-            #expect(mine?.first { $0["id"]?.stringValue == id }?["member_role"]?.stringValue == "owner")
+            let id = try created.decode(Created.self).id.lowercased
+            let mine = try await app.call(client, .get, "/api/v1/teams", token: session).decode(Page<TeamInfo>.self).items
+            #expect(mine.count == 2)
+            #expect(mine.first { $0.id.lowercased == id }?.role == .owner)
             let renamed = try await app.call(
                 client, .put, "/api/v1/teams/current", token: session, team: UUID(uuidString: id), body: #"{"display_name":"Lab"}"#)
             #expect(renamed.status == .ok)

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import NIOCore
+import SwitchyardClient
 import SwitchyardCore
 import SwitchyardTestSupport
 import Testing
@@ -19,14 +20,14 @@ struct WorkflowsTests {
             let team = app.bootstrap.teamId
             let created = try await app.call(client, .post, "/api/v1/workflows/import", token: session, team: team, body: try textToImageImport())
             #expect(created.status == .created)
-            let id = try #require((try created.json()["id"]?.stringValue).flatMap(UUID.init(uuidString:)))
-            #expect(try created.json()["version"]?.intValue == 1)
+            let id = try created.decode(Created.self).id
+            #expect(try created.decode(Created.self).version == 1)
 
             let again = try await app.call(
                 client, .post, "/api/v1/workflows/import", token: session, team: team, body: try textToImageImport(description: "v2"))
             #expect(again.status == .ok)
             #expect(try again.json()["id"]?.stringValue == id.lowercased)
-            #expect(try again.json()["version"]?.intValue == 2)
+            #expect(try again.decode(Created.self).version == 2)
 
             let detail = try await app.call(client, .get, "/api/v1/workflows/\(id.lowercased)", token: session, team: team)
             #expect(detail.status == .ok)
@@ -85,9 +86,9 @@ struct WorkflowsTests {
 
             let update = try await app.call(client, .put, path, token: session, team: team, body: #"{"display_name":"Portraits","max_retries":0}"#)
             #expect(update.status == .ok)
-            #expect(try update.json()["version"]?.intValue == 2)
+            #expect(try update.decode(Created.self).version == 2)
             let disable = try await app.call(client, .put, path, token: session, team: team, body: #"{"workflow_status":"disabled"}"#)
-            #expect(try disable.json()["version"]?.intValue == 3)
+            #expect(try disable.decode(Created.self).version == 3)
             let badUpdate = try await app.call(client, .put, path, token: session, team: team, body: #"{"workflow_slug":"Not A Slug"}"#)
             #expect(badUpdate.status == .badRequest)
 
@@ -108,7 +109,7 @@ struct WorkflowsTests {
 
             let restore = try await app.call(client, .post, "\(path)/snapshots/1/restore", token: session, team: team)
             #expect(restore.status == .ok)
-            #expect(try restore.json()["version"]?.intValue == 4)
+            #expect(try restore.decode(Created.self).version == 4)
             let restored = try await app.call(client, .get, path, token: session, team: team).json()
             #expect(restored["display_name"]?.stringValue == "Text to image" && restored["max_retries"]?.intValue == 2)
             #expect(restored["workflow_status"]?.stringValue == "disabled", "restore keeps the live status")
@@ -137,7 +138,7 @@ struct WorkflowsTests {
 
             for body in ["{}", #"{"display_name":"Text to image"}"#, #"{"workflow_status":"active"}"#] {
                 let same = try await app.call(client, .put, path, token: session, team: team, body: body)
-                let version = try same.json()["version"]?.intValue
+                let version = try same.decode(Created.self).version
                 #expect(same.status == .ok && version == 1, "\(body)")
             }
             let history = try await app.call(client, .get, "\(path)/snapshots", token: session, team: team).json()
@@ -145,7 +146,7 @@ struct WorkflowsTests {
 
             // The clock stands still, so only the update itself can make the cached head go.
             let disable = try await app.call(client, .put, path, token: session, team: team, body: #"{"workflow_status":"disabled"}"#)
-            #expect(try disable.json()["version"]?.intValue == 2)
+            #expect(try disable.decode(Created.self).version == 2)
             let refused = try await app.call(client, .post, run, token: app.bootstrap.integrationKey, body: #"{"parameters":{"prompt":"x"}}"#)
             #expect(refused.status == .conflict && refused.errorMessage?.contains("disabled") == true, "\(refused.status)")
         }
