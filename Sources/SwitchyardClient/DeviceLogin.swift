@@ -79,19 +79,19 @@ public struct DeviceLogin: Sendable {
     }
 
     /// The server's origin, e.g. `http://127.0.0.1:8080`.
-    public let server: String
-    let client: HTTPClient
+    public var server: String { api.server }
+    /// The SDK's transport, tried once per call: a 429 here is the flow's `slow_down`, which this type handles.
+    let api: SwitchyardClient
 
     public init(server: String, client: HTTPClient = .shared) {
-        self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
-        self.client = client
+        api = SwitchyardClient(server: server, token: "", retry: .init(attempts: 1), httpClient: client)
     }
 
     public func start() async throws -> Started {
         // The approval page shows this name, so the person approving can tell this machine from another.
         let name = String(String.UnicodeScalarView(ProcessInfo.processInfo.hostName.unicodeScalars.filter { $0.value >= 0x20 }).prefix(100))
-        let json = name.isEmpty ? "{}" : JSONValue.object(["device_name": .string(name)]).jsonString
-        let body = try await post("/api/v1/desktop/pair/start", json: json, expecting: [200])
+        let json: JSONValue = name.isEmpty ? [:] : ["device_name": .string(name)]
+        let body = try await post("/desktop/pair/start", json: json, expecting: [200])
         guard let deviceCode = body["device_code"]?.stringValue, let userCode = body["user_code"]?.stringValue,
             let uri = body["verification_uri"]?.stringValue
         else { throw Failure.server(status: 200, message: "the pairing answer lacks device_code or user_code") }
@@ -106,7 +106,7 @@ public struct DeviceLogin: Sendable {
         var interval = started.interval
         while now() < deadline {
             try await Task.sleep(for: .seconds(interval))
-            let (status, body) = try await request("/api/v1/desktop/pair/poll", json: #"{"device_code":"\#(started.deviceCode)"}"#)
+            let (status, body) = try await request("/desktop/pair/poll", json: ["device_code": .string(started.deviceCode)])
             if status == 404 { throw Failure.expired }
             // RFC 8628 slow_down: poll less often from now on, by what the server says.
             if status == 429, body["status"]?.stringValue == "slow_down" {
@@ -125,24 +125,18 @@ public struct DeviceLogin: Sendable {
 
     /// `POST /auth/device/revoke` with the stored device key (its companion agent key ends with it).
     public func revoke(deviceKey: String) async throws {
-        _ = try await post("/api/v1/auth/device/revoke", json: "{}", expecting: [200], token: deviceKey)
+        _ = try await post("/auth/device/revoke", json: [:], expecting: [200], token: deviceKey)
     }
 
-    private func post(_ path: String, json: String, expecting: Set<Int>, token: String? = nil) async throws -> JSONValue {
+    private func post(_ path: String, json: JSONValue, expecting: Set<Int>, token: String? = nil) async throws -> JSONValue {
         let (status, body) = try await request(path, json: json, token: token)
         guard expecting.contains(status) else { throw Failure.server(status: status, message: body["error_message"]?.stringValue ?? "") }
         return body
     }
 
-    private func request(_ path: String, json: String, token: String? = nil) async throws -> (Int, JSONValue) {
-        var request = HTTPClientRequest(url: server + path)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        request.body = .bytes(ByteBuffer(string: json))
-        let response = try await client.execute(request, timeout: .seconds(30))
-        let bytes = try await response.body.collect(upTo: 1 << 20)
-        let object = (try? JSONValue.parse(bytes.readableBytesView)) ?? [:]
-        return (Int(response.status.code), object)
+    private func request(_ path: String, json: JSONValue, token: String? = nil) async throws -> (Int, JSONValue) {
+        let caller = token.map { SwitchyardClient(server: server, token: $0, retry: api.retry, httpClient: api.http) } ?? api
+        let answer = try await caller.call(.POST, path, body: try SwitchyardClient.encode(json), timeout: .seconds(30))
+        return (answer.status, (try? JSONValue.parse(answer.body.readableBytesView)) ?? [:])
     }
 }

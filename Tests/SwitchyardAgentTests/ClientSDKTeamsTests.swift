@@ -59,6 +59,32 @@ struct ClientSDKTeamsTests {
         }
     }
 
+    @Test("device login (switchyard login): a code the owner confirms gives a dk- key and its agent key; logout revokes both")
+    func deviceLogin() async throws {
+        try await TestApp.with(.sqlite, live: true) { app, client in
+            let server = "http://127.0.0.1:\(client.port!)"
+            let login = DeviceLogin(server: server + "/")
+            let started = try await login.start()
+            #expect(started.userCode.count == 9 && started.verificationURI.hasSuffix("user_code=\(started.userCode)"))
+            let session = try await app.ownerSession(client)
+            let confirmed = try await app.call(
+                client, .post, "/api/v1/desktop/pair/confirm", token: session, team: app.bootstrap.teamId,
+                body: #"{"user_code":"\#(started.userCode)"}"#)
+            #expect(confirmed.status == .ok)
+            // The first poll comes after the advised interval (the server's clock is the test's).
+            app.clock.advance(by: TimeInterval(started.interval))
+            let stored = try await login.waitForApproval(started)
+            #expect(stored.server == server && stored.teamId == app.bootstrap.teamId.lowercased)
+            #expect(stored.deviceKey.hasPrefix("dk-") && stored.agentKey?.hasPrefix("ak-") == true)
+            let device = SwitchyardClient(server: server, token: stored.deviceKey)
+            #expect(try await device.me().emailAddress == app.bootstrap.emailAddress)
+
+            try await login.revoke(deviceKey: stored.deviceKey)
+            let refused = await #expect(throws: SwitchyardAPIError.self) { try await device.me() }
+            #expect(refused?.status == 401)
+        }
+    }
+
     @Test("removing a member takes the team away from them")
     func removeMember() async throws {
         try await TestApp.with(.sqlite, live: true) { app, client in
