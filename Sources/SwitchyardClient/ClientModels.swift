@@ -124,6 +124,7 @@ public struct TaskEvent: Sendable, Equatable {
     public let kind: String
     public let data: JSONValue
 
+    /// An event as the stream carries it: its id (nil for progress ticks), name and data.
     public init(id: Int?, kind: String, data: JSONValue) {
         self.id = id
         self.kind = kind

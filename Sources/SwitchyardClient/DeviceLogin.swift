@@ -19,6 +19,7 @@ public struct StoredLogin: Codable, Sendable, Equatable {
         case pairedAt = "paired_at"
     }
 
+    /// A login as `switchyard login` stores it.
     public init(server: String, teamId: String, deviceKey: String, agentKey: String?, pairedAt: Date) {
         self.server = server
         self.teamId = teamId
@@ -35,6 +36,7 @@ public struct StoredLogin: Codable, Sendable, Equatable {
         return base + "/switchyard/credentials.json"
     }
 
+    /// The stored login at `path`; nil when there is none.
     public static func load(from path: String = defaultPath) throws -> StoredLogin? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         let decoder = JSONDecoder()
@@ -83,10 +85,12 @@ public struct DeviceLogin: Sendable {
     /// The SDK's transport, tried once per call: a 429 here is the flow's `slow_down`, which this type handles.
     let api: SwitchyardClient
 
+    /// Pairing with the server at `server` (its origin, with or without `/api/v1`).
     public init(server: String, client: HTTPClient = .shared) {
         api = SwitchyardClient(server: server, token: "", retry: .init(attempts: 1), httpClient: client)
     }
 
+    /// `POST /desktop/pair/start`: the codes to show the person who approves this device.
     public func start() async throws -> Started {
         // The approval page shows this name, so the person approving can tell this machine from another.
         let name = String(String.UnicodeScalarView(ProcessInfo.processInfo.hostName.unicodeScalars.filter { $0.value >= 0x20 }).prefix(100))

@@ -15,6 +15,7 @@ extension SwitchyardClient {
         return (created.id, created.version ?? 1)
     }
 
+    /// `GET /workflows`: the team's workflows, one page.
     public func workflows(page: Int = 1, perPage: Int = 20) async throws -> Page<WorkflowInfo> {
         try await send(.GET, "/workflows", query: [("current_page", "\(page)"), ("per_page", "\(perPage)")])
     }
@@ -29,6 +30,7 @@ extension SwitchyardClient {
         try await send(.GET, "/r/workflows/slug/\(Self.segment(slug))")
     }
 
+    /// `GET /workflows/{id}/snapshots`: the saved versions of a workflow, newest first.
     public func snapshots(workflowId: UUID, page: Int = 1, perPage: Int = 20) async throws -> Page<SnapshotInfo> {
         try await send(.GET, "/workflows/\(workflowId.lowercased)/snapshots", query: [("current_page", "\(page)"), ("per_page", "\(perPage)")])
     }
@@ -68,10 +70,12 @@ extension SwitchyardClient {
         return submitted.taskId
     }
 
+    /// `GET /r/tasks/{id}`: the task with its queue standing while it waits.
     public func task(id: UUID) async throws -> TaskInfo {
         try await send(.GET, "/r/tasks/\(id.lowercased)")
     }
 
+    /// `GET /r/tasks`: the team's tasks, newest first, optionally of one status.
     public func tasks(status: TaskStatus? = nil, page: Int = 1, perPage: Int = 20) async throws -> Page<TaskInfo> {
         var query = [("current_page", "\(page)"), ("per_page", "\(perPage)")]
         if let status { query.append(("status", status.rawValue)) }
@@ -83,6 +87,7 @@ extension SwitchyardClient {
         try await perform(.POST, "/r/tasks/\(id.lowercased)/cancel")
     }
 
+    /// `GET /r/tasks/{id}/result`: a finished task's outputs with presigned download URLs, or its error.
     public func result(task id: UUID) async throws -> TaskResult {
         try await send(.GET, "/r/tasks/\(id.lowercased)/result")
     }
@@ -113,6 +118,7 @@ extension SwitchyardClient {
         return upload.fileKey
     }
 
+    /// `GET /models`: the team's registered models.
     public func models(page: Int = 1, perPage: Int = 50) async throws -> Page<ModelInfo> {
         try await send(.GET, "/models", query: [("current_page", "\(page)"), ("per_page", "\(perPage)")])
     }
@@ -160,12 +166,14 @@ extension SwitchyardClient {
         try await send(.PUT, "/models/\(id.lowercased)", json: JSONValue.object(["model_status": .string(status)]))
     }
 
+    /// `DELETE /models/{id}`: the registration and its file; syncing agents remove their copies.
     public func deleteModel(id: UUID) async throws {
         try await perform(.DELETE, "/models/\(id.lowercased)")
     }
 
     // MARK: - Keys (a session only: `signIn`)
 
+    /// `GET /credentials`: the team's keys (prefixes only; a secret is shown once, when created).
     public func credentials(kind: String? = nil, page: Int = 1, perPage: Int = 100) async throws -> Page<CredentialInfo> {
         var query = [("current_page", "\(page)"), ("per_page", "\(perPage)")]
         if let kind { query.append(("kind", kind)) }
@@ -179,6 +187,7 @@ extension SwitchyardClient {
         return try await send(.POST, "/credentials", json: JSONValue.object(body), expecting: [200, 201])
     }
 
+    /// Revokes a key at once (an agent connected with it is disconnected).
     public func revokeCredential(id: UUID) async throws {
         try await perform(.DELETE, "/credentials/\(id.lowercased)")
     }
@@ -190,6 +199,7 @@ extension SwitchyardClient {
         try await send(.GET, "/r/agents", query: [("current_page", "\(page)"), ("per_page", "\(perPage)")])
     }
 
+    /// `GET /webhooks`: the team's webhooks.
     public func webhooks(page: Int = 1, perPage: Int = 50) async throws -> Page<WebhookInfo> {
         try await send(.GET, "/webhooks", query: [("current_page", "\(page)"), ("per_page", "\(perPage)")])
     }
@@ -210,6 +220,7 @@ extension SwitchyardClient {
         return webhook
     }
 
+    /// `DELETE /webhooks/{id}`: no further deliveries.
     public func deleteWebhook(id: UUID) async throws {
         try await perform(.DELETE, "/webhooks/\(id.lowercased)")
     }

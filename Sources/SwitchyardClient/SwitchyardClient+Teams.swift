@@ -113,6 +113,7 @@ extension SwitchyardClient {
         return copy
     }
 
+    /// `GET /users/me`: the caller and the teams it belongs to.
     public func me() async throws -> UserProfile {
         try await send(.GET, "/users/me")
     }
@@ -128,10 +129,12 @@ extension SwitchyardClient {
         return created.id
     }
 
+    /// `GET /teams/current`: the team the client acts in, with the caller's role.
     public func currentTeam() async throws -> TeamInfo {
         try await send(.GET, "/teams/current")
     }
 
+    /// Renames the current team (owner or admin).
     public func renameTeam(displayName: String) async throws {
         try await perform(.PUT, "/teams/current", json: JSONValue.object(["display_name": .string(displayName)]))
     }
@@ -149,10 +152,12 @@ extension SwitchyardClient {
         try await perform(.POST, "/teams/current/transfer", json: JSONValue.object(["new_owner_id": .string(userId.lowercased)]))
     }
 
+    /// Leaves the current team (an owner hands it over first).
     public func leaveTeam() async throws {
         try await perform(.POST, "/teams/current/leave")
     }
 
+    /// `GET /members`: the current team's members with their roles.
     public func members(page: Int = 1, perPage: Int = 50) async throws -> Page<MemberInfo> {
         try await send(.GET, "/members", query: [("current_page", "\(page)"), ("per_page", "\(perPage)")])
     }
@@ -162,6 +167,7 @@ extension SwitchyardClient {
         try await perform(.PUT, "/members/\(userId.lowercased)", json: JSONValue.object(["member_role": .string(role.rawValue)]))
     }
 
+    /// Removes a member (not the owner); their sessions and keys stop acting in the team.
     public func removeMember(_ userId: UUID) async throws {
         try await perform(.DELETE, "/members/\(userId.lowercased)")
     }
@@ -177,6 +183,7 @@ extension SwitchyardClient {
         try await send(.GET, "/invitations", query: [("current_page", "\(page)"), ("per_page", "\(perPage)")])
     }
 
+    /// Cancels a pending invitation; its token no longer works.
     public func cancelInvitation(_ id: UUID) async throws {
         try await perform(.DELETE, "/invitations/\(id.lowercased)")
     }

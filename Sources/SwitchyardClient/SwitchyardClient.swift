@@ -24,6 +24,8 @@ public struct SwitchyardClient: Sendable {
     public var retry: RetryPolicy
     let http: HTTPClient
 
+    /// A client of the server at `server` (its origin, with or without `/api/v1`) acting with `token` (an `sk-`
+    /// or `dk-` key, or a session), in team `teamId` where the call needs one (`X-Team-ID`).
     public init(server: String, token: String, teamId: String? = nil, retry: RetryPolicy = RetryPolicy(), httpClient: HTTPClient = .shared) {
         var origin = server
         while origin.hasSuffix("/") { origin.removeLast() }
@@ -195,6 +197,7 @@ public struct SwitchyardAPIError: Error, CustomStringConvertible, Sendable, Equa
     /// `X-Request-ID` of the answer, for the server's logs.
     public let requestId: String?
 
+    /// An error as the server would answer it.
     public init(status: Int, message: String, requestId: String? = nil) {
         self.status = status
         self.message = message
