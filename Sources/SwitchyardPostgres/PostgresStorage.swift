@@ -51,12 +51,23 @@ public final class PostgresStorage: SwitchyardStorage, Service {
         self.init(configuration: try PostgresURL.configuration(from: url), logger: logger)
     }
 
+    /// Runs the pool and the notification listener until cancelled. The pool outlives the listener: the listener's
+    /// last `pg_notify` and its LISTEN connection go back to a pool that still runs, so the pool's shutdown has no
+    /// query in flight to strand. A pool that still does not stop within `shutdownLimit` is left behind with an
+    /// error logged, rather than holding up the process's shutdown (postgres-nio has had shutdown hangs; a test run
+    /// hung on one with every connection already closed).
     public func run() async throws {
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.client.run() }
-            group.addTask { await self.notifications.run() }
+        let pool = Task { await client.run() }
+        await notifications.run()
+        pool.cancel()
+        do {
+            try await withDeadline(Self.shutdownLimit) { await pool.value }
+        } catch {
+            logger.error("the PostgreSQL connection pool did not stop within \(Self.shutdownLimit); leaving it behind")
         }
     }
+
+    static let shutdownLimit: Duration = .seconds(10)
 
     public func close() async throws {}
 

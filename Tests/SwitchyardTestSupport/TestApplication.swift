@@ -30,9 +30,10 @@ public struct TestApp: Sendable {
     public static func with(
         _ backend: TestBackend, clock: ManualWallClock = ManualWallClock(Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded())),
         objectStore: TestObjectStore = .embedded, live: Bool = false, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
-        logger: Logger = testLogger, _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
+        logger: Logger = testLogger, file: String = #fileID, line: Int = #line,
+        _ body: @Sendable (TestApp, any TestClientProtocol) async throws -> Void
     ) async throws {
-        try await TestEnvironment.with(backend) { environment in
+        try await TestEnvironment.with(backend, file: file, line: line) { environment in
             try await environment.withStorage { storage in
                 var configuration = environment.configuration
                 if objectStore == .emulator {
@@ -64,9 +65,10 @@ public struct TestApp: Sendable {
     /// endpoint over the same data directory, as two servers behind a load balancer would be.
     public static func withReplicas(
         _ backend: TestBackend, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
+        file: String = #fileID, line: Int = #line,
         _ body: @Sendable (_ a: TestApp, _ clientA: any TestClientProtocol, _ b: TestApp, _ clientB: any TestClientProtocol) async throws -> Void
     ) async throws {
-        try await TestEnvironment.with(backend) { environment in
+        try await TestEnvironment.with(backend, file: file, line: line) { environment in
             try await environment.withStorage { storageA in
                 try await environment.withStorage { storageB in
                     let clock = ManualWallClock(Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded()))

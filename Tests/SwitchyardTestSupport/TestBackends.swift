@@ -33,6 +33,8 @@ public struct TestEnvironment: Sendable {
     /// A port that was free when the environment was made, for the embedded S3 store (its address is part of
     /// every presigned URL, so it must be known before the application is built).
     public let s3Port: Int = freeTCPPort()
+    /// This environment in `EnvironmentWatch`.
+    var watchId = UUID()
 
     /// A configuration pointing at this environment, with test-speed bcrypt.
     public var configuration: ServerConfiguration {
@@ -45,21 +47,33 @@ public struct TestEnvironment: Sendable {
         return configuration
     }
 
-    public static func with<T: Sendable>(_ backend: TestBackend, _ body: @Sendable (TestEnvironment) async throws -> T) async throws -> T {
+    public static func with<T: Sendable>(
+        _ backend: TestBackend, file: String = #fileID, line: Int = #line, _ body: @Sendable (TestEnvironment) async throws -> T
+    ) async throws -> T {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-test-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
         switch backend {
         case .sqlite:
-            return try await body(TestEnvironment(backend: backend, dataDirectory: directory, databaseURL: nil))
+            let environment = TestEnvironment(backend: backend, dataDirectory: directory, databaseURL: nil)
+            EnvironmentWatch.shared.enter(environment.watchId, site: "\(file):\(line) (sqlite)", phase: "in the test")
+            defer { EnvironmentWatch.shared.leave(environment.watchId) }
+            return try await body(environment)
         case .postgres:
             guard let baseURL = TestBackend.postgresURL else { throw TestSupportError("SWITCHYARD_TEST_POSTGRES_URL is not set") }
+            var watchId = UUID()
+            EnvironmentWatch.shared.enter(watchId, site: "\(file):\(line) (postgres)", phase: "cloning its database")
+            defer { EnvironmentWatch.shared.leave(watchId) }
             let name = try await PostgresTemplate.shared.cloneDatabase(baseURL: baseURL)
+            var environment = TestEnvironment(backend: backend, dataDirectory: directory, databaseURL: replacingDatabase(in: baseURL, with: name))
+            environment.watchId = watchId
+            EnvironmentWatch.shared.phase(watchId, "in the test")
             do {
-                let result = try await body(
-                    TestEnvironment(backend: backend, dataDirectory: directory, databaseURL: replacingDatabase(in: baseURL, with: name)))
+                let result = try await body(environment)
+                EnvironmentWatch.shared.phase(watchId, "dropping its database")
                 try await PostgresTemplate.shared.dropDatabase(name, baseURL: baseURL)
                 return result
             } catch {
+                EnvironmentWatch.shared.phase(watchId, "dropping its database after \(error)")
                 try? await PostgresTemplate.shared.dropDatabase(name, baseURL: baseURL)
                 throw error
             }
@@ -68,9 +82,13 @@ public struct TestEnvironment: Sendable {
 
     /// Opens this environment's storage (migrated) for the duration of `body`.
     public func withStorage<T: Sendable>(_ body: @Sendable (any SwitchyardStorage) async throws -> T) async throws -> T {
-        try await SwitchyardServer.withStorage(configuration: configuration, logger: testLogger) { storage in
+        let watchId = watchId
+        return try await SwitchyardServer.withStorage(configuration: configuration, logger: testLogger) { storage in
             try await storage.migrate()
-            return try await body(storage)
+            let result = try await body(storage)
+            // What follows is the storage's shutdown (its pool and, on PostgreSQL, its notification listener).
+            EnvironmentWatch.shared.phase(watchId, "closing its storage")
+            return result
         }
     }
 

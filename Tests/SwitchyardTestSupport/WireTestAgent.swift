@@ -141,9 +141,9 @@ extension TestApp {
     /// given) and one wire agent (`WireTestAgent.hello(agentId)`) connected.
     public static func withInvertAgent(
         _ agentId: String = "gpu", taskTimeout: Int = 300, configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
-        _ body: @escaping @Sendable (TestApp, any TestClientProtocol, WireTestAgent) async throws -> Void
+        file: String = #fileID, line: Int = #line, _ body: @escaping @Sendable (TestApp, any TestClientProtocol, WireTestAgent) async throws -> Void
     ) async throws {
-        try await TestApp.with(.sqlite, live: true, configure: configure) { app, client in
+        try await TestApp.with(.sqlite, live: true, configure: configure, file: file, line: line) { app, client in
             let session = try await app.ownerSession(client)
             _ = try await app.importWorkflow(client, session: session, body: try TestApp.invertImport(timeout: taskTimeout))
             try await WireTestAgent.connect(port: client.port!, key: app.bootstrap.agentKey, hello: WireTestAgent.hello(agentId)) { agent in
