@@ -89,21 +89,23 @@ struct RunCommand: AsyncParsableCommand {
     /// Follows a task with a progress bar (the current node beside it) and its status messages; answers the task as
     /// it ended.
     static func follow(_ client: SwitchyardClient, _ taskId: UUID, json: Bool) async throws -> TaskInfo {
-        let bar = ProgressBar("running", enabled: !json)
+        // The label before the bar is the task's status (pending, queued, waiting, running), the detail its message
+        // or the node running.
+        let bar = ProgressBar("pending", enabled: !json)
         let started = ContinuousClock.now
         let finished = try await client.wait(for: taskId) { event in
             switch event.kind {
-            case "progress": bar.update(event.progress, event.currentNode.map { "node \($0)" } ?? "")
+            case "progress": bar.update(event.progress, event.currentNode.map { "node \($0)" } ?? "", label: "running")
             case "status" where !json:
                 let status = event.data["status"]?.stringValue ?? ""
-                let message = event.message.map { $0.isEmpty ? "" : ": \($0)" } ?? ""
-                if status != "running" || !message.isEmpty { bar.update(nil, "\(status)\(message)", force: true) }
+                bar.update(status == "running" ? 0 : nil, event.message ?? "", label: status, force: true)
             default: break
             }
         }
         let elapsed = (ContinuousClock.now - started).components
         let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
-        bar.finish(finished.status == .completed ? 1 : nil, "\(finished.status.rawValue) in \(String(format: "%.1f", seconds)) s")
+        bar.finish(
+            finished.status == .completed ? 1 : nil, "in \(String(format: "%.1f", seconds)) s", label: finished.status.rawValue)
         return finished
     }
 

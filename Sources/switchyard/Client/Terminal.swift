@@ -52,25 +52,26 @@ enum Terminal {
 /// A one-line progress bar on stderr, redrawn at most ten times a second; silent when stderr is not a terminal or
 /// the command prints JSON.
 final class ProgressBar: Sendable {
-    private let label: String
     private let enabled: Bool
-    private let state = Mutex<(drawn: ContinuousClock.Instant?, width: Int)>((nil, 0))
+    private let state: Mutex<(drawn: ContinuousClock.Instant?, width: Int, label: String)>
 
     init(_ label: String, enabled: Bool) {
-        self.label = label
+        state = Mutex((nil, 0, label))
         self.enabled = enabled && Terminal.stderrIsTerminal
     }
 
-    /// `fraction` 0…1 (nil: unknown), and what to show after the bar.
-    func update(_ fraction: Double?, _ detail: String = "", force: Bool = false) {
+    /// `fraction` 0…1 (nil: unknown), and what to show after the bar; `label` (what is going on: a task's status)
+    /// replaces the one before the bar from now on.
+    func update(_ fraction: Double?, _ detail: String = "", label newLabel: String? = nil, force: Bool = false) {
         guard enabled else { return }
         let now = ContinuousClock.now
-        let shouldDraw = state.withLock { state -> Bool in
-            if !force, let drawn = state.drawn, now - drawn < .milliseconds(100) { return false }
+        let label = state.withLock { state -> String? in
+            if let newLabel { state.label = newLabel }
+            if !force, let drawn = state.drawn, now - drawn < .milliseconds(100) { return nil }
             state.drawn = now
-            return true
+            return state.label
         }
-        guard shouldDraw else { return }
+        guard let label else { return }
         let cells = 24
         let filled = Int(((fraction ?? 0) * Double(cells)).rounded(.down))
         let bar = String(repeating: "█", count: min(cells, filled)) + String(repeating: "░", count: max(0, cells - filled))
@@ -85,9 +86,9 @@ final class ProgressBar: Sendable {
     }
 
     /// Ends the bar's line (with a last drawing at `fraction`).
-    func finish(_ fraction: Double? = 1, _ detail: String = "") {
+    func finish(_ fraction: Double? = 1, _ detail: String = "", label: String? = nil) {
         guard enabled else { return }
-        update(fraction, detail, force: true)
+        update(fraction, detail, label: label, force: true)
         FileHandle.standardError.write(Data("\n".utf8))
     }
 
