@@ -2,59 +2,36 @@ import Foundation
 import Synchronization
 
 /// Where each test environment is — cloning its database, in the test, closing its storage, dropping its
-/// database — printed to standard error for any that has been in one place for over a minute. A test run that
-/// hangs then says which tests hang and where, instead of going quiet.
+/// database — printed to standard error when one has stayed in one phase for over a minute. A test run that hangs
+/// then says which tests hang and where, instead of going quiet. Each phase has a deadline of its own, cancelled
+/// when the phase ends: only a stuck test reaches it.
 final class EnvironmentWatch: Sendable {
     static let shared = EnvironmentWatch()
+    static let limit: Duration = .seconds(60)
 
-    private struct Entry {
-        var site: String
-        var phase: String
-        var since: ContinuousClock.Instant
-        var reported = false
-    }
-
-    private let entries = Mutex<[UUID: Entry]>([:])
-    private let watching = Atomic<Bool>(false)
+    private let watched = Mutex<[UUID: (site: String, deadline: Task<Void, Never>)]>([:])
 
     func enter(_ id: UUID, site: String, phase: String) {
-        entries.withLock { $0[id] = Entry(site: site, phase: phase, since: .now) }
-        // One watcher for the test process; it lives as long as the process does.
-        if watching.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
-            Task.detached { [self] in
-                while true {
-                    try? await Task.sleep(for: .seconds(20))
-                    report()
-                }
-            }
-        }
+        let deadline = Self.deadline(site: site, phase: phase)
+        watched.withLock { $0[id] = (site, deadline) }
     }
 
     func phase(_ id: UUID, _ phase: String) {
-        entries.withLock { entries in
-            entries[id]?.phase = phase
-            entries[id]?.since = .now
-            entries[id]?.reported = false
+        watched.withLock { watched in
+            guard let entry = watched[id] else { return }
+            entry.deadline.cancel()
+            watched[id] = (entry.site, Self.deadline(site: entry.site, phase: phase))
         }
     }
 
     func leave(_ id: UUID) {
-        _ = entries.withLock { $0.removeValue(forKey: id) }
+        watched.withLock { $0.removeValue(forKey: id) }?.deadline.cancel()
     }
 
-    private func report() {
-        let now = ContinuousClock.now
-        let stuck = entries.withLock { entries in
-            var stuck: [Entry] = []
-            for (id, entry) in entries where !entry.reported && entry.since.duration(to: now) > .seconds(60) {
-                entries[id]?.reported = true
-                stuck.append(entry)
-            }
-            return stuck
-        }
-        for entry in stuck {
-            let seconds = Int(entry.since.duration(to: now).components.seconds)
-            FileHandle.standardError.write(Data("test environment of \(entry.site): \(entry.phase) for \(seconds) s\n".utf8))
+    private static func deadline(site: String, phase: String) -> Task<Void, Never> {
+        Task.detached {
+            guard (try? await Task.sleep(for: limit)) != nil else { return }
+            FileHandle.standardError.write(Data("test environment of \(site): \(phase) for over \(limit)\n".utf8))
         }
     }
 }
