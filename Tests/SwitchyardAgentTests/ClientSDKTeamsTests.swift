@@ -1,4 +1,5 @@
 import Foundation
+import HummingbirdTesting
 import SwitchyardClient
 import SwitchyardCore
 import SwitchyardTestSupport
@@ -7,13 +8,18 @@ import Testing
 /// The SDK's users, teams, members and invitations against a live `serve`.
 @Suite("Client SDK: teams")
 struct ClientSDKTeamsTests {
+    /// The live server's address and the bootstrap owner's session client in the bootstrap team.
+    static func owner(_ app: TestApp, _ client: any TestClientProtocol) async throws -> (String, SwitchyardClient) {
+        let server = "http://127.0.0.1:\(client.port!)"
+        let owner = try await SwitchyardClient.signIn(
+            server: server, emailAddress: app.bootstrap.emailAddress, password: app.bootstrap.password, teamId: app.bootstrap.teamId.lowercased)
+        return (server, owner)
+    }
+
     @Test("a user creates a team, invites an address, the invitee accepts and is a member; roles change; ownership moves; the team goes")
     func teamLifecycle() async throws {
         try await TestApp.with(.sqlite, live: true) { app, client in
-            let server = "http://127.0.0.1:\(client.port!)"
-            let owner = try await SwitchyardClient.signIn(
-                server: server, emailAddress: app.bootstrap.emailAddress, password: app.bootstrap.password,
-                teamId: app.bootstrap.teamId.lowercased)
+            let (server, owner) = try await Self.owner(app, client)
             let profile = try await owner.me()
             #expect(profile.emailAddress == app.bootstrap.emailAddress)
             #expect(profile.teams.map(\.id) == [app.bootstrap.teamId] && profile.teams.first?.role == .owner)
@@ -88,10 +94,7 @@ struct ClientSDKTeamsTests {
     @Test("removing a member takes the team away from them")
     func removeMember() async throws {
         try await TestApp.with(.sqlite, live: true) { app, client in
-            let server = "http://127.0.0.1:\(client.port!)"
-            let owner = try await SwitchyardClient.signIn(
-                server: server, emailAddress: app.bootstrap.emailAddress, password: app.bootstrap.password,
-                teamId: app.bootstrap.teamId.lowercased)
+            let (server, owner) = try await Self.owner(app, client)
             let invitation = try await owner.invite(emailAddress: "ada@example.org", role: .viewer)
             let accepted = try await SwitchyardClient.acceptInvitation(server: server, token: try #require(invitation.token), password: "pw-for-ada")
             let ada = SwitchyardClient(server: server, token: accepted.accessToken, teamId: app.bootstrap.teamId.lowercased)

@@ -3,7 +3,9 @@ import SwitchyardCore
 import SwitchyardTestSupport
 
 /// Yams' tree (`Yams.load`) as JSON: the OpenAPI document is JSON-compatible YAML (maps with string keys, lists,
-/// scalars), and the tests read it like any other JSON.
+/// scalars), and the tests read it like any other JSON. Not the server's own converter
+/// (`OpenAPIController.jsonValue`, over Yams' node API) on purpose: `openAPIComplete` checks the served JSON against
+/// this independent reading of the same file.
 func jsonValue(fromYAML value: Any) throws -> JSONValue {
     switch value {
     case let map as [String: Any]: .object(try map.mapValues { try jsonValue(fromYAML: $0) })
