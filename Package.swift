@@ -91,6 +91,7 @@ let package = Package(
         .target(
             name: "SwitchyardServer",
             dependencies: [
+                "SwitchyardComfyUI",
                 "SwitchyardCore",
                 "SwitchyardConcurrency",
                 "SwitchyardWire",
@@ -198,6 +199,7 @@ let package = Package(
         .target(
             name: "SwitchyardFakeComfyUI",
             dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 "SwitchyardCore",
                 "SwitchyardServer",
                 .product(name: "Hummingbird", package: "hummingbird"),

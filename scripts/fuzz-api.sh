@@ -28,7 +28,9 @@ run() {
   local mode=$1
   shift
   rm -rf "$work/data"
-  SWITCHYARD_S3_EMBEDDED_PORT=$((port + 1)) "$bin" serve --data-dir "$work/data" --port "$port" --log-level error >"$work/serve-$mode.log" 2>&1 &
+  # Comfy Cloud keys are checked against serve itself (its /api/user is a quick 404: "not verified"), not the
+  # internet, which CI does not reach.
+  SWITCHYARD_CLOUD_COMFY_BASE_URL="http://127.0.0.1:$port" SWITCHYARD_S3_EMBEDDED_PORT=$((port + 1)) "$bin" serve --data-dir "$work/data" --port "$port" --log-level error >"$work/serve-$mode.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 200); do [ -f "$work/data/bootstrap.json" ] && curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
   kill -0 "$pid" 2>/dev/null || { cat "$work/serve-$mode.log"; echo "serve did not start (port $port taken?)"; exit 1; }

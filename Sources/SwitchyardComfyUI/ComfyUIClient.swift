@@ -32,6 +32,8 @@ public struct ComfyUIClient: Sendable {
         public var status: Int
         public var body: [UInt8]
         public var contentType: String?
+        /// Every header of the answer, in order.
+        public var headers: [(String, String)] = []
 
         /// The body as JSON, nil when it is not.
         public var json: JSONValue? { try? JSONValue.parse(body) }
@@ -135,23 +137,10 @@ public struct ComfyUIClient: Sendable {
 
     /// `POST /upload/image` (multipart: `image`, `subfolder`, `type=input`, `overwrite=true`).
     public func uploadImage(fileName: String, bytes: [UInt8], subfolder: String) async throws -> Answer {
-        let boundary = "switchyard-\(UUID().uuidString.lowercased())"
-        var body: [UInt8] = []
-        body.reserveCapacity(bytes.count + 512)
-        func field(_ name: String, _ value: String) {
-            body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8)
-        }
-        let safeName = fileName.replacingOccurrences(of: "\"", with: "_")
-        body += Array(
-            "--\(boundary)\r\nContent-Disposition: form-data; name=\"image\"; filename=\"\(safeName)\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-                .utf8)
-        body += bytes
-        body += Array("\r\n".utf8)
-        field("subfolder", subfolder)
-        field("type", "input")
-        field("overwrite", "true")
-        body += Array("--\(boundary)--\r\n".utf8)
-        return try await request(.POST, "/upload/image", body: body, contentType: "multipart/form-data; boundary=\(boundary)", timeout: .seconds(120))
+        let form = MultipartForm(
+            file: (field: "image", fileName: fileName, contentType: "application/octet-stream", bytes: bytes),
+            fields: [("subfolder", subfolder), ("type", "input"), ("overwrite", "true")])
+        return try await request(.POST, "/upload/image", body: form.body, contentType: form.contentType, timeout: .seconds(120))
     }
 
     public static func percentEncode(_ value: String) -> String {
@@ -161,17 +150,55 @@ public struct ComfyUIClient: Sendable {
     }
 
     func request(
-        _ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, contentType: String = "application/json", timeout: TimeAmount,
-        maximumSize: Int = 64 << 20
+        _ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, contentType: String = "application/json", headers: [(String, String)] = [],
+        timeout: TimeAmount, maximumSize: Int = 64 << 20
     ) async throws -> Answer {
-        var request = HTTPClientRequest(url: baseURL + path)
+        try await Self.request(
+            http, method, path.hasPrefix("http://") || path.hasPrefix("https://") ? path : baseURL + path, body: body, contentType: contentType,
+            headers: headers, timeout: timeout, maximumSize: maximumSize)
+    }
+
+    static func request(
+        _ http: HTTPClient, _ method: HTTPMethod, _ url: String, body: [UInt8]?, contentType: String, headers: [(String, String)],
+        timeout: TimeAmount, maximumSize: Int
+    ) async throws -> Answer {
+        var request = HTTPClientRequest(url: url)
         request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(bytes: body))
         }
         let response = try await http.execute(request, timeout: timeout)
         let bytes = Array(buffer: try await response.body.collect(upTo: maximumSize))
-        return Answer(status: Int(response.status.code), body: bytes, contentType: response.headers.first(name: "Content-Type"))
+        return Answer(
+            status: Int(response.status.code), body: bytes, contentType: response.headers.first(name: "Content-Type"),
+            headers: response.headers.map { ($0.name, $0.value) })
     }
+}
+
+/// A `multipart/form-data` body with one file and some text fields, as ComfyUI's and Comfy Cloud's upload endpoints
+/// take it.
+struct MultipartForm {
+    let boundary = "switchyard-\(UUID().uuidString.lowercased())"
+    let body: [UInt8]
+
+    init(file: (field: String, fileName: String, contentType: String, bytes: [UInt8]), fields: [(String, String)]) {
+        var body: [UInt8] = []
+        body.reserveCapacity(file.bytes.count + 512)
+        let safeName = file.fileName.replacingOccurrences(of: "\"", with: "_")
+        body += Array(
+            """
+            --\(boundary)\r\nContent-Disposition: form-data; name="\(file.field)"; filename="\(safeName)"\r\nContent-Type: \(file.contentType)\r\n\r\n
+            """.utf8)
+        body += file.bytes
+        body += Array("\r\n".utf8)
+        for (name, value) in fields {
+            body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n".utf8)
+        }
+        body += Array("--\(boundary)--\r\n".utf8)
+        self.body = body
+    }
+
+    var contentType: String { "multipart/form-data; boundary=\(boundary)" }
 }

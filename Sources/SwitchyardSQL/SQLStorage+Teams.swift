@@ -54,7 +54,10 @@ extension SQLStorage {
             }
             let modelKeys = try await transaction.query("SELECT storage_key FROM models WHERE team_id = \(id)").map { try $0.string("storage_key") }
             _ = try await transaction.query("UPDATE credentials SET revoked_at = COALESCE(revoked_at, \(date)) WHERE team_id = \(id)")
-            for table in ["team_members", "invitations", "workflows", "models", "webhooks", "agents", "device_pairings", "idempotency_keys"] {
+            for table in [
+                "team_members", "invitations", "workflows", "models", "webhooks", "agents", "device_pairings", "idempotency_keys",
+                "cloud_credentials",
+            ] {
                 _ = try await transaction.query("DELETE FROM \(raw: table) WHERE team_id = \(id)")
             }
             return TeamDeletion(cancelledTaskIds: cancelled, modelStorageKeys: modelKeys)

@@ -418,5 +418,26 @@ public enum Schema {
                 "ALTER TABLE models ADD COLUMN verification text",
                 "ALTER TABLE models ADD COLUMN verification_error text",
             ]),
+        /// A team's key for a cloud provider (Comfy Cloud), sealed with the secrets key; one per provider per team.
+        SchemaMigration(
+            version: 14,
+            name: "create_cloud_credentials",
+            statements: [
+                """
+                CREATE TABLE cloud_credentials (
+                    team_id uuid NOT NULL REFERENCES teams(id) ON DELETE CASCADE,
+                    provider_name text NOT NULL,
+                    sealed_key text NOT NULL,
+                    key_preview text NOT NULL,
+                    credential_status text NOT NULL,
+                    status_message text,
+                    cloud_fallback boolean NOT NULL,
+                    verified_at timestamptz,
+                    created_at timestamptz NOT NULL,
+                    updated_at timestamptz NOT NULL,
+                    PRIMARY KEY (team_id, provider_name)
+                )
+                """
+            ]),
     ]
 }

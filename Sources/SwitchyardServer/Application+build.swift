@@ -140,6 +140,8 @@ public func buildApplication(
         storage: storage, box: secrets, policy: configuration.webhooks.policy, clock: clock,
         sender: webhookSender
     ).addRoutes(to: api.group("webhooks").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
+    CloudProvidersController(storage: storage, box: secrets, clock: clock, settings: configuration.cloud)
+        .addRoutes(to: api.group("cloud-providers").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     let teams = TeamsController(
         storage: storage, clock: clock,
         effects: TeamEffects(keyCache: keyCache, dispatcher: dispatcher, hub: hub, objects: objects), selfServiceTeams: configuration.selfServiceTeams

@@ -5,7 +5,8 @@ import Foundation
 /// row of another team is indistinguishable from a missing one.
 public protocol SwitchyardStorage: IdentityRepository, CredentialRepository, SettingsRepository, WorkflowRepository, TaskRepository,
     DispatchRepository,
-    ModelRepository, RetentionRepository, TeamRepository, PairingRepository, WebhookRepository, MultipartRepository
+    ModelRepository, RetentionRepository, TeamRepository, PairingRepository, WebhookRepository, MultipartRepository,
+    CloudCredentialRepository
 {
     /// `sqlite` or `postgres`, for logs and `/readyz`.
     var backendName: String { get }

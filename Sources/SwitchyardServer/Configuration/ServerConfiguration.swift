@@ -58,6 +58,8 @@ public struct ServerConfiguration: Sendable {
     public var dispatch = DispatchSettings()
     /// Webhook delivery (`webhooks.timeout` in seconds, `webhooks.allowInsecure`, `webhooks.allowPrivateNetworks`).
     public var webhooks = WebhookSender.Settings()
+    /// Comfy Cloud (`cloud.comfyBaseURL`, `cloud.comfyConcurrency`, `cloud.fallbackWait`, `cloud.pollInterval`).
+    public var cloud = CloudSettings()
     /// Base64 of the 32-byte key that encrypts stored webhook secrets (`secrets.key`); nil keeps a generated key in
     /// `<data.dir>/secrets.key`. Replicas sharing a PostgreSQL database must share this key.
     public var secretsKey: String?
@@ -145,6 +147,10 @@ public struct ServerConfiguration: Sendable {
         webhooks.policy = WebhookTargetPolicy(
             allowInsecureLoopback: try Self.bool(reader, "webhooks.allowInsecure", default: false),
             allowPrivateNetworks: try Self.bool(reader, "webhooks.allowPrivateNetworks", default: false))
+        cloud.comfyBaseURL = reader.string(forKey: "cloud.comfyBaseURL", default: defaults.cloud.comfyBaseURL)
+        cloud.comfyConcurrency = try Self.int(reader, "cloud.comfyConcurrency", default: defaults.cloud.comfyConcurrency)
+        cloud.fallbackWait = TimeInterval(try Self.int(reader, "cloud.fallbackWait", default: Int(defaults.cloud.fallbackWait)))
+        cloud.pollInterval = TimeInterval(try Self.int(reader, "cloud.pollInterval", default: Int(defaults.cloud.pollInterval)))
         secretsKey = reader.string(forKey: "secrets.key", isSecret: true).flatMap { $0.isEmpty ? nil : $0 }
         logLevel = reader.string(forKey: "log.level", default: defaults.logLevel)
         let format = reader.string(forKey: "log.format", default: defaults.logFormat.rawValue)
@@ -232,6 +238,18 @@ public struct ServerConfiguration: Sendable {
         }
         guard (1...60).contains(webhooks.timeout) else {
             throw Invalid(description: "webhooks.timeout: \(Int(webhooks.timeout)) is outside 1–60 seconds")
+        }
+        guard S3Origin(cloud.comfyBaseURL) != nil else {
+            throw Invalid(description: "cloud.comfyBaseURL: \"\(cloud.comfyBaseURL)\" is not an http(s)://host[:port] origin")
+        }
+        guard (1...100).contains(cloud.comfyConcurrency) else {
+            throw Invalid(description: "cloud.comfyConcurrency: \(cloud.comfyConcurrency) is outside 1–100")
+        }
+        guard (0...86_400).contains(cloud.fallbackWait) else {
+            throw Invalid(description: "cloud.fallbackWait: \(Int(cloud.fallbackWait)) is outside 0–86400 seconds")
+        }
+        guard cloud.pollInterval > 0, cloud.pollInterval <= 60 else {
+            throw Invalid(description: "cloud.pollInterval: \(cloud.pollInterval) must be more than 0 and at most 60 seconds")
         }
         guard maxBodySize >= 1024 else { throw Invalid(description: "http.maxBodySize: \(maxBodySize) is below 1024 bytes") }
         guard !dataDirectory.isEmpty else { throw Invalid(description: "data.dir must not be empty") }
