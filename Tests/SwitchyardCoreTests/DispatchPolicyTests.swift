@@ -122,19 +122,19 @@ struct WaitingQueueTests {
                 pending: n == 5)
         }
         #expect(queue.count == 6 && queue.pending == [Self.id(5)])
-        #expect(queue.next { _ in true } == Self.id(0))
-        #expect(queue.next { $0 == Self.gpu } == Self.id(1))
-        #expect(queue.next { _ in false } == nil)
+        #expect(queue.next { _, _ in true } == Self.id(0))
+        #expect(queue.next { requirement, _ in requirement == Self.gpu } == Self.id(1))
+        #expect(queue.next { _, _ in false } == nil)
         #expect(queue.hasWork { $0 == Self.gpu } && !queue.hasWork { _ in false })
         queue.remove(Self.id(1))  // offered
         queue.remove(Self.id(3))  // cancelled while not at the head
-        #expect(queue.next { $0 == Self.gpu } == Self.id(5))
+        #expect(queue.next { requirement, _ in requirement == Self.gpu } == Self.id(5))
         // Released back to waiting: its place is its submission time, ahead of younger tasks.
         queue.insert(Self.id(1), createdAt: Self.start.addingTimeInterval(1), requirement: Self.gpu, pending: false)
-        #expect(queue.next { $0 == Self.gpu } == Self.id(1))
+        #expect(queue.next { requirement, _ in requirement == Self.gpu } == Self.id(1))
         // Read back by a rescan, older than all: it goes first.
         queue.insert(Self.id(9), createdAt: Self.start.addingTimeInterval(-1), requirement: Self.gpu, pending: true)
-        #expect(queue.next { _ in true } == Self.id(9))
+        #expect(queue.next { _, _ in true } == Self.id(9))
         queue.markedWaiting(Self.id(9))
         #expect(queue.pending == [Self.id(5)] && queue[Self.id(9)]?.pending == false)
         #expect(queue.requirements == [Self.gpu: 3, Self.h100: 3])
@@ -147,7 +147,7 @@ struct WaitingQueueTests {
         // Cancel every other task from the back, then take the rest from the front.
         for n in stride(from: 9_999, to: 0, by: -2) { queue.remove(Self.id(n)) }
         var taken: [Int] = []
-        while let next = queue.next(where: { _ in true }) {
+        while let next = queue.next(where: { _, _ in true }) {
             taken.append(Int(next.uuidString.suffix(12))!)
             queue.remove(next)
         }

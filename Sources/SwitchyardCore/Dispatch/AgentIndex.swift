@@ -14,8 +14,10 @@ public struct AgentIndex: Sendable {
         let communityOptIn: Bool
         let region: String?
         let largestVRAMGB: Int
+        let cloud: Bool
 
         init(_ candidate: AgentCandidate) {
+            cloud = candidate.cloud
             teamId = candidate.teamId
             labels = candidate.labels
             communityOptIn = candidate.communityOptIn
@@ -70,8 +72,25 @@ public struct AgentIndex: Sendable {
         forget(key, in: group)
     }
 
-    /// The agent to give a task needing `requirement` to, as `DispatchPolicy.choose` would pick among all agents.
-    public func choose(for requirement: DispatchRequirement) -> AgentCandidate? {
+    /// The agent to give a task needing `requirement` to, as `DispatchPolicy.choose` would pick among all agents; for a
+    /// task of a team with `cloud_fallback` that none of them can take, the team's cloud runner when no eligible agent
+    /// is connected at all (whatever its status or load) or once the task has `waited` its `cloudFallbackWait`.
+    public func choose(for requirement: DispatchRequirement, waited: TimeInterval = 0) -> AgentCandidate? {
+        if let chosen = chooseAmongEligible(requirement) { return chosen }
+        guard requirement.target == .agent, let wait = requirement.cloudFallbackWait,
+            waited >= wait || !groups.keys.contains(where: { !$0.cloud && Self.mayServe($0, requirement) })
+        else { return nil }
+        var cloud = requirement
+        cloud.target = .comfyCloud
+        return chooseAmongEligible(cloud)
+    }
+
+    /// Whether a cloud runner has room (a waiting task may be due to fall back to it).
+    public var cloudHasRoom: Bool {
+        groups.contains { group, members in group.cloud && !members.withRoom.isEmpty }
+    }
+
+    private func chooseAmongEligible(_ requirement: DispatchRequirement) -> AgentCandidate? {
         var heads: [AgentCandidate] = []
         for (group, members) in groups where !members.withRoom.isEmpty && Self.mayServe(group, requirement) {
             if requirement.requiredModels.isEmpty {
@@ -85,6 +104,8 @@ public struct AgentIndex: Sendable {
 
     /// Whether the group's members are eligible by team or pool, labels and VRAM (status and room are per member).
     static func mayServe(_ group: Group, _ requirement: DispatchRequirement) -> Bool {
+        guard group.cloud == (requirement.target == .comfyCloud) else { return false }
+        if group.cloud { return group.teamId == requirement.teamId }
         switch requirement.pool {
         case .team where group.teamId != requirement.teamId: return false
         case .community where group.teamId != requirement.teamId && !group.communityOptIn: return false

@@ -237,6 +237,8 @@ public struct DispatchMachine: Sendable {
 
         case .tick:
             expireDeadlines(&actions)
+            // Tasks whose cloud fallback wait has passed go to their team's cloud runner.
+            if index.cloudHasRoom, !queue.isEmpty { pass(&actions) }
         }
         return actions
     }
@@ -247,8 +249,9 @@ public struct DispatchMachine: Sendable {
     /// lane of the queue, no sort). Then tasks still `pending` are marked `waiting`, with the reason.
     private mutating func pass(_ actions: inout [Action]) {
         while hasRoom {
-            guard let id = queue.next(where: { index.choose(for: $0) != nil }), let entry = queue.remove(id),
-                let chosen = index.choose(for: entry.requirement)
+            let now = self.now
+            guard let id = queue.next(where: { index.choose(for: $0, waited: now.timeIntervalSince($1)) != nil }), let entry = queue.remove(id),
+                let chosen = index.choose(for: entry.requirement, waited: now.timeIntervalSince(entry.createdAt))
             else { break }
             let key = AgentKey(teamId: chosen.teamId, agentId: chosen.id)
             change(key) { $0.running += 1 }
@@ -540,7 +543,7 @@ public struct DispatchMachine: Sendable {
 
     /// Why a task needing `requirement` waits: what the first agents that could see it lack.
     private func waitingReason(_ requirement: DispatchRequirement) -> String {
-        let visible = agents.values.lazy.map(\.candidate).filter { $0.teamId == requirement.teamId || $0.communityOptIn }
+        let visible = agents.values.lazy.map(\.candidate).filter { $0.teamId == requirement.teamId || ($0.communityOptIn && !$0.cloud) }
         return DispatchPolicy.waitingReason(agents: visible, for: requirement)
     }
 }

@@ -19,11 +19,15 @@ public struct AgentCandidate: Sendable, Equatable {
     public var gpuVRAM: [Int]
     /// Models it already holds (`<model_type>/<file>`).
     public var cachedModels: Set<String>
+    /// The team's cloud runner (Comfy Cloud), a virtual agent inside the server: it takes the team's
+    /// `comfy_cloud` tasks, and its agent-targeted ones when they fall back (`DispatchRequirement.cloudFallbackWait`).
+    public var cloud: Bool
 
     public init(
         id: String, teamId: UUID, labels: Set<String>, status: AgentStatus, capacity: Int, running: Int, region: String?, communityOptIn: Bool,
-        gpuVRAM: [Int] = [], cachedModels: Set<String> = [], prefetch: Int = 0
+        gpuVRAM: [Int] = [], cachedModels: Set<String> = [], prefetch: Int = 0, cloud: Bool = false
     ) {
+        self.cloud = cloud
         self.id = id
         self.teamId = teamId
         self.labels = labels
@@ -46,11 +50,18 @@ public struct DispatchRequirement: Sendable, Hashable {
     public var minVRAMGB: Int
     public var submitterRegion: String?
     public var requiredModels: Set<String>
+    /// `comfy_cloud`: only the team's cloud runner takes it (labels, pool, VRAM and models do not apply).
+    public var target: DispatchTarget
+    /// An agent-targeted task of a team with `cloud_fallback` on: it goes to the team's cloud runner when no eligible
+    /// agent is connected, or once it has waited this long (seconds since submission) for one with room. Nil: never.
+    public var cloudFallbackWait: TimeInterval?
 
     public init(
         teamId: UUID, requiredLabels: Set<String>, pool: TargetPool, minVRAMGB: Int = 0, submitterRegion: String? = nil,
-        requiredModels: Set<String> = []
+        requiredModels: Set<String> = [], target: DispatchTarget = .agent, cloudFallbackWait: TimeInterval? = nil
     ) {
+        self.target = target
+        self.cloudFallbackWait = cloudFallbackWait
         self.teamId = teamId
         self.requiredLabels = requiredLabels
         self.pool = pool
@@ -68,6 +79,8 @@ public enum Ineligibility: Sendable, Equatable, CustomStringConvertible {
     case status(AgentStatus)
     case full(running: Int, slots: Int)
     case notEnoughVRAM(largestGB: Int, requiredGB: Int)
+    /// A cloud runner and an agent-targeted task, or an agent and a `comfy_cloud` task.
+    case otherTarget(cloud: Bool)
 
     public var description: String {
         switch self {
@@ -77,6 +90,7 @@ public enum Ineligibility: Sendable, Equatable, CustomStringConvertible {
         case .status(let status): "is \(status.rawValue)"
         case .full(let running, let slots): "holds \(running) of \(slots) attempts"
         case .notEnoughVRAM(let largest, let required): "has \(largest) GB of VRAM, the task needs \(required) GB"
+        case .otherTarget(let cloud): cloud ? "runs only comfy_cloud tasks" : "does not run comfy_cloud tasks"
         }
     }
 }
@@ -88,6 +102,12 @@ public enum DispatchPolicy {
     /// or community opt-in), labels ⊇ required, status (idle, or busy with spare capacity; syncing only for a task
     /// whose `required_models` it already holds — docs/decisions.md, "Model sync"), VRAM.
     public static func ineligibility(of agent: AgentCandidate, for requirement: DispatchRequirement) -> Ineligibility? {
+        guard agent.cloud == (requirement.target == .comfyCloud) else { return .otherTarget(cloud: agent.cloud) }
+        if agent.cloud {
+            guard agent.teamId == requirement.teamId else { return .otherTeam }
+            guard agent.status != .unhealthy else { return .status(agent.status) }
+            return agent.running < agent.capacity ? nil : .full(running: agent.running, slots: agent.capacity)
+        }
         switch requirement.pool {
         case .team where agent.teamId != requirement.teamId: return .otherTeam
         case .community where agent.teamId != requirement.teamId && !agent.communityOptIn: return .notInCommunityPool
@@ -134,14 +154,21 @@ public enum DispatchPolicy {
 
     /// Why a task waits: the closest agents' reasons, for the task's status message.
     public static func waitingReason<Agents: Sequence<AgentCandidate>>(agents: Agents, for requirement: DispatchRequirement) -> String {
+        if requirement.target == .comfyCloud {
+            guard let runner = agents.first(where: { $0.cloud && $0.teamId == requirement.teamId }) else {
+                return "waiting for Comfy Cloud: the team has no Comfy Cloud key (PUT /cloud-providers/comfy-cloud)"
+            }
+            return "waiting for Comfy Cloud: \(runner.running) of the team's \(runner.capacity) concurrent jobs are running"
+        }
+        let fallback = requirement.cloudFallbackWait.map { "; it goes to Comfy Cloud after \(DispatchMachine.seconds($0)) (cloud_fallback)" } ?? ""
         var reasons: [String] = []
-        for agent in agents {
+        for agent in agents where !agent.cloud {
             guard let reason = ineligibility(of: agent, for: requirement) else { continue }
             reasons.append("agent \(agent.id) \(reason)")
             if reasons.count == 3 { break }
         }
-        guard !reasons.isEmpty else { return "waiting for eligible agent: none connected" }
-        return "waiting for eligible agent: " + reasons.joined(separator: "; ")
+        guard !reasons.isEmpty else { return "waiting for eligible agent: none connected" + fallback }
+        return "waiting for eligible agent: " + reasons.joined(separator: "; ") + fallback
     }
 
     private struct Rank: Comparable {

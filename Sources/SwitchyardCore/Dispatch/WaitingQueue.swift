@@ -94,12 +94,13 @@ public struct WaitingQueue: Sendable {
         entries[id]?.pending = false
     }
 
-    /// The oldest task, over every lane, whose requirement `canTake` accepts (some agent with room can run it).
-    /// `canTake` is asked once per lane.
-    public func next(where canTake: (DispatchRequirement) -> Bool) -> UUID? {
+    /// The oldest task, over every lane, whose requirement `canTake` accepts (some agent with room can run it), given
+    /// when the lane's oldest task was submitted. `canTake` is asked once per lane.
+    public func next(where canTake: (DispatchRequirement, Date) -> Bool) -> UUID? {
         var best: Key?
         for (requirement, lane) in lanes {
-            guard let head = firstLive(lane, requirement: requirement), best.map({ head < $0 }) ?? true, canTake(requirement) else { continue }
+            guard let head = firstLive(lane, requirement: requirement), best.map({ head < $0 }) ?? true, canTake(requirement, head.createdAt)
+            else { continue }
             best = head
         }
         return best?.id
