@@ -138,6 +138,13 @@ public struct S3Client: Sendable {
         return Array(buffer: response.body)
     }
 
+    /// Bytes `range` of the object (`Range: bytes=a-b`; fewer when it is shorter).
+    public func getObject(key: String, range: ClosedRange<Int>) async throws -> [UInt8] {
+        let response = try await send(
+            "GET", key: key, headers: [(name: "Range", value: "bytes=\(range.lowerBound)-\(range.upperBound)")], collect: range.count)
+        return Array(buffer: response.body)
+    }
+
     /// Streams the object through SHA-256 without holding it: its lowercase hex digest and size.
     public func sha256(key: String) async throws -> (hex: String, size: Int) {
         let request = try signedRequest("GET", key: key)

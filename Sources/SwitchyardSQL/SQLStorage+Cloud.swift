@@ -30,6 +30,15 @@ extension SQLStorage {
         ).first.map(CloudCredential.init(row:))
     }
 
+    public func activeCloudCredentials(provider: CloudProvider) async throws -> [CloudCredential] {
+        try await read(
+            """
+            SELECT \(raw: SQLColumns.cloudCredential) FROM cloud_credentials
+            WHERE provider_name = \(provider.rawValue) AND credential_status = 'active' ORDER BY team_id
+            """
+        ).map(CloudCredential.init(row:))
+    }
+
     public func deleteCloudCredential(teamId: UUID, provider: CloudProvider) async throws -> Bool {
         try await wrote("DELETE FROM cloud_credentials WHERE team_id = \(teamId) AND provider_name = \(provider.rawValue) RETURNING team_id")
     }

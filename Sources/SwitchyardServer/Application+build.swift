@@ -140,7 +140,10 @@ public func buildApplication(
         storage: storage, box: secrets, policy: configuration.webhooks.policy, clock: clock,
         sender: webhookSender
     ).addRoutes(to: api.group("webhooks").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
-    CloudProvidersController(storage: storage, box: secrets, clock: clock, settings: configuration.cloud)
+    let cloudRunner = CloudRunner(
+        storage: storage, box: secrets, dispatcher: dispatcher, settings: configuration.cloud,
+        heartbeatInterval: configuration.dispatch.heartbeatInterval, clock: clock, logger: logger)
+    CloudProvidersController(storage: storage, box: secrets, clock: clock, settings: configuration.cloud, runner: cloudRunner)
         .addRoutes(to: api.group("cloud-providers").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .management)))
     let teams = TeamsController(
         storage: storage, clock: clock,
@@ -240,7 +243,8 @@ public func buildApplication(
     if let objectStore { application.addServices(objectStore.application) }
     application.addServices(
         AfterStart(startup: startup, service: dispatcher), AfterStart(startup: startup, service: reaper),
-        AfterStart(startup: startup, service: webhookSender), AfterStart(startup: startup, service: modelVerifier))
+        AfterStart(startup: startup, service: webhookSender), AfterStart(startup: startup, service: modelVerifier),
+        AfterStart(startup: startup, service: cloudRunner))
     return SwitchyardApplication(
         application: application, storage: storage, startup: startup, routes: routes, authenticator: authenticator, objectStore: objectStore,
         reaper: reaper, dispatcher: dispatcher, webhookSender: webhookSender, modelVerifier: modelVerifier, metrics: metrics)

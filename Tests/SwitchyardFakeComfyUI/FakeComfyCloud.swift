@@ -32,8 +32,8 @@ public final class FakeComfyCloud: Sendable {
         case queueFull(count: Int)
         /// The next `count` requests of any kind answer 503.
         case unavailable(count: Int)
-        /// A job that starts running is lost: it ends `expired` and its prompt is interrupted.
-        case loseRunningJobs
+        /// The next `count` jobs that start running are lost: each ends `expired` and its prompt is interrupted.
+        case loseRunningJobs(count: Int)
     }
 
     let state: CloudState
@@ -194,6 +194,8 @@ actor CloudState {
         settle()
     }
 
+    func removeJob(_ id: String) { jobs[id] = nil }
+
     func update(_ id: String, _ change: (inout Job) -> Void) {
         guard var job = jobs[id] else { return }
         change(&job)
@@ -247,7 +249,8 @@ actor CloudState {
     private func handle(_ type: String, _ data: JSONValue, job id: String) async {
         switch type {
         case "execution_start":
-            if case .loseRunningJobs? = fault {
+            if case .loseRunningJobs(let count)? = fault {
+                fault = count > 1 ? .loseRunningJobs(count: count - 1) : nil
                 update(id) { job in
                     job.status = "expired"
                     job.completedAt = Date()

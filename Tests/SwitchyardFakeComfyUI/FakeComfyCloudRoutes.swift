@@ -134,6 +134,8 @@ struct FakeComfyCloudRoutes: Sendable {
             return error(.unprocessableContent, "idempotency_key_reuse", "this Idempotency-Key was used before")
         }
         let id = UUID().uuidString.lowercased()
+        // Known before the worker can start it: its first messages must find it.
+        await state.addJob(CloudState.Job(id: id, key: key, nodesTotal: graph.count))
         var prompt = HTTPClientRequest(url: state.comfyBaseURL + "/prompt")
         prompt.method = .POST
         prompt.body = .bytes(
@@ -142,11 +144,11 @@ struct FakeComfyCloudRoutes: Sendable {
         let response = try await HTTPClient.shared.execute(prompt, timeout: .seconds(30))
         let answer = try JSONValue.parse(Array(try await response.body.collect(upTo: 1 << 20).readableBytesView))
         guard response.status == .ok else {
+            await state.removeJob(id)
             return error(
                 .unprocessableContent, "invalid_workflow", answer["error"]?["message"]?.stringValue ?? "invalid workflow",
                 details: ["node_errors": answer["node_errors"] ?? [:]])
         }
-        await state.addJob(CloudState.Job(id: id, key: key, nodesTotal: graph.count))
         return json(await state.jobJSON(id) ?? .null, status: .created)
     }
 

@@ -22,6 +22,7 @@ struct ReplicaTests {
             .submitted(taskId: task, teamId: team), .submitted(taskId: task, teamId: team, dispatch: dispatch),
             .submitted(taskId: task, teamId: team, dispatch: plain), .cancelled(taskId: task), .changed(taskId: task), .resync,
             .modelsChanged(teamId: team),
+            .cloudChanged(teamId: team),
             .heldElsewhere(teamId: team, agentId: "gpu:01,a", gatewayId: "gw-1234abcd", attempts: [UUID(), UUID()]),
             .heldElsewhere(teamId: team, agentId: "x", gatewayId: "gw-1", attempts: []),
         ]

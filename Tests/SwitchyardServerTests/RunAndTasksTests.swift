@@ -109,7 +109,7 @@ struct RunAndTasksTests {
             ),
             (
                 #"{"parameters":{"prompt":"x"},"dispatch_target":"comfy_cloud"}"#,
-                #"field "dispatch_target": comfy_cloud needs a ComfyUI Cloud API key, and this server has none configured for the team; use agent"#
+                #"field "dispatch_target": comfy_cloud needs the team's Comfy Cloud API key (PUT /cloud-providers/comfy-cloud), and none is set; use agent"#
             ),
             (
                 #"{"parameters":{"prompt":"x"},"tool_type":"nerfstudio"}"#,

@@ -59,6 +59,8 @@ public protocol CloudCredentialRepository: Sendable {
     /// is stored.
     func putCloudCredential(_ credential: CloudCredential) async throws -> CloudCredential
     func cloudCredential(teamId: UUID, provider: CloudProvider) async throws -> CloudCredential?
+    /// Every team's active credential for `provider` (the cloud runners to start).
+    func activeCloudCredentials(provider: CloudProvider) async throws -> [CloudCredential]
     /// False when the team had none.
     func deleteCloudCredential(teamId: UUID, provider: CloudProvider) async throws -> Bool
     /// Sets the status of the credential whose sealed key is `sealedKey` (a key replaced meanwhile is left alone);

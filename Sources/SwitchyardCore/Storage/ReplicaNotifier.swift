@@ -41,6 +41,8 @@ public enum ReplicaNotification: Sendable, Equatable {
     case heldElsewhere(teamId: UUID, agentId: String, gatewayId: String, attempts: [UUID])
     /// The team's active models changed (registered, edited, disabled, deleted): agents that sync get the new set.
     case modelsChanged(teamId: UUID)
+    /// The team's Comfy Cloud key was set, replaced, refused or deleted: cloud runners read it again.
+    case cloudChanged(teamId: UUID)
     /// Notifications may have been missed (the listener reconnected): look at everything again.
     case resync
 
@@ -49,7 +51,7 @@ public enum ReplicaNotification: Sendable, Equatable {
     public static let maximumHandOver = 150
 
     /// The compact text form carried in a NOTIFY payload: `s<task>:<team>[:<created µs>:<workflow>:<version>:<pool>[:<region
-    /// as hex>]]`, `c<task>`, `e<task>`, `h<team>:<gateway as hex>:<agent as hex>:<attempt>;…`, `m<team>`, `r` (no commas: entries
+    /// as hex>]]`, `c<task>`, `e<task>`, `h<team>:<gateway as hex>:<agent as hex>:<attempt>;…`, `m<team>`, `k<team>`, `r` (no commas: entries
     /// are comma-separated).
     public var encoded: String {
         switch self {
@@ -64,6 +66,7 @@ public enum ReplicaNotification: Sendable, Equatable {
                 + attempts.prefix(Self.maximumHandOver).map(\.lowercased).joined(separator: ";")
         case .changed(let taskId): "e\(taskId.lowercased)"
         case .modelsChanged(let teamId): "m\(teamId.lowercased)"
+        case .cloudChanged(let teamId): "k\(teamId.lowercased)"
         case .resync: "r"
         }
     }
@@ -104,6 +107,9 @@ public enum ReplicaNotification: Sendable, Equatable {
         case "m":
             guard let teamId = UUID(uuidString: String(rest)) else { return nil }
             self = .modelsChanged(teamId: teamId)
+        case "k":
+            guard let teamId = UUID(uuidString: String(rest)) else { return nil }
+            self = .cloudChanged(teamId: teamId)
         case "h":
             let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count == 4, let teamId = UUID(uuidString: String(parts[0])),

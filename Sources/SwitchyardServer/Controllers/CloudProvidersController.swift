@@ -10,6 +10,8 @@ struct CloudProvidersController {
     let box: SecretBox
     let clock: any WallClock
     let settings: CloudSettings
+    /// Told of every change, so the team's runner starts, follows the new key or stops.
+    let runner: CloudRunner
 
     func addRoutes(to group: RouterGroup<SwitchyardRequestContext>) {
         group.put("comfy-cloud", use: put)
@@ -72,6 +74,7 @@ struct CloudProvidersController {
                 teamId: teamId, provider: .comfyCloud, sealedKey: try box.seal(key, boundTo: binding), keyPreview: CloudCredential.preview(of: key),
                 status: .active, statusMessage: message, cloudFallback: fallback, verifiedAt: verification == .verified ? now : nil,
                 createdAt: now, updatedAt: now))
+        await runner.credentialChanged(teamId: teamId)
         context.logger.info(
             "cloud provider key set",
             metadata: ["provider": "comfy_cloud", "verified": "\(verification == .verified)", "cloud_fallback": "\(fallback)"])
@@ -91,6 +94,7 @@ struct CloudProvidersController {
         guard try await storage.deleteCloudCredential(teamId: teamId, provider: .comfyCloud) else {
             throw SwitchyardError.notFound("no Comfy Cloud key is set for this team")
         }
+        await runner.credentialChanged(teamId: teamId)
         context.logger.info("cloud provider key deleted", metadata: ["provider": "comfy_cloud"])
         return Response(status: .noContent)
     }

@@ -29,6 +29,13 @@ extension Dispatcher {
     func queueRow(_ record: AgentRecord, waiter: CheckedContinuation<Void, Never>? = nil) {
         markPersisted(record)
         let key = AgentKey(teamId: record.teamId, agentId: record.agentId)
+        // A cloud runner has no row: it is part of this server, not an agent of the team's.
+        guard record.agentId != Self.cloudAgentId else {
+            disconnectedRows[key] = nil
+            waiter?.resume()
+            sessionEndSettled(key)
+            return
+        }
         agentRows.pending[key] = record
         if let waiter { agentRows.waiters[key, default: []].append(waiter) }
         guard !agentRows.writing else { return }

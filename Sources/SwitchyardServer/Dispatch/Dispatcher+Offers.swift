@@ -19,7 +19,7 @@ extension Dispatcher {
 
     /// The task's requirement, from its workflow snapshot (through the cache).
     func requirement(for task: TaskRecord) async -> DispatchRequirement {
-        Self.requirement(task, try? await workflow(of: task))
+        withCloud(Self.requirement(task, try? await workflow(of: task)), target: task.dispatchTarget)
     }
 
     static func requirement(_ task: TaskRecord, _ workflow: WorkflowDefinition?) -> DispatchRequirement {

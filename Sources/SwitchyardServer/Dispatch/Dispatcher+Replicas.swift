@@ -15,9 +15,12 @@ extension Dispatcher {
             if let dispatch, let workflow = try? await workflow(dispatch.workflowId, version: dispatch.workflowVersion, teamId: teamId) {
                 // No read of the task: it is queued from what the notification carries (stored `waiting`; an assignment
                 // that finds it taken or cancelled is refused by the database, as for any race).
-                let requirement = DispatchRequirement(
-                    teamId: teamId, requiredLabels: Set(workflow.requiredLabels), pool: dispatch.pool, minVRAMGB: workflow.minVRAMGB,
-                    submitterRegion: dispatch.submitterRegion, requiredModels: Set(workflow.requiredModels))
+                // Only agent tasks carry `dispatch` (a comfy_cloud task is read).
+                let requirement = withCloud(
+                    DispatchRequirement(
+                        teamId: teamId, requiredLabels: Set(workflow.requiredLabels), pool: dispatch.pool, minVRAMGB: workflow.minVRAMGB,
+                        submitterRegion: dispatch.submitterRegion, requiredModels: Set(workflow.requiredModels)),
+                    target: .agent)
                 await feed(.submitted(taskId, createdAt: dispatch.createdAt, requirement: requirement, pending: false))
                 return
             }
@@ -34,6 +37,8 @@ extension Dispatcher {
             await feed(.movedElsewhere(AgentKey(teamId: teamId, agentId: agentId), gateway: gateway, attempts: Set(attempts)))
         case .modelsChanged(let teamId):
             await sendModels(teamId: teamId)
+        case .cloudChanged:
+            break  // the cloud runner listens for it
         case .resync:
             hub.wakeAll()
             await rescan()

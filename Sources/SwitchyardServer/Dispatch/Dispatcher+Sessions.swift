@@ -9,6 +9,10 @@ extension Dispatcher {
     /// Registers an agent after its `hello`; returns the `welcome`, or the `goodbye` that ends the session.
     func connect(_ connection: AgentConnection, hello: AgentMessage.Hello) async -> GatewayMessage {
         let key = connection.key
+        guard hello.agentId != Self.cloudAgentId else {
+            return .goodbye(
+                .init(reason: "agent id \(Self.cloudAgentId) is reserved for the server's Comfy Cloud runner; choose another", retry: false))
+        }
         if sessions[key] == nil, let refusal = await admissionRefusal(teamId: key.teamId, agentId: hello.agentId) {
             return .goodbye(.init(reason: refusal, retry: false))
         }

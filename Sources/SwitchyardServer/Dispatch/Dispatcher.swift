@@ -103,6 +103,9 @@ public actor Dispatcher: Service {
     /// How many model sets went to each team's syncing agents (a set read for a new session is not sent when a newer
     /// one went out while it was read).
     var modelSetsSent: [UUID: Int] = [:]
+    /// Teams whose cloud runner is connected here with `cloud_fallback` on: how long their agent tasks wait for an
+    /// agent before they go to the cloud (`Dispatcher+Cloud`).
+    var cloudFallback: [UUID: TimeInterval] = [:]
 
     init(
         storage: any SwitchyardStorage, objects: ObjectStorage, snapshots: SnapshotCache, hub: TaskEventHub, clock: any WallClock,
@@ -181,9 +184,11 @@ public actor Dispatcher: Service {
         let now = clock.now()
         switch inbound {
         case .created(let task, let definition, let workflow):
-            guard task.dispatchTarget == .agent, task.status == .pending || task.status == .waiting else { return [] }
+            guard task.status == .pending || task.status == .waiting else { return [] }
             let actions = machine.handle(
-                .submitted(task.id, createdAt: task.createdAt, requirement: Self.requirement(task, workflow), pending: task.status == .pending),
+                .submitted(
+                    task.id, createdAt: task.createdAt, requirement: withCloud(Self.requirement(task, workflow), target: task.dispatchTarget),
+                    pending: task.status == .pending),
                 at: now)
             // Offered at once: its definition goes with the offer; still waiting, it is read again when offered.
             if Self.assigns(actions, task.id) { definitions[task.id] = definition }
@@ -330,9 +335,13 @@ public actor Dispatcher: Service {
 
     /// A task was accepted on this replica, or waits again: dispatch it now rather than at the next rescan.
     func enqueue(_ task: TaskRecord, definition: JSONValue? = nil, workflow: WorkflowDefinition? = nil) async {
-        guard task.dispatchTarget == .agent, task.status == .pending || task.status == .waiting, !machine.knows(task.id) else { return }
+        guard task.status == .pending || task.status == .waiting, !machine.knows(task.id) else { return }
         let requirement: DispatchRequirement
-        if let workflow { requirement = Self.requirement(task, workflow) } else { requirement = await self.requirement(for: task) }
+        if let workflow {
+            requirement = withCloud(Self.requirement(task, workflow), target: task.dispatchTarget)
+        } else {
+            requirement = await self.requirement(for: task)
+        }
         let actions = machine.handle(
             .submitted(task.id, createdAt: task.createdAt, requirement: requirement, pending: task.status == .pending), at: clock.now())
         if let definition, Self.assigns(actions, task.id) { definitions[task.id] = definition }
@@ -359,7 +368,7 @@ public actor Dispatcher: Service {
     /// it in the transaction that stores it; otherwise it is stored `waiting` with the reason. Either way the
     /// scheduler's first decision costs no second commit.
     func admit(_ task: TaskRecord, workflow: WorkflowDefinition) -> Admission {
-        switch machine.admit(Self.requirement(task, workflow), at: clock.now()) {
+        switch machine.admit(withCloud(Self.requirement(task, workflow), target: task.dispatchTarget), at: clock.now()) {
         case .wait(let reason):
             return .wait(reason)
         case .assign(let attemptId, let agent):
@@ -481,7 +490,7 @@ public actor Dispatcher: Service {
         defer { rescanning = false }
         guard let tasks = await write({ try await self.storage.dispatchableTasks(limit: 1000) }) else { return }
         var actions: [DispatchMachine.Action] = []
-        for task in tasks where !machine.knows(task.id) && task.dispatchTarget == .agent {
+        for task in tasks where !machine.knows(task.id) {
             let requirement = await requirement(for: task)
             actions += machine.handle(
                 .submitted(task.id, createdAt: task.createdAt, requirement: requirement, pending: task.status == .pending), at: clock.now())

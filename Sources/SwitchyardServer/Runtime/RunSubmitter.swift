@@ -52,11 +52,8 @@ struct RunSubmitter: Sendable {
             throw SwitchyardError.notFound("workflow \"\(head.slug)\" has no version \(version) (the latest is \(head.version))")
         }
         let run = try RunRequest.validate(body: body, definition: definition, fileKeyRule: { InputFileKey.violation($0, teamId: teamId) })
-        try await checkFiles(run, definition: definition)
-        if run.dispatchTarget == .comfyCloud {
-            throw SwitchyardError.invalid(
-                "field \"dispatch_target\": comfy_cloud needs a ComfyUI Cloud API key, and this server has none configured for the team; use agent")
-        }
+        if run.dispatchTarget == .comfyCloud { try await checkCloud(teamId: teamId, definition: definition) }
+        try await checkFiles(run, definition: definition, cloud: run.dispatchTarget == .comfyCloud)
 
         let now = clock.now()
         var task = TaskRecord(
@@ -74,7 +71,7 @@ struct RunSubmitter: Sendable {
         // With no agent connected the dispatcher is not told: it reads waiting tasks back when one connects.
         let noAgents = dispatcher?.hasAgents == false
         var waitReason: String?
-        if let dispatcher, task.dispatchTarget == .agent {
+        if let dispatcher {
             let admission: Dispatcher.Admission =
                 noAgents ? .wait(Dispatcher.noAgentsReason) : await dispatcher.admit(task, workflow: definition)
             switch admission {
@@ -99,8 +96,10 @@ struct RunSubmitter: Sendable {
         case .created:
             TaskTransitionLog.record(logger, metrics, task, reason: task.status == .waiting ? waitReason : nil)
             // Another replica's agents may take what this one's cannot (nothing to tell with one process).
-            if reservation == nil, task.dispatchTarget == .agent, !task.status.isTerminal {
-                storage.notifier.publish(.submitted(taskId: task.id, teamId: teamId, dispatch: .init(task)))
+            if reservation == nil, !task.status.isTerminal {
+                // A comfy_cloud task is read by the replica that claims it (what it carries describes agent tasks).
+                storage.notifier.publish(
+                    .submitted(taskId: task.id, teamId: teamId, dispatch: task.dispatchTarget == .agent ? .init(task) : nil))
             }
             if reservation != nil, let dispatcher {
                 dispatcher.post(.reserved(task, definition: run.injectedDefinition, workflow: definition))
@@ -127,9 +126,28 @@ struct RunSubmitter: Sendable {
                 + "submit again after \(retryAfter) s, when agents have taken some", retryAfter: retryAfter)
     }
 
+    /// `comfy_cloud` needs the team's active Comfy Cloud key and a ComfyUI workflow.
+    private func checkCloud(teamId: UUID, definition: WorkflowDefinition) async throws {
+        guard definition.toolType == .comfyui else {
+            throw SwitchyardError.invalid(
+                "field \"dispatch_target\": comfy_cloud runs ComfyUI workflows, and this workflow's tool_type is \(definition.toolType.rawValue); use agent"
+            )
+        }
+        guard let credential = try await storage.cloudCredential(teamId: teamId, provider: .comfyCloud) else {
+            throw SwitchyardError.invalid(
+                "field \"dispatch_target\": comfy_cloud needs the team's Comfy Cloud API key (PUT /cloud-providers/comfy-cloud), and none is set; use agent"
+            )
+        }
+        guard credential.status == .active else {
+            throw SwitchyardError.invalid(
+                "field \"dispatch_target\": the team's Comfy Cloud key is revoked (\(credential.statusMessage ?? "refused by the service")); set a new one with PUT /cloud-providers/comfy-cloud"
+            )
+        }
+    }
+
     /// Every `file` value must name an uploaded object whose type the parameter accepts (HEAD on the store, in
     /// parallel); all failures are reported together, like the other parameter rules.
-    private func checkFiles(_ run: RunRequest, definition: WorkflowDefinition) async throws {
+    private func checkFiles(_ run: RunRequest, definition: WorkflowDefinition, cloud: Bool) async throws {
         let files: [(ParameterDefinition, InputFileKey)] = definition.parameters.compactMap { parameter in
             guard parameter.kind == .file, case .string(let raw)? = run.parameters[parameter.key], let key = InputFileKey(raw) else { return nil }
             return (parameter, key)
@@ -138,7 +156,7 @@ struct RunSubmitter: Sendable {
         let objects = self.objects
         let problems = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
             for (index, (parameter, key)) in files.enumerated() {
-                group.addTask { (index, try await objects.violation(of: key, for: parameter)) }
+                group.addTask { (index, try await objects.violation(of: key, for: parameter, cloud: cloud)) }
             }
             return try await group.reduce(into: [(Int, String)]()) { found, result in
                 if let problem = result.1 { found.append((result.0, problem)) }
