@@ -140,6 +140,15 @@ struct ComfyCloudRunTests {
             let status = try await app.call(client, .get, "/api/v1/cloud-providers/comfy-cloud", token: session, team: app.bootstrap.teamId).json()
             #expect(status["credential_status"] == "revoked")
             #expect(status["status_message"]?.stringValue?.contains("401") == true)
+
+            // A new key: the runner takes work again.
+            await cloud.accept("cfy_the_new_key_0123456789")
+            let put = try await app.call(
+                client, .put, "/api/v1/cloud-providers/comfy-cloud", token: session, team: app.bootstrap.teamId,
+                body: #"{"api_key":"cfy_the_new_key_0123456789"}"#)
+            #expect(try put.json()["credential_status"] == "active")
+            let again = try await app.run(client, body: #"{"dispatch_target":"comfy_cloud"}"#)
+            #expect(try await app.waitForTask(client, again, Self.terminal).status == .completed)
         }
     }
 

@@ -226,13 +226,23 @@ struct CloudJob: Sendable {
 
     private func uploadURL(fileName: String, contentType: String, size: Int) async throws -> GatewayMessage.UploadURL {
         let requestId = "\(attempt)/\(UUID().uuidString.lowercased())"
-        return try await withCheckedThrowingContinuation { continuation in
-            team.uploads.withLock { $0[requestId] = continuation }
-            Task {
-                await runner.send(
-                    .uploadRequest(.init(attemptId: attempt, requestId: requestId, fileName: fileName, contentType: contentType, size: size)),
-                    team: team)
+        let team = self.team
+        // A cancelled attempt stops waiting for its answer.
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                team.uploads.withLock { $0[requestId] = continuation }
+                if Task.isCancelled, let waiter = team.uploads.withLock({ $0.removeValue(forKey: requestId) }) {
+                    waiter.resume(throwing: CancellationError())
+                    return
+                }
+                Task {
+                    await runner.send(
+                        .uploadRequest(.init(attemptId: attempt, requestId: requestId, fileName: fileName, contentType: contentType, size: size)),
+                        team: team)
+                }
             }
+        } onCancel: {
+            team.uploads.withLock { $0.removeValue(forKey: requestId) }?.resume(throwing: CancellationError())
         }
     }
 

@@ -14,7 +14,11 @@ extension Dispatcher {
     func connectCloud(_ connection: AgentConnection, capacity: Int, fallbackWait: TimeInterval?) async {
         let key = connection.key
         cloudFallback[key.teamId] = fallbackWait
-        guard sessions[key]?.connection !== connection else { return }
+        guard sessions[key]?.connection !== connection else {
+            // A key set again after the old one was refused: the runner takes work again.
+            if machine.agents[key]?.candidate.status == .unhealthy { await perform(machine.handle(.statusReported(key, .idle), at: clock.now())) }
+            return
+        }
         if let previous = sessions[key] {
             previous.connection.finish()
             await feed(.disconnected(key, why: "the cloud runner was replaced"))
