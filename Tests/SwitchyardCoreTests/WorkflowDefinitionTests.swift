@@ -240,26 +240,27 @@ struct WorkflowDefinitionTests {
 
     @Test("nerfstudio parameters address the spec by dotted target_path")
     func nerfstudio() throws {
-        let spec: JSONValue = ["train": ["max_num_iterations": 30000, "stages": ["a", "b"]], "data": ["input": ""]]
+        let spec: JSONValue = [
+            "input": ["type": "images", "file": ""], "train": ["method": "splatfacto", "max_num_iterations": 30000],
+            "export": ["kind": "gaussian-splat", "ply_color_mode": "sh_coeffs"],
+        ]
         func body(_ parameters: JSONValue) -> JSONValue {
             ["workflow_slug": "splat", "display_name": "Splat", "tool_type": "nerfstudio", "workflow_json": spec, "parameters": parameters]
         }
         let definition = try parseDefinition(
             body([
                 ["key": "iterations", "type": "number", "target_path": "train.max_num_iterations", "min": 1000],
-                ["key": "stage", "type": "string", "target_path": "train.stages.1"],
+                ["key": "color", "type": "select", "target_path": "export.ply_color_mode", "options": ["sh_coeffs", "rgb"]],
             ]))
         let injected = DefinitionGraph.inject(
-            ["iterations": 5000, "stage": "c"], parameters: definition.parameters, into: spec, toolType: .nerfstudio)
+            ["iterations": 5000, "color": "rgb"], parameters: definition.parameters, into: spec, toolType: .nerfstudio)
         #expect(injected["train"]?["max_num_iterations"] == 5000)
-        #expect(injected["train"]?["stages"] == ["a", "c"])
+        #expect(injected["export"]?["ply_color_mode"] == "rgb")
         #expect(throws: SwitchyardError.invalid(#"parameter "x": target_path "train.iters" does not resolve: no key "iters""#)) {
             try parseDefinition(body([["key": "x", "type": "number", "target_path": "train.iters"]]))
         }
-        #expect(
-            throws: SwitchyardError.invalid(#"parameter "x": target_path "train.stages.5" does not resolve: "5" is not an index of an array of 2"#)
-        ) {
-            try parseDefinition(body([["key": "x", "type": "string", "target_path": "train.stages.5"]]))
+        #expect(throws: SwitchyardError.invalid(#"parameter "x": target_path "train.method.5" does not resolve: "5" goes inside a string"#)) {
+            try parseDefinition(body([["key": "x", "type": "string", "target_path": "train.method.5"]]))
         }
         #expect(
             throws: SwitchyardError.invalid(

@@ -37,6 +37,7 @@ public enum DefinitionGraph {
         guard case .object = spec else {
             throw .invalid("field \"workflow_json\" must be a Nerfstudio pipeline spec (a JSON object), not \(spec.typeDescription)")
         }
+        _ = try NerfstudioPipeline(spec)
     }
 
     /// The source node id when `value` is a ComfyUI link `[node_id, output_index]`.

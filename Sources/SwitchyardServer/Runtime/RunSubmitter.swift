@@ -53,6 +53,8 @@ struct RunSubmitter: Sendable {
         }
         let run = try RunRequest.validate(body: body, definition: definition, fileKeyRule: { InputFileKey.violation($0, teamId: teamId) })
         if run.dispatchTarget == .comfyCloud { try await checkCloud(teamId: teamId, definition: definition) }
+        // The parameters' values must keep the pipeline inside what the agent passes to Nerfstudio.
+        if definition.toolType == .nerfstudio { _ = try NerfstudioPipeline(run.injectedDefinition) }
         try await checkFiles(run, definition: definition, cloud: run.dispatchTarget == .comfyCloud)
 
         let now = clock.now()
