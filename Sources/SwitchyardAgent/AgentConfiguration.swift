@@ -11,6 +11,14 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var key: String = ""
     /// The local ComfyUI.
     public var comfyUI: String = "http://127.0.0.1:8188"
+    /// The tool it runs tasks on: `comfyui` or `nerfstudio` (`--tool`; docs/agent.md).
+    public var tool = "comfyui"
+    /// Where Nerfstudio's `ns-*` commands are (`--nerfstudio-bin`); nil: on `PATH`.
+    public var nerfstudioBin: String?
+    /// Where Nerfstudio attempts work, one folder each (`--work-dir`).
+    public var workDirectory = "./switchyard-agent-work"
+    /// How long a cancelled Nerfstudio process has after SIGINT before it is killed.
+    public var cancelGrace: Duration = .seconds(10)
     /// Stable across restarts; defaults to the host name.
     public var agentId: String = ProcessInfo.processInfo.hostName
     public var labels: [String] = []
@@ -101,7 +109,7 @@ public struct AgentConfiguration: Sendable, Equatable {
     }
 
     /// Applies the keys of a `switchyard-agent.yaml` (`server`, `key`, `comfyui`, `agent_id`, `agent_labels`,
-    /// `region`, `capacity`, `prefetch`, `community_opt_in`, `models_dir`, `model_sync`), read with Yams; an unknown key or a malformed value is
+    /// `region`, `capacity`, `prefetch`, `community_opt_in`, `models_dir`, `model_sync`, `tool`, `nerfstudio_bin`, `work_dir`), read with Yams; an unknown key or a malformed value is
     /// an error naming it.
     public mutating func apply(yaml text: String) throws {
         let document: Node?
@@ -114,6 +122,11 @@ public struct AgentConfiguration: Sendable, Equatable {
             case ("server", let text?, _): server = text
             case ("key", let text?, _): self.key = text
             case ("comfyui", let text?, _): comfyUI = text
+            case ("tool", let text?, _):
+                guard ["comfyui", "nerfstudio"].contains(text) else { throw Invalid(description: "tool: \"\(text)\" is not comfyui or nerfstudio") }
+                tool = text
+            case ("nerfstudio_bin", let text?, _): nerfstudioBin = text.isEmpty ? nil : text
+            case ("work_dir", let text?, _): workDirectory = text
             case ("agent_id", let text?, _): agentId = text
             case ("region", let text?, _): region = text
             case ("models_dir", let text?, _): modelsDirectory = text.isEmpty ? nil : text

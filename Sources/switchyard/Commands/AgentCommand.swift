@@ -38,6 +38,15 @@ struct AgentRunCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The local ComfyUI (default http://127.0.0.1:8188).")
     var comfyui: String?
 
+    @Option(name: .long, help: "The tool tasks run on: comfyui (default) or nerfstudio (advertises the nerfstudio label).")
+    var tool: String?
+
+    @Option(name: .long, help: "Where Nerfstudio's ns-process-data, ns-train and ns-export are (default: on PATH).")
+    var nerfstudioBin: String?
+
+    @Option(name: .long, help: "Where Nerfstudio attempts work, a folder each (default ./switchyard-agent-work).")
+    var workDir: String?
+
     @Option(name: .long, help: "Extra labels, comma-separated (gpu and comfyui are always advertised).")
     var labels: String?
 
@@ -94,6 +103,12 @@ struct AgentRunCommand: AsyncParsableCommand {
         }
         if let key = key ?? ProcessInfo.processInfo.environment["SWITCHYARD_AGENT_KEY"] { configuration.key = key }
         if let comfyui { configuration.comfyUI = comfyui }
+        if let tool {
+            guard ["comfyui", "nerfstudio"].contains(tool) else { throw ValidationError("--tool: \"\(tool)\" is not comfyui or nerfstudio") }
+            configuration.tool = tool
+        }
+        if let nerfstudioBin { configuration.nerfstudioBin = nerfstudioBin }
+        if let workDir { configuration.workDirectory = workDir }
         if let labels { configuration.labels += labels.split(separator: ",").map(String.init) }
         if let region { configuration.region = region }
         if let capacity {
@@ -130,15 +145,23 @@ struct AgentRunCommand: AsyncParsableCommand {
             )
         }
         configuration.detectGPU = !configuration.labels.contains { $0.trimmingCharacters(in: .whitespaces).lowercased() == "gpu" }
-        configuration.labels = AgentConfiguration.advertisedLabels(configured: configuration.labels, tool: "comfyui")
+        configuration.labels = AgentConfiguration.advertisedLabels(configured: configuration.labels, tool: configuration.tool)
+        // Nerfstudio has no models folder of ComfyUI's kind: nothing to sync.
+        if configuration.tool == "nerfstudio" { configuration.modelSync = false }
 
         guard let format = SwitchyardLogHandler.Format(rawValue: logFormat.lowercased()) else {
             throw ValidationError("--log-format: \"\(logFormat)\" is not text or json")
         }
         _ = makeLogger(level: logLevel, format: format)
         let logger = Logger(label: "switchyard.agent")
-        let executor = ComfyUIExecutor(baseURL: configuration.comfyUI, agentId: configuration.agentId, logger: logger)
-        defer { executor.close() }
+        let comfy =
+            configuration.tool == "comfyui" ? ComfyUIExecutor(baseURL: configuration.comfyUI, agentId: configuration.agentId, logger: logger) : nil
+        defer { comfy?.close() }
+        let executor: any ToolExecutor =
+            comfy
+            ?? NerfstudioExecutor(
+                binDirectory: configuration.nerfstudioBin, workRoot: configuration.workDirectory, cancelGrace: configuration.cancelGrace,
+                logger: logger)
         let runner = AgentRunner(configuration: configuration, executor: executor, logger: logger)
         logger.info(
             "agent starting",
