@@ -13,7 +13,7 @@ import Synchronization
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
-        abstract: "Run a GPU agent: dial out to the control plane and run its tasks on a local ComfyUI.",
+        abstract: "Run a GPU agent: dial out to the control plane and run its tasks on a local ComfyUI (or Nerfstudio).",
         discussion: "`switchyard agent [options]` runs it (the run subcommand). See docs/agent.md.",
         subcommands: [AgentRunCommand.self, AgentModelsCommand.self, AgentModelPathsCommand.self], defaultSubcommand: AgentRunCommand.self
     )
