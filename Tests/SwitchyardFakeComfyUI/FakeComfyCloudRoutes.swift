@@ -77,19 +77,8 @@ struct FakeComfyCloudRoutes: Sendable {
     }
 
     private func upload(_ request: Request) async throws -> Response {
-        guard let contentType = request.headers[.contentType], let boundaryRange = contentType.range(of: "boundary=") else {
+        guard let fields = try await FakeComfyUIRoutes.form(request, upTo: state.maximumUploadSize + (1 << 20))?.fields else {
             return error(.unprocessableContent, "invalid_request", "multipart/form-data expected")
-        }
-        let boundary = String(contentType[boundaryRange.upperBound...])
-        let body = Array(try await request.body.collect(upTo: state.maximumUploadSize + (1 << 20)).readableBytesView)
-        var fields: [String: [UInt8]] = [:]
-        for part in FakeComfyUIRoutes.split(body, by: Array("--\(boundary)".utf8)) {
-            guard let headerEnd = FakeComfyUIRoutes.find(Array("\r\n\r\n".utf8), in: part, from: 0) else { continue }
-            let headers = String(decoding: part[..<headerEnd], as: UTF8.self)
-            var content = Array(part[(headerEnd + 4)...])
-            if content.suffix(2) == [13, 10] { content.removeLast(2) }
-            guard let nameRange = headers.range(of: "name=\"") else { continue }
-            fields[String(headers[nameRange.upperBound...].prefix { $0 != "\"" })] = content
         }
         guard let file = fields["file"], let type = fields["content_type"], let path = fields["file_path"] else {
             return error(.unprocessableContent, "invalid_request", "file, content_type and file_path are required")

@@ -218,32 +218,36 @@ struct FakeComfyUIRoutes: Sendable {
 
     /// `multipart/form-data` with `image` (a file), `overwrite`, `type`, `subfolder`.
     private func upload(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
-        guard let contentType = request.headers[.contentType], let boundaryRange = contentType.range(of: "boundary=") else {
-            return Response(status: .badRequest)
-        }
-        let boundary = String(contentType[boundaryRange.upperBound...]).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
-        let body = Array(try await request.body.collect(upTo: 100 << 20).readableBytesView)
-        var fields: [String: [UInt8]] = [:]
-        var fileName: String?
-        for part in Self.split(body, by: Array("--\(boundary)".utf8)) {
-            guard let headerEnd = Self.find(Array("\r\n\r\n".utf8), in: part, from: 0) else { continue }
-            let headers = String(decoding: part[..<headerEnd], as: UTF8.self)
-            var content = Array(part[(headerEnd + 4)...])
-            if content.suffix(2) == [13, 10] { content.removeLast(2) }
-            guard let nameRange = headers.range(of: "name=\"") else { continue }
-            let name = String(headers[nameRange.upperBound...].prefix { $0 != "\"" })
-            if name == "image", let fileRange = headers.range(of: "filename=\"") {
-                fileName = String(headers[fileRange.upperBound...].prefix { $0 != "\"" })
-            }
-            fields[name] = content
-        }
-        guard let image = fields["image"], let fileName, !fileName.isEmpty else { return Response(status: .badRequest) }
+        guard let form = try await Self.form(request, upTo: 100 << 20) else { return Response(status: .badRequest) }
+        let fields = form.fields
+        guard let image = fields["image"], let fileName = form.fileNames["image"], !fileName.isEmpty else { return Response(status: .badRequest) }
         let subfolder = fields["subfolder"].map { String(decoding: $0, as: UTF8.self) } ?? ""
         guard !subfolder.split(separator: "/").contains("..") else { return Response(status: .badRequest) }
         let type = fields["type"].map { String(decoding: $0, as: UTF8.self) } ?? "input"
         let overwrite = fields["overwrite"].map { ["true", "1"].contains(String(decoding: $0, as: UTF8.self)) } ?? false
         let stored = await engine.upload(name: fileName, subfolder: subfolder, type: type, bytes: image, overwrite: overwrite)
         return json(["name": .string(stored), "subfolder": .string(subfolder), "type": .string(type)])
+    }
+
+    /// A `multipart/form-data` body's fields (name → bytes) and the file names its file fields give; nil when the
+    /// request is not a form.
+    static func form(_ request: Request, upTo limit: Int) async throws -> (fields: [String: [UInt8]], fileNames: [String: String])? {
+        guard let contentType = request.headers[.contentType], let boundaryRange = contentType.range(of: "boundary=") else { return nil }
+        let boundary = String(contentType[boundaryRange.upperBound...]).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        let body = Array(try await request.body.collect(upTo: limit).readableBytesView)
+        var fields: [String: [UInt8]] = [:]
+        var fileNames: [String: String] = [:]
+        for part in split(body, by: Array("--\(boundary)".utf8)) {
+            guard let headerEnd = find(Array("\r\n\r\n".utf8), in: part, from: 0) else { continue }
+            let headers = String(decoding: part[..<headerEnd], as: UTF8.self)
+            var content = Array(part[(headerEnd + 4)...])
+            if content.suffix(2) == [13, 10] { content.removeLast(2) }
+            guard let nameRange = headers.range(of: " name=\"") else { continue }
+            let name = String(headers[nameRange.upperBound...].prefix { $0 != "\"" })
+            if let fileRange = headers.range(of: "filename=\"") { fileNames[name] = String(headers[fileRange.upperBound...].prefix { $0 != "\"" }) }
+            fields[name] = content
+        }
+        return (fields, fileNames)
     }
 
     static func find(_ needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
