@@ -63,6 +63,28 @@ public struct ComfyCloudClient: Sendable {
         try await request(.GET, "/api/v2/jobs/\(ComfyUIClient.percentEncode(id))", timeout: .seconds(30))
     }
 
+    /// `GET /api/v2/jobs/{id}/events` (SSE: `status`, `progress`, `preview`, `output`): hands each event to `handle`
+    /// until it answers false or the stream ends (after the terminal `status`, or dropped). Answers the HTTP status:
+    /// anything but 200 (`429 too_many_streams`, `501 not_implemented`) means no events came and polling must do.
+    public func events(_ id: String, _ handle: (_ event: String, _ data: JSONValue) async throws -> Bool) async throws -> Int {
+        var request = HTTPClientRequest(url: baseURL + "/api/v2/jobs/\(ComfyUIClient.percentEncode(id))/events")
+        request.headers.add(name: "Authorization", value: "Bearer \(apiKey)")
+        request.headers.add(name: "Accept", value: "text/event-stream")
+        let response = try await http.execute(request, timeout: .hours(24))
+        guard response.status == .ok else {
+            _ = try await response.body.collect(upTo: 1 << 20)
+            return Int(response.status.code)
+        }
+        var parser = ServerSentEvents()
+        for try await buffer in response.body {
+            for event in parser.feed(buffer.readableBytesView) {
+                guard let kind = event.kind, let data = try? JSONValue.parse(Array(event.data.utf8)) else { continue }
+                guard try await handle(kind, data) else { return 200 }
+            }
+        }
+        return 200
+    }
+
     /// `POST /api/v2/jobs/{id}/cancel`: idempotent; stops this job only (v1's `/api/interrupt` stops every running job
     /// of the account).
     public func cancelJob(_ id: String) async throws -> Answer {

@@ -20,6 +20,7 @@ struct ComfyCloudRunTests {
     /// parameter), and the owner's session.
     static func withCloud(
         _ backend: TestBackend = .sqlite, fallback: Bool = false, fallbackWait: TimeInterval = 30, comfy: FakeComfyUI.Options = .init(),
+        pollInterval: TimeInterval = 0.02,
         _ body: @escaping @Sendable (FakeComfyCloud, TestApp, any TestClientProtocol, String) async throws -> Void
     ) async throws {
         try await FakeComfyCloud.with(comfy: comfy) { cloud in
@@ -28,7 +29,7 @@ struct ComfyCloudRunTests {
                 backend, live: true,
                 configure: {
                     $0.cloud.comfyBaseURL = cloud.baseURL
-                    $0.cloud.pollInterval = 0.02
+                    $0.cloud.pollInterval = pollInterval
                     $0.cloud.fallbackWait = fallbackWait
                     $0.cloud.comfyConcurrency = 2
                 }
@@ -77,6 +78,9 @@ struct ComfyCloudRunTests {
             #expect(requests.filter { $0 == "POST /api/v2/jobs" }.count == 1)
             #expect(requests.contains { $0.hasPrefix("GET /api/v2/assets/") && $0.hasSuffix("/content") })
             #expect(requests.contains("GET /storage"))
+            // Progress came from the job's event stream (one per job), the outcome from the job's own read.
+            #expect(await cloud.eventStreamsOpened() == 1)
+            #expect(requests.contains { $0.hasPrefix("GET /api/v2/jobs/") && $0.hasSuffix("/events") })
             #expect(!requests.contains("POST /api/interrupt"))
         }
     }
@@ -152,9 +156,10 @@ struct ComfyCloudRunTests {
         }
     }
 
-    @Test("cancel of a running cloud task stops that job only (v2 cancel, never /api/interrupt)")
+    @Test("a running cloud task's progress comes from the job's event stream; cancel stops that job only (v2 cancel, never /api/interrupt)")
     func cancel() async throws {
-        try await Self.withCloud(comfy: .init(progressTick: .milliseconds(20))) { cloud, app, client, session in
+        // Polling is slowed to a crawl: progress can only come from the event stream.
+        try await Self.withCloud(comfy: .init(progressTick: .milliseconds(20)), pollInterval: 30) { cloud, app, client, session in
             let sleeping = #"""
                 {"workflow_slug":"sleep","display_name":"Sleep","tool_type":"comfyui","required_labels":[],"task_timeout":300,
                  "workflow_json":{"1":{"class_type":"EmptyImage","inputs":{"width":64,"height":64,"batch_size":1,"color":65280}},
@@ -164,10 +169,15 @@ struct ComfyCloudRunTests {
                 """#
             _ = try await app.importWorkflow(client, session: session, body: sleeping)
             let id = try await app.run(client, slug: "sleep", body: #"{"dispatch_target":"comfy_cloud"}"#)
-            _ = try await app.waitForTask(client, id) { $0.status == .running }
-            await cloud.jobsCreated(atLeast: 1)
-            let cancel = try await app.call(client, .post, "/api/v1/r/tasks/\(id.lowercased)/cancel", token: app.bootstrap.integrationKey)
-            #expect(cancel.status == .ok)
+            var cancelled = false
+            _ = try await app.followEvents(port: client.port!, id) { text in
+                // The TestSleep node's steps, as the stream reports them.
+                guard !cancelled, text.contains("event: progress"), text.contains(#""current_node":"2""#) else { return }
+                cancelled = true
+                let cancel = try await app.call(client, .post, "/api/v1/r/tasks/\(id.lowercased)/cancel", token: app.bootstrap.integrationKey)
+                #expect(cancel.status == .ok)
+            }
+            #expect(cancelled)
             let stopped = try await app.follow(
                 id, read: { try await app.call(client, .get, "/api/v1/r/tasks/\(id.lowercased)/result", token: app.bootstrap.integrationKey).json() },
                 until: { $0["stopped_at"]?.stringValue != nil })

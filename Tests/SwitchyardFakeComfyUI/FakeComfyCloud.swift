@@ -19,6 +19,8 @@ import Synchronization
 ///   201 with the `Job`; `GET /api/v2/jobs/{id}` the authoritative view (`queued → running → succeeded | failed |
 ///   canceled | expired`, `progress`, `outputs` as they are committed, `error`); `POST …/cancel` (idempotent; a
 ///   queued job leaves the queue, a running one is interrupted: `canceling → canceled`);
+/// - `GET /api/v2/jobs/{id}/events`: SSE — the current `status` (and `progress`) on connect, then each change, ending
+///   after the terminal `status` (no ids, no replay, as documented);
 /// - `GET /api/v2/assets/{id}/content` answers `302` to a signed storage URL on this server, which refuses a
 ///   request that carries the API key (the docs' warning) and counts it.
 ///
@@ -59,6 +61,8 @@ public final class FakeComfyCloud: Sendable {
     public func credentialsSentToStorage() async -> Int { await state.credentialsSentToStorage }
     /// How many jobs were created.
     public func jobsCreated() async -> Int { await state.jobs.count }
+    /// How many job event streams were opened.
+    public func eventStreamsOpened() async -> Int { await state.streamsOpened }
     /// The most jobs that ran at once for one key.
     public func maximumRunning() async -> Int { await state.maximumRunning }
     /// A job's status as the service has it.
@@ -196,10 +200,25 @@ actor CloudState {
 
     func removeJob(_ id: String) { jobs[id] = nil }
 
+    /// Who follows each job's events: told of every change.
+    var watchers: [String: [AsyncStream<Void>.Continuation]] = [:]
+    var streamsOpened = 0
+
+    func watch(_ id: String) -> AsyncStream<Void> {
+        streamsOpened += 1
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        watchers[id, default: []].append(continuation)
+        return stream
+    }
+
     func update(_ id: String, _ change: (inout Job) -> Void) {
         guard var job = jobs[id] else { return }
         change(&job)
         jobs[id] = job
+        for watcher in watchers[id] ?? [] { watcher.yield() }
+        if ["succeeded", "failed", "canceled", "expired"].contains(job.status) {
+            for watcher in watchers.removeValue(forKey: id) ?? [] { watcher.finish() }
+        }
         maximumRunning = max(maximumRunning, jobs.values.filter { $0.status == "running" }.count)
         settle()
     }

@@ -27,6 +27,14 @@ struct FakeComfyCloudRoutes: Sendable {
                 return json(job)
             }
         }
+        router.get("/api/v2/jobs/{id}/events") { request, context in
+            try await answer(request) { key in
+                guard let id = context.parameters.get("id"), await state.jobs[id]?.key == key else {
+                    return error(.notFound, "not_found", "no such job")
+                }
+                return events(id, changes: await state.watch(id))
+            }
+        }
         router.post("/api/v2/jobs/{id}/cancel") { request, context in
             try await answer(request) { key in
                 guard let id = context.parameters.get("id"), await state.jobs[id]?.key == key else {
@@ -139,6 +147,33 @@ struct FakeComfyCloudRoutes: Sendable {
                 details: ["node_errors": answer["node_errors"] ?? [:]])
         }
         return json(await state.jobJSON(id) ?? .null, status: .created)
+    }
+
+    /// The job's event stream: the snapshot now, then each change; it ends after the terminal `status`.
+    private func events(_ id: String, changes: AsyncStream<Void>) -> Response {
+        let state = self.state
+        let body = ResponseBody { writer in
+            var shown: (status: String?, progress: JSONValue?) = (nil, nil)
+            func emit() async throws -> Bool {
+                guard let job = await state.jobs[id] else { return true }
+                let terminal = ["succeeded", "failed", "canceled", "expired"].contains(job.status)
+                if job.progress != .null, job.progress != shown.progress, !terminal {
+                    shown.progress = job.progress
+                    try await writer.write(ByteBuffer(string: "event: progress\ndata: \(job.progress.jsonString)\n\n"))
+                }
+                if job.status != shown.status {
+                    shown.status = job.status
+                    let status: JSONValue = ["status": .string(job.status), "queue_position": (await state.jobJSON(id))?["queue_position"] ?? .null]
+                    try await writer.write(ByteBuffer(string: "event: status\ndata: \(status.jsonString)\n\n"))
+                }
+                return terminal
+            }
+            if try await !emit() {
+                for await _ in changes where try await emit() { break }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 
     private func cancel(_ id: String) async {

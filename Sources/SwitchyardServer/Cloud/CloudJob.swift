@@ -5,6 +5,7 @@ import NIOCore
 import SwitchyardComfyUI
 import SwitchyardCore
 import SwitchyardWire
+import Synchronization
 
 /// One attempt run as a Comfy API v2 job: acknowledged at once; inputs fetched from our store and uploaded as v2
 /// assets (referenced from the graph as `core/ASSET`); the job submitted with the attempt id as its single-use
@@ -132,10 +133,28 @@ struct CloudJob: Sendable {
         return id
     }
 
-    /// Polls the job until it ends, reporting progress as it changes; answers the outputs of a job that succeeded.
+    /// Follows the job's event stream for live progress until its terminal `status`, then reads the job (the
+    /// authoritative view) for its outcome and outputs; a stream that cannot be opened or drops leaves the rest to
+    /// polling the job every `cloud.pollInterval`. Answers the outputs of a job that succeeded.
     private func follow(_ id: String, _ client: ComfyCloudClient) async throws -> [JSONValue] {
-        var lastProgress: Double?
-        var noted = ""
+        let shown = ShownProgress()
+        let streamed = try? await client.events(id) { event, data in
+            switch event {
+            case "progress":
+                await show(data, shown)
+            case "status":
+                let status = data["status"]?.stringValue ?? ""
+                if status == "queued" { await noteQueued(data["queue_position"], shown) }
+                return !Self.terminalStatuses.contains(status)
+            default:
+                break
+            }
+            return true
+        }
+        if streamed != 200 {
+            logger.debug(
+                "no event stream for the job; polling", metadata: ["job_id": "\(id)", "status": "\(streamed.map(String.init) ?? "unreachable")"])
+        }
         while true {
             let answer = try await retrying("read job \(id)") { try await client.job(id) }
             guard answer.status == 200, let job = answer.json, let status = job["status"]?.stringValue else {
@@ -153,25 +172,47 @@ struct CloudJob: Sendable {
             case "canceled":
                 throw Failure("Comfy Cloud: job \(id) was cancelled on the service's side", fault: .task)
             case "queued":
-                let note = "queued on Comfy Cloud" + (job["queue_position"]?.numberValue?.intValue.map { " (position \($0 + 1))" } ?? "")
-                if note != noted {
-                    noted = note
-                    await runner.send(.note(.init(attemptId: attempt, message: note)), team: team)
-                }
+                await noteQueued(job["queue_position"], shown)
             default:
-                let progress = job["progress"]
-                if let value = progress?["value"]?.numberValue?.doubleValue, value != lastProgress {
-                    lastProgress = value
-                    await runner.send(
-                        .progress(
-                            .init(
-                                attemptId: attempt, progress: min(max(value, 0), 1), stepCurrent: progress?["step"]?.numberValue?.intValue,
-                                stepTotal: progress?["steps"]?.numberValue?.intValue, currentNode: progress?["current_node"]?.stringValue)),
-                        team: team)
-                }
+                if let progress = job["progress"] { await show(progress, shown) }
             }
             try await Task.sleep(for: .milliseconds(Int(settings.pollInterval * 1000)))
         }
+    }
+
+    static let terminalStatuses: Set<String> = ["succeeded", "failed", "canceled", "expired"]
+
+    /// What was last reported, so the stream and the polls report each change once.
+    final class ShownProgress: Sendable {
+        let state = Mutex<(progress: JSONValue?, note: String)>((nil, ""))
+    }
+
+    /// A `Progress` object (value 0–1, node, step of steps) as the attempt's progress, when it changed.
+    private func show(_ progress: JSONValue, _ shown: ShownProgress) async {
+        guard let value = progress["value"]?.numberValue?.doubleValue,
+            shown.state.withLock({ state in
+                defer { state.progress = progress }
+                return state.progress != progress
+            })
+        else { return }
+        await runner.send(
+            .progress(
+                .init(
+                    attemptId: attempt, progress: min(max(value, 0), 1), stepCurrent: progress["step"]?.numberValue?.intValue,
+                    stepTotal: progress["steps"]?.numberValue?.intValue, currentNode: progress["current_node"]?.stringValue)),
+            team: team)
+    }
+
+    /// "queued on Comfy Cloud (position N)" in the task's events, when the position changed.
+    private func noteQueued(_ position: JSONValue?, _ shown: ShownProgress) async {
+        let note = "queued on Comfy Cloud" + (position?.numberValue?.intValue.map { " (position \($0 + 1))" } ?? "")
+        guard
+            shown.state.withLock({ state in
+                defer { state.note = note }
+                return state.note != note
+            })
+        else { return }
+        await runner.send(.note(.init(attemptId: attempt, message: note)), team: team)
     }
 
     /// Cancels the job (when there is one) and waits, briefly, until the service says it ended; answers when the work
@@ -187,7 +228,7 @@ struct CloudJob: Sendable {
                 {
                     break
                 }
-                try? await Task.sleep(for: .milliseconds(Int(settings.pollInterval * 1000)))
+                try? await Task.sleep(for: .milliseconds(Int(min(settings.pollInterval, 0.25) * 1000)))
             }
             return runner.clock.now()
         }.value
