@@ -59,7 +59,9 @@ struct CloudProvidersController {
         let teamId = try manager(context)
         let fields = try JSONFields(body: try await request.decode(as: JSONValue.self, context: context))
         let key = try fields.required("api_key") { key throws(SwitchyardError) in try fields.string(key, length: 1...512) }
-        guard key.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F }) else {
+        // No whitespace (Unicode's) and no C0/C1 control characters: the schema's `^[^\s\x00-\x1f\x7f-\x9f]+$`.
+        guard key.unicodeScalars.allSatisfy({ !$0.properties.isWhitespace && !(0...0x1F).contains($0.value) && !(0x7F...0x9F).contains($0.value) })
+        else {
             throw SwitchyardError.invalid("field \"api_key\" must not contain spaces or control characters")
         }
         let fallback = try fields.bool("cloud_fallback") ?? false
