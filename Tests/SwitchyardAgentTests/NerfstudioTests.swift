@@ -126,7 +126,8 @@ struct NerfstudioTests {
 
     @Test("cancel: SIGINT to the process group, the task ends cancelled with stopped_at, no export runs")
     func cancel() async throws {
-        try await Self.withAgent(["STANDIN_STEP_DELAY": "2"]) { app, client, marks in
+        // ns-train holds after its first row until a signal comes: the cancel is the only way on.
+        try await Self.withAgent(["STANDIN_HOLD": "1"]) { app, client, marks in
             let id = try await Self.runCapture(app, client)
             var cancelled = false
             _ = try await app.followEvents(port: client.port!, id) { text in

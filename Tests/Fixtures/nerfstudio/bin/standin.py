@@ -7,8 +7,8 @@ Finished" panel), writes the files they write, fails the documented ways, and tr
 Knobs (environment): STANDIN_POSES=<percent> (COLMAP's share of posed images, default 100),
 STANDIN_PROCESS=noimages (ns-process-data logs "No usable images" and exits 0 without transforms.json),
 STANDIN_TRAIN=oom|nocuda (ns-train fails halfway / at start with exit 1), STANDIN_EXPORT=fail (ns-export exits 1),
-STANDIN_STEP_DELAY=<seconds> (between table rows, default 0.005), STANDIN_MARK=<dir> (files recording each call
-and each SIGINT)."""
+STANDIN_STEP_DELAY=<seconds> (between table rows, default 0.005), STANDIN_HOLD=1 (ns-train prints its first row,
+then waits for a signal instead of training on), STANDIN_MARK=<dir> (files recording each call and each SIGINT)."""
 import json
 import os
 import signal
@@ -137,6 +137,9 @@ if tool == "ns-train":
             sys.exit(1)
         print("%-20s %-20s %-20s %-20s" % ("%d (%.2f%%)" % (step, 100.0 * step / total), "12.345 ms", "1 m, %d s" % (rows - row), "72.68 K"))
         sys.stdout.flush()
+        if os.environ.get("STANDIN_HOLD") == "1":
+            while True:
+                signal.pause()  # until SIGINT: the handler exits
         if step % per_save == 0 or step == total - 1:
             for old in os.listdir(models):
                 os.remove(os.path.join(models, old))
