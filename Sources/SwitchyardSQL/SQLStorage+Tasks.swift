@@ -24,9 +24,11 @@ extension SQLStorage {
         }
     }
 
-    public func tasks(teamId: UUID, status: TaskStatus?, page: PageRequest) async throws -> Page<TaskRecord> {
+    public func tasks(teamId: UUID, filter taskFilter: TaskFilter, page: PageRequest) async throws -> Page<TaskRecord> {
         var filter: SQLQuery = "team_id = \(teamId)"
-        if let status { filter = "\(filter) AND task_status = \(status.rawValue)" }
+        if let status = taskFilter.status { filter = "\(filter) AND task_status = \(status.rawValue)" }
+        if let workflowId = taskFilter.workflowId { filter = "\(filter) AND workflow_id = \(workflowId)" }
+        if let agentId = taskFilter.agentId { filter = "\(filter) AND agent_id = \(agentId)" }
         return try await self.page(SQLColumns.taskSelection, from: "tasks", where: filter, page, TaskRecord.init(row:))
     }
 

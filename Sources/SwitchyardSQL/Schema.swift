@@ -439,5 +439,13 @@ public enum Schema {
                 )
                 """
             ]),
+        /// The dashboard's task filters (by workflow, by agent) stay index reads with many tasks in a team.
+        SchemaMigration(
+            version: 15,
+            name: "index_tasks_by_workflow_and_agent",
+            statements: [
+                "CREATE INDEX tasks_team_workflow_created ON tasks (team_id, workflow_id, created_at DESC, id DESC)",
+                "CREATE INDEX tasks_team_agent_created ON tasks (team_id, agent_id, created_at DESC, id DESC)",
+            ]),
     ]
 }

@@ -98,7 +98,9 @@ public func buildApplication(
         try await SigningKeyring.load(storage: storage, secrets: secrets, clock: clock)
     }
     let keyCache = CredentialCache(ttl: configuration.cacheTTL)
-    let authenticator = Authenticator(storage: storage, sessions: sessions, clock: clock, logger: logger, keyCache: keyCache)
+    let browser = BrowserSessions(box: secrets)
+    var authenticator = Authenticator(storage: storage, sessions: sessions, clock: clock, logger: logger, keyCache: keyCache)
+    authenticator.browser = browser
     let decoyHash = StartupValue<String>()
     var limitRules = configuration.rateLimitRules
     limitRules.enabled = limitRules.enabled && configuration.rateLimitAuth
@@ -163,7 +165,10 @@ public func buildApplication(
     pairing.addPendingRoute(to: api.group().add(middleware: AuthMiddleware(authenticator: authenticator, surface: .perUser)))
     var submitter = RunSubmitter(storage: storage, snapshots: snapshots, heads: heads, objects: objects, clock: clock, metrics: metrics)
     submitter.logger = logger
-    submitter.onCreated = { task, definition, workflow in dispatcher.post(.created(task, definition: definition, workflow: workflow)) }
+    submitter.onCreated = { task, definition, workflow in
+        hub.created(task.id)
+        dispatcher.post(.created(task, definition: definition, workflow: workflow))
+    }
     submitter.dispatcher = dispatcher
     submitter.maxBacklogPerTeam = configuration.dispatch.maxBacklogPerTeam
     let gateway = AgentGateway(storage: storage, dispatcher: dispatcher, clock: clock, logger: logger)
@@ -193,6 +198,10 @@ public func buildApplication(
         api: inProcess, storage: storage, hub: hub, clock: clock,
         rereadInterval: .seconds(storage.notifier.isShared ? configuration.dispatch.streamRereadInterval : 30)
     ).addRoutes(to: api.group("mcp").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .mcp)))
+
+    Dashboard(
+        api: inProcess, storage: storage, browser: browser, sessions: sessions, hub: hub, objects: objects, clock: clock, authenticator: authenticator
+    ).addRoutes(to: router)
 
     if configuration.metricsEnabled {
         MetricsController(

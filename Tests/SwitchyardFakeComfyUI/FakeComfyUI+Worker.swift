@@ -322,7 +322,41 @@ extension Engine {
     }
 
     /// Deterministic bytes with a PNG signature, different per seed.
+    /// A real PNG, as ComfyUI's are (browsers and image tools decode it): 32×32 pixels of one colour drawn from
+    /// `seed`, which a `tEXt` chunk also carries, so every output's bytes differ.
     static func fakePNG(_ seed: String) -> [UInt8] {
-        [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + Array("fake image \(seed)".utf8)
+        let (width, height) = (32, 32)
+        let hash = seed.utf8.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 }
+        let pixel: [UInt8] = [UInt8(truncatingIfNeeded: hash), UInt8(truncatingIfNeeded: hash >> 8), UInt8(truncatingIfNeeded: hash >> 16)]
+        var raw: [UInt8] = []
+        for _ in 0..<height { raw += [0] + Array([[UInt8]](repeating: pixel, count: width).joined()) }
+        // zlib with one stored (uncompressed) deflate block.
+        var adlerA: UInt32 = 1
+        var adlerB: UInt32 = 0
+        for byte in raw {
+            adlerA = (adlerA + UInt32(byte)) % 65_521
+            adlerB = (adlerB + adlerA) % 65_521
+        }
+        let length = UInt16(raw.count)
+        let zlib: [UInt8] =
+            [0x78, 0x01, 0x01, UInt8(length & 0xFF), UInt8(length >> 8), UInt8(~length & 0xFF), UInt8(~length >> 8)] + raw
+            + bigEndian((adlerB << 16) | adlerA)
+        let header = bigEndian(UInt32(width)) + bigEndian(UInt32(height)) + [8, 2, 0, 0, 0]
+        return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", header) + chunk("tEXt", Array("Comment\u{0}fake image \(seed)".utf8))
+            + chunk("IDAT", zlib) + chunk("IEND", [])
+    }
+
+    private static func bigEndian(_ value: UInt32) -> [UInt8] {
+        [UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16), UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
+    }
+
+    private static func chunk(_ kind: String, _ data: [UInt8]) -> [UInt8] {
+        let body = Array(kind.utf8) + data
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in body {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 { crc = (crc >> 1) ^ (crc & 1 == 1 ? 0xEDB8_8320 : 0) }
+        }
+        return bigEndian(UInt32(data.count)) + body + bigEndian(~crc)
     }
 }

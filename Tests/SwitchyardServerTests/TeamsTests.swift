@@ -373,7 +373,9 @@ struct TeamsTests {
             #expect(confirm.status == .notFound)
             let poll = try await app.call(client, .post, "/api/v1/desktop/pair/poll", token: nil, body: #"{"device_code":"\#(deviceCode)"}"#)
             #expect(poll.status == .notFound)
-            #expect(try await app.call(client, .get, "/api/v1/desktop/pair?user_code=\(userCode)", token: nil).status == .ok)
+            // The old verification page sends the browser to the dashboard's approval page.
+            let old = try await app.call(client, .get, "/api/v1/desktop/pair?user_code=\(userCode)", token: nil)
+            #expect(old.status == .seeOther && old.headers[.location] == "/pair?user_code=\(userCode)")
         }
     }
 }

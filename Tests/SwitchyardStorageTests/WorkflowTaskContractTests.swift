@@ -161,16 +161,26 @@ extension StorageContractTests {
         }
     }
 
-    @Test("tasks: list newest first, filtered by status, paginated", arguments: TestBackend.available)
+    @Test("tasks: list newest first, filtered by status, workflow and agent, paginated", arguments: TestBackend.available)
     func taskList(backend: TestBackend) async throws {
         try await withStorage(backend) { storage async throws in
             let mine = try await seedTeam(storage)
             var ids: [UUID] = []
+            var workflows: [UUID] = []
             for offset in 0..<5 {
-                let task = taskRecord(team: mine.id, workflow: UUID(), at: now.addingTimeInterval(TimeInterval(offset)))
+                var task = taskRecord(team: mine.id, workflow: offset == 4 ? workflows[0] : UUID(), at: now.addingTimeInterval(TimeInterval(offset)))
+                if offset >= 3 { task.agentId = "gpu-\(offset)" }
                 try await submit(storage, task)
                 ids.append(task.id)
+                workflows.append(task.workflowId)
             }
+            let ofWorkflow = try await storage.tasks(teamId: mine.id, filter: TaskFilter(workflowId: workflows[0]), page: PageRequest())
+            #expect(ofWorkflow.totalCount == 2 && ofWorkflow.items.map(\.id) == [ids[4], ids[0]])
+            let onAgent = try await storage.tasks(teamId: mine.id, filter: TaskFilter(agentId: "gpu-3"), page: PageRequest())
+            #expect(onAgent.totalCount == 1 && onAgent.items.first?.id == ids[3])
+            let both = TaskFilter(status: .pending, workflowId: workflows[0], agentId: "gpu-4")
+            #expect(try await storage.tasks(teamId: mine.id, filter: both, page: PageRequest()).items.map(\.id) == [ids[4]])
+            #expect(try await storage.tasks(teamId: UUID(), filter: TaskFilter(workflowId: workflows[0]), page: PageRequest()).totalCount == 0)
             _ = try await storage.applyTaskEvent(id: ids[1], teamId: mine.id, event: .cancel, at: now.addingTimeInterval(10))
             let all = try await storage.tasks(teamId: mine.id, status: nil, page: PageRequest(currentPage: 2, perPage: 2))
             #expect(all.totalCount == 5 && all.items.map(\.id) == [ids[2], ids[1]])

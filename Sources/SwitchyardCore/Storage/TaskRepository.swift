@@ -13,8 +13,8 @@ public protocol TaskRepository: Sendable {
     func task(id: UUID, teamId: UUID) async throws -> TaskRecord?
     /// The definition (with parameters injected) the task runs.
     func taskDefinition(id: UUID, teamId: UUID) async throws -> JSONValue?
-    /// The team's tasks, newest first, optionally in one status.
-    func tasks(teamId: UUID, status: TaskStatus?, page: PageRequest) async throws -> Page<TaskRecord>
+    /// The team's tasks, newest first, narrowed by `filter`.
+    func tasks(teamId: UUID, filter: TaskFilter, page: PageRequest) async throws -> Page<TaskRecord>
 
     /// Applies a lifecycle event with `TaskStateMachine` to the task's current state inside one transaction, and
     /// appends the matching event when the state changes. Nil when the task is not the team's; throws
@@ -25,7 +25,26 @@ public protocol TaskRepository: Sendable {
     func taskEvents(taskId: UUID, teamId: UUID, afterSequence: Int) async throws -> [TaskEventRecord]?
 }
 
+/// What a task listing keeps: every field set must match (`/r/tasks?status=&workflow_id=&agent_id=`).
+public struct TaskFilter: Sendable, Equatable {
+    public var status: TaskStatus?
+    public var workflowId: UUID?
+    /// The agent that ran (or runs) the task's latest attempt.
+    public var agentId: String?
+
+    public init(status: TaskStatus? = nil, workflowId: UUID? = nil, agentId: String? = nil) {
+        self.status = status
+        self.workflowId = workflowId
+        self.agentId = agentId
+    }
+}
+
 extension TaskRepository {
+    /// The team's tasks, newest first, optionally in one status.
+    public func tasks(teamId: UUID, status: TaskStatus?, page: PageRequest) async throws -> Page<TaskRecord> {
+        try await tasks(teamId: teamId, filter: TaskFilter(status: status), page: page)
+    }
+
     /// A task with its single first event.
     public func insertTask(
         _ task: TaskRecord, definition: JSONValue, firstEvent: TaskEventRecord, idempotency: IdempotencyClaim?

@@ -9,9 +9,7 @@ struct AuthMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        let caller = try await authenticator.authenticate(
-            authorization: request.headers[.authorization], teamHeader: request.headers[.teamID], surface: surface
-        )
+        let caller = try await authenticator.authenticate(request, surface: surface)
         context.caller = caller
         if let teamId = caller.teamId { context.logger[metadataKey: "team_id"] = "\(teamId.lowercased)" }
         return try await next(request, context)

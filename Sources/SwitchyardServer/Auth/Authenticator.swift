@@ -1,4 +1,5 @@
 import Foundation
+import Hummingbird
 import Logging
 import SwitchyardCore
 
@@ -14,6 +15,25 @@ struct Authenticator: Sendable {
     let keyCache: CredentialCache
     /// `last_used_at` is written at most this often per key, to keep the hot path read-only.
     var lastUsedGranularity: TimeInterval = 60
+    /// Signed-in browsers (the dashboard's cookies); nil accepts only `Authorization`.
+    var browser: BrowserSessions?
+
+    /// A request's caller: its `Authorization` header, or — without one — a dashboard browser's session cookie
+    /// (every surface but `/mcp`), which must bring its CSRF token on anything but GET/HEAD/OPTIONS and names its
+    /// team with `X-Team-ID` or the team cookie.
+    func authenticate(_ request: Request, surface: AccessSurface) async throws -> Caller {
+        if let browser, surface != .mcp, let token = BrowserSessions.sessionToken(request) {
+            if !BrowserSessions.isSafe(request.method) {
+                guard browser.csrfMatches(request.headers[BrowserSessions.csrfHeader], sessionToken: token) else {
+                    throw SwitchyardError.forbidden(
+                        "missing or wrong CSRF token: a signed-in browser sends the page's X-CSRF-Token with every change")
+                }
+            }
+            let team = request.headers[.teamID] ?? BrowserSessions.cookies(request)[BrowserSessions.teamCookie]
+            return try await authenticate(authorization: "Bearer " + token, teamHeader: team, surface: surface)
+        }
+        return try await authenticate(authorization: request.headers[.authorization], teamHeader: request.headers[.teamID], surface: surface)
+    }
 
     func authenticate(authorization: String?, teamHeader: String?, surface: AccessSurface) async throws -> Caller {
         guard let authorization, authorization.lowercased().hasPrefix("bearer ") else {

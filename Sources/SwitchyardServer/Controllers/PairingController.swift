@@ -19,39 +19,12 @@ struct PairingController {
         group.get("desktop/pair", use: page)
     }
 
-    /// The `verification_uri`: a small page that signs the user in and confirms the code (Switchyard has no
-    /// dashboard; the same can be done with curl, docs/teams.md).
+    /// The `verification_uri` of versions before the dashboard: the dashboard's device approval page now
+    /// (`/pair`, which signs the user in first).
     @Sendable func page(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        var headers = HTTPFields()
-        headers[.contentType] = "text/html; charset=utf-8"
-        headers[.contentSecurityPolicy] = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: Self.pageHTML)))
+        let code = (request.uri.formQueryValue("user_code") ?? "").addingPercentEncoding(withAllowedCharacters: Dashboard.unreserved) ?? ""
+        return Response.redirect(to: "/pair?user_code=" + code, type: .normal)
     }
-
-    static let pageHTML = """
-        <!doctype html><html><head><meta charset="utf-8"><title>Switchyard — pair a device</title>
-        <style>body{font:16px system-ui;max-width:28rem;margin:3rem auto}input,select,button{font:inherit;width:100%;margin:.3rem 0;padding:.4rem}
-        #who{background:#f3f3f3;padding:.6rem;border-radius:.3rem}</style>
-        </head><body><h1>Pair a device</h1><p>Sign in to see which device asks, then approve the code your terminal shows.</p>
-        <form id="f"><input id="code" placeholder="ABCD-EFGH" required><input id="email" type="email" placeholder="email" required>
-        <input id="password" type="password" placeholder="password" required><div id="who" hidden></div><select id="team" hidden></select>
-        <input id="name" placeholder="device name (optional)" hidden><button id="go">Sign in</button></form><p id="out"></p>
-        <script>
-        const q=new URLSearchParams(location.search);code.value=q.get('user_code')||'';let token=null;
-        const api=(p,o={})=>fetch('/api/v1'+p,{...o,headers:{'Content-Type':'application/json',...(token?{Authorization:'Bearer '+token}:{}),...(o.headers||{})}}).then(async r=>{const b=await r.json().catch(()=>({}));if(!r.ok)throw new Error(b.error_message||r.status);return b});
-        const line=(label,value)=>{const p=document.createElement('div');p.textContent=label+': '+value;who.append(p)};
-        f.onsubmit=async e=>{e.preventDefault();try{
-        if(!token){token=(await api('/auth/login',{method:'POST',body:JSON.stringify({email_address:email.value,password:password.value})})).access_token;
-        const teams=(await api('/users/me')).team_list;team.replaceChildren(...teams.map(t=>{const o=document.createElement('option');o.value=t.id;o.textContent=t.display_name+' ('+t.member_role+')';return o}));
-        const ask=await api('/desktop/pair/pending?user_code='+encodeURIComponent(code.value));
-        who.replaceChildren();line('Device',ask.requested_name||'(no name given)');line('From',ask.requested_from||'(unknown)');
-        line('Asked at',new Date(ask.requested_at).toLocaleString());who.hidden=false;name.hidden=false;team.hidden=teams.length<2;
-        code.readOnly=true;go.textContent='Approve this device';out.textContent='Approve only a device you just started signing in yourself.';return}
-        const body={user_code:code.value};if(name.value)body.device_name=name.value;
-        await api('/desktop/pair/confirm',{method:'POST',body:JSON.stringify(body),headers:{'X-Team-ID':team.value}});
-        out.textContent='Approved. Your terminal will finish signing in.';f.hidden=true}catch(err){out.textContent='Error: '+err.message}};
-        </script></body></html>
-        """
 
     /// `/desktop/pair/confirm` (session only, `X-Team-ID` required).
     func addConfirmRoute(to group: RouterGroup<SwitchyardRequestContext>) {
@@ -136,7 +109,7 @@ struct PairingController {
         try await storage.insertPairing(pairing)
         let display = DevicePairing.display(userCode)
         return Started(
-            deviceCode: deviceCode, userCode: display, verificationUri: "\(Self.origin(of: request))/api/v1/desktop/pair?user_code=\(display)",
+            deviceCode: deviceCode, userCode: display, verificationUri: "\(Self.origin(of: request))/pair?user_code=\(display)",
             expiresIn: Int(DevicePairing.lifetime), interval: DevicePairing.pollInterval)
     }
 

@@ -73,7 +73,23 @@ struct TasksController {
             }
             status = parsed
         }
-        let result = try await storage.tasks(teamId: try context.requireCaller().requireTeam(), status: status, page: page)
+        var workflowId: UUID?
+        if let raw = request.uri.formQueryValue("workflow_id") {
+            guard let parsed = UUID(text: raw) else {
+                throw SwitchyardError.invalid("query parameter \"workflow_id\": \"\(raw.prefix(64))\" is not a workflow id (a UUID)")
+            }
+            workflowId = parsed
+        }
+        var agentId: String?
+        if let raw = request.uri.formQueryValue("agent_id") {
+            guard !raw.isEmpty, raw.count <= 128 else {
+                throw SwitchyardError.invalid("query parameter \"agent_id\" must be 1 to 128 characters")
+            }
+            agentId = raw
+        }
+        let result = try await storage.tasks(
+            teamId: try context.requireCaller().requireTeam(), filter: TaskFilter(status: status, workflowId: workflowId, agentId: agentId),
+            page: page)
         return Listing("task_list", result.items.map { Presenters.task($0, summary: true) }, page: page, totalCount: result.totalCount)
     }
 

@@ -15,6 +15,8 @@ final class TaskEventHub: Sendable {
     /// Called when a task ended here (the webhook sender looks at its outbox at once).
     private let onEnded: @Sendable () -> Void
     private let notifier: any ReplicaNotifier
+    /// Streams that follow every task on this replica (the dashboard's live task list).
+    private let watchers = Mutex<[ObjectIdentifier: TaskChangeWatcher]>([:])
 
     init(notifier: any ReplicaNotifier = SingleProcessNotifier(), onEnded: @escaping @Sendable () -> Void = {}) {
         self.notifier = notifier
@@ -72,11 +74,55 @@ final class TaskEventHub: Sendable {
     /// Wakes the task's streams on this replica only (progress from memory; a change another replica announced).
     func wake(_ taskId: UUID) {
         for signal in subscribers.withLock({ Array(($0[taskId] ?? [:]).values) }) { signal.notify() }
+        for watcher in watchers.withLock({ Array($0.values) }) { watcher.changed(taskId) }
     }
 
     /// Wakes every stream (notifications from other replicas may have been missed).
     func wakeAll() {
         for signal in subscribers.withLock({ $0.values.flatMap(\.values) }) { signal.notify() }
+        for watcher in watchers.withLock({ Array($0.values) }) { watcher.changedAll() }
+    }
+
+    /// A task was created here (other replicas hear of it with its first change).
+    func created(_ taskId: UUID) {
+        for watcher in watchers.withLock({ Array($0.values) }) { watcher.changed(taskId) }
+    }
+
+    /// Follows every task that changes on this replica until `unwatch`.
+    func watchAll() -> TaskChangeWatcher {
+        let watcher = TaskChangeWatcher()
+        watchers.withLock { $0[ObjectIdentifier(watcher)] = watcher }
+        return watcher
+    }
+
+    func unwatch(_ watcher: TaskChangeWatcher) {
+        watchers.withLock { _ = $0.removeValue(forKey: ObjectIdentifier(watcher)) }
+    }
+}
+
+/// The tasks that changed since the watcher last looked, and a signal when more do. A burst collapses into one set
+/// (a task that changed ten times is one id), so a reader that takes them at its own pace does bounded work.
+final class TaskChangeWatcher: Sendable {
+    private let pending = Mutex<(ids: Set<UUID>, all: Bool)>(([], false))
+    let signal = EventSignal()
+
+    func changed(_ taskId: UUID) {
+        pending.withLock { _ = $0.ids.insert(taskId) }
+        signal.notify()
+    }
+
+    /// Changes may have been missed (a replica's notifications were lost): everything may have changed.
+    func changedAll() {
+        pending.withLock { $0.all = true }
+        signal.notify()
+    }
+
+    /// The ids changed since the last call, or `all` when the reader should re-read everything.
+    func take() -> (ids: Set<UUID>, all: Bool) {
+        pending.withLock { state in
+            defer { state = ([], false) }
+            return state
+        }
     }
 }
 

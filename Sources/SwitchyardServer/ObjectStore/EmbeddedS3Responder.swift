@@ -24,9 +24,29 @@ public struct EmbeddedS3Responder: HTTPResponder {
     static let maximumObjectSize = 5 * 1024 * 1024 * 1024
 
     public func respond(to request: Request, context: Context) async throws -> Response {
-        let response = try await answer(request, context: context)
+        if let origin = request.headers[.origin], request.method == .options {
+            return Self.preflight(request, origin: origin)
+        }
+        var response = try await answer(request, context: context)
         metrics?.objectStoreRequest(method: request.method, status: response.status)
+        if request.headers[.origin] != nil {
+            // Browsers (the dashboard's uploads and previews) may read answers to presigned requests: the signature is
+            // the authority, no cookie is ever involved, so any origin may, as with an S3 bucket's `AllowedOrigins: *`.
+            response.headers[.accessControlAllowOrigin] = "*"
+            response.headers[.accessControlExposeHeaders] = "ETag"
+        }
         return response
+    }
+
+    /// A CORS preflight: GET, HEAD and PUT with the headers the browser asks for (a presigned URL still has to verify).
+    static func preflight(_ request: Request, origin: String) -> Response {
+        var headers = HTTPFields()
+        headers[.accessControlAllowOrigin] = "*"
+        headers[.accessControlAllowMethods] = "GET, HEAD, PUT"
+        if let asked = request.headers[.accessControlRequestHeaders] { headers[.accessControlAllowHeaders] = asked }
+        headers[.accessControlMaxAge] = "3600"
+        headers[.accessControlExposeHeaders] = "ETag"
+        return Response(status: .noContent, headers: headers)
     }
 
     private func answer(_ request: Request, context: Context) async throws -> Response {

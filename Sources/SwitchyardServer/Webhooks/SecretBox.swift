@@ -67,6 +67,14 @@ struct SecretBox: Sendable {
         return try open(stored, boundTo: binding)
     }
 
+    /// An HMAC-SHA256 of `message` under a key derived from this box's key for `purpose` (hex): the same on every
+    /// replica, and a tag for one purpose says nothing about another's.
+    func tag(_ message: String, purpose: String) -> String {
+        let derived = HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: key, info: Data("switchyard.\(purpose)".utf8), outputByteCount: 32)
+        return HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: derived).map { String(format: "%02x", $0) }.joined()
+    }
+
     /// A stable id for a setting's name, so a sealed value moved to another setting does not open.
     static func binding(forSetting key: String) -> UUID {
         let digest = Array(SHA256.hash(data: Data("switchyard.setting.\(key)".utf8)))
