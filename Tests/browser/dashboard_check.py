@@ -16,6 +16,7 @@ import requests
 from playwright.sync_api import expect, sync_playwright
 
 BASE, DATA, ARTIFACTS = sys.argv[1], sys.argv[2], sys.argv[3]
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 API = BASE + "/api/v1"
 boot = json.load(open(os.path.join(DATA, "bootstrap.json")))
 SK = {"Authorization": "Bearer " + boot["integration_key"]}
@@ -162,6 +163,20 @@ def main():
         expect(page.locator("#task-status .badge")).to_have_text("cancelled")
         check(page, "task-cancelled")
 
+        print("the README's path: choose examples/workflows/invert.json, import it whole, run it with a value, see the image")
+        page.get_by_role("link", name="Workflows").click()
+        page.get_by_label("Workflow file (API format)").set_input_files(os.path.join(ROOT, "examples/workflows/invert.json"))
+        expect(page.get_by_label("Name")).to_have_value("Invert a solid colour")
+        expect(page.get_by_label("Slug (lowercase letters, digits, hyphens)")).to_have_value("invert")
+        page.get_by_role("button", name="Import").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Invert a solid colour")
+        page.get_by_role("link", name="Run", exact=True).click()
+        page.get_by_label("color").fill("255")
+        page.get_by_role("button", name="Run").click()
+        expect(page.locator("#task-status .badge")).to_have_text("completed")
+        page.wait_for_function("() => { const i = document.querySelector('.outputs img'); return i && i.complete && i.naturalWidth > 0 }")
+        expect(page.locator("table.kv")).to_contain_text("255")
+
         print("create and revoke a key")
         page.get_by_role("link", name="Keys").click()
         page.get_by_label("Name").fill("browser test")
@@ -216,12 +231,13 @@ def main():
         expect(vpage.get_by_role("heading", level=1)).to_have_text("Keys")
         assert vpage.get_by_role("button", name="Create key").count() == 0
         assert vpage.get_by_role("button", name="Revoke").count() == 0
+        check(vpage, "viewer-keys-phone")
         vpage.goto(workflow_url.replace("/workflows/", "/tasks?workflow_id="))
         vpage.locator("#task-rows a").first.click()
         expect(vpage.locator("#task-status .badge")).to_be_visible()
         assert vpage.get_by_role("button", name="Cancel task").count() == 0
         assert vpage.get_by_role("link", name="Run again with these parameters").count() == 0
-        check(vpage, "viewer-keys-phone")
+        check(vpage, "viewer-task-phone")
         refused = vpage.evaluate(
             """async () => (await fetch('/api/v1/workflows/import', {method: 'POST', headers: {'Content-Type': 'application/json',
                'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content},

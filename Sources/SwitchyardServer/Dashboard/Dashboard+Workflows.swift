@@ -33,7 +33,9 @@ extension Dashboard {
             viewer.canManage
             ? """
             <section aria-labelledby="h-import"><h2 id="h-import">Import a workflow</h2>
-            <p class="muted">In ComfyUI: Workflow → Export (API). Paste the file's JSON or choose the file; mark parameters on the next page.</p>
+            <p class="muted">In ComfyUI: Workflow → Export (API). Paste the file's JSON or choose the file, then mark parameters on the next
+            page. A Switchyard export (an import body with <code>workflow_json</code> and its parameters, such as
+            <code>examples/workflows/invert.json</code>) is imported whole.</p>
             <form data-api="POST /api/v1/workflows/import" data-done="go:/workflows/{id}" class="stack">
             <label for="i-name">Name</label><input id="i-name" name="display_name" required maxlength="255" data-slug-source="i-slug">
             <label for="i-slug">Slug (lowercase letters, digits, hyphens)</label>

@@ -78,7 +78,12 @@ document.addEventListener('submit', async e => {
         throw new Error('the name typed does not match');
       }
       if (button) button.disabled = true;
-      done(form.dataset.done, await api(method, url, method === 'DELETE' ? undefined : formBody(form)), form);
+      let body = method === 'DELETE' ? undefined : formBody(form);
+      // A Switchyard export (an import body with its parameters) pasted whole: sent as it is, with the name and slug typed.
+      if (body && body.workflow_json && body.workflow_json.workflow_json) {
+        body = Object.assign({}, body.workflow_json, { display_name: body.display_name, workflow_slug: body.workflow_slug });
+      }
+      done(form.dataset.done, await api(method, url, body), form);
     } catch (err) { showError(form, err); } finally { if (button) button.disabled = false; }
   } else if (form.dataset.editor === 'parameters') {
     e.preventDefault();
@@ -123,7 +128,9 @@ document.addEventListener('click', async e => {
 document.addEventListener('change', e => {
   const el = e.target;
   if (el.dataset.autosubmit !== undefined) el.form.requestSubmit();
-  if (el.dataset.loadInto && el.files[0]) el.files[0].text().then(t => (document.getElementById(el.dataset.loadInto).value = t));
+  if (el.dataset.loadInto && el.files[0]) {
+    el.files[0].text().then(t => { const target = document.getElementById(el.dataset.loadInto); target.value = t; prefillImport(target); });
+  }
 });
 
 document.addEventListener('input', e => {
@@ -132,7 +139,20 @@ document.addEventListener('input', e => {
     const slug = document.getElementById(el.dataset.slugSource);
     if (!slug.dataset.edited) slug.value = el.value.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 100);
   } else if (el.name === 'workflow_slug') el.dataset.edited = '1';
+  else if (el.name === 'workflow_json') prefillImport(el);
 });
+
+// A pasted or chosen Switchyard export names its workflow: fill the name and slug the user left empty.
+function prefillImport(textarea) {
+  let parsed;
+  try { parsed = JSON.parse(textarea.value); } catch (_) { return; }
+  if (!parsed || !parsed.workflow_json) return;
+  const form = textarea.form;
+  const name = $('[name=display_name]', form);
+  const slug = $('[name=workflow_slug]', form);
+  if (name && !name.value && parsed.display_name) name.value = parsed.display_name;
+  if (slug && !slug.value && parsed.workflow_slug) { slug.value = parsed.workflow_slug; slug.dataset.edited = '1'; }
+}
 
 // --- The parameter editor ---------------------------------------------------------------------------------------
 let rowCounter = 0;
