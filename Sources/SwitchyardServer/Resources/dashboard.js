@@ -201,8 +201,10 @@ async function runWorkflow(form) {
   button.disabled = true;
   try {
     const parameters = {};
+    const options = {};
     for (const el of $$('[name]', form)) {
       const t = el.dataset.type;
+      if (t === 'run-option') { if (el.value.trim()) options[el.name] = el.value.trim(); continue; }
       if (t === 'file') {
         const file = el.files[0];
         if (!file) { if (el.dataset.previous) parameters[el.name] = el.dataset.previous; continue; }
@@ -219,7 +221,7 @@ async function runWorkflow(form) {
       else if (t === 'select') parameters[el.name] = JSON.parse(el.selectedOptions[0].dataset.json);
       else parameters[el.name] = el.value;
     }
-    const task = await api('POST', form.dataset.run, { parameters });
+    const task = await api('POST', form.dataset.run, Object.assign({ parameters }, options));
     location.href = '/tasks/' + task.task_id;
   } catch (err) { showError(form, err); button.disabled = false; }
 }
