@@ -200,7 +200,9 @@ public func buildApplication(
     ).addRoutes(to: api.group("mcp").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .mcp)))
 
     Dashboard(
-        api: inProcess, storage: storage, browser: browser, sessions: sessions, hub: hub, objects: objects, clock: clock, authenticator: authenticator
+        api: inProcess, storage: storage, browser: browser, sessions: sessions, hub: hub, objects: objects, clock: clock,
+        authenticator: authenticator,
+        streams: streams
     ).addRoutes(to: router)
 
     if configuration.metricsEnabled {

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import ServiceLifecycle
 import SwitchyardCore
 
 /// `/r/tasks` (api.md §2.2, runtime surface): poll, list, cancel and fetch results. A task of another team
@@ -141,58 +142,66 @@ struct TasksController {
             var shownProgress: JSONValue?
             var lastWrite = clock.now()
             try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
-            streaming: while true {
-                do {
-                    let events = try await storage.taskEvents(taskId: task.id, teamId: task.teamId, afterSequence: last) ?? []
-                    var text = ""
-                    var finished = false
-                    for event in events {
-                        last = event.sequence
-                        // A persisted tick this stream already showed live is not shown twice.
-                        if event.kind == .progress, event.data == shownProgress { continue }
-                        text += "id: \(event.sequence)\nevent: \(event.kind.rawValue)\ndata: \(event.data.jsonString)\n\n"
-                        if event.kind == .completed || event.kind == .failed || event.kind == .cancelled {
-                            finished = true
-                            break
+            // A graceful shutdown ends the stream (the client reconnects with Last-Event-ID), so an open stream never
+            // holds a restart up until its task ends.
+            let stopping = StopFlag()
+            try await withGracefulShutdownHandler {
+                streaming: while !stopping.isSet {
+                    do {
+                        let events = try await storage.taskEvents(taskId: task.id, teamId: task.teamId, afterSequence: last) ?? []
+                        var text = ""
+                        var finished = false
+                        for event in events {
+                            last = event.sequence
+                            // A persisted tick this stream already showed live is not shown twice.
+                            if event.kind == .progress, event.data == shownProgress { continue }
+                            text += "id: \(event.sequence)\nevent: \(event.kind.rawValue)\ndata: \(event.data.jsonString)\n\n"
+                            if event.kind == .completed || event.kind == .failed || event.kind == .cancelled {
+                                finished = true
+                                break
+                            }
                         }
-                    }
-                    // Live progress from memory (not in the log yet, so without an id: a reconnect resumes from the log).
-                    if !finished, let tick = hub.progress(of: task.id, after: progressVersion) {
-                        progressVersion = tick.version
-                        shownProgress = tick.data
-                        text += "event: progress\ndata: \(tick.data.jsonString)\n\n"
-                    }
-                    if !text.isEmpty {
-                        try await writer.write(ByteBuffer(string: text))
+                        // Live progress from memory (not in the log yet, so without an id: a reconnect resumes from the log).
+                        if !finished, let tick = hub.progress(of: task.id, after: progressVersion) {
+                            progressVersion = tick.version
+                            shownProgress = tick.data
+                            text += "event: progress\ndata: \(tick.data.jsonString)\n\n"
+                        }
+                        if !text.isEmpty {
+                            try await writer.write(ByteBuffer(string: text))
+                            lastWrite = clock.now()
+                        }
+                        if finished { break streaming }
+                        // Resumed past the terminal event: nothing more comes. (One more read first: the terminal event may
+                        // have been written between the read of the log and the read of the task.)
+                        if events.isEmpty {
+                            if closing { break streaming }
+                            if try await storage.task(id: task.id, teamId: task.teamId)?.status.isTerminal ?? true {
+                                closing = true
+                                continue streaming
+                            }
+                        }
+                    } catch let error where !(error is CancellationError) {
+                        let data: JSONValue = ["task_id": .uuid(task.id), "error": .string("could not read the task's events; retrying")]
+                        try await writer.write(ByteBuffer(string: "event: error\ndata: \(data.jsonString)\n\n"))
                         lastWrite = clock.now()
                     }
-                    if finished { break streaming }
-                    // Resumed past the terminal event: nothing more comes. (One more read first: the terminal event may
-                    // have been written between the read of the log and the read of the task.)
-                    if events.isEmpty {
-                        if closing { break streaming }
-                        if try await storage.task(id: task.id, teamId: task.teamId)?.status.isTerminal ?? true {
-                            closing = true
-                            continue streaming
+                    // Sleep until woken (or the safety re-read is due), with keep-alive comments meanwhile.
+                    let rereadAt = reread.map { ContinuousClock.now + $0 }
+                    while true {
+                        var timeout = Duration.seconds(max(0.05, keepAlive - clock.now().timeIntervalSince(lastWrite)))
+                        if let rereadAt { timeout = min(timeout, max(.zero, ContinuousClock.now.duration(to: rereadAt))) }
+                        if await signal.wait(timeout: timeout) { break }
+                        if clock.now().timeIntervalSince(lastWrite) >= keepAlive {
+                            try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                            lastWrite = clock.now()
                         }
+                        if let rereadAt, ContinuousClock.now >= rereadAt { break }
                     }
-                } catch let error where !(error is CancellationError) {
-                    let data: JSONValue = ["task_id": .uuid(task.id), "error": .string("could not read the task's events; retrying")]
-                    try await writer.write(ByteBuffer(string: "event: error\ndata: \(data.jsonString)\n\n"))
-                    lastWrite = clock.now()
                 }
-                // Sleep until woken (or the safety re-read is due), with keep-alive comments meanwhile.
-                let rereadAt = reread.map { ContinuousClock.now + $0 }
-                while true {
-                    var timeout = Duration.seconds(max(0.05, keepAlive - clock.now().timeIntervalSince(lastWrite)))
-                    if let rereadAt { timeout = min(timeout, max(.zero, ContinuousClock.now.duration(to: rereadAt))) }
-                    if await signal.wait(timeout: timeout) { break }
-                    if clock.now().timeIntervalSince(lastWrite) >= keepAlive {
-                        try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                        lastWrite = clock.now()
-                    }
-                    if let rereadAt, ContinuousClock.now >= rereadAt { break }
-                }
+            } onGracefulShutdown: {
+                stopping.set()
+                signal.notify()
             }
             slot.release()
             try await writer.finish(nil)

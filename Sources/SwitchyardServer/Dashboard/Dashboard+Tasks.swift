@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ServiceLifecycle
 import SwitchyardCore
 
 /// The tasks list (live) and a task's page.
@@ -120,49 +121,72 @@ extension Dashboard {
         let caller = try await authenticator.authenticate(request, surface: .runtime)
         let teamId = try caller.requireTeam()
         let query = TaskListQuery(request)
-        let (storage, hub) = (self.storage, self.hub)
+        guard let slot = streams.acquire(teamId) else {
+            throw SwitchyardError.tooManyRequests(
+                "the team has \(streams.maximumPerTeam) event streams open on this server, its limit (streams.maxPerTeam); close a tab",
+                retryAfter: 5)
+        }
+        let hub = self.hub
         let watcher = hub.watchAll()
         let body = ResponseBody { writer in
-            defer { hub.unwatch(watcher) }
+            defer {
+                hub.unwatch(watcher)
+                slot.release()
+            }
             var names: [UUID: String] = [:]
             try await writer.write(ByteBuffer(string: "retry: 3000\n\n"))
-            while true {
-                guard await watcher.signal.wait(timeout: .seconds(15)) else {
-                    try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                    continue
+            // The stream ends when the server shuts down gracefully (the page reconnects when it is back), so an open
+            // tab never holds a restart up.
+            try await withGracefulShutdownHandler {
+                while !watcher.isStopped {
+                    try await self.sendChanges(of: watcher, teamId: teamId, query: query, names: &names, to: &writer)
                 }
-                // Let a burst gather: one batch per tenth of a second at most.
-                try await Task.sleep(for: .milliseconds(100))
-                let (ids, all) = watcher.take()
-                if all || ids.count > Self.tasksPerPage * 2 {
-                    try await writer.write(ByteBuffer(string: "event: refresh\ndata: {}\n\n"))
-                    continue
-                }
-                var text = ""
-                for id in ids {
-                    guard let task = try await storage.task(id: id, teamId: teamId) else { continue }
-                    if names[task.workflowId] == nil {
-                        names[task.workflowId] = try await storage.workflow(id: task.workflowId, teamId: teamId)?.definition.displayName ?? ""
-                    }
-                    let summary = Presenters.task(task, summary: true)
-                    let progress = hub.progress(of: task.id, after: 0)?.data["progress"]?.numberValue.map { $0.doubleValue }
-                    var data: [String: JSONValue] = ["id": .uuid(task.id), "task_status": .string(task.status.rawValue)]
-                    if query.matches(summary) {
-                        let row = Self.taskRow(summary, names: [task.workflowId.lowercased: names[task.workflowId] ?? ""], progress: progress)
-                        data["html"] = .string(row.text)
-                        if let progress { data["progress"] = .number(JSONNumber(progress)) }
-                    } else {
-                        data["remove"] = true
-                    }
-                    text += "event: task\ndata: \(JSONValue.object(data).jsonString)\n\n"
-                }
-                if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
+            } onGracefulShutdown: {
+                watcher.stop()
             }
+            try await writer.finish(nil)
         }
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-store"
         return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// Waits for changes (a keep-alive comment every 15 s without any), lets a burst gather for a tenth of a second,
+    /// then writes each changed task's row — or one `refresh` when more changed than two pages show.
+    private func sendChanges(
+        of watcher: TaskChangeWatcher, teamId: UUID, query: TaskListQuery, names: inout [UUID: String], to writer: inout some ResponseBodyWriter
+    ) async throws {
+        guard await watcher.signal.wait(timeout: .seconds(15)) else {
+            try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+            return
+        }
+        guard !watcher.isStopped else { return }
+        try await Task.sleep(for: .milliseconds(100))
+        let (ids, all) = watcher.take()
+        if all || ids.count > Self.tasksPerPage * 2 {
+            try await writer.write(ByteBuffer(string: "event: refresh\ndata: {}\n\n"))
+            return
+        }
+        var text = ""
+        for id in ids {
+            guard let task = try await storage.task(id: id, teamId: teamId) else { continue }
+            if names[task.workflowId] == nil {
+                names[task.workflowId] = try await storage.workflow(id: task.workflowId, teamId: teamId)?.definition.displayName ?? ""
+            }
+            let summary = Presenters.task(task, summary: true)
+            let progress = hub.progress(of: task.id, after: 0)?.data["progress"]?.numberValue.map { $0.doubleValue }
+            var data: [String: JSONValue] = ["id": .uuid(task.id), "task_status": .string(task.status.rawValue)]
+            if query.matches(summary) {
+                let row = Self.taskRow(summary, names: [task.workflowId.lowercased: names[task.workflowId] ?? ""], progress: progress)
+                data["html"] = .string(row.text)
+                if let progress { data["progress"] = .number(JSONNumber(progress)) }
+            } else {
+                data["remove"] = true
+            }
+            text += "event: task\ndata: \(JSONValue.object(data).jsonString)\n\n"
+        }
+        if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
     }
 
     // MARK: A task

@@ -18,6 +18,8 @@ struct Dashboard: Sendable {
     let objects: ObjectStorage
     let clock: any WallClock
     let authenticator: Authenticator
+    /// The per-team cap on open event streams, shared with the task event streams.
+    let streams: StreamLimiter
 
     func addRoutes(to router: Router<SwitchyardRequestContext>) {
         router.get("assets/dashboard.js") { _, _ in Self.asset(Self.script, type: "text/javascript; charset=utf-8") }

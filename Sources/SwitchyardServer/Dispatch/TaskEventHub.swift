@@ -104,7 +104,16 @@ final class TaskEventHub: Sendable {
 /// (a task that changed ten times is one id), so a reader that takes them at its own pace does bounded work.
 final class TaskChangeWatcher: Sendable {
     private let pending = Mutex<(ids: Set<UUID>, all: Bool)>(([], false))
+    private let stopped = StopFlag()
     let signal = EventSignal()
+
+    /// Whether the reader should stop (the server shuts down).
+    var isStopped: Bool { stopped.isSet }
+
+    func stop() {
+        stopped.set()
+        signal.notify()
+    }
 
     func changed(_ taskId: UUID) {
         pending.withLock { _ = $0.ids.insert(taskId) }
@@ -124,6 +133,13 @@ final class TaskChangeWatcher: Sendable {
             return state
         }
     }
+}
+
+/// Set once, read by a loop that must end (an event stream when the server shuts down gracefully).
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func set() { value.store(true, ordering: .relaxed) }
 }
 
 /// A level-triggered wake-up: `notify` before `wait` is not lost.
