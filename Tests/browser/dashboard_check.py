@@ -217,13 +217,13 @@ def main():
             """async () => (await fetch('/api/v1/invitations', {method: 'POST', headers: {'Content-Type': 'application/json',
                'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content}, body: JSON.stringify({email_address: 'viewer@example.com',
                invitation_role: 'viewer'})})).json()""")
-        viewer = browser.new_context(viewport={"width": 390, "height": 844})
+        viewer = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark")
         vpage = viewer.new_page()
         vpage.goto(BASE + "/invite?token=" + invitation["invitation_token"])
         vpage.get_by_label("Password").fill("viewer-password-1")
         vpage.get_by_role("button", name="Join").click()
         expect(vpage).to_have_url(re.compile(r"/tasks$"))
-        check(vpage, "viewer-tasks-phone")
+        check(vpage, "viewer-tasks-phone-dark")
         vpage.goto(workflow_url)
         expect(vpage.get_by_role("heading", level=1)).to_contain_text("Invert a photo")
         assert vpage.get_by_role("button", name=re.compile("Save as version")).count() == 0

@@ -328,24 +328,11 @@ extension Dashboard {
     }
 
     private func acceptInvitation(_ request: Request, _ context: SwitchyardRequestContext) async throws -> Response {
-        if request.headers[HTTPField.Name("Sec-Fetch-Site")!] == "cross-site" {
-            return invitePage(request, message: "joining from another site is refused", status: .forbidden)
+        try await signInThroughAPI(request, context, "/invitations/accept", fields: ["invitation_token", "password"], what: "joining") { _ in
+            "/tasks"
+        } refused: { message, status in
+            invitePage(request, message: message, status: status)
         }
-        var request = request
-        let form = FormFields(try await request.collectBody(upTo: 64 * 1024))
-        let body: JSONValue = ["invitation_token": .string(form["invitation_token"] ?? ""), "password": .string(form["password"] ?? "")]
-        let (status, answer) = try await api.call(.post, "/invitations/accept", body: body, authorization: "", context: context)
-        guard (200..<300).contains(status), let token = answer["access_token"]?.stringValue, let teamId = answer["team_id"]?.stringValue else {
-            return invitePage(request, message: answer["error_message"]?.stringValue ?? "could not join (\(status))", status: .init(code: status))
-        }
-        let secure = BrowserSessions.isSecure(request)
-        var headers = HTTPFields()
-        headers[.location] = "/tasks"
-        headers[values: .setCookie] = [
-            BrowserSessions.setCookie(BrowserSessions.sessionCookie, token, maxAge: Int(sessions.lifetime), secure: secure),
-            BrowserSessions.setCookie(BrowserSessions.teamCookie, teamId, maxAge: 400 * 86_400, secure: secure),
-        ]
-        return Response(status: .seeOther, headers: headers)
     }
 
     /// `scheme://host` the browser reached (honouring a TLS-terminating proxy's `X-Forwarded-Proto`).

@@ -128,25 +128,39 @@ struct Dashboard: Sendable {
     }
 
     private func signIn(_ request: Request, _ context: SwitchyardRequestContext) async throws -> Response {
-        // A sign-in form posted from another site is refused (login CSRF).
+        try await signInThroughAPI(request, context, "/auth/login", fields: ["email_address", "password"], what: "sign-in") { form in
+            Self.safeNext(form["next"])
+        } refused: { message, status in
+            loginPage(request, message: message, status: status)
+        }
+    }
+
+    /// A form post that signs the browser in through an API call answering `access_token` (and `team_id`): the
+    /// form's `fields` become the call's body; the session (and team) cookies are set and the browser goes to
+    /// `location`. Forms posted from another site are refused (login CSRF).
+    func signInThroughAPI(
+        _ request: Request, _ context: SwitchyardRequestContext, _ path: String, fields: [String], what: String,
+        location: (FormFields) -> String, refused: (String, HTTPResponse.Status) -> Response
+    ) async throws -> Response {
         if request.headers[HTTPField.Name("Sec-Fetch-Site")!] == "cross-site" {
-            return loginPage(request, message: "sign-in from another site is refused", status: .forbidden)
+            return refused("\(what) from another site is refused", .forbidden)
         }
         var request = request
         let form = FormFields(try await request.collectBody(upTo: 64 * 1024))
-        let body: JSONValue = ["email_address": .string(form["email_address"] ?? ""), "password": .string(form["password"] ?? "")]
-        let (status, answer) = try await api.call(.post, "/auth/login", body: body, authorization: "", context: context)
-        guard status == 200, let token = answer["access_token"]?.stringValue else {
-            return loginPage(
-                request, message: answer["error_message"]?.stringValue ?? "sign-in failed (\(status))",
-                status: .init(code: status == 200 ? 500 : status))
+        let body = JSONValue.object(Dictionary(uniqueKeysWithValues: fields.map { ($0, JSONValue.string(form[$0] ?? "")) }))
+        let (status, answer) = try await api.call(.post, path, body: body, authorization: "", context: context)
+        guard (200..<300).contains(status), let token = answer["access_token"]?.stringValue else {
+            return refused(
+                answer["error_message"]?.stringValue ?? "\(what) failed (\(status))", .init(code: (200..<300).contains(status) ? 500 : status))
         }
         let secure = BrowserSessions.isSecure(request)
         var headers = HTTPFields()
-        headers[.location] = Self.safeNext(form["next"])
-        headers[values: .setCookie] = [
-            BrowserSessions.setCookie(BrowserSessions.sessionCookie, token, maxAge: Int(sessions.lifetime), secure: secure)
-        ]
+        headers[.location] = location(form)
+        var cookies = [BrowserSessions.setCookie(BrowserSessions.sessionCookie, token, maxAge: Int(sessions.lifetime), secure: secure)]
+        if let teamId = answer["team_id"]?.stringValue {
+            cookies.append(BrowserSessions.setCookie(BrowserSessions.teamCookie, teamId, maxAge: 400 * 86_400, secure: secure))
+        }
+        headers[values: .setCookie] = cookies
         return Response(status: .seeOther, headers: headers)
     }
 
