@@ -35,7 +35,8 @@ trap cleanup EXIT
 
 "$bin/switchyard-fake-comfyui" $((port + 2)) >"$dir/comfyui.log" 2>&1 &
 pids+=($!)
-SWITCHYARD_S3_EMBEDDED_PORT=$((port + 1)) SWITCHYARD_AUTH_BCRYPT_COST=4 \
+# A 1 MiB upload cap, so the model upload test goes multipart with a small file.
+SWITCHYARD_S3_EMBEDDED_PORT=$((port + 1)) SWITCHYARD_AUTH_BCRYPT_COST=4 SWITCHYARD_UPLOADS_MAX_FILE_SIZE=1048576 \
   "$bin/switchyard" serve --data-dir "$dir/data" --port "$port" >"$dir/serve.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done

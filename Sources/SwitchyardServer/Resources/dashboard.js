@@ -234,39 +234,63 @@ async function uploadModel(form) {
   try {
     const type = $('[name=model_type]', form).value.trim();
     const path = `${type}/${file.name}`;
-    const presigned = await api('POST', '/api/v1/models/presign', { file_name: file.name, file_size: file.size, model_type: type, model_path: path });
     bar.hidden = false;
-    let key = presigned.storage_key;
-    if (presigned.upload_method === 'multipart') key = await multipart(presigned.storage_key, file, bar);
-    else await put(presigned.upload_url, presigned.upload_headers, file, n => (bar.value = n / file.size));
+    // A multipart upload of this file that stopped part-way (this tab or an earlier one) resumes where it was.
+    const resumeKey = `switchyard-upload:${meta('team-id')}:${file.name}:${file.size}:${file.lastModified}`;
+    let key;
+    if (localStorage.getItem(resumeKey)) key = await multipart(null, file, bar, resumeKey);
+    else {
+      const presigned = await api('POST', '/api/v1/models/presign', { file_name: file.name, file_size: file.size, model_type: type, model_path: path });
+      key = presigned.storage_key;
+      if (presigned.upload_method === 'multipart') key = await multipart(presigned.storage_key, file, bar, resumeKey);
+      else await put(presigned.upload_url, presigned.upload_headers, file, n => (bar.value = n / file.size));
+    }
     await api('POST', '/api/v1/models', { display_name: $('[name=display_name]', form).value, model_type: type, storage_key: key, file_size: file.size, model_path: path });
     location.reload();
   } catch (err) { showError(form, err); button.disabled = false; }
 }
 
-// Parts of `part_size`, three at a time; a part that fails is retried once.
-async function multipart(storageKey, file, bar) {
-  const up = await api('POST', '/api/v1/uploads/multipart/initiate', { storage_key: storageKey, file_size: file.size });
-  const numbers = Array.from({ length: up.part_count }, (_, i) => i + 1);
-  const signed = [];
-  for (let i = 0; i < numbers.length; i += 100) {
-    signed.push(...(await api('POST', '/api/v1/uploads/multipart/presign-parts', { storage_key: storageKey, upload_id: up.upload_id, part_numbers: numbers.slice(i, i + 100) })).parts);
+// Parts of `part_size`, three at a time; a part that fails is retried once. Each finished part is remembered in
+// localStorage under `resumeKey`, so choosing the same file again after a failure or a reload sends only the rest.
+async function multipart(storageKey, file, bar, resumeKey) {
+  let state = JSON.parse(localStorage.getItem(resumeKey) || 'null');
+  if (!state) {
+    const up = await api('POST', '/api/v1/uploads/multipart/initiate', { storage_key: storageKey, file_size: file.size });
+    state = { storage_key: up.storage_key, upload_id: up.upload_id, part_size: up.part_size, part_count: up.part_count, etags: {} };
+    localStorage.setItem(resumeKey, JSON.stringify(state));
   }
-  const loaded = new Map();
-  const parts = [];
+  const ask = { storage_key: state.storage_key, upload_id: state.upload_id };
+  const missing = Array.from({ length: state.part_count }, (_, i) => i + 1).filter(n => !state.etags[n]);
+  const signed = [];
+  try {
+    for (let i = 0; i < missing.length; i += 100) {
+      signed.push(...(await api('POST', '/api/v1/uploads/multipart/presign-parts', Object.assign({ part_numbers: missing.slice(i, i + 100) }, ask))).parts);
+    }
+  } catch (err) {
+    // The upload is gone (completed, aborted, or swept by retention): start over next time.
+    localStorage.removeItem(resumeKey);
+    throw err;
+  }
+  const loaded = new Map(Object.keys(state.etags).map(n => [Number(n), Math.min(state.part_size, file.size - (n - 1) * state.part_size)]));
+  const progress = () => (bar.value = [...loaded.values()].reduce((a, b) => a + b, 0) / file.size);
+  progress();
   const queue = signed.slice();
   const worker = async () => {
     for (let part; (part = queue.shift());) {
-      const start = (part.part_number - 1) * up.part_size;
+      const start = (part.part_number - 1) * state.part_size;
       const blob = file.slice(start, start + part.content_length);
-      const send = () => put(part.url, {}, blob, n => { loaded.set(part.part_number, n); bar.value = [...loaded.values()].reduce((a, b) => a + b, 0) / file.size; });
-      const etag = await send().catch(send);
-      parts.push({ part_number: part.part_number, etag });
+      const send = () => put(part.url, {}, blob, n => { loaded.set(part.part_number, n); progress(); });
+      state.etags[part.part_number] = await send().catch(send);
+      localStorage.setItem(resumeKey, JSON.stringify(state));
     }
   };
-  await Promise.all([worker(), worker(), worker()]);
-  parts.sort((a, b) => a.part_number - b.part_number);
-  return (await api('POST', '/api/v1/uploads/multipart/complete', { storage_key: storageKey, upload_id: up.upload_id, parts })).storage_key;
+  // Every worker finishes (and remembers its parts) before a failure is reported, so a retry sends only what is missing.
+  const failed = (await Promise.allSettled([worker(), worker(), worker()])).find(r => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const parts = Object.entries(state.etags).map(([n, etag]) => ({ part_number: Number(n), etag })).sort((a, b) => a.part_number - b.part_number);
+  const done = await api('POST', '/api/v1/uploads/multipart/complete', Object.assign({ parts }, ask));
+  localStorage.removeItem(resumeKey);
+  return done.storage_key;
 }
 
 // --- Times ------------------------------------------------------------------------------------------------------
