@@ -23,6 +23,10 @@ public struct S3Configuration: Sendable, Equatable {
         self.pathStyle = pathStyle
     }
 
+    /// The origin objects are served from (the bucket's host for virtual-hosted style): what a browser page that
+    /// shows or uploads objects must allow.
+    public var objectOrigin: S3Origin { location(of: "").origin }
+
     /// The origin requests for objects go to, and the decoded path of `key` there.
     func location(of key: String) -> (origin: S3Origin, path: String) {
         if pathStyle { return (origin, "/\(bucket)/\(key)") }

@@ -200,7 +200,7 @@ public func buildApplication(
     ).addRoutes(to: api.group("mcp").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .mcp)))
 
     Dashboard(
-        api: inProcess, storage: storage, browser: browser, sessions: sessions, hub: hub, objects: objects, clock: clock,
+        api: inProcess, storage: storage, browser: browser, sessions: sessions, hub: hub, objects: objects,
         authenticator: authenticator,
         streams: streams
     ).addRoutes(to: router)

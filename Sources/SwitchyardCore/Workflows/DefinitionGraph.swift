@@ -41,7 +41,7 @@ public enum DefinitionGraph {
     }
 
     /// The source node id when `value` is a ComfyUI link `[node_id, output_index]`.
-    static func link(_ value: JSONValue) -> String? {
+    public static func link(_ value: JSONValue) -> String? {
         guard case .array(let pair) = value, pair.count == 2, case .string(let source) = pair[0], case .number(let index) = pair[1],
             index.intValue != nil
         else { return nil }

@@ -109,7 +109,7 @@ struct PairingController {
         try await storage.insertPairing(pairing)
         let display = DevicePairing.display(userCode)
         return Started(
-            deviceCode: deviceCode, userCode: display, verificationUri: "\(Self.origin(of: request))/pair?user_code=\(display)",
+            deviceCode: deviceCode, userCode: display, verificationUri: "\(BrowserSessions.origin(of: request))/pair?user_code=\(display)",
             expiresIn: Int(DevicePairing.lifetime), interval: DevicePairing.pollInterval)
     }
 
@@ -219,12 +219,5 @@ struct PairingController {
         }
         context.logger.info("device key revoked", metadata: ["credential_id": "\(credentialId.lowercased)"])
         return Success()
-    }
-
-    /// `scheme://host` the caller reached (honouring `X-Forwarded-Proto` from a TLS-terminating proxy).
-    static func origin(of request: Request) -> String {
-        let scheme = request.headers[.init("X-Forwarded-Proto")!].flatMap { $0 == "https" ? "https" : nil } ?? "http"
-        let host = request.head.authority ?? request.headers[.init("Host")!] ?? "localhost"
-        return "\(scheme)://\(host)"
     }
 }

@@ -14,7 +14,8 @@ extension Dashboard {
         router.get("tasks/{taskId}") { request, context in
             try await page(request, context) { try await taskPage(request, context, $0) }
         }
-        router.get("live/tasks") { request, context in try await liveTasks(request, context) }
+        router.group("live").add(middleware: AuthMiddleware(authenticator: authenticator, surface: .runtime))
+            .get("tasks") { request, context in try await liveTasks(request, context) }
     }
 
     /// The list's filters, from the page's query (the same names as `/r/tasks`).
@@ -118,8 +119,7 @@ extension Dashboard {
     /// once than rows are worth sending (the page re-reads its first page). Changes are read at most ten times a
     /// second, so a thousand tasks changing per second cost the page ten small batches.
     func liveTasks(_ request: Request, _ context: SwitchyardRequestContext) async throws -> Response {
-        let caller = try await authenticator.authenticate(request, surface: .runtime)
-        let teamId = try caller.requireTeam()
+        let teamId = try context.requireCaller().requireTeam()
         let query = TaskListQuery(request)
         guard let slot = streams.acquire(teamId) else {
             throw SwitchyardError.tooManyRequests(

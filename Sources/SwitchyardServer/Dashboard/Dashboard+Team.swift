@@ -39,7 +39,7 @@ extension Dashboard {
                 <td>agent \(agent["agent_version"]) · \(agent["tool"]) \(agent["tool_version"])</td><td>\(HTML.time(agent["last_heartbeat"]))</td></tr>
                 """
         }
-        let origin = Self.origin(request)
+        let origin = BrowserSessions.origin(of: request)
         let connect: HTML =
             viewer.canManage
             ? """
@@ -238,7 +238,7 @@ extension Dashboard {
             return
                 "<tr><td>\(member["display_name"])</td><td>\(member["email_address"])</td><td>\(role)</td><td>\(HTML.time(member["joined_at"]))</td><td>\(actions)</td></tr>"
         }
-        let origin = Self.origin(request)
+        let origin = BrowserSessions.origin(of: request)
         var manage: HTML = ""
         if let invitations {
             let pending = invitations.map { invitation -> HTML in
@@ -333,11 +333,6 @@ extension Dashboard {
         } refused: { message, status in
             invitePage(request, message: message, status: status)
         }
-    }
-
-    /// `scheme://host` the browser reached (honouring a TLS-terminating proxy's `X-Forwarded-Proto`).
-    static func origin(_ request: Request) -> String {
-        (BrowserSessions.isSecure(request) ? "https://" : "http://") + (request.head.authority ?? "127.0.0.1:8080")
     }
 
     static func bytes(_ count: Int) -> String {

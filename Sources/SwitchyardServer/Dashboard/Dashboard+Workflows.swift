@@ -136,7 +136,8 @@ extension Dashboard {
             let type = node?["class_type"]?.stringValue ?? "?"
             let title = node?["_meta"]?["title"]?.stringValue
             return (node?["inputs"]?.objectValue ?? [:]).sorted { $0.key < $1.key }.compactMap { field, value in
-                if case .array = value { return nil }
+                // What `validateTargets` accepts: every input but a link to another node.
+                if DefinitionGraph.link(value) != nil { return nil }
                 var shown = HTML.plain(value)
                 if shown.count > 30 { shown = String(shown.prefix(30)) + "…" }
                 return ("\(nodeId)/\(field)", "\(nodeId) · \(title ?? type) · \(field) = \(shown)")

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import NIOCore
 import SwitchyardCore
 
@@ -16,7 +17,6 @@ struct Dashboard: Sendable {
     let sessions: SessionTokens
     let hub: TaskEventHub
     let objects: ObjectStorage
-    let clock: any WallClock
     let authenticator: Authenticator
     /// The per-team cap on open event streams, shared with the task event streams.
     let streams: StreamLimiter
@@ -261,12 +261,7 @@ struct Dashboard: Sendable {
 
     /// Scripts and styles from this server only; images, media and uploads also from the object store's origin.
     func contentSecurityPolicy() -> String {
-        var store = ""
-        if let url = URL(string: objects.presigner.presignedGet(key: "csp", expires: 60, now: clock.now())), let scheme = url.scheme,
-            let host = url.host
-        {
-            store = " \(scheme)://\(host)\(url.port.map { ":\($0)" } ?? "")"
-        }
+        let store = " " + objects.presigner.configuration.objectOrigin.base
         return "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:\(store); "
             + "media-src 'self' blob:\(store); connect-src 'self'\(store); frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
     }
@@ -297,14 +292,10 @@ struct FormFields {
         let text = String(buffer: buffer)
         for pair in text.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = Self.decode(parts[0])
-            if fields[name] == nil { fields[name] = parts.count > 1 ? Self.decode(parts[1]) : "" }
+            let name = URI.formDecode(parts[0])
+            if fields[name] == nil { fields[name] = parts.count > 1 ? URI.formDecode(parts[1]) : "" }
         }
     }
 
     subscript(_ name: String) -> String? { fields[name] }
-
-    private static func decode(_ part: Substring) -> String {
-        part.replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(part)
-    }
 }

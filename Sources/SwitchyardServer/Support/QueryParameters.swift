@@ -16,7 +16,7 @@ extension URI {
         return nil
     }
 
-    private static func formDecode(_ raw: Substring) -> String {
+    static func formDecode(_ raw: Substring) -> String {
         let spaced = raw.replacingOccurrences(of: "+", with: " ")
         return spaced.removingPercentEncoding ?? spaced
     }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import SwitchyardCore
 
 /// A signed-in browser (docs/dashboard.md): the session token from `POST /auth/login` kept in an `HttpOnly`,
 /// `SameSite=Strict` cookie (`Secure` when the page came over TLS), and the team it looks at in a second cookie.
@@ -24,10 +25,7 @@ struct BrowserSessions: Sendable {
     /// Whether `presented` is the CSRF token of `sessionToken` (constant time).
     func csrfMatches(_ presented: String?, sessionToken: String) -> Bool {
         guard let presented else { return false }
-        let expected = Array(csrfToken(for: sessionToken).utf8)
-        let given = Array(presented.utf8)
-        guard expected.count == given.count else { return false }
-        return zip(expected, given).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+        return ConstantTime.equals(csrfToken(for: sessionToken), presented)
     }
 
     /// The request's cookies by name (the first of a repeated name).
@@ -58,6 +56,12 @@ struct BrowserSessions: Sendable {
     /// Whether the browser reached us over TLS (directly is not offered; a TLS-terminating proxy says so).
     static func isSecure(_ request: Request) -> Bool {
         request.head.scheme == "https" || request.headers[HTTPField.Name("X-Forwarded-Proto")!]?.lowercased() == "https"
+    }
+
+    /// `scheme://host` the browser reached (a TLS-terminating proxy's `X-Forwarded-Proto` honoured): links the
+    /// server hands out (`verification_uri`, invitation links, the agent command).
+    static func origin(of request: Request) -> String {
+        (isSecure(request) ? "https://" : "http://") + (request.head.authority ?? request.headers[HTTPField.Name("Host")!] ?? "localhost")
     }
 
     /// Whether `method` changes nothing (no CSRF token needed).
