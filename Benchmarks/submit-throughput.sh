@@ -9,14 +9,21 @@
 #   Benchmarks/submit-throughput.sh            # both backends
 #   BACKENDS=sqlite Benchmarks/submit-throughput.sh
 #   DURATION=10s CONNECTIONS="64 256" Benchmarks/submit-throughput.sh   # one row per backend and concurrency
+#   SWITCHYARD_BENCH_BIN=/tmp/bins/abc1234 Benchmarks/submit-throughput.sh   # a binary built elsewhere
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 duration=${DURATION:-5s}
 concurrencies=${CONNECTIONS:-32 128}
 backends=${BACKENDS:-sqlite postgres}
-swift build -c release --product switchyard >/dev/null 2>&1
-bin=$(swift build -c release --show-bin-path)/switchyard
+# SWITCHYARD_BENCH_BIN: a folder holding a release `switchyard` to measure instead of building this checkout's
+# (side-by-side runs of two commits with one copy of this script).
+if [ -n "${SWITCHYARD_BENCH_BIN:-}" ]; then
+  bin=$SWITCHYARD_BENCH_BIN/switchyard
+else
+  swift build -c release --product switchyard >/dev/null 2>&1
+  bin=$(swift build -c release --show-bin-path)/switchyard
+fi
 work=$(mktemp -d)
 pid=""
 pgdata=""
@@ -52,9 +59,11 @@ PY
 
 rate() { wrk -t1 -c"$1" -d"$duration" "${@:2}" >"$work/wrk.out"; awk '/Requests\/sec/ {print $2}' "$work/wrk.out"; }
 errors() { awk '/Non-2xx|Socket errors/ {print}' "$work/wrk.out"; }
+# serve's CPU time so far, in clock ticks (user + system; SQLite's work included, PostgreSQL's not).
+cpu() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 
-echo "machine: $(nproc) cores, $(git rev-parse --short HEAD); wrk -t1 -d$duration on loopback"
-printf "%-10s %12s %12s %14s %8s %10s\n" backend connections "no-op req/s" "submissions/s" "ratio" "tasks"
+echo "machine: $(nproc) cores, ${SWITCHYARD_BENCH_BIN:-$(git rev-parse --short HEAD)}; wrk -t1 -d$duration on loopback"
+printf "%-10s %12s %12s %14s %8s %14s %10s\n" backend connections "no-op req/s" "submissions/s" "ratio" "serve µs/sub" "tasks"
 for backend in $backends; do
   port=$((18100 + RANDOM % 800))
   args=(serve --data-dir "$work/data-$backend" --port "$port" --log-level warning)
@@ -78,13 +87,16 @@ for backend in $backends; do
   accepted=0
   for connections in $concurrencies; do
     ceiling=$(rate "$connections" "$base/healthz")
+    before=$(cpu)
     submissions=$(rate "$connections" -s "$work/run.lua" "$base/api/v1/r/workflows/slug/text-to-image/run")
+    # CPU per submission is steadier than the rate on a shared machine: a neighbour's load slows both sides alike.
+    perSubmission=$(python3 -c "print(f'{($(cpu) - $before) * 1e6 / $(getconf CLK_TCK) / $(awk '/requests in/ {print $1}' "$work/wrk.out"):.0f}')")
     problems=$(errors)
     accepted=$((accepted + $(awk '/requests in/ {print $1}' "$work/wrk.out") - $(awk '/Non-2xx/ {print $NF}' "$work/wrk.out" | grep . || echo 0)))
     tasks=$(curl -fsS "$base/api/v1/r/tasks?per_page=1" -H "Authorization: Bearer $key" |
       python3 -c "import sys,json;print(json.load(sys.stdin)['page_meta']['total_count'])")
     ratio=$(python3 -c "print(f'{100*$submissions/$ceiling:.0f}%')")
-    printf "%-10s %12s %12s %14s %8s %10s\n" "$backend" "$connections" "$ceiling" "$submissions" "$ratio" "$tasks"
+    printf "%-10s %12s %12s %14s %8s %14s %10s\n" "$backend" "$connections" "$ceiling" "$submissions" "$ratio" "$perSubmission" "$tasks"
     [ -n "$problems" ] && echo "  wrk reported: $problems"
     # wrk stops counting with requests still in flight, so the server may hold a few more tasks, never fewer.
     [ "$tasks" -ge "$accepted" ] || echo "  LOST: wrk saw $accepted accepted submissions, the server holds $tasks tasks"
