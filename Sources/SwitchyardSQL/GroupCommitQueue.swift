@@ -3,12 +3,13 @@ import Synchronization
 /// Group commit: concurrent callers' items are written together by one `flush`, so N submissions cost one
 /// transaction (and one fsync) instead of N. Nobody returns before the flush holding their item finished.
 ///
-/// There is no background task: the first caller to find the queue idle becomes the leader and flushes its
-/// own item plus everything queued behind it (at most `maxBatch` in all); when its flush ends it hands leadership
-/// to the oldest waiter, which flushes the next batch (with everything that arrived meanwhile) and so on. Batches
-/// therefore grow with load and shrink to one item when idle. A caller cancelled while its item waits in line
-/// takes the item back and throws `CancellationError`; once a flush holds the item, the caller waits for its
-/// outcome (a flush is never cancelled halfway: it runs outside the leader's task).
+/// Callers queue their items and wait. The first caller to find the queue idle starts a drain (a task of its own
+/// that lives only while items wait): it flushes everything in line (at most `maxBatch` at a time), hands each
+/// caller its result and goes straight on to what arrived meanwhile, ending once the line is empty. Batches
+/// therefore grow with load and shrink to one item when idle, and under load one batch follows another with no
+/// task created or woken between them. A caller cancelled while its item waits in line takes the item back and
+/// throws `CancellationError`; once a flush holds the item, the caller waits for its outcome — a flush runs in
+/// the drain's task, which nobody cancels, so it is never cut halfway.
 ///
 /// ```swift
 /// let queue = GroupCommitQueue<Row, Void>(maxBatch: 256) { rows in await database.insertAll(rows) }
@@ -18,29 +19,33 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable 
     /// Writes a batch; returns one result per item, in order.
     public typealias Flush = @Sendable ([Item]) async -> [Result<Output, any Error>]
 
-    private enum Role: Sendable {
-        case done(Result<Output, any Error>)
-        case lead
-    }
-
     private struct Waiter: Sendable {
         let id: UInt64
         let item: Item
-        let continuation: CheckedContinuation<Role, any Error>
+        let continuation: CheckedContinuation<Output, any Error>
     }
 
     private struct State: Sendable {
-        var leaderActive = false
+        /// Whether a drain is running (it clears this itself, under the lock, when it finds the line empty).
+        var draining = false
         var waiters: [Waiter] = []
         var nextId: UInt64 = 0
         /// Callers whose cancellation arrived before their item joined the line.
         var cancelledEarly: Set<UInt64> = []
     }
 
+    /// What a caller found when it came to join the line.
+    private enum Joined {
+        case cancelled
+        case startedDrain
+        case queued(Int)
+    }
+
     private let state = Mutex(State())
     private let maxBatch: Int
     private let flush: Flush
-    /// Told how many items wait, each time one joins the line (for tests and gauges).
+    /// Told how many items wait, each time one joins a line that a flush is already working on (for tests and
+    /// gauges).
     private let onWait: (@Sendable (Int) -> Void)?
 
     public init(maxBatch: Int, onWait: (@Sendable (Int) -> Void)? = nil, flush: @escaping Flush) {
@@ -49,7 +54,7 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable 
         self.flush = flush
     }
 
-    /// How many items wait for a flush now.
+    /// How many items wait for a flush now (not counting those a flush holds).
     public var waiting: Int { state.withLock { $0.waiters.count } }
 
     /// Queues `item` and returns once a flush containing it has finished.
@@ -58,18 +63,23 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable 
             state.nextId += 1
             return state.nextId
         }
-        let role = try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Role, any Error>) in
-                let now = state.withLock { state -> Result<Role, any Error>? in
-                    if state.cancelledEarly.remove(id) != nil { return .failure(CancellationError()) }
-                    guard state.leaderActive else {
-                        state.leaderActive = true
-                        return .success(.lead)
-                    }
+        defer { state.withLock { _ = $0.cancelledEarly.remove(id) } }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Output, any Error>) in
+                let joined = state.withLock { state -> Joined in
+                    if state.cancelledEarly.remove(id) != nil { return .cancelled }
                     state.waiters.append(Waiter(id: id, item: item, continuation: continuation))
-                    return nil
+                    guard state.draining else {
+                        state.draining = true
+                        return .startedDrain
+                    }
+                    return .queued(state.waiters.count)
                 }
-                if let now { continuation.resume(with: now) } else { onWait?(waiting) }
+                switch joined {
+                case .cancelled: continuation.resume(throwing: CancellationError())
+                case .startedDrain: Task { await self.drain() }
+                case .queued(let count): onWait?(count)
+                }
             }
         } onCancel: {
             let waiter = state.withLock { state -> Waiter? in
@@ -81,40 +91,25 @@ public final class GroupCommitQueue<Item: Sendable, Output: Sendable>: Sendable 
             }
             waiter?.continuation.resume(throwing: CancellationError())
         }
-        state.withLock { _ = $0.cancelledEarly.remove(id) }
-        switch role {
-        case .done(let result):
-            return try result.get()
-        case .lead:
-            return try await lead(with: item).get()
-        }
     }
 
-    private func lead(with item: Item) async -> Result<Output, any Error> {
-        let followers = state.withLock { state in
-            let count = min(state.waiters.count, maxBatch - 1)
-            let taken = Array(state.waiters.prefix(count))
-            state.waiters.removeFirst(count)
-            return taken
-        }
-        let batch = [item] + followers.map(\.item)
-        let flush = self.flush
-        var results = await Task { await flush(batch) }.value
-        if results.count != batch.count {
-            results = Array(repeating: .failure(GroupCommitError.resultCountMismatch), count: batch.count)
-        }
-        for (index, follower) in followers.enumerated() {
-            follower.continuation.resume(returning: .done(results[index + 1]))
-        }
-        let next = state.withLock { state -> Waiter? in
-            guard !state.waiters.isEmpty else {
-                state.leaderActive = false
-                return nil
+    /// Flushes batch after batch until the line is empty.
+    private func drain() async {
+        while true {
+            let batch = state.withLock { state -> [Waiter] in
+                let count = min(state.waiters.count, maxBatch)
+                if count == 0 { state.draining = false }
+                let taken = Array(state.waiters.prefix(count))
+                state.waiters.removeFirst(count)
+                return taken
             }
-            return state.waiters.removeFirst()
+            guard !batch.isEmpty else { return }
+            var results = await flush(batch.map(\.item))
+            if results.count != batch.count {
+                results = Array(repeating: .failure(GroupCommitError.resultCountMismatch), count: batch.count)
+            }
+            for (waiter, result) in zip(batch, results) { waiter.continuation.resume(with: result) }
         }
-        next?.continuation.resume(returning: .lead)
-        return results[0]
     }
 }
 

@@ -10,7 +10,12 @@ struct GroupCommitQueueTests {
         let batches = Mutex<[[String]]>([])
         /// Whether a flush found its task cancelled (a real flush's statements would then fail).
         let flushSawCancellation = Mutex(false)
+        /// Whose task each flush ran in (`submitter`, as the caller that submitted set it).
+        let flushedBy = Mutex<[String?]>([])
     }
+
+    /// The item a test's caller submits, visible to a flush that runs in a task the caller started.
+    @TaskLocal static var submitter: String?
 
     /// A queue whose first flush holds until `gate` opens, recording every batch it is given, and telling when
     /// that first flush began and how long the callers' line grows.
@@ -36,6 +41,7 @@ struct GroupCommitQueueTests {
                     await gate.wait()
                 }
                 if Task.isCancelled { recorder.flushSawCancellation.withLock { $0 = true } }
+                recorder.flushedBy.withLock { $0.append(GroupCommitQueueTests.submitter) }
                 return items.map { failing.contains($0) ? .failure(Refused(item: $0)) : .success("wrote \($0)") }
             }
         }
@@ -48,8 +54,8 @@ struct GroupCommitQueueTests {
     }
 
     /// Starts `item` and returns once its flush (alone: nobody else is in line yet) has begun and holds.
-    static func lead(_ item: String, on harness: Harness) async -> Task<String, any Error> {
-        let task = Task { try await harness.queue.submit(item) }
+    static func startFlushing(_ item: String, on harness: Harness) async -> Task<String, any Error> {
+        let task = Task { try await $submitter.withValue(item) { try await harness.queue.submit(item) } }
         var began = harness.firstFlush.makeAsyncIterator()
         _ = await began.next()
         return task
@@ -61,68 +67,70 @@ struct GroupCommitQueueTests {
     {
         var tasks: [Task<String, any Error>] = []
         for (offset, item) in items.enumerated() {
-            tasks.append(Task { try await harness.queue.submit(item) })
+            tasks.append(Task { try await $submitter.withValue(item) { try await harness.queue.submit(item) } })
             _ = await line.next()
             precondition(harness.queue.waiting == start + offset + 1)
         }
         return tasks
     }
 
-    @Test("the leader flushes alone; the next batch is everything that queued meanwhile, at most maxBatch, in order")
+    @Test("the first item flushes alone; the next batch is everything that queued meanwhile, at most maxBatch, in order")
     func batchBoundaries() async throws {
         let harness = Harness(maxBatch: 3)
-        let leader = await Self.lead("a", on: harness)
+        let first = await Self.startFlushing("a", on: harness)
         var line = harness.lineLengths.makeAsyncIterator()
         // "a" leads and its flush holds: the next four queue behind it.
-        let followers = await Self.enqueue(["b", "c", "d", "e"], on: harness, line: &line, from: 0)
+        let queued = await Self.enqueue(["b", "c", "d", "e"], on: harness, line: &line, from: 0)
         #expect(harness.recorded == [["a"]])
         await harness.gate.open()
-        #expect(try await leader.value == "wrote a")
-        for (task, item) in zip(followers, ["b", "c", "d", "e"]) { #expect(try await task.value == "wrote \(item)") }
+        #expect(try await first.value == "wrote a")
+        for (task, item) in zip(queued, ["b", "c", "d", "e"]) { #expect(try await task.value == "wrote \(item)") }
         #expect(harness.recorded == [["a"], ["b", "c", "d"], ["e"]])
+        // One drain, started by "a", flushed every batch: no task was made or woken per batch.
+        #expect(harness.recorder.flushedBy.withLock { $0 } == ["a", "a", "a"])
     }
 
     @Test("an item that fails fails alone: its neighbours in the batch get their own results")
     func failureIsolated() async throws {
         let harness = Harness(maxBatch: 10, failing: ["bad"])
-        let leader = await Self.lead("a", on: harness)
+        let first = await Self.startFlushing("a", on: harness)
         var line = harness.lineLengths.makeAsyncIterator()
-        let followers = await Self.enqueue(["b", "bad", "c"], on: harness, line: &line, from: 0)
+        let queued = await Self.enqueue(["b", "bad", "c"], on: harness, line: &line, from: 0)
         await harness.gate.open()
-        _ = try await leader.value
-        #expect(try await followers[0].value == "wrote b")
-        await #expect(throws: Refused(item: "bad")) { try await followers[1].value }
-        #expect(try await followers[2].value == "wrote c")
+        _ = try await first.value
+        #expect(try await queued[0].value == "wrote b")
+        await #expect(throws: Refused(item: "bad")) { try await queued[1].value }
+        #expect(try await queued[2].value == "wrote c")
         #expect(harness.recorded == [["a"], ["b", "bad", "c"]])
     }
 
     @Test("a caller cancelled while its item waits takes the item back; the batch goes without it")
     func cancelledWaiter() async throws {
         let harness = Harness(maxBatch: 10)
-        let leader = await Self.lead("a", on: harness)
+        let first = await Self.startFlushing("a", on: harness)
         var line = harness.lineLengths.makeAsyncIterator()
-        let followers = await Self.enqueue(["b", "c"], on: harness, line: &line, from: 0)
-        followers[0].cancel()
-        await #expect(throws: CancellationError.self) { try await followers[0].value }
+        let queued = await Self.enqueue(["b", "c"], on: harness, line: &line, from: 0)
+        queued[0].cancel()
+        await #expect(throws: CancellationError.self) { try await queued[0].value }
         #expect(harness.queue.waiting == 1)
         await harness.gate.open()
-        _ = try await leader.value
-        #expect(try await followers[1].value == "wrote c")
+        _ = try await first.value
+        #expect(try await queued[1].value == "wrote c")
         #expect(harness.recorded == [["a"], ["c"]], "the cancelled item was never written")
     }
 
-    @Test("a cancelled leader's flush still finishes, for its own item and for its followers")
+    @Test("a caller cancelled while its flush runs gets the flush's outcome; the flush and the next batch go on")
     func cancelledLeader() async throws {
         let harness = Harness(maxBatch: 10)
-        let leader = await Self.lead("a", on: harness)
+        let first = await Self.startFlushing("a", on: harness)
         var line = harness.lineLengths.makeAsyncIterator()
-        let followers = await Self.enqueue(["b"], on: harness, line: &line, from: 0)
-        leader.cancel()
+        let queued = await Self.enqueue(["b"], on: harness, line: &line, from: 0)
+        first.cancel()
         await harness.gate.open()
-        #expect(try await leader.value == "wrote a")
-        #expect(try await followers[0].value == "wrote b")
+        #expect(try await first.value == "wrote a")
+        #expect(try await queued[0].value == "wrote b")
         #expect(harness.recorded == [["a"], ["b"]])
-        #expect(harness.recorder.flushSawCancellation.withLock { $0 } == false, "the leader's cancellation does not reach its flush")
+        #expect(harness.recorder.flushSawCancellation.withLock { $0 } == false, "the caller's cancellation does not reach the flush")
     }
 
     @Test("a flush that returns the wrong number of results fails every item of its batch")
